@@ -1,0 +1,387 @@
+// Package promconv turns OTLP metrics (pdata) into Prometheus samples the way the Collector's
+// Prometheus exporters do, for every edgetel component that writes Prometheus data (the objstore
+// exporter's local TSDB, remote write). One converter: do not write a second one.
+//
+// Rules (the Collector's Prometheus compatibility rules, restricted to what edgetel needs):
+//   - job = service.namespace + "/" + service.name (or service.name alone), instance =
+//     service.instance.id; with ResourceToLabels every other resource attribute becomes a label
+//     too. A data point's own attribute wins over a resource label of the same name.
+//   - Metric names are kept (the kubeedge receiver emits the names it scraped); characters outside
+//     [a-zA-Z0-9_:] become "_". Monotonic cumulative sums get "_total" unless they end with it.
+//   - Gauges and non-monotonic sums are gauges; histograms are <name>_bucket{le}, <name>_sum and
+//     <name>_count; summaries are <name>{quantile}, <name>_sum and <name>_count.
+//   - A data point flagged NoRecordedValue becomes Prometheus' stale marker (StaleNaN) in every
+//     series it would produce.
+//   - Delta temporality and exponential histograms have no Prometheus float form: they are
+//     skipped and counted in Stats.Unsupported.
+//
+// The hot path allocates nothing per sample once names, label names and bucket bounds were seen:
+// label sets are built in a reused buffer and handed to the Appender, which must copy what it keeps.
+package promconv
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// Appender receives the converted samples. ls aliases a buffer the converter reuses: it is valid
+// only during the call (copy it with ls.Copy() to keep it). An error stops the conversion.
+type Appender interface {
+	Append(ls labels.Labels, t int64, v float64) error
+}
+
+// Options select optional conversions.
+type Options struct {
+	// ResourceToLabels copies every resource attribute to a label (resource_to_telemetry_conversion).
+	ResourceToLabels bool
+}
+
+// Stats counts what one Convert call did.
+type Stats struct {
+	Samples int // samples handed to the Appender, stale markers included
+	// Unsupported counts data points skipped: delta temporality, exponential histograms, empty metrics.
+	Unsupported int
+}
+
+// Converter converts pdata metrics. It caches sanitized names between calls, so keep one per
+// goroutine (it is not safe for concurrent use).
+type Converter struct {
+	opts    Options
+	pairs   []labels.Label // labels of the current data point, before sorting
+	builder labels.ScratchBuilder
+	ls      labels.Labels
+	names   map[string]*metricNames
+	lnames  map[string]string
+	floats  map[float64]string
+	res     []labels.Label // labels from the current resource
+}
+
+type metricNames struct{ plain, total, bucket, sum, count string }
+
+// Label names the converter sets.
+const (
+	MetricName    = labels.MetricName
+	JobLabel      = "job"
+	InstanceLabel = "instance"
+	BucketLabel   = "le"
+	QuantileLabel = "quantile"
+)
+
+// New returns a Converter.
+func New(opts Options) *Converter {
+	return &Converter{
+		opts:    opts,
+		builder: labels.NewScratchBuilder(16),
+		names:   map[string]*metricNames{},
+		lnames:  map[string]string{},
+		floats:  map[float64]string{},
+	}
+}
+
+// Convert hands every sample of md to app.
+func (c *Converter) Convert(md pmetric.Metrics, app Appender) (Stats, error) {
+	var st Stats
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		c.resourceLabels(rm.Resource().Attributes())
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if err := c.metric(ms.At(k), app, &st); err != nil {
+					return st, err
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+func (c *Converter) resourceLabels(attrs pcommon.Map) {
+	c.res = c.res[:0]
+	if name, ok := attrs.Get("service.name"); ok && name.Str() != "" {
+		job := name.Str()
+		if ns, ok := attrs.Get("service.namespace"); ok && ns.Str() != "" {
+			job = ns.Str() + "/" + job
+		}
+		c.res = append(c.res, labels.Label{Name: JobLabel, Value: job})
+	}
+	if id, ok := attrs.Get("service.instance.id"); ok && id.Str() != "" {
+		c.res = append(c.res, labels.Label{Name: InstanceLabel, Value: id.Str()})
+	}
+	if !c.opts.ResourceToLabels {
+		return
+	}
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		switch k {
+		case "service.name", "service.namespace", "service.instance.id":
+		default:
+			c.res = append(c.res, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+		}
+		return true
+	})
+}
+
+func (c *Converter) metric(m pmetric.Metric, app Appender, st *Stats) error {
+	n := c.metricNames(m.Name())
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		return c.numbers(n.plain, m.Gauge().DataPoints(), app, st)
+	case pmetric.MetricTypeSum:
+		s := m.Sum()
+		if s.AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
+			st.Unsupported += s.DataPoints().Len()
+			return nil
+		}
+		name := n.plain
+		if s.IsMonotonic() {
+			name = n.total
+		}
+		return c.numbers(name, s.DataPoints(), app, st)
+	case pmetric.MetricTypeHistogram:
+		h := m.Histogram()
+		if h.AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
+			st.Unsupported += h.DataPoints().Len()
+			return nil
+		}
+		return c.histograms(n, h.DataPoints(), app, st)
+	case pmetric.MetricTypeSummary:
+		return c.summaries(n, m.Summary().DataPoints(), app, st)
+	case pmetric.MetricTypeExponentialHistogram:
+		st.Unsupported += m.ExponentialHistogram().DataPoints().Len()
+	default:
+		st.Unsupported++
+	}
+	return nil
+}
+
+func (c *Converter) numbers(name string, dps pmetric.NumberDataPointSlice, app Appender, st *Stats) error {
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		v := dp.DoubleValue()
+		if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+			v = float64(dp.IntValue())
+		}
+		if err := c.emit(name, dp.Attributes(), "", "", ts(dp.Timestamp()), val(v, dp.Flags()), app, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Converter) histograms(n *metricNames, dps pmetric.HistogramDataPointSlice, app Appender, st *Stats) error {
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		t, attrs, fl := ts(dp.Timestamp()), dp.Attributes(), dp.Flags()
+		bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+		var cum uint64
+		for b := 0; b < bounds.Len() && b < counts.Len(); b++ {
+			cum += counts.At(b)
+			if err := c.emit(n.bucket, attrs, BucketLabel, c.float(bounds.At(b)), t, val(float64(cum), fl), app, st); err != nil {
+				return err
+			}
+		}
+		if err := c.emit(n.bucket, attrs, BucketLabel, "+Inf", t, val(float64(dp.Count()), fl), app, st); err != nil {
+			return err
+		}
+		if dp.HasSum() {
+			if err := c.emit(n.sum, attrs, "", "", t, val(dp.Sum(), fl), app, st); err != nil {
+				return err
+			}
+		}
+		if err := c.emit(n.count, attrs, "", "", t, val(float64(dp.Count()), fl), app, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Converter) summaries(n *metricNames, dps pmetric.SummaryDataPointSlice, app Appender, st *Stats) error {
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		t, attrs, fl := ts(dp.Timestamp()), dp.Attributes(), dp.Flags()
+		qs := dp.QuantileValues()
+		for q := 0; q < qs.Len(); q++ {
+			if err := c.emit(n.plain, attrs, QuantileLabel, c.float(qs.At(q).Quantile()), t, val(qs.At(q).Value(), fl), app, st); err != nil {
+				return err
+			}
+		}
+		if err := c.emit(n.sum, attrs, "", "", t, val(dp.Sum(), fl), app, st); err != nil {
+			return err
+		}
+		if err := c.emit(n.count, attrs, "", "", t, val(float64(dp.Count()), fl), app, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emit builds the label set of one sample (name, data point attributes, resource labels and an
+// optional extra label such as le) and appends it.
+func (c *Converter) emit(name string, attrs pcommon.Map, extraName, extraValue string, t int64, v float64, app Appender, st *Stats) error {
+	c.pairs = append(c.pairs[:0], labels.Label{Name: MetricName, Value: name})
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		c.pairs = append(c.pairs, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+		return true
+	})
+	if extraName != "" {
+		c.pairs = append(c.pairs, labels.Label{Name: extraName, Value: extraValue})
+	}
+	for _, l := range c.res {
+		if attrs.Len() > 0 && c.has(l.Name) {
+			continue // the data point's own label wins
+		}
+		c.pairs = append(c.pairs, l)
+	}
+	c.build()
+	st.Samples++
+	return app.Append(c.ls, t, v)
+}
+
+func (c *Converter) has(name string) bool {
+	for _, l := range c.pairs {
+		if l.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// build sorts the pairs, merges duplicate names (two attributes that sanitize to the same name)
+// by joining their values with ";" as the Collector does, drops empty values, and writes c.ls.
+func (c *Converter) build() {
+	slices.SortStableFunc(c.pairs, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
+	c.builder.Reset()
+	for i := 0; i < len(c.pairs); i++ {
+		l := c.pairs[i]
+		for i+1 < len(c.pairs) && c.pairs[i+1].Name == l.Name {
+			i++
+			if c.pairs[i].Value != "" {
+				l.Value = joinNonEmpty(l.Value, c.pairs[i].Value)
+			}
+		}
+		if l.Value != "" {
+			c.builder.Add(l.Name, l.Value)
+		}
+	}
+	c.builder.Overwrite(&c.ls)
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + ";" + b
+}
+
+func (c *Converter) metricNames(raw string) *metricNames {
+	if n, ok := c.names[raw]; ok {
+		return n
+	}
+	plain := SanitizeMetricName(raw)
+	n := &metricNames{plain: plain, total: plain, bucket: plain + "_bucket", sum: plain + "_sum", count: plain + "_count"}
+	if !strings.HasSuffix(plain, "_total") {
+		n.total = plain + "_total"
+	}
+	c.names[raw] = n
+	return n
+}
+
+func (c *Converter) labelName(raw string) string {
+	if validLabelName(raw) {
+		return raw
+	}
+	if n, ok := c.lnames[raw]; ok {
+		return n
+	}
+	n := SanitizeLabelName(raw)
+	c.lnames[raw] = n
+	return n
+}
+
+func (c *Converter) float(f float64) string {
+	if s, ok := c.floats[f]; ok {
+		return s
+	}
+	s := FormatFloat(f)
+	c.floats[f] = s
+	return s
+}
+
+// FormatFloat formats le and quantile values as Prometheus does.
+func FormatFloat(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+func ts(t pcommon.Timestamp) int64 { return int64(t) / 1e6 }
+
+func val(v float64, fl pmetric.DataPointFlags) float64 {
+	if fl.NoRecordedValue() {
+		return math.Float64frombits(value.StaleNaN)
+	}
+	return v
+}
+
+// SanitizeMetricName replaces characters outside [a-zA-Z0-9_:] with "_" and prefixes a leading
+// digit with "_".
+func SanitizeMetricName(s string) string { return sanitize(s, true, "_") }
+
+// SanitizeLabelName replaces characters outside [a-zA-Z0-9_] with "_" and prefixes a leading
+// digit with "key_", as the Collector does.
+func SanitizeLabelName(s string) string { return sanitize(s, false, "key_") }
+
+func validLabelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameChar(s[i], false, i == 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func sanitize(s string, colon bool, digitPrefix string) string {
+	if s == "" {
+		return "_"
+	}
+	var b strings.Builder
+	if s[0] >= '0' && s[0] <= '9' {
+		b.WriteString(digitPrefix)
+	}
+	for _, r := range s {
+		if r < 0x80 && nameChar(byte(r), colon, false) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+func nameChar(ch byte, colon, first bool) bool {
+	switch {
+	case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch == '_':
+		return true
+	case ch >= '0' && ch <= '9':
+		return !first
+	case ch == ':':
+		return colon
+	}
+	return false
+}
