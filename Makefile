@@ -71,7 +71,7 @@ GEN_DIR := $(BIN)/.generated
 define ocb_generate
 	rm -rf $(1) && mkdir -p $(1)
 	$(BIN)/builder --skip-compilation --skip-get-modules --skip-strict-versioning=false \
-		--config builder-config.yaml --output-path $(1) >/dev/null
+		--config builder-config.yaml --output-path $(1) >$(1).log 2>&1 || { cat $(1).log; exit 1; }
 endef
 
 generate: tool-builder
