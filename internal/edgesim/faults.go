@@ -1,0 +1,167 @@
+package edgesim
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"sync/atomic"
+	"time"
+)
+
+// faults are the injected failures; every field is read on the request path without locks.
+type faults struct {
+	disconnected []atomic.Bool
+	malformed    []atomic.Bool
+	explosion    []atomic.Int32
+	slowBody     []atomic.Int64 // nanoseconds over which the body is dribbled out
+	latency      atomic.Int64   // nanoseconds before the edge answers
+	errorRate    atomic.Uint64  // float64 bits: share of answers cut mid-body
+}
+
+func (f *faults) init(n int) {
+	f.disconnected = make([]atomic.Bool, n)
+	f.malformed = make([]atomic.Bool, n)
+	f.explosion = make([]atomic.Int32, n)
+	f.slowBody = make([]atomic.Int64, n)
+}
+
+// Disconnect drops the tunnel sessions of the named nodes: cloudcore answers 500 with an empty
+// body for them. Unknown names are ignored; see Unknown.
+func (s *Sim) Disconnect(names ...string) { s.setConnected(names, false) }
+
+// Reconnect restores the tunnel sessions of the named nodes.
+func (s *Sim) Reconnect(names ...string) { s.setConnected(names, true) }
+
+// ReconnectAll restores every node's session.
+func (s *Sim) ReconnectAll() {
+	for i := range s.faults.disconnected {
+		s.faults.disconnected[i].Store(false)
+	}
+	s.log.Info("fault: all nodes reconnected")
+}
+
+func (s *Sim) setConnected(names []string, connected bool) {
+	for _, name := range names {
+		if i, ok := s.byKey[name]; ok {
+			s.faults.disconnected[i].Store(!connected)
+		}
+	}
+	s.log.Info("fault: tunnel sessions", "connected", connected, "nodes", names)
+}
+
+// Unknown returns the names that are not nodes of the fleet (by name or IP).
+func (s *Sim) Unknown(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if _, ok := s.byKey[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Disconnected lists the nodes without a session, by name.
+func (s *Sim) Disconnected() []string {
+	var out []string
+	for i := range s.faults.disconnected {
+		if s.faults.disconnected[i].Load() {
+			out = append(out, s.nodeName(i))
+		}
+	}
+	return out
+}
+
+// DisconnectFraction disconnects round(f × nodes) connected nodes chosen at random (f in [0, 1])
+// and returns their names, sorted.
+func (s *Sim) DisconnectFraction(f float64) []string {
+	if !(f > 0) {
+		return nil
+	}
+	if f > 1 {
+		f = 1
+	}
+	var candidates []int
+	for i := range s.faults.disconnected {
+		if !s.faults.disconnected[i].Load() {
+			candidates = append(candidates, i)
+		}
+	}
+	want := int(math.Round(f * float64(len(s.nodes))))
+	if want > len(candidates) {
+		want = len(candidates)
+	}
+	rand.Shuffle(len(candidates), func(a, b int) { candidates[a], candidates[b] = candidates[b], candidates[a] })
+	names := make([]string, 0, want)
+	for _, i := range candidates[:want] {
+		s.faults.disconnected[i].Store(true)
+		names = append(names, s.nodeName(i))
+	}
+	sort.Strings(names)
+	s.log.Info("fault: disconnected a fraction of the fleet", "fraction", f, "nodes", len(names))
+	return names
+}
+
+// SetLatency delays every edge answer by d (after cloudcore's 200 is sent).
+func (s *Sim) SetLatency(d time.Duration) {
+	s.faults.latency.Store(int64(max(d, 0)))
+	s.log.Info("fault: latency", "latency", d)
+}
+
+// SetErrorRate makes a share r (0..1) of edge answers fail mid-body: through cloudcore that is a
+// 200 whose body ends early at a line boundary, with a clean end of response; directly it is a
+// connection cut mid-body.
+func (s *Sim) SetErrorRate(r float64) {
+	r = math.Min(math.Max(r, 0), 1)
+	s.faults.errorRate.Store(math.Float64bits(r))
+	s.log.Info("fault: error rate", "rate", r)
+}
+
+// SetSlowBody dribbles node name's bodies out over d (0 restores).
+func (s *Sim) SetSlowBody(name string, d time.Duration) {
+	if i, ok := s.byKey[name]; ok {
+		s.faults.slowBody[i].Store(int64(max(d, 0)))
+		s.log.Info("fault: slow body", "node", name, "duration", d)
+	}
+}
+
+// SetMalformed makes node name serve exposition (and JSON) its parser rejects.
+func (s *Sim) SetMalformed(name string, on bool) {
+	if i, ok := s.byKey[name]; ok {
+		s.faults.malformed[i].Store(on)
+		s.log.Info("fault: malformed", "node", name, "on", on)
+	}
+}
+
+// SetExplosion adds series extra unique series to node name's text bodies (0 restores).
+func (s *Sim) SetExplosion(name string, series int) {
+	if i, ok := s.byKey[name]; ok {
+		s.faults.explosion[i].Store(int32(min(max(series, 0), math.MaxInt32)))
+		s.log.Info("fault: series explosion", "node", name, "series", series)
+	}
+}
+
+// Expected returns exactly the body node name serves for path during the current step (nil for
+// an unknown node or path). Faults that change the body (malformed, explosion) are included;
+// an error-rate cut serves a prefix of it.
+func (s *Sim) Expected(name, path string) []byte {
+	i, ok := s.byKey[name]
+	if !ok {
+		return nil
+	}
+	ep := endpointOf(path)
+	if ep < 0 {
+		return nil
+	}
+	return s.render(nil, i, ep, s.Step())
+}
+
+func endpointOf(path string) int {
+	for ep, p := range endpointPaths {
+		if p == path {
+			return ep
+		}
+	}
+	return -1
+}
+
+func (s *Sim) errorRate() float64 { return math.Float64frombits(s.faults.errorRate.Load()) }

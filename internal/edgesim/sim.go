@@ -1,0 +1,354 @@
+// Package edgesim simulates a KubeEdge edge fleet as a metrics scraper sees it: one
+// cloudcore-compatible stream endpoint (TLS) in front of N edge nodes whose kubelet endpoints are
+// rendered from real kubelet captures, an optional per-node direct endpoint (the edge-side view),
+// fault injection and a loopback admin API.
+//
+// Bodies are rendered from templates shared by all nodes: a node is a few numbers (seed hash,
+// pod count, scale) and its pods are derived from (node, slot, generation), so memory does not
+// grow with the fleet beyond a bounded cache of rendered bodies. Values change once per step
+// (Config.Step), never per request.
+package edgesim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/tlsutil"
+)
+
+// MaxNodes is the largest fleet edgesim simulates.
+const MaxNodes = 10000
+
+// Config configures a simulated fleet.
+type Config struct {
+	Nodes             int    // 1..10000
+	Seed              int64  // deterministic fleet for a given seed
+	Listen            string // cloudcore-compatible TLS stream endpoint, e.g. "127.0.0.1:0"
+	AdminListen       string // loopback admin HTTP API; "" = none
+	TLSDir            string // ca.crt, server.crt, server.key, client.crt, client.key written here, or read if present
+	RequireClientCert bool   // off by default, like cloudcore (errata)
+	Direct            bool   // also serve each node on its own loopback address/port (edge-side view)
+	FleetFile         string // written with fleet.Save; "" = none
+	KubeletPort       int    // default fleet.DefaultKubeletPort
+	FixturesDir       string // the kubelet captures dir
+
+	// Step is how often values advance (counters grow, gauges move, pods come and go); default 15s.
+	Step time.Duration
+	// ManualStep freezes time: values only advance through Advance (tests).
+	ManualStep bool
+	// CacheBytes bounds the rendered bodies kept for reuse within a step; default 256 MiB, <0 = none.
+	CacheBytes int64
+	// Logger receives what edgesim serves and its faults; default discards.
+	Logger *slog.Logger
+}
+
+// Endpoints a node serves.
+const (
+	epMetrics = iota
+	epCadvisor
+	epResource
+	epSummary
+	epProbes
+	numEndpoints
+)
+
+var endpointPaths = [numEndpoints]string{"/metrics", "/metrics/cadvisor", "/metrics/resource", "/stats/summary", "/metrics/probes"}
+
+// simNode is a node: everything else about it is derived on demand.
+type simNode struct {
+	name  []byte
+	hash  uint64
+	pods  int
+	scale float64
+	age   int64 // steps the node had been up at step 0
+}
+
+// Sim is a running simulated fleet.
+type Sim struct {
+	cfg   Config
+	log   *slog.Logger
+	tmpl  *templates
+	nodes []simNode
+	byKey map[string]int // node name and IP → node
+	fleet fleet.File
+	files tlsutil.Files
+
+	start      time.Time
+	manualStep atomic.Int64
+
+	faults faults
+	cache  bodyCache
+	pool   sync.Pool
+
+	done    chan struct{}
+	mu      sync.Mutex
+	servers []*http.Server
+	ln      net.Listener
+	adminLn net.Listener
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// New validates cfg, loads the captures, builds the fleet and the TLS files. It does not listen.
+func New(cfg Config) (*Sim, error) {
+	if cfg.Nodes < 1 || cfg.Nodes > MaxNodes {
+		return nil, fmt.Errorf("edgesim: nodes must be 1..%d, got %d", MaxNodes, cfg.Nodes)
+	}
+	if cfg.Listen == "" {
+		return nil, errors.New("edgesim: listen address is empty")
+	}
+	if cfg.AdminListen != "" {
+		if err := checkLoopback(cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("edgesim: %w", err)
+		}
+	}
+	if cfg.TLSDir == "" {
+		return nil, errors.New("edgesim: tls dir is empty")
+	}
+	if cfg.KubeletPort == 0 {
+		cfg.KubeletPort = fleet.DefaultKubeletPort
+	}
+	if cfg.KubeletPort < 1 || cfg.KubeletPort > 65535 {
+		return nil, fmt.Errorf("edgesim: kubelet port %d out of range", cfg.KubeletPort)
+	}
+	if cfg.Step == 0 {
+		cfg.Step = 15 * time.Second
+	}
+	if cfg.Step < 0 {
+		return nil, fmt.Errorf("edgesim: step %v is negative", cfg.Step)
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = 256 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	tmpl, err := loadTemplates(cfg.FixturesDir)
+	if err != nil {
+		return nil, fmt.Errorf("edgesim: %w", err)
+	}
+	files, err := tlsutil.Ensure(cfg.TLSDir, tlsutil.Options{CommonName: "edgesim-ca"})
+	if err != nil {
+		return nil, fmt.Errorf("edgesim: %w", err)
+	}
+	s := &Sim{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		tmpl:  tmpl,
+		files: files,
+		start: time.Now().Truncate(time.Second),
+		done:  make(chan struct{}),
+		byKey: make(map[string]int, 2*cfg.Nodes),
+	}
+	s.buildFleet()
+	s.faults.init(cfg.Nodes)
+	s.cache.init(cfg.Nodes*numEndpoints, cfg.CacheBytes)
+	return s, nil
+}
+
+var regions = []string{"eu-west", "eu-north", "us-east", "ap-south"}
+
+// buildFleet derives names, IPs and labels from the seed.
+func (s *Sim) buildFleet() {
+	rng := rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0xed9e))
+	s.nodes = make([]simNode, s.cfg.Nodes)
+	s.fleet.Nodes = make([]fleet.Node, s.cfg.Nodes)
+	for i := range s.nodes {
+		name := fmt.Sprintf("edge-%05d", i+1)
+		// 10.128.0.0/9, skipping .0 and .255 host octets: names only, never dialed.
+		ip := fmt.Sprintf("10.%d.%d.%d", 128+i/254/256, i/254%256, i%254+1)
+		region := regions[rng.IntN(len(regions))]
+		site := fmt.Sprintf("%s-site-%02d", region, rng.IntN(8)+1)
+		group := fmt.Sprintf("ng-%s-%c", site, 'a'+rng.IntN(2))
+		h := mix(uint64(s.cfg.Seed), uint64(i))
+		s.nodes[i] = simNode{
+			name:  []byte(name),
+			hash:  h,
+			pods:  3 + int(mix(h, 1)%28),
+			scale: 0.6 + 0.8*unit(mix(h, 2)),
+			age:   1000 + int64(mix(h, 3)%100000),
+		}
+		s.fleet.Nodes[i] = fleet.Node{
+			Name: name,
+			IP:   ip,
+			Port: s.cfg.KubeletPort,
+			Labels: map[string]string{
+				fleet.LabelEdgeRole:  "",
+				fleet.LabelRegion:    region,
+				fleet.LabelSite:      site,
+				fleet.LabelNodeGroup: group,
+			},
+		}
+		s.byKey[name] = i
+		s.byKey[ip] = i
+	}
+}
+
+// Start listens on every configured address and serves until Close or ctx ends.
+func (s *Sim) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("edgesim: closed")
+	}
+	if s.ln != nil {
+		return errors.New("edgesim: already started")
+	}
+	tlsCfg, err := s.files.ServerConfig(s.cfg.RequireClientCert)
+	if err != nil {
+		return fmt.Errorf("edgesim: %w", err)
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("edgesim: listening on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	stream := &http.Server{Handler: http.HandlerFunc(s.serveStream), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.serve(stream, func() error { return stream.ServeTLS(ln, "", "") })
+	if s.cfg.Direct {
+		if err := s.startDirect(); err != nil {
+			s.shutdownLocked()
+			return err
+		}
+	}
+	if s.cfg.AdminListen != "" {
+		if err := s.startAdmin(); err != nil {
+			s.shutdownLocked()
+			return err
+		}
+	}
+	if s.cfg.FleetFile != "" {
+		if err := fleet.Save(s.cfg.FleetFile, s.Fleet()); err != nil {
+			s.shutdownLocked()
+			return fmt.Errorf("edgesim: %w", err)
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-s.done:
+		}
+	}()
+	s.log.Info("edgesim serving", "nodes", len(s.nodes), "cloudcore", s.ln.Addr().String(), "admin", s.AdminAddrLocked(),
+		"direct", s.cfg.Direct, "fleet_file", s.cfg.FleetFile, "tls_dir", s.cfg.TLSDir, "require_client_cert", s.cfg.RequireClientCert)
+	return nil
+}
+
+func (s *Sim) serve(srv *http.Server, run func() error) {
+	s.servers = append(s.servers, srv)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("edgesim server stopped", "err", err)
+		}
+	}()
+}
+
+// Close stops every server and waits for their goroutines. Safe without Start and twice.
+func (s *Sim) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.shutdownLocked()
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Sim) shutdownLocked() {
+	s.closed = true
+	for _, srv := range s.servers {
+		srv.Close()
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	close(s.done)
+}
+
+// Addr is host:port of the cloudcore endpoint ("" before Start).
+func (s *Sim) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// AdminAddr is host:port of the admin API ("" when none).
+func (s *Sim) AdminAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.AdminAddrLocked()
+}
+
+// AdminAddrLocked is AdminAddr for callers holding s.mu.
+func (s *Sim) AdminAddrLocked() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Fleet is the fleet as discovery sees it; with Direct on (and started) each node has its address.
+func (s *Sim) Fleet() fleet.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := fleet.File{Nodes: make([]fleet.Node, len(s.fleet.Nodes))}
+	for i, n := range s.fleet.Nodes {
+		labels := make(map[string]string, len(n.Labels))
+		for k, v := range n.Labels {
+			labels[k] = v
+		}
+		n.Labels = labels
+		out.Nodes[i] = n
+	}
+	return out
+}
+
+// TLSFiles are the CA, server and client certificate files.
+func (s *Sim) TLSFiles() tlsutil.Files { return s.files }
+
+// Step is the current simulation step.
+func (s *Sim) Step() int64 {
+	st := s.manualStep.Load()
+	if !s.cfg.ManualStep {
+		st += int64(time.Since(s.start) / s.cfg.Step)
+	}
+	return st
+}
+
+// Advance moves the simulation n steps forward (the clock keeps running unless ManualStep).
+func (s *Sim) Advance(n int) { s.manualStep.Add(int64(n)) }
+
+// stepTime is the wall clock of a step, in milliseconds.
+func (s *Sim) stepTime(step int64) int64 {
+	return s.start.UnixMilli() + step*s.cfg.Step.Milliseconds()
+}
+
+func (s *Sim) nodeIndex(name string) (int, bool) {
+	i, ok := s.byKey[name]
+	return i, ok
+}
+
+func (s *Sim) nodeName(i int) string { return string(s.nodes[i].name) }
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,238 @@
+package edgesim
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// cloudcoreRoute reports whether cloudcore's stream server (go-restful) routes path to its
+// metrics/stats handler (kubeedge.md §1.2). Other routes (logs, exec, attach) are routed too but
+// need a pod lookup edgesim does not model; they answer like a failed lookup.
+func cloudcoreRoute(path string) (metrics, routed bool) {
+	switch path {
+	case "/stats", "/stats/summary", "/stats/container", "/metrics", "/metrics/cadvisor", "/metrics/probes", "/metrics/resource":
+		return true, true
+	}
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case seg[0] == "stats" && (len(seg) == 3 || len(seg) == 5) && nonEmpty(seg):
+		return true, true
+	case seg[0] == "containerLogs" && len(seg) == 4 && nonEmpty(seg):
+		return false, true
+	case (seg[0] == "exec" || seg[0] == "attach") && (len(seg) == 4 || len(seg) == 5) && nonEmpty(seg):
+		return false, true
+	}
+	return false, false
+}
+
+func nonEmpty(seg []string) bool {
+	for _, s := range seg {
+		if s == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionKey is how cloudcore's getMetrics picks the tunnel session (kubeedge.md §1.3).
+func sessionKey(r *http.Request) string {
+	key := strings.Split(r.Host, ":")[0]
+	if xfu := r.Header.Get("X-Forwarded-Uri"); strings.HasPrefix(xfu, "/api/v1/nodes/") {
+		if t := strings.Split(xfu, "/"); len(t) > 6 {
+			key = t[4]
+		}
+	}
+	return key
+}
+
+// serveStream is cloudcore's stream server.
+func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request) {
+	metrics, routed := cloudcoreRoute(r.URL.Path)
+	if !routed {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte("404: Page Not Found"))
+		return
+	}
+	if metrics && r.Method != http.MethodGet || !metrics && r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET")
+		if !metrics {
+			w.Header().Set("Allow", "GET, POST")
+		}
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		w.Write([]byte("405: Method Not Allowed"))
+		return
+	}
+	i, ok := s.byKey[sessionKey(r)]
+	if !metrics || !ok || s.faults.disconnected[i].Load() {
+		// cloudcore's deferred error path: 500, nothing else.
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	// cloudcore commits to 200 before it asks the edge.
+	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush()
+	s.answer(w, r, i, true)
+}
+
+// answer is the edge's (edged's) answer for node i, relayed through the tunnel or served directly.
+func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool) {
+	if d := time.Duration(s.faults.latency.Load()); d > 0 && !sleep(r.Context(), d) {
+		return
+	}
+	ep := endpointOf(r.URL.Path)
+	if ep < 0 {
+		// edged's own 404; through the tunnel its status is lost and only the text arrives.
+		if !tunnel {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusNotFound)
+		}
+		w.Write([]byte("404 page not found\n"))
+		return
+	}
+	body, release := s.body(i, ep, s.Step())
+	defer release()
+	if !tunnel {
+		if ep == epSummary {
+			w.Header().Set("Content-Type", "application/json")
+		} else {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		}
+	}
+	if rate := s.errorRate(); rate > 0 && rand.Float64() < rate {
+		w.Write(body[:cutAtLine(body, rand.IntN(len(body)+1))])
+		if !tunnel {
+			http.NewResponseController(w).Flush()
+			panic(http.ErrAbortHandler) // the edge dies mid-body: the connection breaks
+		}
+		return // cloudcore ends the response cleanly: a 200 with a short body
+	}
+	if d := time.Duration(s.faults.slowBody[i].Load()); d > 0 {
+		dribble(r.Context(), w, body, d)
+		return
+	}
+	w.Write(body)
+}
+
+// cutAtLine moves n back to the start of its line: cloudcore relays the edge's body line by line.
+func cutAtLine(body []byte, n int) int {
+	if n >= len(body) {
+		n = len(body) - 1
+	}
+	if n <= 0 {
+		return 0
+	}
+	return bytes.LastIndexByte(body[:n], '\n') + 1
+}
+
+// dribble writes body in 20 flushed pieces spread over d.
+func dribble(ctx context.Context, w http.ResponseWriter, body []byte, d time.Duration) {
+	const pieces = 20
+	rc := http.NewResponseController(w)
+	size := (len(body) + pieces - 1) / pieces
+	for len(body) > 0 {
+		n := min(size, len(body))
+		if _, err := w.Write(body[:n]); err != nil {
+			return
+		}
+		rc.Flush()
+		body = body[n:]
+		if len(body) > 0 && !sleep(ctx, d/pieces) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// nodeConn marks a direct-mode connection with its node.
+type nodeConn struct {
+	net.Conn
+	node int
+}
+
+type nodeListener struct {
+	net.Listener
+	node int
+}
+
+func (l nodeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return nodeConn{c, l.node}, nil
+}
+
+type nodeKey struct{}
+
+// startDirect gives every node its own loopback listener speaking plain HTTP, like edged's
+// read-only server (errata: direct is plain HTTP by default).
+func (s *Sim) startDirect() error {
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(s.serveDirect),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				c = tc.NetConn()
+			}
+			if nc, ok := c.(nodeConn); ok {
+				return context.WithValue(ctx, nodeKey{}, nc.node)
+			}
+			return ctx
+		},
+	}
+	s.servers = append(s.servers, srv)
+	for i := range s.nodes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("edgesim: direct listener for %s: %w", s.nodeName(i), err)
+		}
+		s.fleet.Nodes[i].Direct = ln.Addr().String()
+		nl := nodeListener{ln, i}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			srv.Serve(nl)
+		}()
+	}
+	return nil
+}
+
+// serveDirect is edged's read-only kubelet server for one node.
+func (s *Sim) serveDirect(w http.ResponseWriter, r *http.Request) {
+	i, ok := r.Context().Value(nodeKey{}).(int)
+	if !ok {
+		http.Error(w, "no node on this connection", http.StatusInternalServerError)
+		return
+	}
+	switch {
+	case r.URL.Path == "/healthz":
+		w.Write([]byte("ok"))
+		return
+	case endpointOf(r.URL.Path) < 0:
+		http.NotFound(w, r)
+		return
+	case r.Method != http.MethodGet && !(r.Method == http.MethodPost && r.URL.Path == "/stats/summary"):
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s.answer(w, r, i, false)
+}
