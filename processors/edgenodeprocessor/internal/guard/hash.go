@@ -1,0 +1,80 @@
+package guard
+
+import (
+	"hash/maphash"
+	"math"
+	"math/bits"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+// Hasher computes series identities: a resource's attributes, then the metric name, then a data
+// point's attributes. Attribute maps are hashed without sorting: each key/value pair is hashed on
+// its own and the pair hashes are added, which does not depend on the order and allocates nothing.
+type Hasher struct {
+	seed maphash.Seed
+}
+
+// NewHasher returns a Hasher with a random seed; identities are only comparable within one Hasher.
+func NewHasher() Hasher {
+	return Hasher{seed: maphash.MakeSeed()}
+}
+
+// Attributes hashes an attribute map.
+func (h Hasher) Attributes(m pcommon.Map) uint64 {
+	var sum uint64
+	for k, v := range m.All() {
+		sum += h.pair(k, v)
+	}
+	return mix(sum + uint64(m.Len()))
+}
+
+// Scope combines a resource hash with an instrumentation scope's name and version.
+func (h Hasher) Scope(resource uint64, name, version string) uint64 {
+	return mix(resource ^ maphash.String(h.seed, name) ^ bits.RotateLeft64(maphash.String(h.seed, version), 32))
+}
+
+// Metric combines a resource hash with a metric name.
+func (h Hasher) Metric(resource uint64, name string) uint64 {
+	return mix(resource ^ maphash.String(h.seed, name))
+}
+
+// Series combines a metric hash with a data point's attribute hash.
+func (h Hasher) Series(metric uint64, attrs pcommon.Map) uint64 {
+	return mix(bits.RotateLeft64(metric, 17) ^ h.Attributes(attrs))
+}
+
+func (h Hasher) pair(k string, v pcommon.Value) uint64 {
+	return mix(maphash.String(h.seed, k)*0x9e3779b97f4a7c15 + h.value(v))
+}
+
+func (h Hasher) value(v pcommon.Value) uint64 {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return maphash.String(h.seed, v.Str())
+	case pcommon.ValueTypeInt:
+		return mix(uint64(v.Int()) ^ 0x2)
+	case pcommon.ValueTypeDouble:
+		return mix(math.Float64bits(v.Double()) ^ 0x3)
+	case pcommon.ValueTypeBool:
+		if v.Bool() {
+			return mix(0x41)
+		}
+		return mix(0x40)
+	case pcommon.ValueTypeEmpty:
+		return mix(0x5)
+	default:
+		// Maps, slices and bytes are rare as metric attributes; AsString allocates but is exact.
+		return mix(maphash.String(h.seed, v.AsString()) ^ uint64(v.Type()))
+	}
+}
+
+// mix is the splitmix64 finalizer: it spreads every input bit over the output.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
