@@ -1,0 +1,146 @@
+// Package scrapetest checks scraped data the way a user sees it: it turns pmetric data back
+// into Prometheus series with the Collector's own remote-write translator, and reads the
+// expected series straight from an exposition with Prometheus' parser.
+package scrapetest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+
+	prw "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/prometheusremotewrite"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// Sample is one series' value at one time.
+type Sample struct {
+	Value float64
+	// TS is the sample's own timestamp in ms, 0 when the exposition had none.
+	TS int64
+}
+
+// Series maps a series' labels (labels.String()) to its samples.
+type Series map[string][]Sample
+
+// Settings make the remote-write translator reproduce scraped names exactly: no added
+// suffixes, no scope or target_info series.
+var Settings = prw.Settings{AddMetricSuffixes: false, DisableScopeInfo: true, DisableTargetInfo: true}
+
+// FromMetrics translates md as the prometheus_remote_write exporter does.
+func FromMetrics(md pmetric.Metrics) (Series, error) {
+	tss, err := prw.FromMetrics(md, Settings)
+	if err != nil {
+		return nil, err
+	}
+	out := Series{}
+	for _, ts := range tss {
+		b := labels.NewScratchBuilder(len(ts.Labels))
+		for _, l := range ts.Labels {
+			b.Add(l.Name, canonical(l.Name, l.Value))
+		}
+		b.Sort()
+		key := b.Labels().String()
+		for _, s := range ts.Samples {
+			out[key] = append(out[key], Sample{Value: s.Value, TS: s.Timestamp})
+		}
+	}
+	return out, nil
+}
+
+// FromExposition parses body as Prometheus text and adds extra labels to each series, as a
+// Prometheus scrape with honor_labels: false would.
+func FromExposition(body []byte, extra labels.Labels) (Series, error) {
+	p, err := textparse.New(body, "text/plain", labels.NewSymbolTable(), textparse.ParserOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := Series{}
+	var ls labels.Labels
+	for {
+		e, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e != textparse.EntrySeries {
+			continue
+		}
+		_, ts, v := p.Series()
+		p.Labels(&ls)
+		b := labels.NewBuilder(ls)
+		for _, name := range []string{"le", "quantile"} {
+			if v := ls.Get(name); v != "" {
+				b.Set(name, canonical(name, v))
+			}
+		}
+		// Prometheus' honor_labels: false renames a colliding scraped label.
+		extra.Range(func(l labels.Label) {
+			if v := ls.Get(l.Name); v != "" {
+				b.Set("exported_"+l.Name, v)
+			}
+			b.Set(l.Name, l.Value)
+		})
+		s := Sample{Value: v}
+		if ts != nil {
+			s.TS = *ts
+		}
+		key := b.Labels().String()
+		out[key] = append(out[key], s)
+	}
+}
+
+// Diff lists differences between want and got, at most limit of them. A got sample without an
+// exposition timestamp matches any time.
+func Diff(want, got Series, limit int) []string {
+	var diffs []string
+	add := func(format string, args ...any) {
+		if len(diffs) < limit {
+			diffs = append(diffs, fmt.Sprintf(format, args...))
+		}
+	}
+	for k, ws := range want {
+		gs, ok := got[k]
+		if !ok {
+			add("missing %s", k)
+			continue
+		}
+		if len(gs) != len(ws) {
+			add("%s: %d samples, want %d", k, len(gs), len(ws))
+			continue
+		}
+		for i := range ws {
+			if !sameValue(ws[i].Value, gs[i].Value) || (ws[i].TS != 0 && ws[i].TS != gs[i].TS) {
+				add("%s: got %v@%d, want %v@%d", k, gs[i].Value, gs[i].TS, ws[i].Value, ws[i].TS)
+			}
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			add("unexpected %s", k)
+		}
+	}
+	return diffs
+}
+
+// canonical formats bucket bounds and quantiles one way: Prometheus' parser writes le="25.0"
+// where the translator writes le="25"; both are the same number.
+func canonical(name, value string) string {
+	if name != "le" && name != "quantile" {
+		return value
+	}
+	f, err := strconv.ParseFloat(value, 64)
+	if err != nil {
+		return value
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+func sameValue(a, b float64) bool {
+	return a == b || (math.IsNaN(a) && math.IsNaN(b))
+}

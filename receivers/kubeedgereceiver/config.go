@@ -1,0 +1,357 @@
+package kubeedgereceiver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/relabel"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.yaml.in/yaml/v2"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/edgetel/edgetel/internal/fleet"
+)
+
+// Discovery modes.
+const (
+	DiscoveryKubernetes = "kubernetes"
+	DiscoveryStatic     = "static"
+	DiscoveryFile       = "file"
+)
+
+// Transport modes.
+const (
+	TransportCloudcore = "cloudcore"
+	TransportAPIServer = "apiserver"
+	TransportDirect    = "direct"
+)
+
+// Kubernetes API authentication types.
+const (
+	AuthServiceAccount = "serviceAccount"
+	AuthKubeConfig     = "kubeConfig"
+)
+
+// Config is the kubeedge receiver's configuration.
+type Config struct {
+	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+	ScrapeTimeout      time.Duration `mapstructure:"scrape_timeout"`
+	// Job is the job label (service.name) of every series.
+	Job string `mapstructure:"job"`
+	// MaxConcurrentScrapes bounds the scrapes in flight across all targets.
+	MaxConcurrentScrapes int `mapstructure:"max_concurrent_scrapes"`
+	// BodySizeLimit is the largest response body accepted, in bytes.
+	BodySizeLimit int64 `mapstructure:"body_size_limit"`
+	// SampleLimit is the largest number of samples a target may expose (0: no limit).
+	SampleLimit     int  `mapstructure:"sample_limit"`
+	HonorTimestamps bool `mapstructure:"honor_timestamps"`
+	// HonorLabels keeps scraped labels that collide with target labels instead of renaming them
+	// to exported_<name>.
+	HonorLabels bool `mapstructure:"honor_labels"`
+
+	Endpoints EndpointsConfig `mapstructure:"endpoints"`
+	// NodeLabels maps a series label to the node label whose value it takes.
+	NodeLabels map[string]string `mapstructure:"node_labels"`
+	Shard      ShardConfig       `mapstructure:"shard"`
+	Discovery  DiscoveryConfig   `mapstructure:"discovery"`
+	Transport  TransportConfig   `mapstructure:"transport"`
+
+	// MetricRelabelConfigs are Prometheus metric_relabel_configs, in Prometheus' YAML shape.
+	MetricRelabelConfigs []map[string]any `mapstructure:"metric_relabel_configs"`
+}
+
+// EndpointsConfig selects the kubelet endpoints to scrape.
+type EndpointsConfig struct {
+	Metrics  EndpointConfig `mapstructure:"metrics"`
+	Cadvisor EndpointConfig `mapstructure:"cadvisor"`
+	Resource EndpointConfig `mapstructure:"resource"`
+}
+
+// EndpointConfig is one endpoint.
+type EndpointConfig struct {
+	Enabled bool   `mapstructure:"enabled"`
+	Path    string `mapstructure:"path"`
+}
+
+// ShardConfig splits the fleet across replicas.
+type ShardConfig struct {
+	Index int `mapstructure:"index"`
+	Count int `mapstructure:"count"`
+}
+
+// DiscoveryConfig chooses how nodes are found.
+type DiscoveryConfig struct {
+	Mode       string                    `mapstructure:"mode"`
+	Kubernetes KubernetesDiscoveryConfig `mapstructure:"kubernetes"`
+	Static     StaticDiscoveryConfig     `mapstructure:"static"`
+	File       FileDiscoveryConfig       `mapstructure:"file"`
+}
+
+// APIConfig says how to reach the Kubernetes API server.
+type APIConfig struct {
+	AuthType string `mapstructure:"auth_type"`
+	// KubeConfig is the kubeconfig file for auth_type kubeConfig (empty: the default loading rules).
+	KubeConfig string `mapstructure:"kubeconfig"`
+	Context    string `mapstructure:"context"`
+}
+
+// KubernetesDiscoveryConfig watches Node objects.
+type KubernetesDiscoveryConfig struct {
+	APIConfig     `mapstructure:",squash"`
+	LabelSelector string        `mapstructure:"label_selector"`
+	ResyncPeriod  time.Duration `mapstructure:"resync_period"`
+}
+
+// StaticDiscoveryConfig lists nodes in the configuration.
+type StaticDiscoveryConfig struct {
+	Nodes []StaticNode `mapstructure:"nodes"`
+}
+
+// StaticNode is one statically configured node.
+type StaticNode struct {
+	Name   string            `mapstructure:"name"`
+	IP     string            `mapstructure:"ip"`
+	Port   int               `mapstructure:"port"`
+	Labels map[string]string `mapstructure:"labels"`
+}
+
+// FileDiscoveryConfig reads a fleet file and re-reads it when it changes.
+type FileDiscoveryConfig struct {
+	Path            string        `mapstructure:"path"`
+	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
+}
+
+// TransportConfig chooses how node endpoints are reached.
+type TransportConfig struct {
+	Mode      string                   `mapstructure:"mode"`
+	Cloudcore CloudcoreTransportConfig `mapstructure:"cloudcore"`
+	APIServer APIServerTransportConfig `mapstructure:"apiserver"`
+	Direct    DirectTransportConfig    `mapstructure:"direct"`
+}
+
+// CloudcoreTransportConfig talks HTTPS to cloudcore's stream server.
+type CloudcoreTransportConfig struct {
+	// Endpoints are host:port addresses of cloudcore stream servers, tried in turn.
+	Endpoints []string               `mapstructure:"endpoints"`
+	TLS       configtls.ClientConfig `mapstructure:"tls"`
+}
+
+// APIServerTransportConfig goes through the API server's node proxy.
+type APIServerTransportConfig struct {
+	APIConfig `mapstructure:",squash"`
+}
+
+// DirectTransportConfig talks to the node's own read-only kubelet endpoint.
+type DirectTransportConfig struct {
+	// Endpoint is host:port; a node's own direct address (fleet file) takes precedence.
+	Endpoint string `mapstructure:"endpoint"`
+	// Scheme is http (edged's read-only server) or https.
+	Scheme string                 `mapstructure:"scheme"`
+	TLS    configtls.ClientConfig `mapstructure:"tls"`
+}
+
+// Validate checks the configuration and names the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.CollectionInterval <= 0 {
+		errs = append(errs, errors.New("collection_interval must be positive"))
+	}
+	if c.ScrapeTimeout <= 0 {
+		errs = append(errs, errors.New("scrape_timeout must be positive"))
+	}
+	if c.CollectionInterval > 0 && c.ScrapeTimeout > c.CollectionInterval {
+		errs = append(errs, fmt.Errorf("scrape_timeout %v must not exceed collection_interval %v", c.ScrapeTimeout, c.CollectionInterval))
+	}
+	if c.Job == "" {
+		errs = append(errs, errors.New("job must not be empty"))
+	}
+	if c.MaxConcurrentScrapes <= 0 {
+		errs = append(errs, errors.New("max_concurrent_scrapes must be positive"))
+	}
+	if c.BodySizeLimit <= 0 {
+		errs = append(errs, errors.New("body_size_limit must be positive"))
+	}
+	if c.SampleLimit < 0 {
+		errs = append(errs, errors.New("sample_limit must not be negative"))
+	}
+	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateNodeLabels(),
+		c.Discovery.validate(), c.Transport.validate())
+	if _, err := c.relabelConfigs(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (e EndpointsConfig) validate() error {
+	any := false
+	for name, ep := range map[string]EndpointConfig{"metrics": e.Metrics, "cadvisor": e.Cadvisor, "resource": e.Resource} {
+		if !ep.Enabled {
+			continue
+		}
+		any = true
+		if !strings.HasPrefix(ep.Path, "/") {
+			return fmt.Errorf("endpoints.%s.path %q must start with /", name, ep.Path)
+		}
+	}
+	if !any {
+		return errors.New("endpoints: at least one endpoint must be enabled")
+	}
+	return nil
+}
+
+// paths lists the enabled endpoints' paths in a stable order.
+func (e EndpointsConfig) paths() []string {
+	var out []string
+	for _, ep := range []EndpointConfig{e.Metrics, e.Cadvisor, e.Resource} {
+		if ep.Enabled {
+			out = append(out, ep.Path)
+		}
+	}
+	return out
+}
+
+func (s ShardConfig) validate() error {
+	if s.Count < 1 {
+		return fmt.Errorf("shard.count must be at least 1, got %d", s.Count)
+	}
+	if s.Index < 0 || s.Index >= s.Count {
+		return fmt.Errorf("shard.index must be in [0, %d), got %d", s.Count, s.Index)
+	}
+	return nil
+}
+
+// reservedLabels are set by the receiver itself and cannot come from node_labels.
+var reservedLabels = map[string]bool{
+	"job": true, "instance": true, "node": true, "metrics_path": true, model.MetricNameLabel: true,
+}
+
+func (c *Config) validateNodeLabels() error {
+	for series, node := range c.NodeLabels {
+		if !model.UTF8Validation.IsValidLabelName(series) || strings.HasPrefix(series, "__") {
+			return fmt.Errorf("node_labels: %q is not a valid series label name", series)
+		}
+		if reservedLabels[series] {
+			return fmt.Errorf("node_labels: %q is set by the receiver and cannot be mapped", series)
+		}
+		if node == "" {
+			return fmt.Errorf("node_labels.%s: node label name must not be empty", series)
+		}
+	}
+	return nil
+}
+
+func (d DiscoveryConfig) validate() error {
+	switch d.Mode {
+	case DiscoveryKubernetes:
+		if err := d.Kubernetes.APIConfig.validate("discovery.kubernetes"); err != nil {
+			return err
+		}
+		if _, err := labels.Parse(d.Kubernetes.LabelSelector); err != nil {
+			return fmt.Errorf("discovery.kubernetes.label_selector: %w", err)
+		}
+		if d.Kubernetes.ResyncPeriod < 0 {
+			return errors.New("discovery.kubernetes.resync_period must not be negative")
+		}
+	case DiscoveryStatic:
+		return d.Static.validate()
+	case DiscoveryFile:
+		if d.File.Path == "" {
+			return errors.New("discovery.file.path must be set")
+		}
+		if d.File.RefreshInterval <= 0 {
+			return errors.New("discovery.file.refresh_interval must be positive")
+		}
+	default:
+		return fmt.Errorf("discovery.mode must be one of %s, %s, %s; got %q", DiscoveryKubernetes, DiscoveryStatic, DiscoveryFile, d.Mode)
+	}
+	return nil
+}
+
+func (s StaticDiscoveryConfig) validate() error {
+	if len(s.Nodes) == 0 {
+		return errors.New("discovery.static.nodes must list at least one node")
+	}
+	seen := map[string]bool{}
+	for i, n := range s.Nodes {
+		if err := n.fleetNode().Validate(); err != nil {
+			return fmt.Errorf("discovery.static.nodes[%d]: %w", i, err)
+		}
+		if seen[n.Name] {
+			return fmt.Errorf("discovery.static.nodes[%d]: node %q listed twice", i, n.Name)
+		}
+		seen[n.Name] = true
+	}
+	return nil
+}
+
+func (n StaticNode) fleetNode() fleet.Node {
+	return fleet.Node{Name: n.Name, IP: n.IP, Port: n.Port, Labels: n.Labels}
+}
+
+func (a APIConfig) validate(key string) error {
+	switch a.AuthType {
+	case AuthServiceAccount, AuthKubeConfig:
+		return nil
+	default:
+		return fmt.Errorf("%s.auth_type must be %s or %s; got %q", key, AuthServiceAccount, AuthKubeConfig, a.AuthType)
+	}
+}
+
+func (t TransportConfig) validate() error {
+	switch t.Mode {
+	case TransportCloudcore:
+		if len(t.Cloudcore.Endpoints) == 0 {
+			return errors.New("transport.cloudcore.endpoints must list at least one host:port")
+		}
+		for i, ep := range t.Cloudcore.Endpoints {
+			if _, _, err := net.SplitHostPort(ep); err != nil {
+				return fmt.Errorf("transport.cloudcore.endpoints[%d] %q: %w", i, ep, err)
+			}
+		}
+		if err := t.Cloudcore.TLS.Validate(); err != nil {
+			return fmt.Errorf("transport.cloudcore.tls: %w", err)
+		}
+	case TransportAPIServer:
+		return t.APIServer.validate("transport.apiserver")
+	case TransportDirect:
+		if t.Direct.Endpoint != "" {
+			if _, _, err := net.SplitHostPort(t.Direct.Endpoint); err != nil {
+				return fmt.Errorf("transport.direct.endpoint %q: %w", t.Direct.Endpoint, err)
+			}
+		}
+		if t.Direct.Scheme != "http" && t.Direct.Scheme != "https" {
+			return fmt.Errorf("transport.direct.scheme must be http or https; got %q", t.Direct.Scheme)
+		}
+		if err := t.Direct.TLS.Validate(); err != nil {
+			return fmt.Errorf("transport.direct.tls: %w", err)
+		}
+	default:
+		return fmt.Errorf("transport.mode must be one of %s, %s, %s; got %q", TransportCloudcore, TransportAPIServer, TransportDirect, t.Mode)
+	}
+	return nil
+}
+
+// relabelConfigs decodes metric_relabel_configs through Prometheus' own YAML unmarshalling, so
+// defaults and validation are exactly Prometheus'.
+func (c *Config) relabelConfigs() ([]*relabel.Config, error) {
+	out := make([]*relabel.Config, 0, len(c.MetricRelabelConfigs))
+	for i, raw := range c.MetricRelabelConfigs {
+		data, err := yaml.Marshal(raw)
+		if err != nil {
+			return nil, fmt.Errorf("metric_relabel_configs[%d]: %w", i, err)
+		}
+		rc := &relabel.Config{}
+		if err := yaml.UnmarshalStrict(data, rc); err != nil {
+			return nil, fmt.Errorf("metric_relabel_configs[%d]: %w", i, err)
+		}
+		if err := rc.Validate(model.UTF8Validation); err != nil {
+			return nil, fmt.Errorf("metric_relabel_configs[%d]: %w", i, err)
+		}
+		out = append(out, rc)
+	}
+	return out, nil
+}

@@ -1,0 +1,668 @@
+package promconv
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
+	"github.com/prometheus/prometheus/model/textparse"
+	"github.com/prometheus/prometheus/model/value"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// ErrSampleLimit fails a scrape whose target exposes more samples than allowed.
+var ErrSampleLimit = errors.New("sample limit exceeded")
+
+// ErrParse wraps every exposition syntax error.
+var ErrParse = errors.New("invalid exposition")
+
+// MetadataTypeKey is the pmetric metadata key holding the Prometheus type, as the Collector's
+// prometheus receiver sets it.
+const MetadataTypeKey = "prometheus.type"
+
+// Options configure a Converter.
+type Options struct {
+	HonorTimestamps bool
+	// HonorLabels keeps scraped labels that collide with target labels; otherwise they are
+	// renamed exported_<name>, as Prometheus does.
+	HonorLabels bool
+	// SampleLimit fails a scrape with more samples than this after relabelling (0: none).
+	SampleLimit int
+	Relabel     []*relabel.Config
+	// TargetLabels are added to every series (job, instance, node, metrics_path, ...). job and
+	// instance become resource attributes rather than data point attributes.
+	TargetLabels labels.Labels
+}
+
+// Stats describe one scrape.
+type Stats struct {
+	// Scraped counts samples in the body, PostRelabel those kept by metric_relabel_configs.
+	Scraped, PostRelabel int
+	// Duplicates are repeated series in one body; Unsupported are native histograms.
+	Duplicates, Unsupported int
+	// Stale counts staleness markers emitted for series that disappeared.
+	Stale int
+}
+
+type sampleKind uint8
+
+const (
+	kindValue sampleKind = iota
+	kindBucket
+	kindQuantile
+	kindSum
+	kindCount
+	kindCreated
+)
+
+// series is what the cache remembers of one raw series text.
+type series struct {
+	g     *group
+	kind  sampleKind
+	bound float64
+	gen   uint64
+	drop  bool
+}
+
+type bucket struct{ bound, value float64 }
+
+// group is one output data point: a family and a set of attributes (a histogram's buckets and a
+// summary's quantiles share one group).
+type group struct {
+	fam   *family
+	attrs []labels.Label
+	gen   uint64
+
+	ts                         int64
+	value, sum, count          float64
+	hasValue, hasSum, hasCount bool
+	buckets                    []bucket
+	created                    int64
+	start, prevTS              int64
+	prev                       float64
+	seen                       bool
+}
+
+// family is one output metric.
+type family struct {
+	name      string
+	typ       model.MetricType
+	mtype     pmetric.MetricType
+	monotonic bool
+	help      string
+	unit      string
+	gen       uint64
+	groups    []*group
+	metric    pmetric.Metric
+	metricGen uint64
+}
+
+type meta struct {
+	typ        model.MetricType
+	help, unit string
+}
+
+// Converter converts the scrapes of one target. It is not safe for concurrent use.
+type Converter struct {
+	opts     Options
+	symbols  *labels.SymbolTable
+	meta     map[string]*meta
+	series   map[string]*series
+	groups   map[string]*group
+	families map[string]*family
+
+	gen    uint64
+	order  []*family
+	active []*group
+	next   []*group
+
+	lset labels.Labels
+	lb   *labels.Builder
+	key  strings.Builder
+}
+
+// New returns a Converter for one target.
+func New(opts Options) *Converter {
+	return &Converter{
+		opts:     opts,
+		symbols:  labels.NewSymbolTable(),
+		meta:     map[string]*meta{},
+		series:   map[string]*series{},
+		groups:   map[string]*group{},
+		families: map[string]*family{},
+		lb:       labels.NewBuilder(labels.EmptyLabels()),
+	}
+}
+
+// Convert parses body and, if the whole body is valid, appends its metrics to dest plus
+// staleness markers for series of the previous successful scrape that are gone. On error
+// nothing is appended and the staleness state is untouched. scrapeMs is the scrape time, used
+// for samples without a timestamp and for staleness markers.
+func (c *Converter) Convert(body []byte, mediaType string, scrapeMs int64, dest pmetric.MetricSlice) (Stats, error) {
+	c.gen++
+	c.order = c.order[:0]
+	var st Stats
+	if err := c.parse(body, mediaType, scrapeMs, &st); err != nil {
+		return st, err
+	}
+	c.emit(scrapeMs, dest, &st)
+	c.evict()
+	return st, nil
+}
+
+func (c *Converter) parse(body []byte, mediaType string, scrapeMs int64, st *Stats) error {
+	p, err := textparse.New(body, mediaType, c.symbols, textparse.ParserOptions{OpenMetricsSkipSTSeries: true})
+	if p == nil {
+		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	om := mediaType == MediaOpenMetrics
+	for {
+		entry, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrParse, err)
+		}
+		switch entry {
+		case textparse.EntryType:
+			name, typ := p.Type()
+			c.setType(name, typ)
+		case textparse.EntryHelp:
+			name, help := p.Help()
+			if m := c.metaFor(name); m.help != string(help) {
+				m.help = string(help)
+			}
+		case textparse.EntryUnit:
+			name, unit := p.Unit()
+			if m := c.metaFor(name); m.unit != string(unit) {
+				m.unit = string(unit)
+			}
+		case textparse.EntryHistogram:
+			st.Scraped++
+			st.Unsupported++
+		case textparse.EntrySeries:
+			if err := c.sample(p, om, scrapeMs, st); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (c *Converter) metaFor(name []byte) *meta {
+	m := c.meta[string(name)]
+	if m == nil {
+		m = &meta{typ: model.MetricTypeUnknown}
+		c.meta[string(name)] = m
+	}
+	return m
+}
+
+// setType records a family's type; a type change invalidates every cached series, because a
+// series' family and role were derived from the types.
+func (c *Converter) setType(name []byte, typ model.MetricType) {
+	m := c.meta[string(name)]
+	if m == nil {
+		c.meta[string(name)] = &meta{typ: typ}
+		return
+	}
+	if m.typ != typ {
+		m.typ = typ
+		clear(c.series)
+		clear(c.groups)
+		clear(c.families)
+	}
+}
+
+func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stats) error {
+	raw, tsp, v := p.Series()
+	st.Scraped++
+	s := c.series[string(raw)]
+	if s == nil {
+		var err error
+		if s, err = c.newSeries(p, raw); err != nil {
+			return err
+		}
+	}
+	if s.gen == c.gen {
+		st.Duplicates++
+		return nil
+	}
+	s.gen = c.gen
+	if s.drop {
+		return nil
+	}
+	st.PostRelabel++
+	if c.opts.SampleLimit > 0 && st.PostRelabel > c.opts.SampleLimit {
+		return fmt.Errorf("%w: more than %d samples", ErrSampleLimit, c.opts.SampleLimit)
+	}
+	ts := scrapeMs
+	if c.opts.HonorTimestamps && tsp != nil {
+		ts = *tsp
+	}
+	g := s.g
+	if g.gen != c.gen {
+		c.touch(g)
+	}
+	g.ts = ts
+	switch s.kind {
+	case kindValue:
+		g.value, g.hasValue = v, true
+	case kindBucket:
+		g.buckets = append(g.buckets, bucket{s.bound, v})
+	case kindQuantile:
+		g.buckets = append(g.buckets, bucket{s.bound, v})
+	case kindSum:
+		g.sum, g.hasSum = v, true
+	case kindCount:
+		g.count, g.hasCount = v, true
+	case kindCreated:
+		g.created = int64(v * 1000)
+	}
+	if om && g.fam.cumulative() && g.created == 0 {
+		if ct := p.StartTimestamp(); ct != 0 {
+			g.created = ct
+		}
+	}
+	return nil
+}
+
+// touch resets a group for this scrape and lists it, and its family, for output.
+func (c *Converter) touch(g *group) {
+	g.gen = c.gen
+	g.hasValue, g.hasSum, g.hasCount = false, false, false
+	g.buckets = g.buckets[:0]
+	g.created = 0
+	f := g.fam
+	if f.gen != c.gen {
+		f.gen = c.gen
+		f.groups = f.groups[:0]
+		c.order = append(c.order, f)
+	}
+	f.groups = append(f.groups, g)
+}
+
+// newSeries works out, once per series, its final labels, family, role and group.
+func (c *Converter) newSeries(p textparse.Parser, raw []byte) (*series, error) {
+	s := &series{}
+	c.series[string(raw)] = s
+	p.Labels(&c.lset)
+	c.lb.Reset(c.lset)
+	c.opts.TargetLabels.Range(func(l labels.Label) {
+		scraped := c.lset.Get(l.Name)
+		switch {
+		case scraped == "":
+			c.lb.Set(l.Name, l.Value)
+		case !c.opts.HonorLabels:
+			c.lb.Set("exported_"+l.Name, scraped)
+			c.lb.Set(l.Name, l.Value)
+		}
+	})
+	if len(c.opts.Relabel) > 0 && !relabel.ProcessBuilder(c.lb, c.opts.Relabel...) {
+		s.drop = true
+		return s, nil
+	}
+	final := c.lb.Labels()
+	name := final.Get(model.MetricNameLabel)
+	if name == "" {
+		s.drop = true
+		return s, nil
+	}
+	f, kind := c.resolve(name)
+	s.kind = kind
+	switch kind {
+	case kindBucket, kindQuantile:
+		bl := model.BucketLabel
+		if kind == kindQuantile {
+			bl = model.QuantileLabel
+		}
+		b, err := strconv.ParseFloat(final.Get(bl), 64)
+		if err != nil {
+			delete(c.series, string(raw))
+			return nil, fmt.Errorf("%w: series %s: label %s: %w", ErrParse, raw, bl, err)
+		}
+		s.bound = b
+	}
+	s.g = c.groupFor(f, final)
+	return s, nil
+}
+
+// dropped from data point attributes: the name, the resource labels and the bucket labels.
+func attrLabel(name string, f *family) bool {
+	switch name {
+	case model.MetricNameLabel, model.JobLabel, model.InstanceLabel:
+		return false
+	case model.BucketLabel:
+		return f.mtype != pmetric.MetricTypeHistogram
+	case model.QuantileLabel:
+		return f.mtype != pmetric.MetricTypeSummary
+	}
+	return true
+}
+
+func (c *Converter) groupFor(f *family, final labels.Labels) *group {
+	c.key.Reset()
+	c.key.WriteString(f.name)
+	var attrs []labels.Label
+	final.Range(func(l labels.Label) {
+		// Empty values are absent labels in Prometheus.
+		if l.Value == "" || !attrLabel(l.Name, f) {
+			return
+		}
+		attrs = append(attrs, l)
+		c.key.WriteByte(0xff)
+		c.key.WriteString(l.Name)
+		c.key.WriteByte(0xfe)
+		c.key.WriteString(l.Value)
+	})
+	key := c.key.String()
+	if g := c.groups[key]; g != nil {
+		return g
+	}
+	g := &group{fam: f, attrs: attrs}
+	c.groups[key] = g
+	return g
+}
+
+var suffixes = []struct {
+	suffix string
+	kind   sampleKind
+	types  []model.MetricType
+}{
+	{"_bucket", kindBucket, []model.MetricType{model.MetricTypeHistogram}},
+	{"_count", kindCount, []model.MetricType{model.MetricTypeHistogram, model.MetricTypeSummary}},
+	{"_sum", kindSum, []model.MetricType{model.MetricTypeHistogram, model.MetricTypeSummary}},
+	{"_created", kindCreated, []model.MetricType{model.MetricTypeHistogram, model.MetricTypeSummary, model.MetricTypeCounter}},
+	{"_total", kindValue, []model.MetricType{model.MetricTypeCounter}},
+	{"_info", kindValue, []model.MetricType{model.MetricTypeInfo}},
+}
+
+// resolve finds the family a sample name belongs to and the sample's role in it. A counter
+// keeps its sample name (foo_total), histograms and summaries take their family name, so that
+// Prometheus remote write turns them back into the scraped names. Gauge histograms have no
+// OTLP form and stay individual gauges, le label included.
+func (c *Converter) resolve(name string) (*family, sampleKind) {
+	if m := c.meta[name]; m != nil {
+		switch m.typ {
+		case model.MetricTypeSummary:
+			return c.familyFor(name, m), kindQuantile
+		case model.MetricTypeHistogram:
+		default:
+			return c.familyFor(name, m), kindValue
+		}
+	}
+	for _, sfx := range suffixes {
+		base, ok := strings.CutSuffix(name, sfx.suffix)
+		if !ok {
+			continue
+		}
+		m := c.meta[base]
+		if m == nil || !hasType(sfx.types, m.typ) {
+			continue
+		}
+		if m.typ == model.MetricTypeCounter || m.typ == model.MetricTypeInfo {
+			if sfx.kind == kindCreated {
+				return c.familyFor(base+"_total", m), kindCreated
+			}
+			return c.familyFor(name, m), kindValue
+		}
+		return c.familyFor(base, m), sfx.kind
+	}
+	return c.familyFor(name, &meta{typ: model.MetricTypeUnknown}), kindValue
+}
+
+func hasType(types []model.MetricType, t model.MetricType) bool {
+	for _, x := range types {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Converter) familyFor(name string, m *meta) *family {
+	key := name + "\x00" + string(m.typ)
+	if f := c.families[key]; f != nil {
+		f.help, f.unit = m.help, m.unit
+		return f
+	}
+	f := &family{name: name, typ: m.typ, help: m.help, unit: m.unit}
+	switch m.typ {
+	case model.MetricTypeCounter:
+		f.mtype, f.monotonic = pmetric.MetricTypeSum, true
+	case model.MetricTypeInfo, model.MetricTypeStateset:
+		f.mtype = pmetric.MetricTypeSum
+	case model.MetricTypeHistogram:
+		f.mtype, f.monotonic = pmetric.MetricTypeHistogram, true
+	case model.MetricTypeSummary:
+		f.mtype, f.monotonic = pmetric.MetricTypeSummary, true
+	default:
+		// Unknown, gauge, and gauge histograms (no OTLP equivalent) are gauges, as the
+		// Collector's prometheus receiver does.
+		f.mtype = pmetric.MetricTypeGauge
+	}
+	c.families[key] = f
+	return f
+}
+
+func (f *family) cumulative() bool { return f.monotonic }
+
+// emit writes this scrape's families, then staleness markers for what vanished.
+func (c *Converter) emit(scrapeMs int64, dest pmetric.MetricSlice, st *Stats) {
+	dest.EnsureCapacity(dest.Len() + len(c.order))
+	c.next = c.next[:0]
+	for _, f := range c.order {
+		for _, g := range f.groups {
+			if g.empty() {
+				continue
+			}
+			g.write(c.metricFor(f, dest), false, scrapeMs)
+			c.next = append(c.next, g)
+		}
+	}
+	for _, g := range c.active {
+		if g.gen == c.gen && !g.empty() {
+			continue
+		}
+		g.write(c.metricFor(g.fam, dest), true, scrapeMs)
+		st.Stale++
+	}
+	c.active, c.next = c.next, c.active
+}
+
+// metricFor is f's metric in this scrape's output, created on first use.
+func (c *Converter) metricFor(f *family, dest pmetric.MetricSlice) pmetric.Metric {
+	if f.metricGen != c.gen {
+		f.metricGen = c.gen
+		f.metric = newMetric(dest, f)
+	}
+	return f.metric
+}
+
+// Stale appends staleness markers for every series of the last successful scrape, for a target
+// that went away, and forgets them.
+func (c *Converter) Stale(scrapeMs int64, dest pmetric.MetricSlice) int {
+	c.gen++
+	n := 0
+	for _, g := range c.active {
+		g.write(c.metricFor(g.fam, dest), true, scrapeMs)
+		n++
+	}
+	c.active = c.active[:0]
+	return n
+}
+
+// evict forgets series and groups not in this scrape: a series that comes back is new again.
+func (c *Converter) evict() {
+	for k, s := range c.series {
+		if s.gen != c.gen {
+			delete(c.series, k)
+		}
+	}
+	for k, g := range c.groups {
+		if g.gen != c.gen {
+			delete(c.groups, k)
+		}
+	}
+}
+
+func newMetric(dest pmetric.MetricSlice, f *family) pmetric.Metric {
+	m := dest.AppendEmpty()
+	m.SetName(f.name)
+	m.SetDescription(f.help)
+	m.SetUnit(f.unit)
+	m.Metadata().PutStr(MetadataTypeKey, string(f.typ))
+	switch f.mtype {
+	case pmetric.MetricTypeSum:
+		s := m.SetEmptySum()
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		s.SetIsMonotonic(f.monotonic)
+	case pmetric.MetricTypeHistogram:
+		m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	case pmetric.MetricTypeSummary:
+		m.SetEmptySummary()
+	default:
+		m.SetEmptyGauge()
+	}
+	return m
+}
+
+var noRecordedValue = pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
+
+// empty: the group had samples (say, only _created) but nothing to report.
+func (g *group) empty() bool {
+	switch g.fam.mtype {
+	case pmetric.MetricTypeHistogram:
+		return !g.hasCount && len(g.buckets) == 0
+	case pmetric.MetricTypeSummary:
+		return !g.hasCount && !g.hasSum && len(g.buckets) == 0
+	default:
+		return !g.hasValue
+	}
+}
+
+func (g *group) putAttrs(dst pcommon.Map) {
+	dst.EnsureCapacity(len(g.attrs))
+	for _, l := range g.attrs {
+		dst.PutStr(l.Name, l.Value)
+	}
+}
+
+// startTime is the created timestamp when the exposition has one, else when this receiver first
+// saw the series, moved forward when the value goes down (a counter reset).
+func (g *group) startTime(cur float64) int64 {
+	switch {
+	case g.created != 0:
+		g.start = g.created
+	case !g.seen:
+		g.start = g.ts
+	case cur < g.prev:
+		g.start = g.prevTS
+	}
+	g.seen, g.prev, g.prevTS = true, cur, g.ts
+	return g.start
+}
+
+func (g *group) write(m pmetric.Metric, stale bool, scrapeMs int64) {
+	ts := g.ts
+	if stale {
+		ts = scrapeMs
+	}
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		g.writeNumber(m.Gauge().DataPoints().AppendEmpty(), stale, ts, false)
+	case pmetric.MetricTypeSum:
+		g.writeNumber(m.Sum().DataPoints().AppendEmpty(), stale, ts, m.Sum().IsMonotonic())
+	case pmetric.MetricTypeHistogram:
+		g.writeHistogram(m.Histogram().DataPoints().AppendEmpty(), stale, ts)
+	case pmetric.MetricTypeSummary:
+		g.writeSummary(m.Summary().DataPoints().AppendEmpty(), stale, ts)
+	}
+}
+
+func (g *group) writeNumber(dp pmetric.NumberDataPoint, stale bool, ts int64, cumulative bool) {
+	g.putAttrs(dp.Attributes())
+	dp.SetTimestamp(msToTime(ts))
+	if stale || value.IsStaleNaN(g.value) {
+		dp.SetFlags(noRecordedValue)
+		return
+	}
+	dp.SetDoubleValue(g.value)
+	if cumulative {
+		dp.SetStartTimestamp(msToTime(g.startTime(g.value)))
+	}
+}
+
+func (g *group) writeHistogram(dp pmetric.HistogramDataPoint, stale bool, ts int64) {
+	g.putAttrs(dp.Attributes())
+	dp.SetTimestamp(msToTime(ts))
+	if stale || value.IsStaleNaN(g.count) || value.IsStaleNaN(g.sum) {
+		dp.SetFlags(noRecordedValue)
+		return
+	}
+	sortBuckets(g.buckets)
+	count := g.count
+	if !g.hasCount && len(g.buckets) > 0 {
+		count = g.buckets[len(g.buckets)-1].value
+	}
+	dp.SetCount(uint64(count))
+	if g.hasSum {
+		dp.SetSum(g.sum)
+	}
+	n := len(g.buckets)
+	if n > 0 && math.IsInf(g.buckets[n-1].bound, 1) {
+		n--
+	}
+	bounds := dp.ExplicitBounds()
+	counts := dp.BucketCounts()
+	bounds.EnsureCapacity(n)
+	counts.EnsureCapacity(n + 1)
+	prev := 0.0
+	for _, b := range g.buckets[:n] {
+		bounds.Append(b.bound)
+		counts.Append(uint64(max(b.value-prev, 0)))
+		prev = b.value
+	}
+	if len(g.buckets) > 0 {
+		counts.Append(uint64(max(count-prev, 0)))
+	}
+	dp.SetStartTimestamp(msToTime(g.startTime(count)))
+}
+
+func (g *group) writeSummary(dp pmetric.SummaryDataPoint, stale bool, ts int64) {
+	g.putAttrs(dp.Attributes())
+	dp.SetTimestamp(msToTime(ts))
+	if stale || value.IsStaleNaN(g.count) || value.IsStaleNaN(g.sum) {
+		dp.SetFlags(noRecordedValue)
+		return
+	}
+	dp.SetCount(uint64(g.count))
+	dp.SetSum(g.sum)
+	sortBuckets(g.buckets)
+	qs := dp.QuantileValues()
+	qs.EnsureCapacity(len(g.buckets))
+	for _, b := range g.buckets {
+		q := qs.AppendEmpty()
+		q.SetQuantile(b.bound)
+		q.SetValue(b.value)
+	}
+	dp.SetStartTimestamp(msToTime(g.startTime(g.count)))
+}
+
+func sortBuckets(b []bucket) {
+	// Expositions list buckets in order; sort (insertion) only when they are not.
+	for i := 1; i < len(b); i++ {
+		for j := i; j > 0 && b[j].bound < b[j-1].bound; j-- {
+			b[j], b[j-1] = b[j-1], b[j]
+		}
+	}
+}
+
+func msToTime(ms int64) pcommon.Timestamp { return pcommon.Timestamp(ms * 1e6) }
