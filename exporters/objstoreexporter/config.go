@@ -1,0 +1,99 @@
+package objstoreexporter
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+	"gopkg.in/yaml.v2"
+
+	"github.com/edgetel/edgetel/internal/bucket"
+)
+
+// Config is the objstore exporter's configuration.
+type Config struct {
+	TimeoutConfig exporterhelper.TimeoutConfig                             `mapstructure:",squash"`
+	QueueConfig   configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
+	RetryConfig   configretry.BackOffConfig                                `mapstructure:"retry_on_failure"`
+
+	// Directory holds the local TSDB (<directory>/tsdb), the upload state and, by default, the
+	// FILESYSTEM bucket (<directory>/bucket).
+	Directory string `mapstructure:"directory"`
+	// Bucket is Thanos' bucket configuration (type, config, prefix). Empty: a FILESYSTEM bucket
+	// under Directory.
+	Bucket map[string]any `mapstructure:"bucket"`
+	// ExternalLabels identify this writer in the bucket (thanos.labels of every block). Required:
+	// Thanos refuses blocks without them, and each writer needs its own set.
+	ExternalLabels map[string]string `mapstructure:"external_labels"`
+	// BlockDuration is the time range of one block (tsdb min = max block duration).
+	BlockDuration time.Duration `mapstructure:"block_duration"`
+	// OutOfOrderWindow is how far behind the newest sample a sample may be and still be stored.
+	OutOfOrderWindow time.Duration `mapstructure:"out_of_order_window"`
+	// LocalRetention is how long a block stays on local disk after it was uploaded.
+	LocalRetention time.Duration `mapstructure:"local_retention"`
+	// UploadInterval is how often the exporter cuts due blocks and uploads pending ones.
+	UploadInterval time.Duration `mapstructure:"upload_interval"`
+	// UploadRetry is the backoff between failed upload attempts; max_elapsed_time is ignored
+	// (a block is retried until it is uploaded).
+	UploadRetry configretry.BackOffConfig `mapstructure:"upload_retry"`
+	// ResourceToTelemetry copies all resource attributes to labels.
+	ResourceToTelemetry ResourceToTelemetry `mapstructure:"resource_to_telemetry_conversion"`
+}
+
+// ResourceToTelemetry is the Collector's resource_to_telemetry_conversion block.
+type ResourceToTelemetry struct {
+	Enabled bool `mapstructure:"enabled"`
+}
+
+// Validate checks the configuration and names the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Directory == "" {
+		errs = append(errs, errors.New("directory: must not be empty"))
+	}
+	if len(c.ExternalLabels) == 0 {
+		errs = append(errs, errors.New("external_labels: at least one label is required (Thanos groups and deduplicates blocks by them)"))
+	}
+	for k, v := range c.ExternalLabels {
+		if k == "" || v == "" {
+			errs = append(errs, fmt.Errorf("external_labels: %q=%q: names and values must not be empty", k, v))
+		}
+	}
+	if c.BlockDuration < time.Minute || c.BlockDuration%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("block_duration: %s: must be at least 1m and whole milliseconds", c.BlockDuration))
+	}
+	if c.OutOfOrderWindow < 0 {
+		errs = append(errs, fmt.Errorf("out_of_order_window: %s: must not be negative", c.OutOfOrderWindow))
+	}
+	if c.LocalRetention < 0 {
+		errs = append(errs, fmt.Errorf("local_retention: %s: must not be negative", c.LocalRetention))
+	}
+	if c.UploadInterval <= 0 {
+		errs = append(errs, fmt.Errorf("upload_interval: %s: must be positive", c.UploadInterval))
+	}
+	if c.UploadRetry.InitialInterval <= 0 || c.UploadRetry.MaxInterval < c.UploadRetry.InitialInterval {
+		errs = append(errs, errors.New("upload_retry: initial_interval must be positive and not above max_interval"))
+	}
+	if _, err := c.bucketYAML(); err != nil {
+		errs = append(errs, fmt.Errorf("bucket: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// bucketYAML renders the bucket section as Thanos' YAML (the default FILESYSTEM bucket when empty).
+func (c *Config) bucketYAML() ([]byte, error) {
+	if len(c.Bucket) == 0 {
+		return bucket.DefaultYAML(c.Directory), nil
+	}
+	out, err := yaml.Marshal(c.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := bucket.ParseYAML(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

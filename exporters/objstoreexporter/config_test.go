@@ -1,0 +1,71 @@
+package objstoreexporter
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+)
+
+func loadConfig(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	id := component.NewID(metadata.Type)
+	if name != "" {
+		id = component.NewIDWithName(metadata.Type, name)
+	}
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	return cfg
+}
+
+func TestConfigDefaults(t *testing.T) {
+	require.NoError(t, componenttest.CheckConfigStruct(NewFactory().CreateDefaultConfig()))
+	cfg := loadConfig(t, "")
+	require.NoError(t, confmap.Validate(cfg))
+	assert.Equal(t, 2*time.Hour, cfg.BlockDuration)
+	assert.Equal(t, 6*time.Hour, cfg.OutOfOrderWindow)
+	assert.Equal(t, 6*time.Hour, cfg.LocalRetention)
+	assert.Equal(t, "/var/lib/edgetel/objstore", cfg.Directory)
+	assert.False(t, cfg.QueueConfig.HasValue(), "no queue unless configured")
+	y, err := cfg.bucketYAML()
+	require.NoError(t, err)
+	assert.Contains(t, string(y), "type: FILESYSTEM")
+	assert.Contains(t, string(y), "/var/lib/edgetel/objstore/bucket")
+}
+
+func TestConfigCustom(t *testing.T) {
+	cfg := loadConfig(t, "custom")
+	require.NoError(t, confmap.Validate(cfg))
+	assert.Equal(t, map[string]string{"cluster": "edge-eu", "shard": "3"}, cfg.ExternalLabels)
+	assert.Equal(t, 5*time.Minute, cfg.BlockDuration)
+	assert.Equal(t, 2*time.Hour, cfg.OutOfOrderWindow)
+	assert.True(t, cfg.ResourceToTelemetry.Enabled)
+	y, err := cfg.bucketYAML()
+	require.NoError(t, err)
+	assert.Contains(t, string(y), "type: S3")
+	assert.Contains(t, string(y), "prefix: site-a")
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	err := confmap.Validate(loadConfig(t, "bad_bucket"))
+	require.ErrorContains(t, err, `bucket: bucket config: type "SWIFT" is not supported`)
+
+	err = confmap.Validate(loadConfig(t, "bad_values"))
+	require.Error(t, err)
+	for _, key := range []string{"directory:", "external_labels:", "block_duration:", "out_of_order_window:",
+		"local_retention:", "upload_interval:", "upload_retry:"} {
+		assert.ErrorContains(t, err, key)
+	}
+}

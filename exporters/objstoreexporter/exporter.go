@@ -1,0 +1,250 @@
+package objstoreexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/edgetel/edgetel/internal/bucket"
+	"github.com/edgetel/edgetel/internal/promconv"
+)
+
+// objstoreExporter appends metrics to a local TSDB and ships the blocks it cuts to a bucket.
+type objstoreExporter struct {
+	cfg    *Config
+	logger *slog.Logger
+	tel    *telemetry
+
+	// newBucket opens the bucket; tests wrap it.
+	newBucket func(ctx context.Context) (objstore.Bucket, error)
+
+	mu      sync.Mutex // serializes appends: the converter and series cache are single-threaded
+	db      *tsdb.DB
+	conv    *promconv.Converter
+	series  *seriesCache
+	shipper *shipper
+
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporter, error) {
+	tel, err := newTelemetry(set.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(zapslog.NewHandler(set.Logger.Core()))
+	e := &objstoreExporter{
+		cfg:    cfg,
+		logger: logger,
+		tel:    tel,
+		conv:   promconv.New(promconv.Options{ResourceToLabels: cfg.ResourceToTelemetry.Enabled}),
+		series: newSeriesCache(),
+		kick:   make(chan struct{}, 1),
+	}
+	e.newBucket = func(ctx context.Context) (objstore.Bucket, error) {
+		conf, err := cfg.bucketYAML()
+		if err != nil {
+			return nil, err
+		}
+		return bucket.NewFromYAML(ctx, conf, logger)
+	}
+	return e, nil
+}
+
+func (e *objstoreExporter) tsdbDir() string { return filepath.Join(e.cfg.Directory, "tsdb") }
+
+// Start replays the WAL (tsdb.Open does), uploads blocks a previous run cut but did not ship,
+// and starts the cut-and-upload loop.
+func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
+	if err := os.MkdirAll(e.cfg.Directory, 0o750); err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	bkt, err := e.newBucket(ctx)
+	if err != nil {
+		return err
+	}
+	state, err := loadState(filepath.Join(e.cfg.Directory, stateFilename))
+	if err != nil {
+		bkt.Close()
+		return err
+	}
+	e.shipper = newShipper(e.cfg, bkt, state, e.tel, e.logger)
+	db, err := tsdb.Open(e.tsdbDir(), e.logger, nil, e.tsdbOptions(), nil)
+	if err != nil {
+		bkt.Close()
+		return fmt.Errorf("open local tsdb %s: %w", e.tsdbDir(), err)
+	}
+	// Cutting is driven by the loop below, so that every block cut is seen and counted.
+	db.DisableCompactions()
+	e.db = db
+	e.tel.observeHead(db.Head())
+
+	loopCtx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan struct{})
+	go e.loop(loopCtx)
+	return nil
+}
+
+func (e *objstoreExporter) tsdbOptions() *tsdb.Options {
+	o := tsdb.DefaultOptions()
+	o.MinBlockDuration = e.cfg.BlockDuration.Milliseconds()
+	o.MaxBlockDuration = o.MinBlockDuration
+	o.OutOfOrderTimeWindow = e.cfg.OutOfOrderWindow.Milliseconds()
+	// Overlapping (out-of-order) blocks are shipped as they are; Thanos' compactor merges them.
+	o.EnableOverlappingCompaction = false
+	o.BlocksToDelete = func(blocks []*tsdb.Block) map[ulidT]struct{} { return e.shipper.deletable(blocks, time.Now()) }
+	return o
+}
+
+// Shutdown stops the loop, closes the TSDB (its head stays in the WAL for the next start) and the
+// bucket. Safe without Start.
+func (e *objstoreExporter) Shutdown(context.Context) error {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+	}
+	var errs []error
+	if e.db != nil {
+		errs = append(errs, e.db.Close())
+	}
+	if e.shipper != nil {
+		errs = append(errs, e.shipper.bkt.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (e *objstoreExporter) loop(ctx context.Context) {
+	defer close(e.done)
+	wait := time.Duration(0) // sync right away: ship what a previous run left
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case <-e.kick:
+		}
+		wait = e.cfg.UploadInterval
+		if err := e.sync(ctx); err != nil && ctx.Err() == nil {
+			e.logger.Warn("objstore exporter: cut or upload failed, retrying", "err", err)
+			wait = e.shipper.backoff()
+		}
+	}
+}
+
+// sync cuts the blocks that are due and uploads every block not uploaded yet.
+func (e *objstoreExporter) sync(ctx context.Context) error {
+	if err := e.cut(ctx); err != nil {
+		return err
+	}
+	return e.shipper.ship(ctx, e.db.Blocks())
+}
+
+func (e *objstoreExporter) cut(ctx context.Context) error {
+	before := len(e.db.Blocks())
+	known := make(map[ulidT]struct{}, before)
+	for _, b := range e.db.Blocks() {
+		known[b.Meta().ULID] = struct{}{}
+	}
+	if err := e.db.Compact(ctx); err != nil {
+		return fmt.Errorf("cut block: %w", err)
+	}
+	cut := 0
+	for _, b := range e.db.Blocks() {
+		if _, ok := known[b.Meta().ULID]; !ok {
+			cut++
+		}
+	}
+	if cut > 0 {
+		e.tel.blocksCut.Add(ctx, int64(cut))
+		e.mu.Lock()
+		e.series.sweep()
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.db == nil {
+		return errors.New("objstore exporter not started")
+	}
+	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series}
+	st, err := e.conv.Convert(md, app)
+	if err != nil {
+		_ = app.app.Rollback()
+		return fmt.Errorf("append to local tsdb: %w", err)
+	}
+	if err := app.app.Commit(); err != nil {
+		return fmt.Errorf("commit to local tsdb: %w", err)
+	}
+	e.tel.recordAppend(ctx, app, st.Unsupported)
+	if st.Unsupported > 0 {
+		e.logger.Debug("objstore exporter: skipped data points without a Prometheus form", "count", st.Unsupported)
+	}
+	e.kickIfDue()
+	return nil
+}
+
+// kickIfDue wakes the loop when the head spans enough time for tsdb to cut a block.
+func (e *objstoreExporter) kickIfDue() {
+	h := e.db.Head()
+	if h.MaxTime()-h.MinTime() <= e.cfg.BlockDuration.Milliseconds()*3/2 {
+		return
+	}
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// tsdbAppender feeds converted samples to a tsdb appender, reusing cached series refs.
+type tsdbAppender struct {
+	app   storage.AppenderV2
+	cache *seriesCache
+
+	appended, tooOld, outOfBounds, duplicate, outOfOrder int64
+}
+
+func (a *tsdbAppender) Append(ls labels.Labels, t int64, v float64) error {
+	// tsdb keeps the label set of a new series, and ls aliases the converter's buffer: always
+	// hand it the interned copy.
+	ent := a.cache.get(ls)
+	if ent == nil {
+		ent = a.cache.add(ls)
+	}
+	ref, err := a.app.Append(ent.ref, ent.ls, 0, t, v, nil, nil, storage.AOptions{})
+	switch {
+	case err == nil:
+		a.appended++
+	case errors.Is(err, storage.ErrTooOldSample):
+		a.tooOld++
+	case errors.Is(err, storage.ErrOutOfBounds):
+		a.outOfBounds++
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		a.duplicate++
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		a.outOfOrder++
+	default:
+		return err
+	}
+	if ref != 0 {
+		ent.ref = ref
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package objstoreexporter
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+
+	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/bucket"
+)
+
+const hour = int64(time.Hour / time.Millisecond)
+
+// TestKnownDataSetThroughExporter writes 7h of data through the exporter built by its factory:
+// tsdb cuts the 2h blocks [0,2h) and [2h,4h) (the rest stays in the head, in the WAL), the exporter
+// uploads them, and the bucket holds exactly the samples written before 4h.
+func TestKnownDataSetThroughExporter(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(ctx) })
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	exp, err := NewFactory().CreateMetrics(ctx, set, cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
+
+	ds := newDataset(5, t0, t0+7*hour)
+	for _, md := range ds.batches {
+		require.NoError(t, exp.ConsumeMetrics(ctx, md))
+	}
+	bkt := openBucket(t, cfg)
+	metas := waitBlocks(t, bkt, 2)
+	require.NoError(t, exp.Shutdown(ctx))
+
+	for i, m := range metas {
+		assert.Equal(t, t0+int64(i)*2*hour, m.MinTime)
+		assert.Equal(t, t0+int64(i+1)*2*hour, m.MaxTime)
+		assert.Equal(t, cfg.ExternalLabels, m.Thanos.Labels)
+		assert.Equal(t, int64(0), m.Thanos.Downsample.Resolution)
+		assert.Equal(t, bucket.SourceSidecar, m.Thanos.Source)
+		assert.Equal(t, 1, m.Compaction.Level)
+		assert.Equal(t, []string{"000001"}, m.Thanos.SegmentFiles)
+	}
+
+	dir, _ := downloadAll(t, bkt)
+	want := ds.before(t0 + 4*hour)
+	db := openReadOnly(t, dir)
+	got := readSamples(t, db, t0, t0+4*hour)
+	assertSameSamples(t, want, got, "the bucket holds exactly the samples written before the last cut")
+
+	t.Run("promql", func(t *testing.T) {
+		at := t0 + hour
+		v := instant(t, db, `edge_temp_celsius{sensor="3"}`, at)
+		assert.Equal(t, map[string]float64{`{__name__="edge_temp_celsius", instance="edge-1:10350", job="kubelet", sensor="3"}`: 300 + 120*0.5}, v)
+		rates := instant(t, db, `sum by (sensor) (rate(edge_packets_total[5m]))`, at)
+		require.Len(t, rates, 5)
+		for _, r := range rates {
+			assert.InDelta(t, 0.5, r, 1e-9) // 15 packets per 30s scrape
+		}
+		q := instant(t, db, `histogram_quantile(0.5, sum by (le) (rate(edge_latency_seconds_bucket[5m])))`, at)
+		require.Len(t, q, 1)
+		for _, x := range q {
+			assert.InDelta(t, 0.1+(1-0.1)*(2.0-1)/2, x, 1e-9) // median falls halfway into (0.1, 1]
+		}
+		// The stale marker ends sensor 0's gauge at once, not after the 5m lookback.
+		assert.Empty(t, instant(t, db, `edge_temp_celsius{sensor="0"}`, staleAt+10))
+		assert.Len(t, instant(t, db, `edge_temp_celsius{sensor="0"}`, staleAt+step.Milliseconds()), 1)
+	})
+
+	t.Run("self-metrics", func(t *testing.T) {
+		assertCounter(t, tel, "otelcol_objstore_exporter_blocks_cut", 2)
+		assertCounter(t, tel, "otelcol_objstore_exporter_blocks_uploaded", 2)
+		assertCounter(t, tel, "otelcol_objstore_exporter_samples_appended", int64(len(ds.expected)))
+	})
+
+	t.Run("promtool", func(t *testing.T) {
+		bin := promtool(t)
+		ids := blockDirs(t, dir)
+		require.Len(t, ids, 2)
+		list := runPromtool(t, bin, "tsdb", "list", dir)
+		for _, id := range ids {
+			assert.Contains(t, list, id)
+			out := runPromtool(t, bin, "tsdb", "analyze", dir, id)
+			assert.Contains(t, out, "Block ID: "+id)
+			assert.Contains(t, out, "Total Series: 35")
+		}
+		dump := lines(runPromtool(t, bin, "tsdb", "dump", "--sandbox-dir-root", t.TempDir(), dir))
+		assertSameSamples(t, want, dump, "promtool tsdb dump prints exactly the samples written")
+	})
+}
+
+func assertCounter(t *testing.T, tel *componenttest.Telemetry, name string, want int64) {
+	t.Helper()
+	assert.Equal(t, want, counterValue(t, tel, name, ""))
+}
+
+// counterValue sums a counter's points, optionally only those with reason=<reason>.
+func counterValue(t *testing.T, tel *componenttest.Telemetry, name, reason string) int64 {
+	t.Helper()
+	m, err := tel.GetMetric(name)
+	require.NoError(t, err, name)
+	var n int64
+	for _, dp := range sumPoints(m) {
+		if r, ok := dp.Attributes.Value("reason"); reason != "" && (!ok || r.AsString() != reason) {
+			continue
+		}
+		n += dp.Value
+	}
+	return n
+}
+
+// TestOutOfOrder: an edge node's late backlog within out_of_order_window is stored, lands in a
+// block of its own next to the one already uploaded, and is queryable from the bucket; older
+// samples are dropped and counted.
+func TestOutOfOrder(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	cfg.OutOfOrderWindow = 4 * time.Hour
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(ctx) })
+	e := newTestExporter(t, cfg, tel, nil)
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = e.Shutdown(ctx) })
+	bkt := openBucket(t, cfg)
+
+	const minute = int64(time.Minute / time.Millisecond)
+	lateFrom, oldFrom := t0+3*hour+30*minute, t0+2*hour+30*minute
+	// In-order data with two gaps: one filled late within the window, one too old to fill.
+	in := merge(newDataset(1, t0, oldFrom), newDataset(1, oldFrom+minute, lateFrom), newDataset(1, lateFrom+5*minute, t0+7*hour))
+	for _, md := range in.batches {
+		require.NoError(t, e.push(ctx, md))
+	}
+	waitBlocks(t, bkt, 2) // [0,2h) and [2h,4h) uploaded; head holds [4h,7h)
+
+	late := newDataset(1, lateFrom, lateFrom+5*minute) // within 4h of the newest sample (7h): kept
+	tooOld := newDataset(1, oldFrom, oldFrom+minute)    // older than 7h-4h: dropped
+	for _, md := range append(late.batches, tooOld.batches...) {
+		require.NoError(t, e.push(ctx, md))
+	}
+	tooOldSamples := int64(len(tooOld.expected))
+	assert.Equal(t, tooOldSamples, counterValue(t, tel, "otelcol_objstore_exporter_samples_dropped", "too_old"))
+
+	// Queryable locally at once.
+	lateTS := lateFrom
+	local := instant(t, e.db, `edge_temp_celsius`, lateTS)
+	assert.Equal(t, []float64{late.expected[0].v}, values(local))
+
+	// More in-order data cuts [4h,6h) and, with it, the out-of-order block for [2h,4h).
+	more := newDataset(1, t0+7*hour, t0+9*hour)
+	for _, md := range more.batches {
+		require.NoError(t, e.push(ctx, md))
+	}
+	metas := waitBlocks(t, bkt, 4)
+	var ooo *bucket.Meta
+	for _, m := range metas {
+		if slices.Contains(m.Compaction.Hints, "from-out-of-order") {
+			ooo = m
+		}
+	}
+	require.NotNil(t, ooo, "an out-of-order block was uploaded")
+	assert.Equal(t, t0+2*hour, ooo.MinTime)
+	assert.Equal(t, uint64(len(late.expected)), ooo.Stats.NumSamples)
+	assert.Equal(t, cfg.ExternalLabels, ooo.Thanos.Labels)
+
+	dir, _ := downloadAll(t, bkt)
+	db := openReadOnly(t, dir)
+	assert.Equal(t, []float64{late.expected[0].v}, values(instant(t, db, `edge_temp_celsius`, lateTS)))
+	got := readSamples(t, db, t0, t0+6*hour)
+	want := append(in.before(t0+6*hour), late.before(t0+6*hour)...)
+	assertSameSamples(t, want, got, "bucket after the late backlog")
+}
+
+func values(m map[string]float64) []float64 {
+	var out []float64
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestShutdownWithoutStart(t *testing.T) {
+	e := newTestExporter(t, testConfig(t.TempDir()), nil, nil)
+	require.NoError(t, e.Shutdown(context.Background()))
+}
+
+func TestStartFailsOnBadBucket(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Bucket = map[string]any{"type": "FILESYSTEM", "config": map[string]any{}}
+	e := newTestExporter(t, cfg, nil, nil)
+	err := e.Start(context.Background(), componenttest.NewNopHost())
+	require.ErrorContains(t, err, "missing directory")
+	require.NoError(t, e.Shutdown(context.Background()))
+}
+
+func TestPushBeforeStartFails(t *testing.T) {
+	e := newTestExporter(t, testConfig(t.TempDir()), nil, nil)
+	err := e.push(context.Background(), newDataset(1, t0, t0+1).batches[0])
+	require.ErrorContains(t, err, "not started")
+}
+
+func TestUploadStateSurvivesCorruption(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, stateFilename)
+	require.NoError(t, writeFile(path, "{not json"))
+	st, err := loadState(path)
+	require.NoError(t, err)
+	assert.Empty(t, st.Uploaded)
+}

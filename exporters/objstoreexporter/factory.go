@@ -1,0 +1,56 @@
+package objstoreexporter
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
+
+	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+)
+
+// NewFactory returns the objstore exporter's factory.
+func NewFactory() exporter.Factory {
+	return exporter.NewFactory(metadata.Type, createDefaultConfig,
+		exporter.WithMetrics(createMetrics, metadata.MetricsStability))
+}
+
+func createDefaultConfig() component.Config {
+	retry := configretry.NewDefaultBackOffConfig()
+	retry.InitialInterval = time.Second
+	retry.MaxInterval = 5 * time.Minute
+	retry.MaxElapsedTime = 0
+	return &Config{
+		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
+		// Appends go to a local WAL: no queue unless configured, so backpressure reaches the receiver.
+		QueueConfig:      configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
+		RetryConfig:      configretry.NewDefaultBackOffConfig(),
+		Directory:        "/var/lib/edgetel/objstore",
+		BlockDuration:    2 * time.Hour,
+		OutOfOrderWindow: 6 * time.Hour,
+		LocalRetention:   6 * time.Hour,
+		UploadInterval:   30 * time.Second,
+		UploadRetry:      retry,
+	}
+}
+
+func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
+	c := cfg.(*Config)
+	e, err := newExporter(c, set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewMetrics(ctx, set, cfg, e.push,
+		exporterhelper.WithStart(e.Start),
+		exporterhelper.WithShutdown(e.Shutdown),
+		exporterhelper.WithTimeout(c.TimeoutConfig),
+		exporterhelper.WithRetry(c.RetryConfig),
+		exporterhelper.WithQueue(c.QueueConfig),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+	)
+}

@@ -1,0 +1,99 @@
+package objstoreexporter
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+)
+
+// telemetry holds the exporter's own metrics.
+type telemetry struct {
+	blocksCut, blocksUploaded, uploadFailures metric.Int64Counter
+	samplesAppended, samplesDropped           metric.Int64Counter
+
+	lagSince atomic.Int64 // unix ms of the oldest pending block's cut, 0 when none
+	head     atomic.Pointer[tsdb.Head]
+}
+
+var (
+	reasonTooOld      = metric.WithAttributes(attribute.String("reason", "too_old"))
+	reasonOutOfBounds = metric.WithAttributes(attribute.String("reason", "out_of_bounds"))
+	reasonDuplicate   = metric.WithAttributes(attribute.String("reason", "duplicate"))
+	reasonOutOfOrder  = metric.WithAttributes(attribute.String("reason", "out_of_order"))
+	reasonUnsupported = metric.WithAttributes(attribute.String("reason", "unsupported"))
+)
+
+func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
+	m := mp.Meter(metadata.ScopeName)
+	t := &telemetry{}
+	var err error
+	counter := func(name, desc, unit string) metric.Int64Counter {
+		if err != nil {
+			return nil
+		}
+		var c metric.Int64Counter
+		c, err = m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		return c
+	}
+	t.blocksCut = counter("otelcol_objstore_exporter_blocks_cut", "TSDB blocks cut from the local head.", "{block}")
+	t.blocksUploaded = counter("otelcol_objstore_exporter_blocks_uploaded", "Blocks uploaded to the bucket.", "{block}")
+	t.uploadFailures = counter("otelcol_objstore_exporter_upload_failures", "Failed block upload attempts.", "{attempt}")
+	t.samplesAppended = counter("otelcol_objstore_exporter_samples_appended", "Samples appended to the local TSDB.", "{sample}")
+	t.samplesDropped = counter("otelcol_objstore_exporter_samples_dropped", "Samples dropped, by reason.", "{sample}")
+	if err != nil {
+		return nil, err
+	}
+	_, err = m.Float64ObservableGauge("otelcol_objstore_exporter_upload_lag",
+		metric.WithDescription("Age of the oldest cut block not yet uploaded, 0 when none waits."), metric.WithUnit("s"),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			if since := t.lagSince.Load(); since != 0 {
+				o.Observe(time.Since(time.UnixMilli(since)).Seconds())
+			} else {
+				o.Observe(0)
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, err
+	}
+	_, err = m.Int64ObservableGauge("otelcol_objstore_exporter_head_series",
+		metric.WithDescription("Series in the local TSDB head."), metric.WithUnit("{series}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if h := t.head.Load(); h != nil {
+				o.Observe(int64(h.NumSeries()))
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *telemetry) observeHead(h *tsdb.Head) { t.head.Store(h) }
+
+func (t *telemetry) setLag(oldestPending time.Time) {
+	if oldestPending.IsZero() {
+		t.lagSince.Store(0)
+		return
+	}
+	t.lagSince.Store(oldestPending.UnixMilli())
+}
+
+func (t *telemetry) recordAppend(ctx context.Context, a *tsdbAppender, unsupported int) {
+	t.samplesAppended.Add(ctx, a.appended)
+	for _, d := range []struct {
+		n   int64
+		opt metric.AddOption
+	}{{a.tooOld, reasonTooOld}, {a.outOfBounds, reasonOutOfBounds}, {a.duplicate, reasonDuplicate}, {a.outOfOrder, reasonOutOfOrder}, {int64(unsupported), reasonUnsupported}} {
+		if d.n > 0 {
+			t.samplesDropped.Add(ctx, d.n, d.opt)
+		}
+	}
+}
