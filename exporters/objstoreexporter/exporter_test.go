@@ -141,7 +141,7 @@ func TestOutOfOrder(t *testing.T) {
 	waitBlocks(t, bkt, 2) // [0,2h) and [2h,4h) uploaded; head holds [4h,7h)
 
 	late := newDataset(1, lateFrom, lateFrom+5*minute) // within 4h of the newest sample (7h): kept
-	tooOld := newDataset(1, oldFrom, oldFrom+minute)    // older than 7h-4h: dropped
+	tooOld := newDataset(1, oldFrom, oldFrom+minute)   // older than 7h-4h: dropped
 	for _, md := range append(late.batches, tooOld.batches...) {
 		require.NoError(t, e.push(ctx, md))
 	}
