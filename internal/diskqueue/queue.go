@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -105,6 +106,7 @@ type Queue struct {
 	mu        sync.Mutex
 	segs      []*segment // sorted; the last one is written
 	pos       *positionFile
+	lock      *os.File
 	wOff      uint64 // end of the stream
 	rOff      uint64 // next record to read
 	committed uint64
@@ -145,6 +147,11 @@ func Open(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("diskqueue: create %s: %w", opts.Dir, err)
 	}
 	q := &Queue{opts: opts, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	q.lock = lock
 	if err := q.load(); err != nil {
 		q.closeFiles()
 		return nil, err
@@ -493,6 +500,9 @@ func (q *Queue) closeFiles() {
 		_ = s.f.Close()
 	}
 	_ = q.pos.close()
+	if q.lock != nil {
+		_ = q.lock.Close() // releases the flock
+	}
 }
 
 func (q *Queue) syncLoop() {
@@ -551,6 +561,20 @@ func listSegments(dir string) ([]uint64, error) {
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
 	return starts, nil
+}
+
+// lockDir takes an exclusive flock on dir/LOCK: two queues on one directory would interleave
+// their writes. The kernel drops the lock when the process dies, so kill -9 leaves none behind.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("diskqueue: lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("diskqueue: directory %s is in use by another queue: %w", dir, err)
+	}
+	return f, nil
 }
 
 func syncDir(dir string) {

@@ -142,7 +142,8 @@ func TestResumeWithoutClose(t *testing.T) {
 	appendN(t, q, 0, 30)
 	_, recs := readAll(t, q)
 	require.NoError(t, q.Commit(recs[9].End))
-	// q is abandoned, its descriptors left open.
+	// q is abandoned, its descriptors left open; only the lock goes, as when a process dies.
+	require.NoError(t, q.lock.Close())
 
 	q2 := open(t, dir, d, nil)
 	ids, _ := readAll(t, q2)
@@ -509,4 +510,15 @@ func TestTornPositionSlotFallsBack(t *testing.T) {
 	q = open(t, dir, newDrops(), nil)
 	ids, _ := readAll(t, q)
 	assert.Equal(t, seq(2, 5), ids)
+}
+
+func TestDirectoryIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, dir, newDrops(), nil)
+	_, err := Open(Options{Dir: dir})
+	assert.ErrorContains(t, err, "in use")
+	require.NoError(t, q.Close())
+	q2, err := Open(Options{Dir: dir})
+	require.NoError(t, err, "Close releases the lock")
+	require.NoError(t, q2.Close())
 }
