@@ -1,0 +1,156 @@
+package remotewriteexporter
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/edgetel/edgetel/internal/diskqueue"
+)
+
+// Remote-write protocol versions.
+const (
+	ProtocolV1 = "1.0"
+	ProtocolV2 = "2.0"
+)
+
+// Config is the edgeremotewrite exporter's configuration.
+type Config struct {
+	// ClientConfig holds endpoint, tls, headers (e.g. X-Scope-OrgID, THANOS-TENANT), timeout,
+	// proxy and auth extensions: the Collector's standard HTTP client settings.
+	confighttp.ClientConfig `mapstructure:",squash"`
+
+	// ProtocolVersion is the remote-write protocol: "1.0" (prometheus.WriteRequest) or "2.0"
+	// (io.prometheus.write.v2.Request).
+	ProtocolVersion string `mapstructure:"protocol_version"`
+	// ExternalLabels are added to every series that does not have the label already.
+	ExternalLabels map[string]string `mapstructure:"external_labels"`
+	// BasicAuth sets the Authorization header from a username and a password or password file.
+	BasicAuth *BasicAuthConfig `mapstructure:"basic_auth"`
+	// BearerTokenFile is read on every request, so a rotated token is picked up.
+	BearerTokenFile string `mapstructure:"bearer_token_file"`
+
+	Buffer  BufferConfig  `mapstructure:"buffer"`
+	Sending SendingConfig `mapstructure:"sending"`
+	Retry   RetryConfig   `mapstructure:"retry"`
+}
+
+// BasicAuthConfig is HTTP basic authentication.
+type BasicAuthConfig struct {
+	Username     string              `mapstructure:"username"`
+	Password     configopaque.String `mapstructure:"password"`
+	PasswordFile string              `mapstructure:"password_file"`
+}
+
+// BufferConfig is the on-disk buffer every accepted batch goes through.
+type BufferConfig struct {
+	// Directory holds the segment files and the read position. One exporter per directory.
+	Directory string `mapstructure:"directory"`
+	// MaxBytes bounds the buffer on disk; past it the oldest data is dropped and counted.
+	MaxBytes int64 `mapstructure:"max_bytes"`
+	// MaxAge drops data whose newest sample is older than this when it comes up for sending
+	// (0: keep everything). Set it to the receiver's out-of-order window, as older samples
+	// would be rejected anyway.
+	MaxAge time.Duration `mapstructure:"max_age"`
+	// SegmentSize is the size of one segment file; space is freed a segment at a time.
+	SegmentSize int64 `mapstructure:"segment_size"`
+	// Fsync is "always" (before ConsumeMetrics returns), "interval" or "never".
+	Fsync         diskqueue.SyncPolicy `mapstructure:"fsync"`
+	FsyncInterval time.Duration        `mapstructure:"fsync_interval"`
+}
+
+// SendingConfig shapes the requests.
+type SendingConfig struct {
+	// Shards is the number of parallel senders; a series always goes to the same shard.
+	Shards int `mapstructure:"shards"`
+	// MaxSamplesPerSend and MaxBytesPerSend (uncompressed) bound one request.
+	MaxSamplesPerSend int `mapstructure:"max_samples_per_send"`
+	MaxBytesPerSend   int `mapstructure:"max_bytes_per_send"`
+}
+
+// RetryConfig is the backoff for retryable failures (network errors, 5xx, 429). Retries never
+// give up: the data stays in the buffer, bounded by max_bytes and max_age.
+type RetryConfig struct {
+	InitialInterval     time.Duration `mapstructure:"initial_interval"`
+	MaxInterval         time.Duration `mapstructure:"max_interval"`
+	Multiplier          float64       `mapstructure:"multiplier"`
+	RandomizationFactor float64       `mapstructure:"randomization_factor"`
+	// MaxRetryAfter caps how long a Retry-After header can make a shard wait.
+	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
+}
+
+// Validate checks the configuration, naming the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if u, err := url.Parse(c.Endpoint); c.Endpoint == "" || err != nil || u.Scheme == "" || u.Host == "" {
+		add("endpoint: must be an absolute http(s) URL, got %q", c.Endpoint)
+	}
+	if c.ProtocolVersion != ProtocolV1 && c.ProtocolVersion != ProtocolV2 {
+		add("protocol_version: must be %q or %q, got %q", ProtocolV1, ProtocolV2, c.ProtocolVersion)
+	}
+	for k := range c.ExternalLabels {
+		if !model.LegacyValidation.IsValidLabelName(k) || k == model.MetricNameLabel {
+			add("external_labels: %q is not a valid label name", k)
+		}
+	}
+	if c.BasicAuth != nil {
+		if c.BasicAuth.Username == "" {
+			add("basic_auth.username: must be set")
+		}
+		if c.BasicAuth.Password != "" && c.BasicAuth.PasswordFile != "" {
+			add("basic_auth: set password or password_file, not both")
+		}
+		if c.BearerTokenFile != "" {
+			add("bearer_token_file: cannot be used together with basic_auth")
+		}
+	}
+	b := c.Buffer
+	if b.Directory == "" {
+		add("buffer.directory: must be set")
+	}
+	if b.MaxBytes < 1<<20 {
+		add("buffer.max_bytes: must be at least 1 MiB, got %d", b.MaxBytes)
+	}
+	if b.MaxAge < 0 {
+		add("buffer.max_age: must not be negative")
+	}
+	if b.SegmentSize < 64<<10 {
+		add("buffer.segment_size: must be at least 64 KiB, got %d", b.SegmentSize)
+	}
+	switch b.Fsync {
+	case diskqueue.SyncAlways, diskqueue.SyncNever:
+	case diskqueue.SyncInterval:
+		if b.FsyncInterval <= 0 {
+			add("buffer.fsync_interval: must be positive with fsync: interval")
+		}
+	default:
+		add("buffer.fsync: must be always, interval or never, got %q", b.Fsync)
+	}
+	s := c.Sending
+	if s.Shards < 1 || s.Shards > 256 {
+		add("sending.shards: must be between 1 and 256, got %d", s.Shards)
+	}
+	if s.MaxSamplesPerSend < 1 {
+		add("sending.max_samples_per_send: must be positive")
+	}
+	if s.MaxBytesPerSend < 1024 {
+		add("sending.max_bytes_per_send: must be at least 1024")
+	}
+	r := c.Retry
+	if r.InitialInterval <= 0 || r.MaxInterval < r.InitialInterval {
+		add("retry: initial_interval must be positive and max_interval at least initial_interval")
+	}
+	if r.Multiplier < 1 {
+		add("retry.multiplier: must be at least 1")
+	}
+	if r.RandomizationFactor < 0 || r.RandomizationFactor > 1 {
+		add("retry.randomization_factor: must be between 0 and 1")
+	}
+	return errors.Join(errs...)
+}

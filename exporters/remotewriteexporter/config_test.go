@@ -1,0 +1,72 @@
+package remotewriteexporter
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/diskqueue"
+)
+
+func loadConfig(t *testing.T, name string) *Config {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
+	require.NoError(t, err)
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	require.NoError(t, sub.Unmarshal(cfg))
+	return cfg
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg := loadConfig(t, "")
+	require.NoError(t, confmap.Validate(cfg))
+	assert.Equal(t, "http://127.0.0.1:9090/api/v1/write", cfg.Endpoint)
+	assert.Equal(t, ProtocolV1, cfg.ProtocolVersion)
+	assert.Equal(t, int64(1<<30), cfg.Buffer.MaxBytes)
+	assert.Equal(t, diskqueue.SyncInterval, cfg.Buffer.Fsync)
+	assert.Equal(t, 4, cfg.Sending.Shards)
+	assert.Equal(t, 30*time.Second, cfg.Timeout)
+	assert.NoError(t, componenttest.CheckConfigStruct(cfg))
+}
+
+func TestConfigFull(t *testing.T) {
+	cfg := loadConfig(t, "full")
+	require.NoError(t, confmap.Validate(cfg))
+	assert.Equal(t, ProtocolV2, cfg.ProtocolVersion)
+	assert.Equal(t, 10*time.Second, cfg.Timeout)
+	v, ok := cfg.Headers.Get("THANOS-TENANT")
+	assert.True(t, ok)
+	assert.Equal(t, configopaque.String("edge-site-7"), v)
+	assert.Equal(t, "/etc/edgetel/ca.crt", cfg.TLS.CAFile)
+	assert.Equal(t, map[string]string{"cluster": "edge-eu-1", "replica": "a"}, cfg.ExternalLabels)
+	assert.Equal(t, "/var/run/secrets/token", cfg.BearerTokenFile)
+	assert.Equal(t, BufferConfig{
+		Directory: "/var/lib/edgetel/rw-full", MaxBytes: 256 << 20, MaxAge: 2 * time.Hour,
+		SegmentSize: 4 << 20, Fsync: diskqueue.SyncAlways, FsyncInterval: time.Second,
+	}, cfg.Buffer)
+	assert.Equal(t, SendingConfig{Shards: 8, MaxSamplesPerSend: 10000, MaxBytesPerSend: 2 << 20}, cfg.Sending)
+	assert.Equal(t, RetryConfig{InitialInterval: 50 * time.Millisecond, MaxInterval: time.Minute,
+		Multiplier: 1.5, RandomizationFactor: 0.2, MaxRetryAfter: 2 * time.Minute}, cfg.Retry)
+}
+
+func TestConfigInvalid(t *testing.T) {
+	err := confmap.Validate(loadConfig(t, "invalid"))
+	require.Error(t, err)
+	for _, key := range []string{
+		"endpoint:", "protocol_version:", `external_labels: "bad-name"`, "basic_auth.username:",
+		"bearer_token_file:", "buffer.directory:", "buffer.max_bytes:", "buffer.fsync:", "sending.shards:",
+	} {
+		assert.ErrorContains(t, err, key)
+	}
+}

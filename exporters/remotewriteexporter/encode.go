@@ -1,0 +1,259 @@
+package remotewriteexporter
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"sort"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+
+	"github.com/edgetel/edgetel/internal/diskqueue"
+)
+
+// encoder turns the samples of one ConsumeMetrics call into buffer records, one or more per
+// shard. It implements promconv.Appender. Each sample is written straight into its shard's
+// protobuf bytes, so nothing is kept per sample and nothing decodes again before sending.
+//
+// RW 1.0 records are a sequence of WriteRequest.timeseries fields: a valid WriteRequest by
+// themselves, and concatenating records is concatenating requests, which is how the sender
+// merges them into one batch. RW 2.0 records are whole Requests with their own symbol table.
+type encoder struct {
+	v2          bool
+	external    []prompb.Label // sorted
+	maxSamples  int
+	maxBytes    int
+	shards      []shardBuf
+	merged      []prompb.Label
+	intern      map[string]string
+	out         []pendingRecord
+	spare       [][]byte
+	tooLarge    int
+	unsupported int
+}
+
+type pendingRecord struct {
+	meta    diskqueue.Meta
+	payload []byte
+}
+
+type shardBuf struct {
+	meta  diskqueue.Meta
+	buf   []byte // RW 1.0: encoded timeseries fields
+	bytes int    // uncompressed size, both versions
+	// RW 2.0
+	symbols    writev2.SymbolsTable
+	series     []writev2.TimeSeries
+	refs       []uint32
+	samples    []writev2.Sample
+	marshalBuf []byte
+}
+
+// internLimit bounds the RW 2.0 string cache; past it the cache starts over.
+const internLimit = 1 << 20
+
+func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, maxBytes int) *encoder {
+	e := &encoder{v2: v2, maxSamples: maxSamples, maxBytes: maxBytes, shards: make([]shardBuf, shards), intern: map[string]string{}}
+	for k, v := range external {
+		e.external = append(e.external, prompb.Label{Name: k, Value: v})
+	}
+	sort.Slice(e.external, func(i, j int) bool { return e.external[i].Name < e.external[j].Name })
+	for i := range e.shards {
+		e.shards[i].symbols = writev2.NewSymbolTable()
+		e.shards[i].meta.Tag = uint32(i)
+	}
+	return e
+}
+
+// Append implements promconv.Appender.
+func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
+	s := &e.shards[ls.Hash()%uint64(len(e.shards))]
+	e.mergeLabels(ls)
+	if e.v2 {
+		e.appendV2(s, t, v)
+	} else {
+		e.appendV1(s, t, v)
+	}
+	m := &s.meta
+	if m.Count == 0 || t < m.MinTime {
+		m.MinTime = t
+	}
+	if m.Count == 0 || t > m.MaxTime {
+		m.MaxTime = t
+	}
+	m.Count++
+	if int(m.Count) >= e.maxSamples || s.bytes >= e.maxBytes {
+		e.flush(s)
+	}
+	return nil
+}
+
+// mergeLabels puts the series' labels and the external labels not already set into e.merged,
+// sorted by name, as Prometheus adds external labels.
+func (e *encoder) mergeLabels(ls labels.Labels) {
+	e.merged = e.merged[:0]
+	ext := e.external
+	ls.Range(func(l labels.Label) {
+		for len(ext) > 0 && ext[0].Name < l.Name {
+			e.merged = append(e.merged, ext[0])
+			ext = ext[1:]
+		}
+		if len(ext) > 0 && ext[0].Name == l.Name {
+			ext = ext[1:]
+		}
+		e.merged = append(e.merged, prompb.Label{Name: l.Name, Value: l.Value})
+	})
+	e.merged = append(e.merged, ext...)
+}
+
+// appendV1 writes one TimeSeries field with one sample, byte for byte what gogo's Marshal
+// writes for prompb.TimeSeries (proto3: zero value and zero timestamp are omitted).
+func (e *encoder) appendV1(s *shardBuf, t int64, v float64) {
+	labelsSize := 0
+	for _, l := range e.merged {
+		n := labelSize(l)
+		labelsSize += 1 + uvarintLen(uint64(n)) + n
+	}
+	ss := sampleSize(t, v)
+	tsSize := labelsSize + 1 + uvarintLen(uint64(ss)) + ss
+	b := s.buf
+	b = append(b, 0x0a)
+	b = binary.AppendUvarint(b, uint64(tsSize))
+	for _, l := range e.merged {
+		b = append(b, 0x0a)
+		b = binary.AppendUvarint(b, uint64(labelSize(l)))
+		b = appendString(b, 0x0a, l.Name)
+		b = appendString(b, 0x12, l.Value)
+	}
+	b = append(b, 0x12)
+	b = binary.AppendUvarint(b, uint64(ss))
+	if v != 0 {
+		b = append(b, 0x09)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	if t != 0 {
+		b = append(b, 0x10)
+		b = binary.AppendUvarint(b, uint64(t))
+	}
+	s.bytes += len(b) - len(s.buf)
+	s.buf = b
+}
+
+func labelSize(l prompb.Label) int {
+	n := 0
+	if len(l.Name) > 0 {
+		n += 1 + uvarintLen(uint64(len(l.Name))) + len(l.Name)
+	}
+	if len(l.Value) > 0 {
+		n += 1 + uvarintLen(uint64(len(l.Value))) + len(l.Value)
+	}
+	return n
+}
+
+func sampleSize(t int64, v float64) int {
+	n := 0
+	if v != 0 {
+		n += 9
+	}
+	if t != 0 {
+		n += 1 + uvarintLen(uint64(t))
+	}
+	return n
+}
+
+func appendString(b []byte, tag byte, s string) []byte {
+	if len(s) == 0 {
+		return b
+	}
+	b = append(b, tag)
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+func (e *encoder) appendV2(s *shardBuf, t int64, v float64) {
+	start := len(s.refs)
+	for _, l := range e.merged {
+		s.refs = append(s.refs, s.symbols.Symbolize(e.internString(l.Name)), s.symbols.Symbolize(e.internString(l.Value)))
+		s.bytes += len(l.Name) + len(l.Value) + 4
+	}
+	s.samples = append(s.samples, writev2.Sample{Value: v, Timestamp: t})
+	s.series = append(s.series, writev2.TimeSeries{
+		LabelsRefs: s.refs[start:len(s.refs):len(s.refs)],
+		Samples:    s.samples[len(s.samples)-1 : len(s.samples) : len(s.samples)],
+	})
+	s.bytes += 16
+}
+
+// internString returns a long-lived copy of s: the converter's label strings live in a buffer
+// that is reused for the next sample, the symbol table must outlive it. Each string is copied
+// once, not once per sample.
+func (e *encoder) internString(s string) string {
+	if is, ok := e.intern[s]; ok {
+		return is
+	}
+	if len(e.intern) >= internLimit {
+		clear(e.intern)
+	}
+	is := string([]byte(s))
+	e.intern[is] = is
+	return is
+}
+
+// flush closes the shard's current record, compressed, into e.out.
+func (e *encoder) flush(s *shardBuf) {
+	if s.meta.Count == 0 {
+		return
+	}
+	raw := s.buf
+	if e.v2 {
+		req := writev2.Request{Symbols: s.symbols.Symbols(), Timeseries: s.series}
+		var err error
+		s.marshalBuf, err = req.OptimizedMarshal(s.marshalBuf[:0])
+		if err != nil {
+			// Marshal into a sized buffer only fails on a size mismatch: a bug, not bad input.
+			panic(err)
+		}
+		raw = s.marshalBuf
+	}
+	e.out = append(e.out, pendingRecord{meta: s.meta, payload: snappy.Encode(e.nextSpare(len(raw)), raw)})
+	s.meta = diskqueue.Meta{Tag: s.meta.Tag}
+	s.buf = s.buf[:0]
+	s.bytes = 0
+	s.symbols.Reset()
+	s.series = s.series[:0]
+	s.refs = s.refs[:0]
+	s.samples = s.samples[:0]
+}
+
+// nextSpare hands out a compression buffer reused across calls: records are copied into the
+// queue's file before the next ConsumeMetrics call encodes again.
+func (e *encoder) nextSpare(n int) []byte {
+	i := len(e.out)
+	for len(e.spare) <= i {
+		e.spare = append(e.spare, nil)
+	}
+	need := snappy.MaxEncodedLen(n)
+	if cap(e.spare[i]) < need {
+		e.spare[i] = make([]byte, need)
+	}
+	return e.spare[i][:need]
+}
+
+// finish flushes every shard and returns the records of this call.
+func (e *encoder) finish() ([]diskqueue.Meta, [][]byte) {
+	for i := range e.shards {
+		e.flush(&e.shards[i])
+	}
+	metas := make([]diskqueue.Meta, len(e.out))
+	payloads := make([][]byte, len(e.out))
+	for i, r := range e.out {
+		metas[i], payloads[i] = r.meta, r.payload
+	}
+	e.out = e.out[:0]
+	return metas, payloads
+}

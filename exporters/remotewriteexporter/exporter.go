@@ -1,0 +1,154 @@
+package remotewriteexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/promconv"
+)
+
+// rwExporter converts each batch to remote-write records, stores them in the disk buffer before
+// ConsumeMetrics returns, and leaves delivery to the sender.
+type rwExporter struct {
+	cfg *Config
+	set exporter.Settings
+	now func() time.Time
+
+	mu   sync.Mutex // one conversion at a time: the converter and encoder reuse their buffers
+	conv *promconv.Converter
+	enc  *encoder
+
+	q      *diskqueue.Queue
+	acks   *ackTracker
+	tel    *telemetry
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
+	return &rwExporter{
+		cfg:  cfg,
+		set:  set,
+		now:  time.Now,
+		conv: promconv.New(promconv.Options{}),
+		enc: newEncoder(cfg.Sending.Shards, cfg.ProtocolVersion == ProtocolV2, cfg.ExternalLabels,
+			cfg.Sending.MaxSamplesPerSend, cfg.Sending.MaxBytesPerSend),
+	}
+}
+
+func (e *rwExporter) start(ctx context.Context, host component.Host) error {
+	client, err := e.cfg.ToClient(ctx, host.GetExtensions(), e.set.TelemetrySettings)
+	if err != nil {
+		return fmt.Errorf("edgeremotewrite: http client: %w", err)
+	}
+	e.acks = &ackTracker{now: e.now}
+	tel, err := newTelemetry(e.set.MeterProvider, e)
+	if err != nil {
+		return fmt.Errorf("edgeremotewrite: telemetry: %w", err)
+	}
+	e.tel = tel
+	b := e.cfg.Buffer
+	q, err := diskqueue.Open(diskqueue.Options{
+		Dir:          b.Directory,
+		SegmentSize:  b.SegmentSize,
+		MaxBytes:     b.MaxBytes,
+		MaxAge:       b.MaxAge,
+		Sync:         b.Fsync,
+		SyncInterval: b.FsyncInterval,
+		Logger:       e.set.Logger,
+		OnDrop:       tel.drop,
+		Now:          e.now,
+	})
+	if err != nil {
+		tel.shutdown()
+		return fmt.Errorf("edgeremotewrite: buffer: %w", err)
+	}
+	e.q = q
+	e.acks.q = q
+	s := &sender{
+		endpoint:   e.cfg.Endpoint,
+		client:     client,
+		q:          q,
+		tel:        tel,
+		log:        e.set.Logger,
+		acks:       e.acks,
+		v2:         e.cfg.ProtocolVersion == ProtocolV2,
+		userAgent:  "edgetel/" + e.set.BuildInfo.Version,
+		maxSamples: e.cfg.Sending.MaxSamplesPerSend,
+		maxBytes:   e.cfg.Sending.MaxBytesPerSend,
+		retry:      e.cfg.Retry,
+		auth:       e.cfg.authFunc(),
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan struct{})
+	go func() {
+		defer close(e.done)
+		s.run(runCtx, e.cfg.Sending.Shards)
+	}()
+	return nil
+}
+
+// shutdown stops the sender and closes the buffer; whatever was not acknowledged stays on disk
+// for the next start.
+func (e *rwExporter) shutdown(context.Context) error {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+	}
+	var err error
+	if e.q != nil {
+		e.mu.Lock()
+		err = e.q.Close()
+		e.mu.Unlock()
+	}
+	if e.tel != nil {
+		e.tel.shutdown()
+	}
+	return err
+}
+
+func (e *rwExporter) push(_ context.Context, md pmetric.Metrics) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.q == nil {
+		return errors.New("edgeremotewrite: not started")
+	}
+	st, err := e.conv.Convert(md, e.enc)
+	if err != nil {
+		return consumererror.NewPermanent(fmt.Errorf("edgeremotewrite: convert: %w", err))
+	}
+	metas, payloads := e.enc.finish()
+	if st.Unsupported > 0 {
+		e.set.Logger.Debug("Skipping data points with no Prometheus form", zap.Int("points", st.Unsupported))
+		e.tel.drop(reasonUnsupported, 0, st.Unsupported)
+	}
+	if len(metas) == 0 {
+		return nil
+	}
+	if err := e.q.Append(metas, payloads); err != nil {
+		if errors.Is(err, diskqueue.ErrTooLarge) {
+			e.tel.drop(reasonTooLarge, len(metas), st.Samples)
+			return consumererror.NewPermanent(fmt.Errorf("edgeremotewrite: %w", err))
+		}
+		return fmt.Errorf("edgeremotewrite: buffer: %w", err)
+	}
+	e.tel.buffered.Add(context.Background(), int64(st.Samples))
+	return nil
+}
+
+func (e *rwExporter) bufferBytes() (pending, disk int64) {
+	st := e.q.Stats()
+	return st.PendingBytes, st.DiskBytes
+}
+
+func (e *rwExporter) oldestAgeSeconds() float64 { return e.acks.oldestAge() }

@@ -1,0 +1,356 @@
+package remotewriteexporter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+	"go.uber.org/zap"
+
+	"github.com/edgetel/edgetel/internal/diskqueue"
+)
+
+// sender drains the buffer: one reader hands records to shards by their tag (the shard their
+// series hash to), every shard batches and posts in order, and acknowledgements advance the
+// buffer's committed position only over a contiguous prefix, so a restart resumes at the
+// oldest record not yet delivered.
+type sender struct {
+	endpoint   string
+	client     *http.Client
+	q          *diskqueue.Queue
+	tel        *telemetry
+	log        *zap.Logger
+	acks       *ackTracker
+	v2         bool
+	userAgent  string
+	maxSamples int
+	maxBytes   int
+	retry      RetryConfig
+	auth       func(*http.Request) error
+	shards     []chan item
+}
+
+type item struct {
+	rec diskqueue.Record
+	seq uint64
+}
+
+// shardQueueLen is how many records may wait per shard; it bounds memory while a shard retries.
+const shardQueueLen = 128
+
+func (s *sender) run(ctx context.Context, nShards int) {
+	var wg sync.WaitGroup
+	s.shards = make([]chan item, nShards)
+	for i := range s.shards {
+		s.shards[i] = make(chan item, shardQueueLen)
+		wg.Add(1)
+		go func(in <-chan item) {
+			defer wg.Done()
+			newShard(s).loop(ctx, in)
+		}(s.shards[i])
+	}
+	s.readLoop(ctx)
+	wg.Wait()
+}
+
+func (s *sender) readLoop(ctx context.Context) {
+	for {
+		rec, err := s.q.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, diskqueue.ErrClosed) {
+				return
+			}
+			s.log.Error("Reading the buffer failed", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		seq := s.acks.add(rec)
+		select {
+		case s.shards[int(rec.Tag)%len(s.shards)] <- item{rec: rec, seq: seq}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+type shard struct {
+	s     *sender
+	batch []item
+	raw   []byte
+	enc   []byte
+	seqs  []uint64
+	carry *item
+}
+
+func newShard(s *sender) *shard { return &shard{s: s} }
+
+func (sh *shard) loop(ctx context.Context, in <-chan item) {
+	for {
+		if !sh.collect(ctx, in) {
+			return
+		}
+		samples := 0
+		for _, it := range sh.batch {
+			samples += int(it.rec.Count)
+		}
+		body, err := sh.body()
+		if err != nil {
+			sh.s.log.Error("Dropping unreadable buffer records", zap.Int("samples", samples), zap.Error(err))
+			sh.s.tel.drop(diskqueue.ReasonCorrupt, len(sh.batch), samples)
+		} else if !sh.s.send(ctx, body, samples, len(sh.batch)) {
+			return // shutting down: unacknowledged records are read again after a restart
+		}
+		sh.seqs = sh.seqs[:0]
+		for _, it := range sh.batch {
+			sh.seqs = append(sh.seqs, it.seq)
+		}
+		if err := sh.s.acks.done(sh.seqs); err != nil {
+			sh.s.log.Error("Persisting the buffer position failed", zap.Error(err))
+		}
+	}
+}
+
+// collect takes the next record and, for RW 1.0, whatever else is waiting that fits in one
+// request: a backlog drains in full-size requests.
+func (sh *shard) collect(ctx context.Context, in <-chan item) bool {
+	sh.batch = sh.batch[:0]
+	if sh.carry != nil {
+		sh.batch = append(sh.batch, *sh.carry)
+		sh.carry = nil
+	} else {
+		select {
+		case it := <-in:
+			sh.batch = append(sh.batch, it)
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if sh.s.v2 {
+		return true // RW 2.0 records carry their own symbol table and are sent as they are
+	}
+	samples, size := int(sh.batch[0].rec.Count), decodedLen(sh.batch[0].rec.Payload)
+	for {
+		select {
+		case it := <-in:
+			n := decodedLen(it.rec.Payload)
+			if samples+int(it.rec.Count) > sh.s.maxSamples || size+n > sh.s.maxBytes {
+				sh.carry = &it
+				return true
+			}
+			sh.batch = append(sh.batch, it)
+			samples += int(it.rec.Count)
+			size += n
+		default:
+			return true
+		}
+	}
+}
+
+func decodedLen(p []byte) int {
+	n, err := snappy.DecodedLen(p)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// body returns the compressed request for the batch. One record is sent as stored; several
+// RW 1.0 records are concatenated uncompressed (a valid WriteRequest) and compressed once.
+func (sh *shard) body() ([]byte, error) {
+	if len(sh.batch) == 1 {
+		return sh.batch[0].rec.Payload, nil
+	}
+	sh.raw = sh.raw[:0]
+	for _, it := range sh.batch {
+		n, err := snappy.DecodedLen(it.rec.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("record at %d: %w", it.rec.Offset, err)
+		}
+		start := len(sh.raw)
+		sh.raw = growLen(sh.raw, n)
+		if _, err := snappy.Decode(sh.raw[start:], it.rec.Payload); err != nil {
+			return nil, fmt.Errorf("record at %d: %w", it.rec.Offset, err)
+		}
+	}
+	sh.enc = growLen(sh.enc[:0], snappy.MaxEncodedLen(len(sh.raw)))
+	return snappy.Encode(sh.enc, sh.raw), nil
+}
+
+func growLen(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		nb := make([]byte, len(b), 2*cap(b)+n)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:len(b)+n]
+}
+
+// send posts body until it is accepted or rejected for good. It returns false only when ctx
+// ends first.
+func (s *sender) send(ctx context.Context, body []byte, samples, records int) bool {
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		status, retryAfter, reason, err := s.post(ctx, body)
+		elapsed := time.Since(start).Seconds()
+		switch {
+		case err == nil && status/100 == 2:
+			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeSuccess])
+			s.tel.sent.Add(ctx, int64(samples))
+			s.tel.sentTotal.Add(int64(samples))
+			return true
+		case ctx.Err() != nil:
+			return false
+		case err == nil && status/100 == 4 && status != http.StatusTooManyRequests:
+			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRejected])
+			s.log.Error("Remote end rejected a batch, dropping it",
+				zap.Int("status", status), zap.String("reason", reason), zap.Int("samples", samples))
+			s.tel.drop(reasonRejected, records, samples)
+			return true
+		}
+		s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRetry])
+		s.tel.retried.Add(ctx, int64(samples))
+		wait := s.backoff(attempt)
+		if retryAfter > 0 {
+			wait = min(retryAfter, s.retry.MaxRetryAfter)
+		}
+		s.log.Warn("Remote write failed, retrying", zap.Int("attempt", attempt+1), zap.Int("status", status),
+			zap.String("reason", reason), zap.Error(err), zap.Duration("wait", wait))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff is exponential with jitter: initial·multiplier^attempt, capped, then spread by
+// ±randomization_factor so shards and agents do not retry in step.
+func (s *sender) backoff(attempt int) time.Duration {
+	r := s.retry
+	d := float64(r.InitialInterval) * math.Pow(r.Multiplier, float64(attempt))
+	d = min(d, float64(r.MaxInterval))
+	d *= 1 - r.RandomizationFactor + 2*r.RandomizationFactor*rand.Float64()
+	return time.Duration(d)
+}
+
+// post sends one request and returns the status, the Retry-After delay if any, and the first
+// line of the server's answer on failure.
+func (s *sender) post(ctx context.Context, body []byte) (int, time.Duration, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, "", err
+	}
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("User-Agent", s.userAgent)
+	if s.v2 {
+		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	} else {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
+	if s.auth != nil {
+		if err := s.auth(req); err != nil {
+			return 0, 0, "", err
+		}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	defer resp.Body.Close()
+	var reason string
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		reason = strings.TrimSpace(string(msg))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), reason, nil
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// ackTracker commits the buffer position over the longest prefix of records whose delivery
+// ended (sent or dropped), however the shards interleave.
+type ackTracker struct {
+	q       *diskqueue.Queue
+	now     func() time.Time
+	mu      sync.Mutex
+	base    uint64 // sequence number of entries[0]
+	next    uint64
+	entries []ackEntry
+}
+
+type ackEntry struct {
+	end  uint64
+	minT int64
+	done bool
+}
+
+func (a *ackTracker) add(rec diskqueue.Record) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entries = append(a.entries, ackEntry{end: rec.End, minT: rec.MinTime})
+	a.next++
+	return a.next - 1
+}
+
+func (a *ackTracker) done(seqs []uint64) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range seqs {
+		a.entries[s-a.base].done = true
+	}
+	n := 0
+	for n < len(a.entries) && a.entries[n].done {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	end := a.entries[n-1].end
+	a.entries = append(a.entries[:0], a.entries[n:]...)
+	a.base += uint64(n)
+	return a.q.Commit(end)
+}
+
+// oldestAge is the age of the oldest sample of the oldest unacknowledged record; buffered
+// records the reader has not reached yet are newer than it.
+func (a *ackTracker) oldestAge() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.entries) == 0 {
+		return 0
+	}
+	minT := a.entries[0].minT
+	for _, e := range a.entries[1:] {
+		minT = min(minT, e.minT)
+	}
+	return max(0, a.now().Sub(time.UnixMilli(minT)).Seconds())
+}

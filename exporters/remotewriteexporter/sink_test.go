@@ -1,0 +1,147 @@
+package remotewriteexporter
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.uber.org/zap"
+
+	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
+)
+
+// sink is a remote-write receiver on loopback that decodes RW 1.0 requests and keeps every
+// sample, duplicates included, so tests can check delivery sample by sample.
+type sink struct {
+	t      testing.TB
+	srv    *http.Server
+	ln     net.Listener
+	mu     sync.Mutex
+	series map[string][]prompb.Sample
+	total  int
+	reqs   []*http.Request
+	// respond, when set, may answer a request itself (return true) instead of storing it.
+	respond func(n int, req *prompb.WriteRequest, w http.ResponseWriter) bool
+	discard bool // count samples only
+}
+
+func newSink(t testing.TB) *sink {
+	s := &sink{t: t, series: map[string][]prompb.Sample{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s.ln = ln
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = s.srv.Close() })
+	return s
+}
+
+func (s *sink) url() string { return "http://" + s.ln.Addr().String() + "/api/v1/write" }
+
+func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	raw, err := snappy.Decode(nil, body)
+	if err != nil {
+		http.Error(w, "snappy: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		http.Error(w, "proto: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	n := len(s.reqs)
+	s.reqs = append(s.reqs, r)
+	respond := s.respond
+	s.mu.Unlock()
+	if respond != nil && respond(n, &req, w) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ts := range req.Timeseries {
+		s.total += len(ts.Samples)
+		if !s.discard {
+			k := seriesKey(ts.Labels)
+			s.series[k] = append(s.series[k], ts.Samples...)
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *sink) samples() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+func (s *sink) snapshot() map[string][]prompb.Sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]prompb.Sample, len(s.series))
+	for k, v := range s.series {
+		out[k] = append([]prompb.Sample(nil), v...)
+	}
+	return out
+}
+
+func (s *sink) request(i int) *http.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reqs[i]
+}
+
+func testConfig(t testing.TB, endpoint string) *Config {
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	cfg.Endpoint = endpoint
+	cfg.Buffer.Directory = t.TempDir()
+	cfg.Buffer.Fsync = "never"
+	cfg.Retry.InitialInterval = 10 * time.Millisecond
+	cfg.Retry.MaxInterval = 200 * time.Millisecond
+	cfg.ExternalLabels = map[string]string{"cluster": "c1"}
+	return cfg
+}
+
+// startExporter runs the exporter's own start/push/shutdown (not through exporterhelper) so
+// tests can read its counters.
+func startExporter(t testing.TB, cfg *Config, set component.TelemetrySettings, logger *zap.Logger) *rwExporter {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	es := exportertest.NewNopSettings(metadata.Type)
+	if set.MeterProvider != nil {
+		es.TelemetrySettings = set
+	}
+	if logger != nil {
+		es.Logger = logger
+	}
+	e := newExporter(cfg, es)
+	require.NoError(t, e.start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = e.shutdown(context.Background()) })
+	return e
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

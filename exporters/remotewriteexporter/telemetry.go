@@ -1,0 +1,111 @@
+package remotewriteexporter
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
+)
+
+// Drop reasons besides the buffer's own (diskqueue.ReasonMaxBytes, ReasonMaxAge, ReasonCorrupt).
+const (
+	reasonRejected    = "rejected"    // the remote end answered 4xx other than 429
+	reasonUnsupported = "unsupported" // no Prometheus form: delta temporality, exponential histograms
+	reasonTooLarge    = "too_large"   // one record larger than buffer.max_bytes
+)
+
+// Send outcomes.
+const (
+	outcomeSuccess  = "success"
+	outcomeRetry    = "retry"
+	outcomeRejected = "rejected"
+)
+
+type telemetry struct {
+	buffered       metric.Int64Counter
+	sent           metric.Int64Counter
+	retried        metric.Int64Counter
+	dropped        metric.Int64Counter
+	droppedRecords metric.Int64Counter
+	latency        metric.Float64Histogram
+	registration   metric.Registration
+	outcome        map[string]metric.RecordOption
+
+	// Totals kept for tests and benchmarks, which read them without a metrics SDK.
+	sentTotal    atomic.Int64
+	droppedTotal atomic.Int64
+}
+
+// gauges supplies the observable gauges' values.
+type gauges interface {
+	bufferBytes() (pending, disk int64)
+	oldestAgeSeconds() float64
+}
+
+func newTelemetry(mp metric.MeterProvider, g gauges) (*telemetry, error) {
+	m := mp.Meter(metadata.ScopeName)
+	t := &telemetry{outcome: map[string]metric.RecordOption{}}
+	for _, o := range []string{outcomeSuccess, outcomeRetry, outcomeRejected} {
+		t.outcome[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+	}
+	var errs, err error
+	t.buffered, err = m.Int64Counter("edgeremotewrite_samples_buffered_total", metric.WithUnit("{sample}"),
+		metric.WithDescription("Samples written to the buffer."))
+	errs = errors.Join(errs, err)
+	t.sent, err = m.Int64Counter("edgeremotewrite_samples_sent_total", metric.WithUnit("{sample}"),
+		metric.WithDescription("Samples acknowledged by the remote end."))
+	errs = errors.Join(errs, err)
+	t.retried, err = m.Int64Counter("edgeremotewrite_samples_retried_total", metric.WithUnit("{sample}"),
+		metric.WithDescription("Samples in requests that failed with a retryable error and were sent again."))
+	errs = errors.Join(errs, err)
+	t.dropped, err = m.Int64Counter("edgeremotewrite_samples_dropped_total", metric.WithUnit("{sample}"),
+		metric.WithDescription("Samples given up on, by reason."))
+	errs = errors.Join(errs, err)
+	t.droppedRecords, err = m.Int64Counter("edgeremotewrite_records_dropped_total", metric.WithUnit("{record}"),
+		metric.WithDescription("Buffer records given up on, by reason."))
+	errs = errors.Join(errs, err)
+	t.latency, err = m.Float64Histogram("edgeremotewrite_send_duration_seconds", metric.WithUnit("s"),
+		metric.WithDescription("Duration of remote-write requests, by outcome."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+	errs = errors.Join(errs, err)
+	pending, err := m.Int64ObservableGauge("edgeremotewrite_buffer_bytes", metric.WithUnit("By"),
+		metric.WithDescription("Bytes in the on-disk buffer not yet acknowledged by the remote end."))
+	errs = errors.Join(errs, err)
+	disk, err := m.Int64ObservableGauge("edgeremotewrite_buffer_disk_bytes", metric.WithUnit("By"),
+		metric.WithDescription("Bytes of the buffer's segment files on disk."))
+	errs = errors.Join(errs, err)
+	age, err := m.Float64ObservableGauge("edgeremotewrite_oldest_sample_age_seconds", metric.WithUnit("s"),
+		metric.WithDescription("Age of the oldest sample buffered and not yet acknowledged."))
+	errs = errors.Join(errs, err)
+	if errs != nil {
+		return nil, errs
+	}
+	t.registration, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		p, d := g.bufferBytes()
+		o.ObserveInt64(pending, p)
+		o.ObserveInt64(disk, d)
+		o.ObserveFloat64(age, g.oldestAgeSeconds())
+		return nil
+	}, pending, disk, age)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *telemetry) drop(reason string, records, samples int) {
+	set := metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", reason)))
+	t.dropped.Add(context.Background(), int64(samples), set)
+	t.droppedRecords.Add(context.Background(), int64(records), set)
+	t.droppedTotal.Add(int64(samples))
+}
+
+func (t *telemetry) shutdown() {
+	if t.registration != nil {
+		_ = t.registration.Unregister()
+	}
+}
