@@ -1,0 +1,385 @@
+package kubeedgereceiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
+)
+
+// ErrBodyTooLarge fails a scrape whose body exceeds body_size_limit.
+var ErrBodyTooLarge = errors.New("body exceeds body_size_limit")
+
+// Failure reasons, the value of the reason attribute of failure counters.
+const (
+	reasonTimeout     = "timeout"
+	reasonTransport   = "transport"
+	reasonStatus      = "http_status"
+	reasonEmpty       = "empty_body"
+	reasonTruncated   = "truncated_body"
+	reasonTooLarge    = "body_too_large"
+	reasonParse       = "parse_error"
+	reasonSampleLimit = "sample_limit"
+	reasonContentType = "content_type"
+)
+
+// target is one endpoint of a node.
+type target struct {
+	path     string
+	conv     *promconv.Converter
+	failures map[string]int
+	last     result
+}
+
+type result struct {
+	up                     bool
+	duration               time.Duration
+	scraped, kept, dropped int
+}
+
+// nodeLoop scrapes every endpoint of one node once per interval, at a per-node offset.
+type nodeLoop struct {
+	r       *kubeedgeReceiver
+	name    string
+	labels  labels.Labels
+	targets []*target
+	health  *promconv.Converter
+	cancel  context.CancelFunc
+	stale   atomic.Bool
+
+	mu   sync.Mutex
+	node discovery.Node
+
+	connected, known bool
+	disconnects      int
+	lastGood         time.Time
+	started          time.Time
+	body             bytes.Buffer
+	text             []byte
+}
+
+func newNodeLoop(r *kubeedgeReceiver, n discovery.Node) *nodeLoop {
+	l := &nodeLoop{r: r, name: n.Name, node: n, labels: r.targetLabels(n)}
+	for _, p := range r.paths {
+		b := labels.NewBuilder(l.labels)
+		b.Set("metrics_path", p)
+		l.targets = append(l.targets, &target{
+			path:     p,
+			failures: map[string]int{},
+			conv: promconv.New(promconv.Options{
+				HonorTimestamps: r.cfg.HonorTimestamps,
+				HonorLabels:     r.cfg.HonorLabels,
+				SampleLimit:     r.cfg.SampleLimit,
+				Relabel:         r.relabel,
+				TargetLabels:    b.Labels(),
+			}),
+		})
+	}
+	l.health = promconv.New(promconv.Options{TargetLabels: l.labels})
+	return l
+}
+
+// targetLabels are the labels every series of a node gets: job, instance (the node name, unique
+// and stable whatever the transport), node, and the mapped node labels.
+func (r *kubeedgeReceiver) targetLabels(n discovery.Node) labels.Labels {
+	b := labels.NewScratchBuilder(4 + len(r.cfg.NodeLabels))
+	b.Add("job", r.cfg.Job)
+	b.Add("instance", n.Name)
+	b.Add("node", n.Name)
+	for series, nodeLabel := range r.cfg.NodeLabels {
+		if v := n.Labels[nodeLabel]; v != "" {
+			b.Add(series, v)
+		}
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+func (l *nodeLoop) sameSeries(n discovery.Node) bool {
+	return labels.Equal(l.labels, l.r.targetLabels(n))
+}
+
+func (l *nodeLoop) update(n discovery.Node) {
+	l.mu.Lock()
+	l.node = n
+	l.mu.Unlock()
+}
+
+func (l *nodeLoop) current() discovery.Node {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.node
+}
+
+// stop ends the loop; with stale, its series get staleness markers.
+func (l *nodeLoop) stop(stale bool) {
+	l.stale.Store(stale)
+	l.cancel()
+}
+
+// offset spreads nodes over the interval, the same for a node on every replica and restart.
+func offset(name string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+func (l *nodeLoop) run(ctx context.Context) {
+	l.started = time.Now()
+	defer func() {
+		if l.stale.Load() {
+			l.end()
+		}
+	}()
+	interval := l.r.cfg.CollectionInterval
+	wait := time.NewTimer(offset(l.name, interval))
+	select {
+	case <-ctx.Done():
+		wait.Stop()
+		return
+	case <-wait.C:
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		l.scrape(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (l *nodeLoop) newMetrics() (pmetric.Metrics, pmetric.MetricSlice) {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	attrs := rm.Resource().Attributes()
+	attrs.PutStr("service.name", l.r.cfg.Job)
+	attrs.PutStr("service.instance.id", l.name)
+	attrs.PutStr("k8s.node.name", l.name)
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(metadata.ScopeName)
+	sm.Scope().SetVersion(l.r.set.BuildInfo.Version)
+	return md, sm.Metrics()
+}
+
+// scrape scrapes every endpoint, then sends their data and the node's health in one batch.
+func (l *nodeLoop) scrape(ctx context.Context) {
+	now := time.Now()
+	ms := now.UnixMilli()
+	md, dest := l.newMetrics()
+	anyUp := false
+	for _, t := range l.targets {
+		t.last = l.scrapeTarget(ctx, t, ms, dest)
+		if ctx.Err() != nil {
+			return
+		}
+		anyUp = anyUp || t.last.up
+	}
+	node := l.current()
+	connected := node.Ready && anyUp
+	if l.known && l.connected && !connected {
+		l.disconnects++
+	}
+	l.known, l.connected = true, connected
+	if anyUp {
+		l.lastGood = now
+	}
+	l.text = l.healthText(l.text[:0], node, now)
+	if _, err := l.health.Convert(l.text, promconv.MediaText, ms, dest); err != nil {
+		l.r.set.Logger.Error("kubeedge health series", zap.Error(err))
+	}
+	l.consume(ctx, md)
+}
+
+func (l *nodeLoop) consume(ctx context.Context, md pmetric.Metrics) {
+	if err := l.r.next.ConsumeMetrics(ctx, md); err != nil {
+		l.r.tel.refused.Add(context.Background(), 1)
+		l.r.set.Logger.Debug("kubeedge: next consumer refused data", zap.String("node", l.name), zap.Error(err))
+	}
+}
+
+// end sends staleness markers for every series of the node, which went away.
+func (l *nodeLoop) end() {
+	md, dest := l.newMetrics()
+	ms := time.Now().UnixMilli()
+	n := 0
+	for _, t := range l.targets {
+		n += t.conv.Stale(ms, dest)
+	}
+	n += l.health.Stale(ms, dest)
+	if n == 0 {
+		return
+	}
+	l.r.tel.scrape(true, 0, 0, n)
+	ctx, cancel := context.WithTimeout(context.Background(), l.r.cfg.ScrapeTimeout)
+	defer cancel()
+	l.consume(ctx, md)
+}
+
+func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice) result {
+	start := time.Now()
+	body, contentType, err := l.fetch(ctx, t.path)
+	var st promconv.Stats
+	if err == nil {
+		var mt string
+		if mt, err = promconv.MediaType(body, contentType); err == nil {
+			st, err = t.conv.Convert(body, mt, scrapeMs, dest)
+		}
+	}
+	res := result{duration: time.Since(start), scraped: st.Scraped}
+	if ctx.Err() != nil {
+		return res
+	}
+	if err != nil {
+		reason := classify(err)
+		t.failures[reason]++
+		res.dropped = st.Scraped
+		res.scraped = 0
+		l.r.tel.failure(reason)
+		l.r.tel.scrape(false, 0, res.dropped, 0)
+		l.r.set.Logger.Debug("kubeedge scrape failed", zap.String("node", l.name),
+			zap.String("path", t.path), zap.String("reason", reason), zap.Error(err))
+		return res
+	}
+	res.up = true
+	res.kept = st.PostRelabel
+	res.dropped = st.Scraped - st.PostRelabel
+	l.r.tel.scrape(true, res.kept, res.dropped, st.Stale)
+	return res
+}
+
+// fetch GETs path within scrape_timeout and one slot of max_concurrent_scrapes. The body is read
+// into the loop's reused buffer, valid until the next fetch.
+func (l *nodeLoop) fetch(ctx context.Context, path string) ([]byte, string, error) {
+	select {
+	case l.r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+	defer func() { <-l.r.sem }()
+	ctx, cancel := context.WithTimeout(ctx, l.r.cfg.ScrapeTimeout)
+	defer cancel()
+	resp, err := l.r.transport.Get(ctx, l.current(), path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := l.read(resp)
+	return body, resp.Header.Get("Content-Type"), err
+}
+
+func (l *nodeLoop) read(resp *http.Response) ([]byte, error) {
+	limit := l.r.cfg.BodySizeLimit
+	l.body.Reset()
+	n, err := l.body.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading body: %w", err)
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit)
+	}
+	return l.body.Bytes(), nil
+}
+
+func classify(err error) string {
+	var se *transport.StatusError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return reasonTimeout
+	case errors.As(err, &se):
+		return reasonStatus
+	case errors.Is(err, ErrBodyTooLarge):
+		return reasonTooLarge
+	case errors.Is(err, promconv.ErrEmptyBody):
+		return reasonEmpty
+	case errors.Is(err, promconv.ErrTruncated), errors.Is(err, promconv.ErrMissingEOF):
+		return reasonTruncated
+	case errors.Is(err, promconv.ErrSampleLimit):
+		return reasonSampleLimit
+	case errors.Is(err, promconv.ErrParse):
+		return reasonParse
+	case errors.Is(err, promconv.ErrUnsupported):
+		return reasonContentType
+	}
+	return reasonTransport
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// healthText renders the node's health as an exposition, so it goes through the same conversion
+// and staleness handling as scraped data: the synthetic series Prometheus adds per target (up,
+// scrape_duration_seconds, ...) plus per-node connectivity.
+func (l *nodeLoop) healthText(b []byte, node discovery.Node, now time.Time) []byte {
+	perTarget := func(name, typ string, v func(*target) float64) {
+		b = append(b, "# TYPE "+name+" "+typ+"\n"...)
+		for _, t := range l.targets {
+			b = append(b, name...)
+			b = append(b, `{metrics_path="`...)
+			b = append(b, labelEscaper.Replace(t.path)...)
+			b = append(b, `"} `...)
+			b = strconv.AppendFloat(b, v(t), 'g', -1, 64)
+			b = append(b, '\n')
+		}
+	}
+	perNode := func(name, typ string, v float64) {
+		b = append(b, "# TYPE "+name+" "+typ+"\n"+name+" "...)
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		b = append(b, '\n')
+	}
+	perTarget("up", "gauge", func(t *target) float64 { return boolValue(t.last.up) })
+	perTarget("scrape_duration_seconds", "gauge", func(t *target) float64 { return t.last.duration.Seconds() })
+	perTarget("scrape_samples_scraped", "gauge", func(t *target) float64 { return float64(t.last.scraped) })
+	perTarget("scrape_samples_post_metric_relabeling", "gauge", func(t *target) float64 { return float64(t.last.kept) })
+	perTarget("kubeedge_scrape_samples_dropped", "gauge", func(t *target) float64 { return float64(t.last.dropped) })
+	b = append(b, "# TYPE kubeedge_scrape_failures_total counter\n"...)
+	for _, t := range l.targets {
+		reasons := make([]string, 0, len(t.failures))
+		for r := range t.failures {
+			reasons = append(reasons, r)
+		}
+		sort.Strings(reasons)
+		for _, r := range reasons {
+			b = append(b, `kubeedge_scrape_failures_total{metrics_path="`...)
+			b = append(b, labelEscaper.Replace(t.path)...)
+			b = append(b, `",reason="`+r+`"} `...)
+			b = strconv.AppendInt(b, int64(t.failures[r]), 10)
+			b = append(b, '\n')
+		}
+	}
+	perNode("kubeedge_node_ready", "gauge", boolValue(node.Ready))
+	perNode("kubeedge_node_connected", "gauge", boolValue(l.connected))
+	since := l.started
+	if !l.lastGood.IsZero() {
+		since = l.lastGood
+	}
+	perNode("kubeedge_node_seconds_since_last_good_scrape", "gauge", now.Sub(since).Seconds())
+	perNode("kubeedge_node_disconnects_total", "counter", float64(l.disconnects))
+	return b
+}
+
+func boolValue(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,222 @@
+package kubeedgereceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/relabel"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
+)
+
+type kubeedgeReceiver struct {
+	cfg     *Config
+	set     receiver.Settings
+	next    consumer.Metrics
+	relabel []*relabel.Config
+	paths   []string
+
+	// restConfig and kubeClient are replaced in tests, where there is no cluster.
+	restConfig func(APIConfig) (*rest.Config, error)
+	kubeClient func(*rest.Config) (kubernetes.Interface, error)
+
+	transport transport.Transport
+	sem       chan struct{}
+	tel       *telemetry
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	loops    map[string]*nodeLoop
+	stopping bool
+}
+
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*kubeedgeReceiver, error) {
+	rc, err := cfg.relabelConfigs()
+	if err != nil {
+		return nil, err
+	}
+	tel, err := newTelemetry(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return &kubeedgeReceiver{
+		cfg:        cfg,
+		set:        set,
+		next:       next,
+		relabel:    rc,
+		paths:      cfg.Endpoints.paths(),
+		restConfig: loadRestConfig,
+		kubeClient: func(c *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(c) },
+		tel:        tel,
+		loops:      map[string]*nodeLoop{},
+	}, nil
+}
+
+// Start builds the transport and discovery and starts discovering; scraping follows discovery.
+func (r *kubeedgeReceiver) Start(ctx context.Context, _ component.Host) error {
+	t, err := r.newTransport(ctx)
+	if err != nil {
+		return err
+	}
+	disc, err := r.newDiscoverer()
+	if err != nil {
+		t.Close()
+		return err
+	}
+	r.transport = t
+	r.sem = make(chan struct{}, r.cfg.MaxConcurrentScrapes)
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := disc.Run(runCtx, func(nodes []discovery.Node) { r.sync(runCtx, nodes) }); err != nil {
+			r.set.Logger.Error("kubeedge discovery stopped", zap.String("mode", r.cfg.Discovery.Mode), zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops discovery and every scrape loop and waits for them. Series are not marked stale
+// on shutdown: the collector stopping is not the fleet going away.
+func (r *kubeedgeReceiver) Shutdown(context.Context) error {
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.transport != nil {
+		r.transport.Close()
+	}
+	return nil
+}
+
+func (r *kubeedgeReceiver) newTransport(ctx context.Context) (transport.Transport, error) {
+	tc := r.cfg.Transport
+	switch tc.Mode {
+	case TransportCloudcore:
+		tlsCfg, err := tc.Cloudcore.TLS.LoadTLSConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("transport.cloudcore.tls: %w", err)
+		}
+		return transport.NewCloudcore(tc.Cloudcore.Endpoints, tlsCfg, r.cfg.MaxConcurrentScrapes, r.cfg.ScrapeTimeout)
+	case TransportAPIServer:
+		rc, err := r.restConfig(tc.APIServer.APIConfig)
+		if err != nil {
+			return nil, fmt.Errorf("transport.apiserver: %w", err)
+		}
+		rc = rest.CopyConfig(rc)
+		rc.QPS, rc.Burst = -1, 0 // no client-side rate limit: max_concurrent_scrapes bounds the load
+		return transport.NewAPIServer(rc, r.cfg.ScrapeTimeout)
+	case TransportDirect:
+		tlsCfg, err := tc.Direct.TLS.LoadTLSConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("transport.direct.tls: %w", err)
+		}
+		return transport.NewDirect(tc.Direct.Scheme, tc.Direct.Endpoint, tlsCfg, r.cfg.MaxConcurrentScrapes, r.cfg.ScrapeTimeout), nil
+	}
+	return nil, fmt.Errorf("transport.mode %q unknown", tc.Mode)
+}
+
+func (r *kubeedgeReceiver) newDiscoverer() (discovery.Discoverer, error) {
+	dc := r.cfg.Discovery
+	switch dc.Mode {
+	case DiscoveryStatic:
+		nodes := make([]fleet.Node, len(dc.Static.Nodes))
+		for i, n := range dc.Static.Nodes {
+			nodes[i] = n.fleetNode()
+		}
+		return discovery.Static{Nodes: nodes}, nil
+	case DiscoveryFile:
+		return discovery.File{Path: dc.File.Path, Interval: dc.File.RefreshInterval, Logger: r.set.Logger}, nil
+	case DiscoveryKubernetes:
+		rc, err := r.restConfig(dc.Kubernetes.APIConfig)
+		if err != nil {
+			return nil, fmt.Errorf("discovery.kubernetes: %w", err)
+		}
+		client, err := r.kubeClient(rc)
+		if err != nil {
+			return nil, fmt.Errorf("discovery.kubernetes: %w", err)
+		}
+		return discovery.Kubernetes{Client: client, Selector: dc.Kubernetes.LabelSelector,
+			Resync: dc.Kubernetes.ResyncPeriod, Settle: 100 * time.Millisecond}, nil
+	}
+	return nil, fmt.Errorf("discovery.mode %q unknown", dc.Mode)
+}
+
+func loadRestConfig(a APIConfig) (*rest.Config, error) {
+	switch a.AuthType {
+	case AuthServiceAccount:
+		return rest.InClusterConfig()
+	case AuthKubeConfig:
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if a.KubeConfig != "" {
+			rules.ExplicitPath = a.KubeConfig
+		}
+		overrides := &clientcmd.ConfigOverrides{CurrentContext: a.Context}
+		return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	}
+	return nil, errors.New("auth_type " + a.AuthType + " unknown")
+}
+
+// sync makes the running scrape loops match a discovery snapshot: new nodes of this shard get
+// a loop, vanished ones end theirs (with staleness markers), and changed ones are updated.
+func (r *kubeedgeReceiver) sync(ctx context.Context, nodes []discovery.Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		return
+	}
+	seen := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		if !discovery.Shard(n.Name, r.cfg.Shard.Index, r.cfg.Shard.Count) {
+			continue
+		}
+		seen[n.Name] = true
+		loop := r.loops[n.Name]
+		if loop != nil && loop.sameSeries(n) {
+			loop.update(n)
+			continue
+		}
+		if loop != nil {
+			// The series labels taken from the node changed: the old series end.
+			loop.stop(true)
+		}
+		r.startLoop(ctx, n)
+	}
+	for name, loop := range r.loops {
+		if !seen[name] {
+			loop.stop(true)
+			delete(r.loops, name)
+		}
+	}
+	r.tel.setTargets(len(r.loops))
+}
+
+func (r *kubeedgeReceiver) startLoop(ctx context.Context, n discovery.Node) {
+	loop := newNodeLoop(r, n)
+	r.loops[n.Name] = loop
+	loopCtx, cancel := context.WithCancel(ctx)
+	loop.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		loop.run(loopCtx)
+	}()
+}

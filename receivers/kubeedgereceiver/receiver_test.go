@@ -1,0 +1,205 @@
+package kubeedgereceiver
+
+import (
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/edgetel/edgetel/internal/scrapeutil"
+	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
+)
+
+// fakeCloudcore answers like cloudcore's stream server: the node is chosen by the Host header,
+// an unknown node gets 500 with an empty body.
+type fakeCloudcore struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies map[string]map[string][]byte // host → path → body
+	hosts  map[string]int
+	handle map[string]http.HandlerFunc // host → special behaviour
+}
+
+func newFakeCloudcore(t *testing.T) *fakeCloudcore {
+	f := &fakeCloudcore{bodies: map[string]map[string][]byte{}, hosts: map[string]int{}, handle: map[string]http.HandlerFunc{}}
+	f.Server = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeCloudcore) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.hosts[r.Host]++
+	h := f.handle[r.Host]
+	body, ok := f.bodies[r.Host][r.URL.Path]
+	f.mu.Unlock()
+	if h != nil {
+		h(w, r)
+		return
+	}
+	if !ok {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write(body)
+}
+
+func (f *fakeCloudcore) set(host, path string, body []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bodies[host] == nil {
+		f.bodies[host] = map[string][]byte{}
+	}
+	f.bodies[host][path] = body
+}
+
+func (f *fakeCloudcore) setHandler(host string, h http.HandlerFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handle[host] = h
+}
+
+func (f *fakeCloudcore) count(host string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hosts[host]
+}
+
+// caFile writes the server's certificate, which signs itself, as a CA file.
+func (f *fakeCloudcore) caFile(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "ca.crt")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.Certificate().Raw})
+	require.NoError(t, os.WriteFile(path, pemBytes, 0o600))
+	return path
+}
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := scrapeutil.KubeletFixture(name)
+	require.NoError(t, err)
+	return b
+}
+
+func testConfig(t *testing.T, cc *fakeCloudcore, nodes ...StaticNode) *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.CollectionInterval = 200 * time.Millisecond
+	cfg.ScrapeTimeout = 150 * time.Millisecond
+	cfg.Endpoints.Metrics.Enabled = false
+	cfg.Endpoints.Resource.Enabled = false
+	cfg.Discovery.Mode = DiscoveryStatic
+	cfg.Discovery.Static.Nodes = nodes
+	cfg.Transport.Cloudcore.Endpoints = []string{cc.Listener.Addr().String()}
+	cfg.Transport.Cloudcore.TLS.CAFile = cc.caFile(t)
+	require.NoError(t, cfg.Validate())
+	return cfg
+}
+
+func startReceiver(t *testing.T, cfg *Config, sink *consumertest.MetricsSink) *kubeedgeReceiver {
+	t.Helper()
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	return r
+}
+
+// batches returns the sink's batches for one node.
+func batches(sink *consumertest.MetricsSink, node string) []pmetric.Metrics {
+	var out []pmetric.Metrics
+	for _, md := range sink.AllMetrics() {
+		if v, ok := md.ResourceMetrics().At(0).Resource().Attributes().Get("k8s.node.name"); ok && v.Str() == node {
+			out = append(out, md)
+		}
+	}
+	return out
+}
+
+// gaugeValue finds a health gauge of a batch by name and attributes.
+func gaugeValue(md pmetric.Metrics, name string, attrs map[string]string) (float64, bool) {
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for i := 0; i < ms.Len(); i++ {
+		m := ms.At(i)
+		if m.Name() != name {
+			continue
+		}
+		dps := pmetric.NewNumberDataPointSlice()
+		switch m.Type() {
+		case pmetric.MetricTypeGauge:
+			dps = m.Gauge().DataPoints()
+		case pmetric.MetricTypeSum:
+			dps = m.Sum().DataPoints()
+		}
+	points:
+		for j := 0; j < dps.Len(); j++ {
+			dp := dps.At(j)
+			for k, v := range attrs {
+				if got, ok := dp.Attributes().Get(k); !ok || got.Str() != v {
+					continue points
+				}
+			}
+			return dp.DoubleValue(), true
+		}
+	}
+	return 0, false
+}
+
+func TestScrapeThroughCloudcoreEndToEnd(t *testing.T) {
+	cc := newFakeCloudcore(t)
+	body := fixture(t, "metrics-cadvisor-1.35.txt")
+	cc.set("10.0.0.1:10351", "/metrics/cadvisor", body)
+	sink := new(consumertest.MetricsSink)
+	cfg := testConfig(t, cc, StaticNode{Name: "edge-1", IP: "10.0.0.1", Port: 10351,
+		Labels: map[string]string{"topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "site-7"}})
+	startReceiver(t, cfg, sink)
+
+	require.Eventually(t, func() bool { return len(batches(sink, "edge-1")) > 0 }, 5*time.Second, 10*time.Millisecond)
+	md := batches(sink, "edge-1")[0]
+	up, ok := gaugeValue(md, "up", map[string]string{"metrics_path": "/metrics/cadvisor"})
+	require.True(t, ok)
+	assert.Equal(t, 1.0, up)
+
+	got, err := scrapetest.FromMetrics(md)
+	require.NoError(t, err)
+	extra := labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1",
+		"metrics_path", "/metrics/cadvisor", "region", "eu", "site", "site-7")
+	want, err := scrapetest.FromExposition(body, extra)
+	require.NoError(t, err)
+	assert.Empty(t, scrapetest.Diff(want, withoutHealth(got), 10))
+}
+
+var healthNames = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped",
+	"scrape_samples_post_metric_relabeling", "kubeedge_scrape_samples_dropped", "kubeedge_scrape_failures_total",
+	"kubeedge_node_ready", "kubeedge_node_connected", "kubeedge_node_seconds_since_last_good_scrape",
+	"kubeedge_node_disconnects_total"}
+
+// withoutHealth drops the receiver's synthetic series, leaving the scraped ones.
+func withoutHealth(s scrapetest.Series) scrapetest.Series {
+	out := scrapetest.Series{}
+	for k, v := range s {
+		health := false
+		for _, n := range healthNames {
+			if strings.HasPrefix(k, `{__name__="`+n+`"`) {
+				health = true
+			}
+		}
+		if !health {
+			out[k] = v
+		}
+	}
+	return out
+}
