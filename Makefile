@@ -19,7 +19,7 @@ COMMANDS := $(notdir $(wildcard cmd/*))
 GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: build build-cross test test-race lint generate check-generated demo bench clean tools \
-	tool-builder tool-staticcheck tool-prometheus
+	tool-builder tool-staticcheck tool-prometheus tool-helm
 
 build:
 	@mkdir -p $(BIN)
@@ -33,7 +33,7 @@ build-cross:
 	done
 
 # Test-time programs (real Prometheus, promtool, helm...) are passed to the tests by path.
-TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool \
+TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
 	EDGETEL_FIXTURES=$(abspath $(ROOT)/../shared/fixtures)
 
 test: tools
@@ -49,7 +49,7 @@ lint: tool-staticcheck
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
-tools: tool-builder tool-staticcheck tool-prometheus
+tools: tool-builder tool-staticcheck tool-prometheus tool-helm
 
 tool-builder:
 	@test -x $(BIN)/builder && $(BIN)/builder version 2>/dev/null | grep -q $(OCB_VERSION) || \
@@ -63,8 +63,11 @@ tool-prometheus:
 		$(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION) \
 			github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
-# OCB writes main.go, main_others.go, main_windows.go and components.go. They are copied into the
-# root module (one module for the whole repo), whose go.mod pins the components' modules.
+tool-helm:
+	@test -x $(BIN)/helm || $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# OCB writes main.go, main_others.go, main_windows.go and components.go (gofmt'd here: OCB's
+# templates are not). They are copied into the root module (one module for the whole repo), whose go.mod pins the components' modules.
 GENERATED := components.go main.go main_others.go main_windows.go
 GEN_DIR := $(BIN)/.generated
 
@@ -72,6 +75,7 @@ define ocb_generate
 	rm -rf $(1) && mkdir -p $(1)
 	$(BIN)/builder --skip-compilation --skip-get-modules --skip-strict-versioning=false \
 		--config builder-config.yaml --output-path $(1) >$(1).log 2>&1 || { cat $(1).log; exit 1; }
+	gofmt -w $(1)/*.go
 endef
 
 generate: tool-builder
@@ -89,8 +93,10 @@ check-generated: tool-builder
 	done
 	@echo "cmd/edgetelcol matches builder-config.yaml"
 
+# The whole pipeline on loopback until Ctrl-C (NODES=100 by default); data kept in ./data.
 demo:
-	@echo "make demo: the whole pipeline lands with the query-and-demo issue"; exit 1
+	$(GO) build -o $(BIN)/ ./cmd/edgetelcol ./cmd/edgesim ./cmd/edgetel-query
+	EDGETEL_FIXTURES=$(abspath $(ROOT)/../shared/fixtures) ./scripts/demo.sh
 
 bench:
 	@echo "make bench: the peer benchmarks land with the benchmarks issue"; exit 1
