@@ -1,0 +1,119 @@
+package charttest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
+)
+
+// apiServerStandIn answers the calls the collector makes (node list and watch, node proxy) and
+// records the permission each one needs.
+func apiServerStandIn(t *testing.T, rec *Recorder) string {
+	node := fleet.Node{Name: "edge-1", IP: "10.30.0.1", Port: fleet.DefaultKubeletPort}.KubeNode(corev1.ConditionTrue)
+	node.ResourceVersion = "1"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := rec.Record(r); err != nil {
+			t.Errorf("parsing %s: %v", r.URL, err)
+		}
+		switch {
+		case strings.Contains(r.URL.Path, "/proxy/"):
+			_, _ = w.Write([]byte("# TYPE edge_up gauge\nedge_up 1\n"))
+		case r.URL.Query().Get("sendInitialEvents") == "true":
+			// Like an API server without streaming lists: client-go falls back to list + watch.
+			http.Error(w, "sendInitialEvents is not supported", http.StatusBadRequest)
+		case r.URL.Query().Get("watch") == "true":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		case r.URL.Path == "/api/v1/nodes":
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(corev1.NodeList{
+				TypeMeta: metav1.TypeMeta{Kind: "NodeList", APIVersion: "v1"}, ListMeta: metav1.ListMeta{ResourceVersion: "1"}, Items: []corev1.Node{*node},
+			})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: t, cluster: {server: `+srv.URL+`}}]
+users: [{name: t, user: {token: test}}]
+contexts: [{name: t, context: {cluster: t, user: t}}]
+current-context: t
+`), 0o600))
+	return kubeconfig
+}
+
+// runCollectorReceiver runs the kubeedge receiver as the chart configures it, against the stand-in.
+func runCollectorReceiver(t *testing.T, transport string) []Permission {
+	rec := NewRecorder()
+	kubeconfig := apiServerStandIn(t, rec)
+	f := kubeedgereceiver.NewFactory()
+	cfg := f.CreateDefaultConfig().(*kubeedgereceiver.Config)
+	cfg.CollectionInterval = 200 * time.Millisecond
+	cfg.Discovery.Kubernetes.AuthType = kubeedgereceiver.AuthKubeConfig
+	cfg.Discovery.Kubernetes.KubeConfig = kubeconfig
+	cfg.Transport.Mode = transport
+	cfg.Transport.Cloudcore.Endpoints = []string{"127.0.0.1:1"}
+	cfg.Transport.APIServer.AuthType = kubeedgereceiver.AuthKubeConfig
+	cfg.Transport.APIServer.KubeConfig = kubeconfig
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	wantProxy := transport == kubeedgereceiver.TransportAPIServer
+	require.Eventually(t, func() bool {
+		used := Format(rec.Used())
+		return strings.Contains(used, "list core/nodes") && strings.Contains(used, "watch core/nodes") && (!wantProxy || strings.Contains(used, "nodes/proxy"))
+	}, 20*time.Second, 50*time.Millisecond)
+	return rec.Used()
+}
+
+func chartRole(t *testing.T, name string, args ...string) []Permission {
+	out, err := Render(t, args...)
+	require.NoError(t, err)
+	objs, err := DecodeAll(out)
+	require.NoError(t, err)
+	for _, o := range objs {
+		if role, ok := o.Obj.(*rbacv1.ClusterRole); ok && role.Name == name {
+			granted, err := Granted(role.Rules)
+			require.NoError(t, err)
+			return granted
+		}
+	}
+	t.Fatalf("ClusterRole %s not rendered", name)
+	return nil
+}
+
+// The collector's ClusterRole grants exactly what the receiver's informer and transport use.
+func TestCollectorRBACMatchesCode(t *testing.T) {
+	Helm(t)
+	for _, transport := range []string{kubeedgereceiver.TransportCloudcore, kubeedgereceiver.TransportAPIServer} {
+		t.Run(transport, func(t *testing.T) {
+			used := runCollectorReceiver(t, transport)
+			granted := chartRole(t, "edgetel-collector", "--set", "collector.transport="+transport)
+			assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
+		})
+	}
+}
