@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +33,9 @@ type sink struct {
 	reqs   []*http.Request
 	// respond, when set, may answer a request itself (return true) instead of storing it.
 	respond func(n int, req *prompb.WriteRequest, w http.ResponseWriter) bool
-	discard bool // count samples only
+	// drainOnly answers 204 without decoding: the cheapest possible remote end, for benchmarks.
+	drainOnly atomic.Bool
+	down      atomic.Bool // answer 503
 }
 
 func newSink(t testing.TB) *sink {
@@ -49,6 +52,15 @@ func newSink(t testing.TB) *sink {
 func (s *sink) url() string { return "http://" + s.ln.Addr().String() + "/api/v1/write" }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.down.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	if s.drainOnly.Load() {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -76,10 +88,8 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	for _, ts := range req.Timeseries {
 		s.total += len(ts.Samples)
-		if !s.discard {
-			k := seriesKey(ts.Labels)
-			s.series[k] = append(s.series[k], ts.Samples...)
-		}
+		k := seriesKey(ts.Labels)
+		s.series[k] = append(s.series[k], ts.Samples...)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
