@@ -1,0 +1,208 @@
+// Package rules computes the DNAT rules the API server's hosts need so that connections to an
+// edge node's kubelet endpoint reach cloudcore's stream server, and keeps them in an
+// IPTablesRules custom resource.
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/edgetel/edgetel/internal/onboard/apis"
+)
+
+// KubeEdge's names (kubeedge.md §0, §2.1).
+const (
+	TunnelPortConfigMap  = "tunnelport"
+	TunnelPortAnnotation = "tunnelportrecord.kubeedge.io"
+	// StreamPortName is the cloudcore Service port that carries the stream server.
+	StreamPortName    = "cloudstream"
+	DefaultStreamPort = 10003
+	DefaultKubelet    = 10350
+	// Chain is the nat chain the agent owns; rules in the CR name it.
+	Chain = "EDGETEL-ONBOARD"
+)
+
+// TunnelPortRecord is cloudcore's annotation value: which cloudcore IP owns which port.
+type TunnelPortRecord struct {
+	IPTunnelPort map[string]int `json:"ipTunnelPort"`
+	Port         map[int]bool   `json:"port"`
+}
+
+// ParseTunnelPortRecord reads the annotation of the tunnelport ConfigMap; a missing ConfigMap
+// or annotation is an empty record.
+func ParseTunnelPortRecord(cm *corev1.ConfigMap) (TunnelPortRecord, error) {
+	var rec TunnelPortRecord
+	if cm == nil || cm.Annotations[TunnelPortAnnotation] == "" {
+		return rec, nil
+	}
+	if err := json.Unmarshal([]byte(cm.Annotations[TunnelPortAnnotation]), &rec); err != nil {
+		return rec, fmt.Errorf("annotation %s of ConfigMap %s/%s: %w", TunnelPortAnnotation, cm.Namespace, cm.Name, err)
+	}
+	return rec, nil
+}
+
+// Cloudcore is one ready cloudcore replica as its EndpointSlices show it.
+type Cloudcore struct {
+	IP         string
+	StreamPort int
+}
+
+// CloudcoresFromSlices lists the ready cloudcore endpoints (IPv4 only, as iptables here is),
+// sorted by IP so every pass picks the same one.
+func CloudcoresFromSlices(slices []*discoveryv1.EndpointSlice, defaultStreamPort int) []Cloudcore {
+	seen := map[string]Cloudcore{}
+	for _, s := range slices {
+		if s.AddressType != discoveryv1.AddressTypeIPv4 {
+			continue
+		}
+		port := defaultStreamPort
+		for _, p := range s.Ports {
+			if p.Name != nil && *p.Name == StreamPortName && p.Port != nil {
+				port = int(*p.Port)
+			}
+		}
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				seen[a] = Cloudcore{IP: a, StreamPort: port}
+			}
+		}
+	}
+	out := make([]Cloudcore, 0, len(seen))
+	for _, c := range seen {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].IP < out[j].IP })
+	return out
+}
+
+// Input is the cluster state one computation reads.
+type Input struct {
+	Model      apis.Model
+	Nodes      []*corev1.Node
+	Cloudcores []Cloudcore
+	Record     TunnelPortRecord
+}
+
+// Result is the desired rules plus what could not be turned into a rule, for the status.
+type Result struct {
+	Rules    []apis.Rule
+	Problems []string
+}
+
+// Desired computes the rules for in.Model. It is a pure function of its input, so the
+// controller's sync is level-triggered: the same cluster state always gives the same rules.
+func Desired(in Input) (Result, error) {
+	switch in.Model {
+	case apis.ModelEdgeIP:
+		return edgeIPRules(in), nil
+	case apis.ModelTunnelPort:
+		return tunnelPortRules(in), nil
+	default:
+		return Result{}, fmt.Errorf("unknown rules model %q (want %s or %s)", in.Model, apis.ModelEdgeIP, apis.ModelTunnelPort)
+	}
+}
+
+func dnat(sourceIP string, port int, cc Cloudcore) apis.Rule {
+	return apis.Rule{
+		Table: "nat", Chain: Chain, Jump: "DNAT", Protocol: "tcp",
+		SourceIP: sourceIP, SourcePort: strconv.Itoa(port),
+		DestinationIP: cc.IP, DestinationPort: strconv.Itoa(cc.StreamPort),
+	}
+}
+
+// tunnelPortRules gives one rule per cloudcore that is both recorded in the tunnelport
+// annotation and currently a ready endpoint: a record left behind by a vanished cloudcore
+// would otherwise send its nodes' traffic into nowhere.
+func tunnelPortRules(in Input) Result {
+	var res Result
+	ready := map[string]Cloudcore{}
+	for _, c := range in.Cloudcores {
+		ready[c.IP] = c
+	}
+	ips := make([]string, 0, len(in.Record.IPTunnelPort))
+	for ip := range in.Record.IPTunnelPort {
+		ips = append(ips, ip)
+	}
+	sort.Strings(ips)
+	for _, ip := range ips {
+		port := in.Record.IPTunnelPort[ip]
+		cc, ok := ready[ip]
+		switch {
+		case !validPort(port):
+			res.Problems = append(res.Problems, fmt.Sprintf("tunnel record %s: port %d out of range", ip, port))
+		case !ok:
+			res.Problems = append(res.Problems, fmt.Sprintf("tunnel record %s:%d: no ready cloudcore endpoint with that IP", ip, port))
+		default:
+			res.Rules = append(res.Rules, dnat("", port, cc))
+		}
+	}
+	if len(in.Cloudcores) == 0 {
+		res.Problems = append(res.Problems, "no ready cloudcore endpoint")
+	}
+	return res
+}
+
+// edgeIPRules gives one rule per edge node: its InternalIP and kubelet port, to the cloudcore
+// holding the node's tunnel (the record entry whose port equals the node's kubelet port), or
+// to the first ready cloudcore when the record does not say.
+func edgeIPRules(in Input) Result {
+	var res Result
+	if len(in.Cloudcores) == 0 {
+		res.Problems = append(res.Problems, "no ready cloudcore endpoint")
+		return res
+	}
+	byPort := map[int]Cloudcore{}
+	ready := map[string]Cloudcore{}
+	for _, c := range in.Cloudcores {
+		ready[c.IP] = c
+	}
+	for ip, port := range in.Record.IPTunnelPort {
+		if c, ok := ready[ip]; ok {
+			byPort[port] = c
+		}
+	}
+	nodes := append([]*corev1.Node(nil), in.Nodes...)
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	for _, n := range nodes {
+		ip, ok := internalIPv4(n)
+		if !ok {
+			res.Problems = append(res.Problems, fmt.Sprintf("node %s: no IPv4 InternalIP", n.Name))
+			continue
+		}
+		port := int(n.Status.DaemonEndpoints.KubeletEndpoint.Port)
+		if port == 0 {
+			port = DefaultKubelet
+		}
+		cc, ok := byPort[port]
+		if !ok {
+			cc = in.Cloudcores[0]
+		}
+		r := dnat(ip, port, cc)
+		r.Node = n.Name
+		res.Rules = append(res.Rules, r)
+	}
+	return res
+}
+
+func internalIPv4(n *corev1.Node) (string, bool) {
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() {
+			return ip.String(), true
+		}
+	}
+	return "", false
+}
+
+func validPort(p int) bool { return p > 0 && p < 65536 }
