@@ -28,6 +28,12 @@ type Config struct {
 	// ProtocolVersion is the remote-write protocol: "1.0" (prometheus.WriteRequest) or "2.0"
 	// (io.prometheus.write.v2.Request).
 	ProtocolVersion string `mapstructure:"protocol_version"`
+	// AddMetricSuffixes adds "_total" to monotonic sums that lack it. Off by default: the
+	// kubeedge receiver keeps the names it scraped, and a counter scraped without _total must
+	// arrive under that name.
+	AddMetricSuffixes bool `mapstructure:"add_metric_suffixes"`
+	// ResourceToTelemetry copies every resource attribute to a label, besides job and instance.
+	ResourceToTelemetry ResourceToTelemetryConfig `mapstructure:"resource_to_telemetry_conversion"`
 	// ExternalLabels are added to every series that does not have the label already.
 	ExternalLabels map[string]string `mapstructure:"external_labels"`
 	// BasicAuth sets the Authorization header from a username and a password or password file.
@@ -38,6 +44,11 @@ type Config struct {
 	Buffer  BufferConfig  `mapstructure:"buffer"`
 	Sending SendingConfig `mapstructure:"sending"`
 	Retry   RetryConfig   `mapstructure:"retry"`
+}
+
+// ResourceToTelemetryConfig is contrib's resource_to_telemetry_conversion.
+type ResourceToTelemetryConfig struct {
+	Enabled bool `mapstructure:"enabled"`
 }
 
 // BasicAuthConfig is HTTP basic authentication.

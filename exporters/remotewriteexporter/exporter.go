@@ -40,7 +40,10 @@ func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 		cfg:  cfg,
 		set:  set,
 		now:  time.Now,
-		conv: promconv.New(promconv.Options{}),
+		conv: promconv.New(promconv.Options{
+			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
+			WithoutSuffixes:  !cfg.AddMetricSuffixes,
+		}),
 		enc: newEncoder(cfg.Sending.Shards, cfg.ProtocolVersion == ProtocolV2, cfg.ExternalLabels,
 			cfg.Sending.MaxSamplesPerSend, cfg.Sending.MaxBytesPerSend),
 	}

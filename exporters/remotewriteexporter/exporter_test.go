@@ -338,3 +338,33 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 var _ = diskqueue.ReasonCorrupt
+
+// A counter scraped without _total reaches the remote end under its scraped name; with
+// add_metric_suffixes it gets the suffix, as contrib's default does.
+func TestCounterNamesAsScraped(t *testing.T) {
+	for _, tc := range []struct {
+		suffixes bool
+		want     string
+	}{{false, "container_memory_failcnt"}, {true, "container_memory_failcnt_total"}} {
+		sk := newSink(t)
+		cfg := testConfig(t, sk.url())
+		cfg.AddMetricSuffixes = tc.suffixes
+		e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "kubeedge")
+		rm.Resource().Attributes().PutStr("service.instance.id", "edge-1")
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("container_memory_failcnt")
+		m.SetEmptySum().SetIsMonotonic(true)
+		m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := m.Sum().DataPoints().AppendEmpty()
+		dp.SetIntValue(3)
+		dp.SetTimestamp(pcommon.Timestamp(5000 * 1e6))
+		require.NoError(t, e.push(context.Background(), md))
+		waitFor(t, 10*time.Second, "delivery", func() bool { return sk.samples() == 1 })
+		assert.Equal(t, map[string][]prompb.Sample{
+			tc.want + `{cluster="c1",instance="edge-1",job="kubeedge"}`: {{Timestamp: 5000, Value: 3}},
+		}, sk.snapshot())
+	}
+}

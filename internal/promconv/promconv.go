@@ -7,7 +7,8 @@
 //     service.instance.id; with ResourceToLabels every other resource attribute becomes a label
 //     too. A data point's own attribute wins over a resource label of the same name.
 //   - Metric names are kept (the kubeedge receiver emits the names it scraped); characters outside
-//     [a-zA-Z0-9_:] become "_". Monotonic cumulative sums get "_total" unless they end with it.
+//     [a-zA-Z0-9_:] become "_". Monotonic cumulative sums get "_total" unless they end with it,
+//     or unless Options.WithoutSuffixes is set (contrib's UnderscoreEscapingWithoutSuffixes).
 //   - Gauges and non-monotonic sums are gauges; histograms are <name>_bucket{le}, <name>_sum and
 //     <name>_count; summaries are <name>{quantile}, <name>_sum and <name>_count.
 //   - A data point flagged NoRecordedValue becomes Prometheus' stale marker (StaleNaN) in every
@@ -41,6 +42,12 @@ type Appender interface {
 type Options struct {
 	// ResourceToLabels copies every resource attribute to a label (resource_to_telemetry_conversion).
 	ResourceToLabels bool
+	// WithoutSuffixes keeps monotonic sums' names as they are, without adding "_total" — for
+	// data that already carries Prometheus names, such as the kubeedge receiver's: it keeps a
+	// scraped counter's sample name, and counters in the text format need not end in _total
+	// (kubelet's container_memory_failcnt, kubelet_pleg_discard_events). Contrib calls this
+	// translation strategy UnderscoreEscapingWithoutSuffixes.
+	WithoutSuffixes bool
 }
 
 // Stats counts what one Convert call did.
@@ -288,7 +295,7 @@ func (c *Converter) metricNames(raw string) *metricNames {
 	}
 	plain := SanitizeMetricName(raw)
 	n := &metricNames{plain: plain, total: plain, bucket: plain + "_bucket", sum: plain + "_sum", count: plain + "_count"}
-	if !strings.HasSuffix(plain, "_total") {
+	if !strings.HasSuffix(plain, "_total") && !c.opts.WithoutSuffixes {
 		n.total = plain + "_total"
 	}
 	c.names[raw] = n

@@ -193,3 +193,27 @@ func BenchmarkConvert(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// A scraped counter without _total (allowed in the text format) keeps its name with
+// WithoutSuffixes, and gets _total without it.
+func TestConvertWithoutSuffixes(t *testing.T) {
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{}, "container_memory_failcnt_total"},
+		{Options{WithoutSuffixes: true}, "container_memory_failcnt"},
+	} {
+		md, ms := newMetrics()
+		m := ms.AppendEmpty()
+		m.SetName("container_memory_failcnt")
+		m.SetEmptySum().SetIsMonotonic(true)
+		m.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		m.Sum().DataPoints().AppendEmpty().SetIntValue(3)
+		var c collect
+		_, err := New(tc.opts).Convert(md, &c)
+		require.NoError(t, err)
+		require.Len(t, c.got, 1)
+		assert.Contains(t, c.got[0].ls, `__name__="`+tc.want+`"`)
+	}
+}
