@@ -1,0 +1,118 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/thanos-io/objstore"
+
+	"github.com/edgetel/edgetel/internal/bucket"
+)
+
+// Config is edgetel-query's configuration (its flags).
+type Config struct {
+	Listen string
+	// BucketConfig is a Thanos objstore YAML file; when empty, BucketDir is a FILESYSTEM bucket.
+	BucketConfig  string
+	BucketDir     string
+	CacheDir      string
+	CacheMaxBytes int64
+	SyncInterval  time.Duration
+	Engine        EngineOptions
+}
+
+// DefaultConfig holds the flag defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:        "127.0.0.1:9090",
+		BucketDir:     filepath.Join("data", "bucket"),
+		CacheDir:      filepath.Join("data", "query-cache"),
+		CacheMaxBytes: 10 << 30,
+		SyncInterval:  30 * time.Second,
+		Engine:        DefaultEngineOptions,
+	}
+}
+
+// OpenBucket opens the configured bucket.
+func (c Config) OpenBucket(ctx context.Context, logger *slog.Logger) (objstore.Bucket, error) {
+	if c.BucketConfig != "" {
+		conf, err := os.ReadFile(c.BucketConfig)
+		if err != nil {
+			return nil, fmt.Errorf("read bucket config: %w", err)
+		}
+		return bucket.NewFromYAML(ctx, conf, logger)
+	}
+	if c.BucketDir == "" {
+		return nil, errors.New("either a bucket config file or a bucket directory is required")
+	}
+	dir, err := filepath.Abs(c.BucketDir)
+	if err != nil {
+		return nil, fmt.Errorf("bucket dir: %w", err)
+	}
+	return bucket.New(ctx, &bucket.Config{Type: objstore.FILESYSTEM, Config: map[string]string{"directory": dir}}, logger)
+}
+
+// Run serves the query API until ctx ends, then shuts the server down and closes the cache.
+// ready, if not nil, receives the listening address once the server accepts connections.
+func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net.Addr)) error {
+	if c.SyncInterval <= 0 {
+		return fmt.Errorf("sync interval must be positive, got %s", c.SyncInterval)
+	}
+	bkt, err := c.OpenBucket(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer bkt.Close()
+	store, err := NewStore(bkt, StoreOptions{Dir: c.CacheDir, MaxBytes: c.CacheMaxBytes, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	handler, err := NewHandler(store, c.Engine, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(APIPrefix+"/", handler)
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Ready.") })
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Healthy.") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { store.Run(ctx, c.SyncInterval) })
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	logger.Info("serving the Prometheus query API", "addr", ln.Addr().String(), "bucket", bkt.Name(),
+		"cacheDir", c.CacheDir, "syncInterval", c.SyncInterval)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	cancel()
+	shutCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if shutErr := srv.Shutdown(shutCtx); shutErr != nil {
+		err = errors.Join(err, fmt.Errorf("shutdown: %w", shutErr))
+	}
+	wg.Wait()
+	return err
+}

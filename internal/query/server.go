@@ -1,0 +1,170 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	apiv1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// APIPrefix is where the Prometheus HTTP API is served, as in Prometheus.
+const APIPrefix = "/api/v1"
+
+// EngineOptions are the query limits, named after Prometheus' flags.
+type EngineOptions struct {
+	// Timeout aborts a query that runs longer (--query.timeout).
+	Timeout time.Duration
+	// MaxSamples aborts a query that would hold more samples in memory (--query.max-samples).
+	MaxSamples int
+	// LookbackDelta is how far back an instant selector looks for a sample (--query.lookback-delta).
+	LookbackDelta time.Duration
+}
+
+// DefaultEngineOptions are Prometheus' defaults.
+var DefaultEngineOptions = EngineOptions{Timeout: 2 * time.Minute, MaxSamples: 50_000_000, LookbackDelta: 5 * time.Minute}
+
+func (o EngineOptions) validate() error {
+	if o.Timeout <= 0 {
+		return fmt.Errorf("query timeout must be positive, got %s", o.Timeout)
+	}
+	if o.MaxSamples <= 0 {
+		return fmt.Errorf("query max samples must be positive, got %d", o.MaxSamples)
+	}
+	if o.LookbackDelta <= 0 {
+		return fmt.Errorf("lookback delta must be positive, got %s", o.LookbackDelta)
+	}
+	return nil
+}
+
+// servedPaths are the API routes edgetel-query answers (what Grafana's Prometheus data source
+// uses); the other routes of web/api/v1 need a scraper, rules or a writable TSDB and are 404.
+var servedPaths = []string{
+	"/query", "/query_range", "/series", "/labels", "/metadata", "/status/buildinfo",
+	"/format_query", "/parse_query",
+}
+
+// NewHandler returns the Prometheus HTTP API (under APIPrefix) over q, served by Prometheus'
+// own web/api/v1 handlers and promql engine, so answers and errors are Prometheus' own.
+func NewHandler(q storage.SampleAndChunkQueryable, opts EngineOptions, logger *slog.Logger) (http.Handler, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:        logger.With("component", "query engine"),
+		MaxSamples:    opts.MaxSamples,
+		Timeout:       opts.Timeout,
+		LookbackDelta: opts.LookbackDelta,
+		// Prometheus' default global evaluation interval, for subqueries without a step.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		// Always on in Prometheus since v2.33.
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+	})
+	api := apiv1.NewAPI(engine, q, nil, nil, nil,
+		nil,
+		func(context.Context) apiv1.TargetRetriever { return noTargets{} },
+		nil,
+		nil,
+		map[string]string{},
+		apiv1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		nil, "", false, false, 0,
+		logger,
+		nil,
+		0, 1, 1,
+		false,
+		nil,
+		nil,
+		buildInfo(),
+		nil, nil,
+		nil, nil,
+		nil,
+		false, nil, false, false, false, false,
+		opts.LookbackDelta,
+		false, false,
+		nil,
+		nil,
+		apiv1.OpenAPIOptions{},
+		nil,
+	)
+	r := route.New()
+	api.Register(r)
+	return &filter{next: http.StripPrefix(APIPrefix, r)}, nil
+}
+
+type filter struct{ next http.Handler }
+
+func (f *filter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, ok := strings.CutPrefix(r.URL.Path, APIPrefix)
+	if !ok || !served(p) {
+		http.NotFound(w, r)
+		return
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+func served(p string) bool {
+	for _, s := range servedPaths {
+		if p == s {
+			return true
+		}
+	}
+	name, ok := strings.CutPrefix(p, "/label/")
+	return ok && strings.HasSuffix(name, "/values")
+}
+
+// noTargets answers /api/v1/metadata: blocks carry no metric metadata, and a Prometheus without
+// targets answers the same empty object.
+type noTargets struct{}
+
+func (noTargets) TargetsActive() map[string][]*scrape.Target  { return nil }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target { return nil }
+func (noTargets) TargetsDroppedCounts() map[string]int        { return nil }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
+	return nil, errors.New("edgetel-query has no scrape pools")
+}
+
+// buildInfo reports the Prometheus version whose engine answers (module v0.3MM.P is Prometheus
+// 3.MM.P): Grafana picks its query features from it.
+func buildInfo() *apiv1.PrometheusVersion {
+	v := &apiv1.PrometheusVersion{GoVersion: runtime.Version(), Branch: "edgetel-query"}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/prometheus/prometheus" {
+			v.Version = promVersion(d.Version)
+		}
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v.Revision = s.Value
+		}
+	}
+	return v
+}
+
+// promVersion turns module version v0.315.1 into Prometheus version 3.15.1.
+func promVersion(mod string) string {
+	var minor, patch int
+	if _, err := fmt.Sscanf(mod, "v0.3%d.%d", &minor, &patch); err != nil {
+		return strings.TrimPrefix(mod, "v")
+	}
+	return fmt.Sprintf("3.%d.%d", minor, patch)
+}

@@ -1,0 +1,379 @@
+// Package query serves Prometheus' HTTP query API over the TSDB blocks in an object-storage
+// bucket: it copies complete blocks into a bounded local cache, opens them with Prometheus' tsdb
+// and answers with Prometheus' own promql engine and web/api/v1 handlers.
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+
+	"github.com/edgetel/edgetel/internal/bucket"
+)
+
+// stagingDir holds partial downloads under the cache directory; a block is renamed into the
+// cache only when it is complete, so a crash never leaves a half block that looks whole.
+const stagingDir = ".staging"
+
+// Store is a storage.SampleAndChunkQueryable over the blocks of a bucket, cached locally.
+type Store struct {
+	bkt      objstore.BucketReader
+	dir      string
+	maxBytes int64
+	logger   *slog.Logger
+
+	syncMtx sync.Mutex // one Sync at a time
+
+	mtx    sync.RWMutex
+	blocks []*cachedBlock // sorted by minTime
+}
+
+type cachedBlock struct {
+	block  *tsdb.Block
+	extLbl map[string]string
+}
+
+// StoreOptions configures a Store.
+type StoreOptions struct {
+	// Dir is the local cache directory; it is created if missing.
+	Dir string
+	// MaxBytes bounds the size of the cached blocks; the oldest blocks are evicted first.
+	MaxBytes int64
+	Logger   *slog.Logger
+}
+
+// NewStore opens the blocks already in the cache directory; Sync fetches the rest.
+func NewStore(bkt objstore.BucketReader, opts StoreOptions) (*Store, error) {
+	if opts.MaxBytes <= 0 {
+		return nil, fmt.Errorf("cache max bytes must be positive, got %d", opts.MaxBytes)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{bkt: bkt, dir: opts.Dir, maxBytes: opts.MaxBytes, logger: opts.Logger}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create cache dir: %w", err)
+	}
+	if err := os.RemoveAll(filepath.Join(s.dir, stagingDir)); err != nil {
+		return nil, fmt.Errorf("clean staging dir: %w", err)
+	}
+	if err := s.openCached(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// openCached opens the block directories a previous run left in the cache.
+func (s *Store) openCached() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("read cache dir: %w", err)
+	}
+	for _, e := range entries {
+		if _, err := ulid.Parse(e.Name()); err != nil || !e.IsDir() {
+			continue
+		}
+		cb, err := s.open(filepath.Join(s.dir, e.Name()))
+		if err != nil {
+			// A damaged cached block is only a cache miss: drop it, Sync downloads it again.
+			s.logger.Warn("dropping unreadable cached block", "block", e.Name(), "err", err)
+			if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+				return fmt.Errorf("remove damaged cached block: %w", err)
+			}
+			continue
+		}
+		s.blocks = append(s.blocks, cb)
+	}
+	sortBlocks(s.blocks)
+	return nil
+}
+
+func (s *Store) open(dir string) (*cachedBlock, error) {
+	meta, err := bucket.ReadMetaFromDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read meta of %s: %w", dir, err)
+	}
+	b, err := tsdb.OpenBlock(s.logger, dir, nil, tsdb.DefaultPostingsDecoderFactory)
+	if err != nil {
+		return nil, fmt.Errorf("open block %s: %w", dir, err)
+	}
+	return &cachedBlock{block: b, extLbl: meta.Thanos.Labels}, nil
+}
+
+func sortBlocks(bs []*cachedBlock) {
+	slices.SortFunc(bs, func(a, b *cachedBlock) int {
+		am, bm := a.block.Meta(), b.block.Meta()
+		if am.MinTime != bm.MinTime {
+			return int(min(max(am.MinTime-bm.MinTime, -1), 1))
+		}
+		return am.ULID.Compare(bm.ULID)
+	})
+}
+
+// Run syncs on every interval until ctx ends. Sync errors are logged: the blocks already cached
+// stay queryable while the bucket is unreachable.
+func (s *Store) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Error("bucket sync failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sync makes the cache hold the newest complete raw blocks of the bucket that fit in the size
+// bound: it downloads and opens new ones and closes and deletes evicted or vanished ones.
+func (s *Store) Sync(ctx context.Context) error {
+	s.syncMtx.Lock()
+	defer s.syncMtx.Unlock()
+
+	metas, err := bucket.Blocks(ctx, s.bkt)
+	if err != nil {
+		return err
+	}
+	s.mtx.RLock()
+	have := map[ulid.ULID]int64{}
+	for _, cb := range s.blocks {
+		have[cb.block.Meta().ULID] = cb.block.Size()
+	}
+	s.mtx.RUnlock()
+
+	want, err := s.selectBlocks(ctx, metas, have)
+	if err != nil {
+		return err
+	}
+
+	if err := s.drop(want); err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range want {
+		if _, ok := have[m.ULID]; ok {
+			continue
+		}
+		cb, err := s.fetch(ctx, m.ULID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.mtx.Lock()
+		s.blocks = append(s.blocks, cb)
+		sortBlocks(s.blocks)
+		s.mtx.Unlock()
+		s.logger.Info("block cached", "block", m.ULID, "minTime", m.MinTime, "maxTime", m.MaxTime)
+	}
+	return errors.Join(errs...)
+}
+
+// selectBlocks picks the blocks to cache: raw-resolution blocks not replaced by a compacted block,
+// newest first, as long as their total size fits the bound.
+func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached map[ulid.ULID]int64) (map[ulid.ULID]*bucket.Meta, error) {
+	replaced := map[ulid.ULID]bool{}
+	for _, m := range metas {
+		for _, src := range m.Compaction.Sources {
+			if src != m.ULID {
+				replaced[src] = true
+			}
+		}
+	}
+	newest := slices.Clone(metas)
+	slices.SortFunc(newest, func(a, b *bucket.Meta) int {
+		return int(min(max(b.MaxTime-a.MaxTime, -1), 1))
+	})
+	want := map[ulid.ULID]*bucket.Meta{}
+	var total int64
+	for _, m := range newest {
+		if m.Thanos.Downsample.Resolution != 0 || replaced[m.ULID] {
+			continue
+		}
+		size, ok := cached[m.ULID]
+		if !ok {
+			var err error
+			if size, err = s.bucketSize(ctx, m); err != nil {
+				return nil, err
+			}
+		}
+		if total+size > s.maxBytes {
+			s.logger.Warn("cache size bound reached: older blocks are not queryable",
+				"block", m.ULID, "cacheMaxBytes", s.maxBytes)
+			break
+		}
+		total += size
+		want[m.ULID] = m
+	}
+	return want, nil
+}
+
+// bucketSize is the size of a block in the bucket: from meta.json's file list when the shipper
+// wrote one, otherwise from the objects' attributes.
+func (s *Store) bucketSize(ctx context.Context, m *bucket.Meta) (int64, error) {
+	var n int64
+	for _, f := range m.Thanos.Files {
+		n += f.SizeBytes
+	}
+	if n > 0 {
+		return n, nil
+	}
+	id := m.ULID.String()
+	names := []string{path.Join(id, bucket.IndexFilename), path.Join(id, bucket.MetaFilename)}
+	err := s.bkt.Iter(ctx, path.Join(id, bucket.ChunksDirname), func(name string) error {
+		names = append(names, name)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list chunks of %s: %w", id, err)
+	}
+	for _, name := range names {
+		a, err := s.bkt.Attributes(ctx, name)
+		if err != nil {
+			return 0, fmt.Errorf("size of %s: %w", name, err)
+		}
+		n += a.Size
+	}
+	return n, nil
+}
+
+// drop closes and deletes the cached blocks that are not wanted any more.
+func (s *Store) drop(want map[ulid.ULID]*bucket.Meta) error {
+	s.mtx.Lock()
+	var keep, gone []*cachedBlock
+	for _, cb := range s.blocks {
+		if want[cb.block.Meta().ULID] != nil {
+			keep = append(keep, cb)
+		} else {
+			gone = append(gone, cb)
+		}
+	}
+	s.blocks = keep
+	s.mtx.Unlock()
+
+	var errs []error
+	for _, cb := range gone {
+		// Close waits for the queries still reading the block.
+		if err := cb.block.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close evicted block: %w", err))
+		}
+		if err := os.RemoveAll(cb.block.Dir()); err != nil {
+			errs = append(errs, fmt.Errorf("remove evicted block: %w", err))
+		}
+		s.logger.Info("block evicted from cache", "block", cb.block.Meta().ULID)
+	}
+	return errors.Join(errs...)
+}
+
+// fetch downloads a block into the staging directory, moves it into the cache and opens it.
+func (s *Store) fetch(ctx context.Context, id ulid.ULID) (*cachedBlock, error) {
+	staging := filepath.Join(s.dir, stagingDir)
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging dir: %w", err)
+	}
+	tmp := filepath.Join(staging, id.String())
+	defer os.RemoveAll(tmp)
+	if err := bucket.Download(ctx, s.bkt, id, staging, s.logger); err != nil {
+		return nil, err
+	}
+	dst := filepath.Join(s.dir, id.String())
+	if err := os.RemoveAll(dst); err != nil {
+		return nil, fmt.Errorf("replace cached block: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, fmt.Errorf("move block into cache: %w", err)
+	}
+	cb, err := s.open(dst)
+	if err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dst))
+	}
+	return cb, nil
+}
+
+// Blocks returns the metas of the cached blocks, oldest first.
+func (s *Store) Blocks() []tsdb.BlockMeta {
+	s.mtx.RLock()
+	defer s.mtx.RUnlock()
+	out := make([]tsdb.BlockMeta, 0, len(s.blocks))
+	for _, cb := range s.blocks {
+		out = append(out, cb.block.Meta())
+	}
+	return out
+}
+
+// Querier implements storage.Queryable over the cached blocks overlapping [mint, maxt].
+func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) {
+	s.mtx.RLock()
+	defer s.mtx.RUnlock()
+	var qs []storage.Querier
+	for _, cb := range s.blocks {
+		if !cb.block.OverlapsClosedInterval(mint, maxt) {
+			continue
+		}
+		q, err := tsdb.NewBlockQuerier(cb.block, mint, maxt)
+		if err != nil {
+			for _, q := range qs {
+				q.Close()
+			}
+			return nil, fmt.Errorf("open querier on block %s: %w", cb.block.Meta().ULID, err)
+		}
+		qs = append(qs, withExternalLabels(q, cb.extLbl))
+	}
+	if len(qs) == 0 {
+		return storage.NoopQuerier(), nil
+	}
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+}
+
+// ChunkQuerier implements storage.ChunkQueryable; web/api/v1 requires it.
+func (s *Store) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	s.mtx.RLock()
+	defer s.mtx.RUnlock()
+	var qs []storage.ChunkQuerier
+	for _, cb := range s.blocks {
+		if !cb.block.OverlapsClosedInterval(mint, maxt) {
+			continue
+		}
+		if len(cb.extLbl) > 0 {
+			return nil, errors.New("chunk queries over blocks with external labels are not supported")
+		}
+		q, err := tsdb.NewBlockChunkQuerier(cb.block, mint, maxt)
+		if err != nil {
+			for _, q := range qs {
+				q.Close()
+			}
+			return nil, fmt.Errorf("open chunk querier on block %s: %w", cb.block.Meta().ULID, err)
+		}
+		qs = append(qs, q)
+	}
+	if len(qs) == 0 {
+		return storage.NoopChunkedQuerier(), nil
+	}
+	return storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+}
+
+// Close closes every cached block; the files stay for the next start.
+func (s *Store) Close() error {
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	var errs []error
+	for _, cb := range s.blocks {
+		errs = append(errs, cb.block.Close())
+	}
+	s.blocks = nil
+	return errors.Join(errs...)
+}
