@@ -37,9 +37,9 @@ type rwExporter struct {
 
 func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 	return &rwExporter{
-		cfg:  cfg,
-		set:  set,
-		now:  time.Now,
+		cfg: cfg,
+		set: set,
+		now: time.Now,
 		conv: promconv.New(promconv.Options{
 			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
 			WithoutSuffixes:  !cfg.AddMetricSuffixes,
@@ -55,7 +55,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("edgeremotewrite: http client: %w", err)
 	}
 	e.acks = &ackTracker{now: e.now}
-	tel, err := newTelemetry(e.set.MeterProvider, e)
+	tel, err := newTelemetry(e.set.MeterProvider)
 	if err != nil {
 		return fmt.Errorf("edgeremotewrite: telemetry: %w", err)
 	}
@@ -73,11 +73,14 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		Now:          e.now,
 	})
 	if err != nil {
-		tel.shutdown()
 		return fmt.Errorf("edgeremotewrite: buffer: %w", err)
 	}
 	e.q = q
 	e.acks.q = q
+	if err := tel.observe(e); err != nil {
+		_ = q.Close()
+		return fmt.Errorf("edgeremotewrite: telemetry: %w", err)
+	}
 	s := &sender{
 		endpoint:   e.cfg.Endpoint,
 		client:     client,

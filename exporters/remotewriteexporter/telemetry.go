@@ -33,6 +33,9 @@ type telemetry struct {
 	droppedRecords metric.Int64Counter
 	latency        metric.Float64Histogram
 	registration   metric.Registration
+	meter          metric.Meter
+	pending, disk  metric.Int64ObservableGauge
+	age            metric.Float64ObservableGauge
 	outcome        map[string]metric.RecordOption
 
 	// Totals kept for tests and benchmarks, which read them without a metrics SDK.
@@ -46,7 +49,8 @@ type gauges interface {
 	oldestAgeSeconds() float64
 }
 
-func newTelemetry(mp metric.MeterProvider, g gauges) (*telemetry, error) {
+// newTelemetry creates the instruments; observe starts the gauges once their source exists.
+func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	m := mp.Meter(metadata.ScopeName)
 	t := &telemetry{outcome: map[string]metric.RecordOption{}}
 	for _, o := range []string{outcomeSuccess, outcomeRetry, outcomeRejected} {
@@ -84,17 +88,20 @@ func newTelemetry(mp metric.MeterProvider, g gauges) (*telemetry, error) {
 	if errs != nil {
 		return nil, errs
 	}
-	t.registration, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		p, d := g.bufferBytes()
-		o.ObserveInt64(pending, p)
-		o.ObserveInt64(disk, d)
-		o.ObserveFloat64(age, g.oldestAgeSeconds())
-		return nil
-	}, pending, disk, age)
-	if err != nil {
-		return nil, err
-	}
+	t.meter, t.pending, t.disk, t.age = m, pending, disk, age
 	return t, nil
+}
+
+func (t *telemetry) observe(g gauges) error {
+	var err error
+	t.registration, err = t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		p, d := g.bufferBytes()
+		o.ObserveInt64(t.pending, p)
+		o.ObserveInt64(t.disk, d)
+		o.ObserveFloat64(t.age, g.oldestAgeSeconds())
+		return nil
+	}, t.pending, t.disk, t.age)
+	return err
 }
 
 func (t *telemetry) drop(reason string, records, samples int) {
