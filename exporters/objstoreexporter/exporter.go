@@ -84,7 +84,7 @@ func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
 		return err
 	}
 	e.shipper = newShipper(e.cfg, bkt, state, e.tel, e.logger)
-	db, err := tsdb.Open(e.tsdbDir(), e.logger, nil, e.tsdbOptions(), nil)
+	db, err := tsdb.Open(e.tsdbDir(), e.logger, nil, e.tsdbOptions(e.shipper), nil)
 	if err != nil {
 		bkt.Close()
 		return fmt.Errorf("open local tsdb %s: %w", e.tsdbDir(), err)
@@ -100,14 +100,16 @@ func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
 	return nil
 }
 
-func (e *objstoreExporter) tsdbOptions() *tsdb.Options {
+func (e *objstoreExporter) tsdbOptions(sh *shipper) *tsdb.Options {
 	o := tsdb.DefaultOptions()
 	o.MinBlockDuration = e.cfg.BlockDuration.Milliseconds()
 	o.MaxBlockDuration = o.MinBlockDuration
 	o.OutOfOrderTimeWindow = e.cfg.OutOfOrderWindow.Milliseconds()
 	// Overlapping (out-of-order) blocks are shipped as they are; Thanos' compactor merges them.
 	o.EnableOverlappingCompaction = false
-	o.BlocksToDelete = func(blocks []*tsdb.Block) map[ulidT]struct{} { return e.shipper.deletable(blocks, time.Now()) }
+	// Retention (BlocksToDelete) runs at each reload: keep it in step with uploads.
+	o.BlockReloadInterval = min(e.cfg.UploadInterval, time.Minute)
+	o.BlocksToDelete = func(blocks []*tsdb.Block) map[ulidT]struct{} { return sh.deletable(blocks, time.Now()) }
 	return o
 }
 
@@ -117,13 +119,18 @@ func (e *objstoreExporter) Shutdown(context.Context) error {
 	if e.cancel != nil {
 		e.cancel()
 		<-e.done
+		e.cancel = nil
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	var errs []error
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
+		e.db = nil
 	}
 	if e.shipper != nil {
 		errs = append(errs, e.shipper.bkt.Close())
+		e.shipper = nil
 	}
 	return errors.Join(errs...)
 }

@@ -2,15 +2,20 @@ package objstoreexporter
 
 import (
 	"context"
+	"errors"
+	"io"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
 	"github.com/edgetel/edgetel/internal/bucket"
@@ -213,4 +218,71 @@ func TestUploadStateSurvivesCorruption(t *testing.T) {
 	st, err := loadState(path)
 	require.NoError(t, err)
 	assert.Empty(t, st.Uploaded)
+}
+
+// failingBucket fails every upload until healed.
+type failingBucket struct {
+	objstore.Bucket
+	mu     sync.Mutex
+	failed int
+	healed bool
+	n      map[string]int
+}
+
+func (b *failingBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.healed {
+		b.failed++
+		return errors.New("bucket unreachable")
+	}
+	b.n[name]++
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+func (b *failingBucket) failures() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failed
+}
+
+// TestUploadRetriesUntilTheBucketIsBack: a bucket outage keeps blocks local (counted as
+// failures, visible as upload lag), and they are uploaded once when it comes back.
+func TestUploadRetriesUntilTheBucketIsBack(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	cfg.LocalRetention = 0 // delete right after upload, never before
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(ctx) })
+	fb := &failingBucket{n: map[string]int{}}
+	e := newTestExporter(t, cfg, tel, func(b objstore.Bucket) objstore.Bucket { fb.Bucket = b; return fb })
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = e.Shutdown(ctx) })
+	for _, md := range newDataset(1, t0, t0+7*hour).batches {
+		require.NoError(t, e.push(ctx, md))
+	}
+	// ~2s of failures: the tsdb reload loop (1s here) has applied retention at least once.
+	require.Eventually(t, func() bool { return fb.failures() >= 12 }, 60*time.Second, 10*time.Millisecond)
+	assert.GreaterOrEqual(t, counterValue(t, tel, "otelcol_objstore_exporter_upload_failures", ""), int64(3))
+	m, err := tel.GetMetric("otelcol_objstore_exporter_upload_lag")
+	require.NoError(t, err)
+	lag := m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value
+	assert.Greater(t, lag, 0.0, "upload lag reports the waiting block")
+	// Pending blocks stay on local disk however old.
+	assert.Len(t, e.db.Blocks(), 2)
+
+	fb.mu.Lock()
+	fb.healed = true
+	fb.mu.Unlock()
+	metas := waitBlocks(t, openBucket(t, cfg), 2)
+	for _, m := range metas {
+		fb.mu.Lock()
+		assert.Equal(t, 1, fb.n[m.ULID.String()+"/meta.json"])
+		fb.mu.Unlock()
+	}
+	// local_retention 0: uploaded blocks leave local disk at the next reload.
+	require.Eventually(t, func() bool { return len(e.db.Blocks()) == 0 }, 30*time.Second, 20*time.Millisecond)
+	m, err = tel.GetMetric("otelcol_objstore_exporter_upload_lag")
+	require.NoError(t, err)
+	assert.Equal(t, 0.0, m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value)
 }
