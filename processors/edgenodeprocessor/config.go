@@ -85,8 +85,11 @@ func (c *Config) Validate() error {
 	var errs []error
 	switch c.AuthType {
 	case AuthServiceAccount:
-		if c.KubeConfig != "" || c.Context != "" {
-			errs = append(errs, errors.New("kubeconfig and context: only allowed with auth_type kubeConfig"))
+		if c.KubeConfig != "" {
+			errs = append(errs, fmt.Errorf("kubeconfig: only allowed with auth_type %s", AuthKubeConfig))
+		}
+		if c.Context != "" {
+			errs = append(errs, fmt.Errorf("context: only allowed with auth_type %s", AuthKubeConfig))
 		}
 	case AuthKubeConfig:
 	default:

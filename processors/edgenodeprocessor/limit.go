@@ -34,11 +34,11 @@ func (p *edgeNodeProcessor) guardResource(ctx context.Context, now int64, nodeNa
 	l := limiter{p: p, node: p.guard.Lock(nodeName), now: now}
 	rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 		scopeHash := p.hasher.Scope(resHash, sm.Scope().Name(), sm.Scope().Version())
-		before := len(l.drops)
+		before := l.pointsDropped()
 		sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
 			return l.metric(scopeHash, m)
 		})
-		return len(l.drops) > before && sm.Metrics().Len() == 0
+		return l.pointsDropped() > before && sm.Metrics().Len() == 0
 	})
 	report := len(l.drops) > 0 && l.node.ShouldReport(now, p.cfg.Guard.LogInterval)
 	l.node.Unlock()
