@@ -121,7 +121,9 @@ func NewController(cfg Config) (*Controller, error) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", TunnelPortConfigMap).String()
 		}))
 	crF := dynamicinformer.NewFilteredDynamicSharedInformerFactory(cfg.Dynamic, cfg.Resync, cfg.Namespace,
-		func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.Name).String() })
+		func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.Name).String()
+		})
 
 	nodeInf := nodeF.Core().V1().Nodes()
 	sliceInf := sliceF.Discovery().V1().EndpointSlices()

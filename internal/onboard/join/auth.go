@@ -1,0 +1,151 @@
+package join
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// User is an authenticated caller.
+type User struct {
+	Name   string
+	Groups []string
+}
+
+// ErrUnauthenticated is returned for a missing, unknown or rejected bearer token.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// Authenticator checks a bearer token.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (User, error)
+}
+
+// StaticTokens is kube-apiserver's token file format: token,user[,uid[,"group1,group2"]].
+type StaticTokens struct{ entries []staticEntry }
+
+type staticEntry struct {
+	token []byte
+	user  User
+}
+
+// LoadStaticTokens reads a token file. Errors name the line, never the token.
+func LoadStaticTokens(path string) (*StaticTokens, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("token file: %w", err)
+	}
+	defer f.Close()
+	st := &StaticTokens{}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		fields := strings.SplitN(text, ",", 4)
+		if len(fields) < 2 || fields[0] == "" || fields[1] == "" {
+			return nil, fmt.Errorf("token file %s line %d: want token,user[,uid[,\"groups\"]]", path, line)
+		}
+		u := User{Name: fields[1]}
+		if len(fields) == 4 {
+			for _, g := range strings.Split(strings.Trim(fields[3], `"`), ",") {
+				if g = strings.TrimSpace(g); g != "" {
+					u.Groups = append(u.Groups, g)
+				}
+			}
+		}
+		st.entries = append(st.entries, staticEntry{token: []byte(fields[0]), user: u})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("token file %s: %w", path, err)
+	}
+	if len(st.entries) == 0 {
+		return nil, fmt.Errorf("token file %s holds no token", path)
+	}
+	return st, nil
+}
+
+// Authenticate compares in constant time against every entry.
+func (s *StaticTokens) Authenticate(_ context.Context, token string) (User, error) {
+	var found *User
+	for i := range s.entries {
+		if subtle.ConstantTimeCompare(s.entries[i].token, []byte(token)) == 1 {
+			found = &s.entries[i].user
+		}
+	}
+	if found == nil {
+		return User{}, ErrUnauthenticated
+	}
+	return *found, nil
+}
+
+// TokenReviewer asks the API server (TokenReview) whether the token is valid.
+type TokenReviewer struct {
+	Client    kubernetes.Interface
+	Audiences []string
+}
+
+// Authenticate creates a TokenReview.
+func (t TokenReviewer) Authenticate(ctx context.Context, token string) (User, error) {
+	tr, err := t.Client.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{
+		Spec: authnv1.TokenReviewSpec{Token: token, Audiences: t.Audiences},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return User{}, fmt.Errorf("token review: %w", err)
+	}
+	if !tr.Status.Authenticated {
+		return User{}, ErrUnauthenticated
+	}
+	return User{Name: tr.Status.User.Username, Groups: tr.Status.User.Groups}, nil
+}
+
+// Authenticators tries each in turn; the first that accepts wins.
+type Authenticators []Authenticator
+
+// Authenticate implements Authenticator.
+func (a Authenticators) Authenticate(ctx context.Context, token string) (User, error) {
+	var errs []error
+	for _, x := range a {
+		u, err := x.Authenticate(ctx, token)
+		if err == nil {
+			return u, nil
+		}
+		if !errors.Is(err, ErrUnauthenticated) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return User{}, errors.Join(errs...)
+	}
+	return User{}, ErrUnauthenticated
+}
+
+// Allowed limits callers to some users or groups; empty lists allow every authenticated user.
+type Allowed struct {
+	Users  []string
+	Groups []string
+}
+
+func (a Allowed) permits(u User) bool {
+	if len(a.Users) == 0 && len(a.Groups) == 0 {
+		return true
+	}
+	if slices.Contains(a.Users, u.Name) {
+		return true
+	}
+	for _, g := range u.Groups {
+		if slices.Contains(a.Groups, g) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,139 @@
+package join
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// stubs are commands the script calls, each recording its argv NUL-separated in $LOG/<name>,
+// so a real shell does the parsing and the test reads back exactly the words it produced.
+var stubs = map[string]string{
+	"uname": `echo "$STUB_UNAME"`,
+	"curl": `args=("$@"); for ((i=0; i<${#args[@]}; i++)); do [ "${args[i]}" = -o ] && : > "${args[i+1]}"; done
+[ -n "$STUB_CURL_FAIL" ] && exit 22; exit 0`,
+	"wget":  `exit 0`,
+	"tar":   `mkdir -p "${KEADM_AT%/*}" && cp "$STUBS/keadm" "$KEADM_AT"`,
+	"chmod": `exit 0`,
+	"keadm": `exit 0`,
+}
+
+func requireBash(t *testing.T) string {
+	t.Helper()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not installed: the script tests need a real shell")
+	}
+	return bash
+}
+
+func writeStubs(t *testing.T) (dir, log string) {
+	t.Helper()
+	dir, log = t.TempDir(), t.TempDir()
+	for name, body := range stubs {
+		script := "#!/bin/bash\nprintf '%s\\0' \"$@\" > \"$LOG/" + name + "\"\n" + body + "\n"
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755))
+	}
+	return dir, log
+}
+
+// run executes the script in a fresh directory with the stubs first on PATH.
+func run(t *testing.T, script, uname, keadmAt string, env ...string) (map[string][]string, error) {
+	t.Helper()
+	bash := requireBash(t)
+	out, err := exec.Command(bash, "-n", "-c", script).CombinedOutput()
+	require.NoError(t, err, "bash -n: %s", out)
+	stubDir, log := writeStubs(t)
+	cmd := exec.Command(bash, "-c", script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append([]string{"PATH=" + stubDir + ":/usr/bin:/bin", "LOG=" + log, "STUBS=" + stubDir,
+		"STUB_UNAME=" + uname, "KEADM_AT=" + filepath.Join(cmd.Dir, keadmAt)}, env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	runErr := cmd.Run()
+	argv := map[string][]string{}
+	entries, err := os.ReadDir(log)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(log, e.Name()))
+		require.NoError(t, err)
+		argv[e.Name()] = strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	}
+	if runErr != nil {
+		t.Logf("script stderr: %s", stderr.String())
+	}
+	return argv, runErr
+}
+
+var testCC = Cloudcore{Address: "192.168.1.10", Websocket: 10000, Quic: 10001, HTTPS: 10002, TunnelPort: 10004}
+
+func TestScriptPerArchitectureAndVersion(t *testing.T) {
+	unames := map[string]string{"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "arm64": "arm64"}
+	for _, flavor := range []Flavor{FlavorUpstream, FlavorKubeSphere} {
+		for _, version := range []string{"v1.23.0", "v1.13.1", "v1.9.2"} {
+			for uname, arch := range unames {
+				t.Run(string(flavor)+"/"+version+"/"+uname, func(t *testing.T) {
+					s := Settings{Flavor: flavor, Version: version, Region: "en", Labels: map[string]string{"site": "b-1"},
+						ExtraFlags: []string{"--cgroupdriver=systemd"}}
+					require.NoError(t, s.Validate())
+					req := Request{NodeName: "edge-new", NodeIP: "10.20.0.9", Taint: true}
+					keadmAt := "keadm-" + version + "-linux-" + arch + "/keadm/keadm"
+					wantURL := "https://github.com/kubeedge/kubeedge/releases/download/" + version + "/keadm-" + version + "-linux-" + arch + ".tar.gz"
+					if flavor == FlavorKubeSphere {
+						keadmAt = "keadm"
+						wantURL = "https://github.com/kubesphere/kubeedge/releases/download/" + version + "-kubesphere/keadm-" + version + "-linux-" + arch + ".tar.gz"
+					}
+					argv, err := run(t, Script(s, testCC, joinToken, req), uname, keadmAt)
+					require.NoError(t, err)
+					assert.Equal(t, []string{"-fsSL", "-o", "keadm.tar.gz", wantURL}, argv["curl"])
+					assert.Equal(t, []string{"-xzf", "keadm.tar.gz"}, argv["tar"])
+					assert.Equal(t, []string{"+x", "./" + strings.TrimPrefix(keadmAt, "./")}, argv["chmod"])
+					assert.Equal(t, KeadmArgs(s, testCC, joinToken, req), argv["keadm"])
+					assert.NotContains(t, argv, "wget", "wget is only the fallback")
+				})
+			}
+		}
+	}
+}
+
+func TestScriptArgumentsParseBack(t *testing.T) {
+	s := Settings{Flavor: FlavorUpstream, Version: "v1.23.0", Mirror: "https://mirror.example.com/keadm/{version}/{arch}.tgz"}
+	req := Request{NodeName: "edge-new", NodeIP: "2001:db8::9", Arch: "arm64"}
+	cc := Cloudcore{Address: "2001:db8::1", Websocket: 30000, Quic: 30001, HTTPS: 30002, TunnelPort: 30004}
+	// uname would say x86_64, but the request pinned arm64.
+	argv, err := run(t, Script(s, cc, joinToken, req), "x86_64", "keadm-v1.23.0-linux-arm64/keadm/keadm", "STUB_CURL_FAIL=1")
+	require.NoError(t, err)
+	assert.NotContains(t, argv, "uname")
+	assert.Equal(t, []string{"-qO", "keadm.tar.gz", "https://mirror.example.com/keadm/v1.23.0/arm64.tgz"}, argv["wget"], "wget after curl fails")
+	assert.Equal(t, []string{"join", "--kubeedge-version=v1.23.0", "--cloudcore-ipport=[2001:db8::1]:30000", "--certport=30002",
+		"--edgenode-name=edge-new", "--token=" + joinToken, "--set=modules.edgeStream.enable=true,modules.edged.nodeIP=2001:db8::9"},
+		argv["keadm"])
+}
+
+func TestScriptStopsOnUnknownArchitecture(t *testing.T) {
+	s := Settings{Flavor: FlavorUpstream, Version: "v1.23.0"}
+	argv, err := run(t, Script(s, testCC, joinToken, Request{NodeName: "n", NodeIP: "10.0.0.9"}), "mips64", "x")
+	require.Error(t, err)
+	assert.NotContains(t, argv, "curl")
+	assert.NotContains(t, argv, "keadm")
+}
+
+func TestQuoteRoundTripsThroughBash(t *testing.T) {
+	bash := requireBash(t)
+	for name, v := range hostile {
+		if strings.ContainsRune(v, 0) {
+			continue // no shell word can hold NUL; validation refuses it before quoting
+		}
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(bash, "-c", "printf '%s\\0' "+Quote(v)+" "+Quote("next")).Output()
+			require.NoError(t, err)
+			assert.Equal(t, v+"\x00next\x00", string(out))
+		})
+	}
+}

@@ -1,0 +1,321 @@
+package join
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+)
+
+// KubeEdge's and edge-watcher's object names (kubeedge.md §3.6, §5).
+const (
+	CloudcoreConfigMap = "cloudcore"
+	CloudcoreKey       = "cloudcore.yaml"
+	TokenSecret        = "tokensecret"
+	TokenKey           = "tokendata"
+	SettingsConfigMap  = "edge-watcher-config"
+)
+
+// Config is what the join service needs.
+type Config struct {
+	Client kubernetes.Interface
+	Auth   Authenticator
+	Allow  Allowed
+	Logger *slog.Logger
+	// KubeEdgeNamespace holds cloudcore's ConfigMap, the token Secret and the settings ConfigMap.
+	KubeEdgeNamespace string
+	SettingsConfigMap string
+	// Defaults apply where the settings ConfigMap is absent or leaves a key empty.
+	Defaults Settings
+	// Reservations hold "joining" nodes between the command being issued and the Node appearing.
+	Reservations ReservationStore
+}
+
+// Server is the join HTTP API.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// NewServer checks the configuration.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Client == nil || cfg.Auth == nil || cfg.Reservations.Client == nil {
+		return nil, errors.New("join service: Kubernetes client, authenticator and reservation store are required")
+	}
+	if cfg.KubeEdgeNamespace == "" {
+		cfg.KubeEdgeNamespace = "kubeedge"
+	}
+	if cfg.SettingsConfigMap == "" {
+		cfg.SettingsConfigMap = SettingsConfigMap
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "join")}, nil
+}
+
+// response is edge-watcher's JSON shape.
+type response struct {
+	Code    uint32 `json:"code,omitempty"`
+	Status  string `json:"status,omitempty"`
+	Message string `json:"message,omitempty"`
+	Data    string `json:"data,omitempty"`
+}
+
+// ServeHTTP answers GET .../nodes/join on any prefix: /api/v1alpha1/nodes/join (edge-watcher,
+// what KubeSphere's proxy forwards to), /nodes/join, and the /kapis/... forms.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/nodes/join") {
+		write(w, http.StatusNotFound, "no such path; the join API is GET /api/v1alpha1/nodes/join")
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		write(w, http.StatusMethodNotAllowed, "the join API only answers GET")
+		return
+	}
+	user, code, err := s.authenticate(r)
+	if err != nil {
+		s.log.Info("join refused", "reason", err.Error(), "remote", r.RemoteAddr)
+		write(w, code, err.Error())
+		return
+	}
+	cmd, code, err := s.join(r.Context(), r.URL.Query())
+	if err != nil {
+		s.log.Info("join refused", "user", user.Name, "code", code, "reason", err.Error())
+		write(w, code, err.Error())
+		return
+	}
+	// The command carries the join token: log who asked for which node, never the command.
+	s.log.Info("join command issued", "user", user.Name, "node", r.URL.Query().Get("node_name"), "ip", r.URL.Query().Get("node_ip"))
+	writeJSON(w, response{Code: http.StatusOK, Status: "Succeeded", Data: cmd})
+}
+
+func write(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, response{Code: uint32(code), Status: "Failure", Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, resp response) {
+	w.Header().Set("Content-Type", "text/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(int(resp.Code))
+	enc := json.NewEncoder(w)
+	// The command has &&, < and > that HTML escaping would turn into \u0026 and friends.
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(resp)
+}
+
+func (s *Server) authenticate(r *http.Request) (User, int, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		return User{}, http.StatusUnauthorized, errors.New("unauthenticated: an Authorization: Bearer token is required")
+	}
+	u, err := s.cfg.Auth.Authenticate(r.Context(), strings.TrimSpace(token))
+	if errors.Is(err, ErrUnauthenticated) {
+		return User{}, http.StatusUnauthorized, errors.New("unauthenticated: the bearer token was not accepted")
+	}
+	if err != nil {
+		return User{}, http.StatusInternalServerError, fmt.Errorf("authenticating the caller: %w", err)
+	}
+	if !s.cfg.Allow.permits(u) {
+		return User{}, http.StatusForbidden, fmt.Errorf("forbidden: user %q may not join edge nodes", u.Name)
+	}
+	return u, 0, nil
+}
+
+// maxParam bounds every query value before it is even parsed.
+const maxParam = 253
+
+// ParseRequest validates the query parameters; every error is a 400 and names what is wrong
+// with "name" or "IP" in it where the console shows it next to that field.
+func ParseRequest(q url.Values) (Request, error) {
+	for key, vals := range q {
+		if len(vals) > 1 {
+			return Request{}, fmt.Errorf("parameter %s given %d times", key, len(vals))
+		}
+	}
+	name, ip := q.Get("node_name"), q.Get("node_ip")
+	if name == "" {
+		return Request{}, errors.New("Invalid node name: node_name is required")
+	}
+	if len(name) > maxParam || !utf8.ValidString(name) {
+		return Request{}, fmt.Errorf("Invalid node name: longer than %d bytes or not UTF-8", maxParam)
+	}
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		return Request{}, fmt.Errorf("Invalid node name: %s", strings.Join(msgs, "; "))
+	}
+	addr, err := parseUnicast(ip)
+	if err != nil {
+		return Request{}, err
+	}
+	req := Request{NodeName: name, NodeIP: addr}
+	switch t := q.Get("add_default_taint"); t {
+	case "", "false":
+	case "true":
+		req.Taint = true
+	default:
+		return Request{}, fmt.Errorf("Invalid add_default_taint %q: want true or false", clip(t))
+	}
+	if a := q.Get("arch"); a != "" {
+		if _, ok := Arches[a]; !ok {
+			return Request{}, fmt.Errorf("Invalid arch %q: want amd64, arm64 or arm", clip(a))
+		}
+		req.Arch = a
+	}
+	return req, nil
+}
+
+// clip keeps hostile input out of messages in bulk; %q already escapes what remains.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+func parseUnicast(ip string) (string, error) {
+	if ip == "" {
+		return "", errors.New("Invalid node IP: node_ip is required")
+	}
+	if len(ip) > 45 {
+		return "", fmt.Errorf("Invalid node IP: longer than 45 characters")
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return "", fmt.Errorf("Invalid node IP: %q is not an IP address", clip(ip))
+	}
+	a = a.Unmap()
+	if !a.IsGlobalUnicast() {
+		return "", fmt.Errorf("Invalid node IP: %s is not a unicast address a node can use (loopback, link-local, multicast, broadcast and unspecified are refused)", a)
+	}
+	return a.String(), nil
+}
+
+// join validates the request against the cluster and renders the command, or returns the HTTP
+// code and message edge-watcher would.
+func (s *Server) join(ctx context.Context, q url.Values) (string, int, error) {
+	req, err := ParseRequest(q)
+	if err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	settings, err := s.settings(ctx)
+	if err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	nodes, err := s.cfg.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", http.StatusInternalServerError, fmt.Errorf("List nodes error: %w", err)
+	}
+	if err := checkNodes(nodes.Items, req); err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	cc, token, err := s.cloudcore(ctx, settings)
+	if err != nil {
+		return "", http.StatusInternalServerError, err
+	}
+	if err := s.cfg.Reservations.Reserve(ctx, req.NodeName, req.NodeIP, nodes.Items); err != nil {
+		var busy *ReservedError
+		if errors.As(err, &busy) {
+			return "", http.StatusBadRequest, err
+		}
+		return "", http.StatusInternalServerError, err
+	}
+	return Script(settings, cc, token, req), 0, nil
+}
+
+func checkNodes(nodes []corev1.Node, req Request) error {
+	for _, n := range nodes {
+		if n.Name == req.NodeName {
+			return fmt.Errorf("Node name %s in use", req.NodeName)
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+				continue
+			}
+			if other, err := netip.ParseAddr(a.Address); err == nil && other.Unmap().String() == req.NodeIP {
+				return fmt.Errorf("Node IP %s in use by node %s", req.NodeIP, n.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// settings reads the settings ConfigMap over the defaults; a bad value is refused as
+// edge-watcher did, with the value named.
+func (s *Server) settings(ctx context.Context) (Settings, error) {
+	cm, err := s.cfg.Client.CoreV1().ConfigMaps(s.cfg.KubeEdgeNamespace).Get(ctx, s.cfg.SettingsConfigMap, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return s.cfg.Defaults, s.cfg.Defaults.Validate()
+	case err != nil:
+		return Settings{}, fmt.Errorf("Read %s configmap error: %w", s.cfg.SettingsConfigMap, err)
+	}
+	st, err := s.cfg.Defaults.Overlay(cm.Data)
+	if err != nil {
+		return Settings{}, fmt.Errorf("EdgeNodeJoin: %s configured, but the given values were incorrect: %w", s.cfg.SettingsConfigMap, err)
+	}
+	return st, nil
+}
+
+func (s *Server) cloudcore(ctx context.Context, st Settings) (Cloudcore, string, error) {
+	ns := s.cfg.KubeEdgeNamespace
+	cm, err := s.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, CloudcoreConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return Cloudcore{}, "", fmt.Errorf("Read cloudcore configmap error: %w", err)
+	}
+	cc, err := ParseCloudcoreConfig(cm.Data[CloudcoreKey])
+	if err != nil {
+		return Cloudcore{}, "", fmt.Errorf("Unmarshal cloudcore configmap error: %w", err)
+	}
+	if st.CloudcoreAddress != "" {
+		cc.Address = st.CloudcoreAddress
+	}
+	if err := cc.validate(); err != nil {
+		return Cloudcore{}, "", fmt.Errorf("cloudcore configmap %s/%s: %w", ns, CloudcoreConfigMap, err)
+	}
+	sec, err := s.cfg.Client.CoreV1().Secrets(ns).Get(ctx, TokenSecret, metav1.GetOptions{})
+	if err != nil {
+		return Cloudcore{}, "", fmt.Errorf("Read cloudcore token secret error: %w", err)
+	}
+	token := strings.TrimSpace(string(sec.Data[TokenKey]))
+	if len(token) > 8192 || !tokenRE.MatchString(token) {
+		// Never echo the value: it is a credential even when malformed.
+		return Cloudcore{}, "", fmt.Errorf("Read cloudcore token secret error: %s/%s key %s is not a <ca-hash>.<jwt> token", ns, TokenSecret, TokenKey)
+	}
+	return cc, token, nil
+}
+
+// ListenAndServe serves the API until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context, addr string, tlsCert, tlsKey string) error {
+	srv := &http.Server{Addr: addr, Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsCert != "" {
+			errc <- srv.ListenAndServeTLS(tlsCert, tlsKey)
+			return
+		}
+		errc <- srv.ListenAndServe()
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("join service: %w", err)
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	}
+}
