@@ -15,9 +15,9 @@ func TestComponentsListsTheDistribution(t *testing.T) {
 	require.NoError(t, err)
 
 	want := map[string][]string{
-		"receivers":  {"otlp", "prometheus"},
-		"processors": {"batch", "memory_limiter"},
-		"exporters":  {"debug", "otlp_grpc", "otlp_http", "prometheus_remote_write"},
+		"receivers":  {"kubeedge", "otlp", "prometheus"},
+		"processors": {"edgenode", "batch", "memory_limiter"},
+		"exporters":  {"edgeremotewrite", "objstore", "debug", "otlp_grpc", "otlp_http", "prometheus_remote_write"},
 		"extensions": {"file_storage", "health_check", "pprof", "zpages"},
 	}
 	have := map[string]map[component.Type]bool{
