@@ -62,6 +62,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	err := confmap.Validate(loadConfig(t, "bad_bucket"))
 	require.ErrorContains(t, err, `bucket: bucket config: type "SWIFT" is not supported`)
 
+	err = confmap.Validate(loadConfig(t, "bad_label"))
+	require.ErrorContains(t, err, `external_labels: "edge.site"="a": names must be valid`)
+
 	err = confmap.Validate(loadConfig(t, "bad_values"))
 	require.Error(t, err)
 	for _, key := range []string{"directory:", "external_labels:", "block_duration:", "out_of_order_window:",

@@ -83,12 +83,13 @@ func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
 		bkt.Close()
 		return err
 	}
-	e.shipper = newShipper(e.cfg, bkt, state, e.tel, e.logger)
-	db, err := tsdb.Open(e.tsdbDir(), e.logger, nil, e.tsdbOptions(e.shipper), nil)
+	sh := newShipper(e.cfg, bkt, state, e.tel, e.logger)
+	db, err := tsdb.Open(e.tsdbDir(), e.logger, nil, e.tsdbOptions(sh), nil)
 	if err != nil {
 		bkt.Close()
 		return fmt.Errorf("open local tsdb %s: %w", e.tsdbDir(), err)
 	}
+	e.shipper = sh
 	// Cutting is driven by the loop below, so that every block cut is seen and counted.
 	db.DisableCompactions()
 	e.db = db

@@ -15,6 +15,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
@@ -285,4 +286,26 @@ func TestUploadRetriesUntilTheBucketIsBack(t *testing.T) {
 	m, err = tel.GetMetric("otelcol_objstore_exporter_upload_lag")
 	require.NoError(t, err)
 	assert.Equal(t, 0.0, m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value)
+}
+
+// TestUnsupportedPointsAreCountedAndTheRestStored: a batch mixing a delta sum (no Prometheus
+// form) with a gauge stores the gauge and counts the delta point.
+func TestUnsupportedPointsAreCountedAndTheRestStored(t *testing.T) {
+	ctx := context.Background()
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(ctx) })
+	e := newTestExporter(t, testConfig(t.TempDir()), tel, nil)
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = e.Shutdown(ctx) })
+
+	ds := newDataset(1, t0, t0+step.Milliseconds())
+	md := ds.batches[0]
+	d := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	d.SetName("edge_bytes")
+	d.SetEmptySum().SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	d.Sum().DataPoints().AppendEmpty().SetIntValue(5)
+	require.NoError(t, e.push(ctx, md))
+
+	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_objstore_exporter_samples_dropped", "unsupported"))
+	assertSameSamples(t, ds.before(t0+hour), readSamples(t, e.db, t0, t0+hour), "local tsdb")
 }
