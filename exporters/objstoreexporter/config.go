@@ -40,6 +40,10 @@ type Config struct {
 	// UploadRetry is the backoff between failed upload attempts; max_elapsed_time is ignored
 	// (a block is retried until it is uploaded).
 	UploadRetry configretry.BackOffConfig `mapstructure:"upload_retry"`
+	// AddMetricSuffixes appends "_total" to monotonic sums that lack it. Off by default: the
+	// kubeedge receiver delivers the names it scraped, and text-format counters need not end in
+	// _total.
+	AddMetricSuffixes bool `mapstructure:"add_metric_suffixes"`
 	// ResourceToTelemetry copies all resource attributes to labels.
 	ResourceToTelemetry ResourceToTelemetry `mapstructure:"resource_to_telemetry_conversion"`
 }

@@ -52,7 +52,10 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		cfg:    cfg,
 		logger: logger,
 		tel:    tel,
-		conv:   promconv.New(promconv.Options{ResourceToLabels: cfg.ResourceToTelemetry.Enabled}),
+		conv: promconv.New(promconv.Options{
+			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
+			WithoutSuffixes:  !cfg.AddMetricSuffixes,
+		}),
 		series: newSeriesCache(),
 		kick:   make(chan struct{}, 1),
 	}
