@@ -88,7 +88,7 @@ func (q *extQuerier) LabelValues(ctx context.Context, name string, hints *storag
 	if len(rest) == 0 {
 		rest = []*labels.Matcher{anyName}
 	}
-	ss := q.Querier.Select(ctx, false, &storage.SelectHints{Func: "series"}, rest...)
+	ss := q.Querier.Select(ctx, false, nil, rest...)
 	if ss.Next() {
 		return []string{v}, ss.Warnings(), nil
 	}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,7 +146,7 @@ func (s *Store) Sync(ctx context.Context) error {
 	s.syncMtx.Lock()
 	defer s.syncMtx.Unlock()
 
-	metas, err := bucket.Blocks(ctx, s.bkt)
+	metas, err := s.listBlocks(ctx)
 	if err != nil {
 		return err
 	}
@@ -181,6 +182,42 @@ func (s *Store) Sync(ctx context.Context) error {
 		s.logger.Info("block cached", "block", m.ULID, "minTime", m.MinTime, "maxTime", m.MaxTime)
 	}
 	return errors.Join(errs...)
+}
+
+// listBlocks reads the meta.json of every complete block in the bucket. Directories without
+// meta.json are uploads in progress; a block whose meta.json does not decode is skipped with a
+// warning so that one bad block does not hide the others.
+func (s *Store) listBlocks(ctx context.Context) ([]*bucket.Meta, error) {
+	var metas []*bucket.Meta
+	err := s.bkt.Iter(ctx, "", func(name string) error {
+		id, err := ulid.Parse(strings.TrimSuffix(name, "/"))
+		if err != nil {
+			return nil
+		}
+		rc, err := s.bkt.Get(ctx, path.Join(id.String(), bucket.MetaFilename))
+		if s.bkt.IsObjNotFoundErr(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get meta.json of %s: %w", id, err)
+		}
+		defer rc.Close()
+		m, err := bucket.ReadMeta(rc)
+		if err != nil {
+			s.logger.Warn("skipping block with unreadable meta.json", "block", id, "err", err)
+			return nil
+		}
+		if m.ULID != id {
+			s.logger.Warn("skipping block whose meta.json names another block", "block", id, "meta_ulid", m.ULID)
+			return nil
+		}
+		metas = append(metas, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list blocks: %w", err)
+	}
+	return metas, nil
 }
 
 // selectBlocks picks the blocks to cache: raw-resolution blocks not replaced by a compacted block,
