@@ -1,0 +1,269 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/edgetel/edgetel/bench/peers"
+	"github.com/edgetel/edgetel/internal/edgesim"
+)
+
+// Env is a running simulated fleet and sink that systems are measured against.
+type Env struct {
+	Dir         string
+	Sim         *edgesim.Sim
+	Sink        *Sink
+	FleetFile   string
+	TargetsFile string
+	Interval    time.Duration
+	Timeout     time.Duration
+}
+
+// EnvConfig configures NewEnv.
+type EnvConfig struct {
+	Dir         string
+	Nodes       int
+	Interval    time.Duration
+	FixturesDir string
+	SinkSlots   bool // track per-series slots in the sink (outage runs)
+}
+
+// NewEnv starts edgesim (direct mode and its cloudcore endpoint) and the sink.
+func NewEnv(ctx context.Context, c EnvConfig) (*Env, error) {
+	e := &Env{Dir: c.Dir, Interval: c.Interval, Timeout: min(c.Interval*2/3, 10*time.Second),
+		FleetFile: filepath.Join(c.Dir, "fleet.json"), TargetsFile: filepath.Join(c.Dir, "targets.json")}
+	sim, err := edgesim.New(edgesim.Config{Nodes: c.Nodes, Seed: 1, Listen: "127.0.0.1:0", TLSDir: filepath.Join(c.Dir, "tls"),
+		Direct: true, FleetFile: e.FleetFile, FixturesDir: c.FixturesDir, Step: c.Interval,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return nil, fmt.Errorf("edgesim: %w", err)
+	}
+	if err := sim.Start(ctx); err != nil {
+		return nil, fmt.Errorf("edgesim: %w", err)
+	}
+	e.Sim = sim
+	if err := WriteTargets(e.TargetsFile, sim.Fleet()); err != nil {
+		sim.Close()
+		return nil, err
+	}
+	slot := time.Duration(0)
+	if c.SinkSlots {
+		slot = c.Interval
+	}
+	if e.Sink, err = NewSink("", slot); err != nil {
+		sim.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops the sink and edgesim.
+func (e *Env) Close() {
+	e.Sink.Close()
+	e.Sim.Close()
+}
+
+// Params are the configuration parameters of system s in this environment.
+func (e *Env) Params(s System) (peers.Params, error) {
+	p := peers.Params{Interval: e.Interval, Timeout: e.Timeout, TargetsFile: e.TargetsFile, FleetFile: e.FleetFile,
+		SinkURL: e.Sink.URL(), DataDir: filepath.Join(e.Dir, s.Name, "data"), CloudcoreAddr: e.Sim.Addr(),
+		CAFile: e.Sim.TLSFiles().CAFile}
+	if s.Pprof {
+		addr, err := FreeAddr()
+		if err != nil {
+			return p, err
+		}
+		p.PprofAddr = addr
+	}
+	return p, os.MkdirAll(p.DataDir, 0o755)
+}
+
+// Launch configures and starts s; the returned params say where its data and pprof are.
+func (e *Env) Launch(s System) (*Process, peers.Params, error) {
+	p, err := e.Params(s)
+	if err != nil {
+		return nil, p, err
+	}
+	return e.Relaunch(s, p)
+}
+
+// Relaunch starts s again with the same params (same data directory).
+func (e *Env) Relaunch(s System, p peers.Params) (*Process, peers.Params, error) {
+	dir := filepath.Dir(p.DataDir)
+	args, err := s.Args(dir, p)
+	if err != nil {
+		return nil, p, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	proc, err := Start(s.Name, dir, s.Binary, args...)
+	return proc, p, err
+}
+
+// Row is one system's measurements over the window.
+type Row struct {
+	System        string
+	Samples       int64   // delivered (or, for the floor, fetched) in the window
+	SamplesPerSec float64 //
+	CPUSeconds    float64 // utime+stime in the window
+	CPUPerMillion float64 // CPU seconds per million samples
+	PeakRSS       int64   // VmHWM at the end
+	Series        int     // distinct series delivered in the window
+	RSSPerSeries  float64 // PeakRSS / Series, bytes
+	Note          string
+}
+
+// Measure starts s, lets it warm up, then measures it over window; profile (if non-empty and the
+// system serves pprof) receives a CPU profile taken during the window.
+func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duration, profile string) (Row, error) {
+	row := Row{System: s.Name}
+	proc, p, err := e.Launch(s)
+	if err != nil {
+		return row, err
+	}
+	defer proc.Stop(20 * time.Second)
+	if !sleepCtx(ctx, warmup) {
+		return row, ctx.Err()
+	}
+	if exited, err := proc.Exited(); exited {
+		return row, fmt.Errorf("%s exited during warm-up: %v (log in %s)", s.Name, err, filepath.Dir(p.DataDir))
+	}
+	e.Sink.Reset()
+	before, err := ReadProc(proc.Pid())
+	if err != nil {
+		return row, err
+	}
+	start := time.Now()
+	var profErr error
+	if profile != "" && s.Pprof {
+		profErr = fetchProfile(ctx, p.PprofAddr, min(window, 60*time.Second), profile)
+	}
+	if !sleepCtx(ctx, window-time.Since(start)) {
+		return row, ctx.Err()
+	}
+	after, err := ReadProc(proc.Pid())
+	if err != nil {
+		return row, fmt.Errorf("%s during the window: %w", s.Name, err)
+	}
+	st := e.Sink.Stats()
+	row.fill(st.Samples, st.Series, time.Since(start), after.CPUSeconds-before.CPUSeconds, after.HWM)
+	if st.Rejected > 0 {
+		row.Note = fmt.Sprintf("%d requests rejected", st.Rejected)
+	}
+	if profErr != nil {
+		row.Note = strings.TrimPrefix(row.Note+"; profile: "+profErr.Error(), "; ")
+	}
+	return row, nil
+}
+
+func (r *Row) fill(samples int64, series int, window time.Duration, cpu float64, hwm int64) {
+	r.Samples, r.Series, r.CPUSeconds, r.PeakRSS = samples, series, cpu, hwm
+	r.SamplesPerSec = float64(samples) / window.Seconds()
+	if samples > 0 {
+		r.CPUPerMillion = cpu / (float64(samples) / 1e6)
+	}
+	if series > 0 {
+		r.RSSPerSeries = float64(hwm) / float64(series)
+	}
+}
+
+// fetchProfile saves a CPU profile of d from a pprof extension.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetching profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("saving profile: %w", err)
+	}
+	return f.Close()
+}
+
+// MeasureFloor runs the floor as its own process (self, floorArgs...) so its CPU and RSS are
+// measured the same way; the process prints "samples N series M" after every round.
+func (e *Env) MeasureFloor(ctx context.Context, self string, floorArgs []string, warmup, window time.Duration) (Row, error) {
+	row := Row{System: "floor"}
+	cmd := exec.CommandContext(ctx, self, floorArgs...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return row, err
+	}
+	if err := cmd.Start(); err != nil {
+		return row, fmt.Errorf("starting the floor: %w", err)
+	}
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	}()
+	var samples, series atomic.Int64
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 4 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				m, _ := strconv.ParseInt(f[3], 10, 64)
+				samples.Store(n)
+				series.Store(m)
+			}
+		}
+	}()
+	if !sleepCtx(ctx, warmup) {
+		return row, ctx.Err()
+	}
+	before, err := ReadProc(cmd.Process.Pid)
+	if err != nil {
+		return row, err
+	}
+	s0, start := samples.Load(), time.Now()
+	if !sleepCtx(ctx, window) {
+		return row, ctx.Err()
+	}
+	after, err := ReadProc(cmd.Process.Pid)
+	if err != nil {
+		return row, err
+	}
+	row.fill(samples.Load()-s0, int(series.Load()), time.Since(start), after.CPUSeconds-before.CPUSeconds, after.HWM)
+	row.Note = "fetches and discards; series = sample lines per round"
+	return row, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,342 @@
+// Package harness runs the peer benchmarks and the reliability tests: a counting remote-write
+// sink, a floor scraper, process CPU/RSS sampling from /proc, and the systems under test as real
+// processes on loopback.
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/golang/snappy"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Sink is a Prometheus remote-write 1.0 receiver that counts what it is sent: samples, distinct
+// series and, per series, which scrape slots (timestamp / slot width) arrived, so a gap left by an
+// outage is counted as lost samples. Anything but snappy-compressed protobuf is answered 415, so
+// vmagent falls back from its own protocol to Prometheus remote write.
+type Sink struct {
+	srv  *http.Server
+	ln   net.Listener
+	slot int64 // milliseconds per slot; 0 = do not track slots
+
+	mode   atomic.Int32 // sinkUp, or the injected behaviour
+	status atomic.Int32 // HTTP status answered while mode is sinkDown
+	delay  atomic.Int64 // nanoseconds to wait before answering
+
+	requests, rejected, samples, dupes atomic.Int64
+
+	mu     sync.Mutex
+	series map[uint64]*seriesSlots
+}
+
+type seriesSlots struct {
+	base int64    // slot of bit 0
+	bits []uint64 // slots seen, relative to base
+}
+
+const (
+	sinkUp int32 = iota
+	sinkDown
+)
+
+// NewSink listens on a loopback port. slot is the scrape interval used to find gaps; 0 disables
+// per-series slot tracking (cheaper: only counts and distinct series).
+func NewSink(addr string, slot time.Duration) (*Sink, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sink: listen: %w", err)
+	}
+	s := &Sink{ln: ln, slot: slot.Milliseconds(), series: make(map[uint64]*seriesSlots)}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// URL is the remote-write endpoint.
+func (s *Sink) URL() string { return "http://" + s.ln.Addr().String() + "/api/v1/write" }
+
+// Close stops the server.
+func (s *Sink) Close() error { return s.srv.Close() }
+
+// SetDown makes the sink answer status (e.g. 503) to every write without reading it; 0 = back up.
+func (s *Sink) SetDown(status int) {
+	if status == 0 {
+		s.mode.Store(sinkUp)
+		return
+	}
+	s.status.Store(int32(status))
+	s.mode.Store(sinkDown)
+}
+
+// SetDelay makes every answer wait d (a slow remote store).
+func (s *Sink) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
+
+// Stats is what the sink has counted since the last Reset.
+type Stats struct {
+	Requests int64 // accepted write requests
+	Rejected int64 // requests answered with an error status
+	Samples  int64 // samples (float and native histogram) in accepted requests
+	Dupes    int64 // samples whose series already had their slot (resends); only with slots
+	Series   int   // distinct series
+}
+
+// Stats returns the counters.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.series)
+	s.mu.Unlock()
+	return Stats{Requests: s.requests.Load(), Rejected: s.rejected.Load(), Samples: s.samples.Load(), Dupes: s.dupes.Load(), Series: n}
+}
+
+// Reset forgets everything counted.
+func (s *Sink) Reset() {
+	s.mu.Lock()
+	s.series = make(map[uint64]*seriesSlots)
+	s.mu.Unlock()
+	s.requests.Store(0)
+	s.rejected.Store(0)
+	s.samples.Store(0)
+	s.dupes.Store(0)
+}
+
+// Gaps counts, over all series, the slots missing between each series' first and last slot
+// within [firstMs, lastMs]: samples that never arrived. Series that stop (pods churn) do not count;
+// a series whose samples come back after an outage does.
+func (s *Sink) Gaps(firstMs, lastMs int64) int64 {
+	var gaps int64
+	s.eachSeries(firstMs, lastMs, func(first, last, seen int64) { gaps += last - first + 1 - seen })
+	return gaps
+}
+
+// Covered counts the (series, slot) pairs received within [firstMs, lastMs].
+func (s *Sink) Covered(firstMs, lastMs int64) int64 {
+	var n int64
+	s.eachSeries(firstMs, lastMs, func(_, _, seen int64) { n += seen })
+	return n
+}
+
+// eachSeries calls fn with the first and last slot seen in range and how many were seen, for each
+// series with at least one.
+func (s *Sink) eachSeries(firstMs, lastMs int64, fn func(first, last, seen int64)) {
+	if s.slot == 0 {
+		return
+	}
+	lo, hi := roundDiv(firstMs, s.slot), roundDiv(lastMs, s.slot)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.series {
+		first, last := int64(-1), int64(-1)
+		var seen int64
+		for i, w := range ss.bits {
+			for w != 0 {
+				slot := ss.base + int64(i*64+trailingZeros(w))
+				w &= w - 1
+				if slot < lo || slot > hi {
+					continue
+				}
+				if first < 0 {
+					first = slot
+				}
+				last = slot
+				seen++
+			}
+		}
+		if first >= 0 {
+			fn(first, last, seen)
+		}
+	}
+}
+
+func trailingZeros(w uint64) int { return bits.TrailingZeros64(w) }
+
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d := time.Duration(s.delay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if s.mode.Load() == sinkDown {
+		s.rejected.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(int(s.status.Load()))
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/api/v1/write" {
+		s.reject(w, http.StatusNotFound, "not a remote-write request")
+		return
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "snappy" {
+		s.reject(w, http.StatusUnsupportedMediaType, "unsupported Content-Encoding "+enc)
+		return
+	}
+	compressed, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.reject(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	raw, err := snappy.Decode(nil, compressed)
+	if err != nil {
+		s.reject(w, http.StatusBadRequest, "snappy: "+err.Error())
+		return
+	}
+	if err := s.count(raw); err != nil {
+		s.reject(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.requests.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sink) reject(w http.ResponseWriter, status int, msg string) {
+	s.rejected.Add(1)
+	http.Error(w, msg, status)
+}
+
+var errProto = errors.New("malformed protobuf")
+
+// count walks a prometheus.WriteRequest without decoding it into structs: field 1 is a
+// TimeSeries (1 labels, 2 samples{1 value, 2 timestamp}, 4 histograms{... 15 timestamp}).
+func (s *Sink) count(b []byte) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errProto
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			ts, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errProto
+			}
+			if err := s.countSeries(ts); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return errProto
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (s *Sink) countSeries(b []byte) error {
+	h := xxhash.New()
+	var stamps []int64
+	var buf [64]int64
+	stamps = buf[:0]
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errProto
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+				return errProto
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return errProto
+		}
+		b = b[n:]
+		switch num {
+		case 1: // label: hashed as encoded; senders sort labels, so a series hashes the same each time
+			h.Write(v)
+			h.Write([]byte{0xff})
+		case 2:
+			stamps = append(stamps, fieldInt(v, 2))
+		case 4:
+			stamps = append(stamps, fieldInt(v, 15))
+		}
+	}
+	s.samples.Add(int64(len(stamps)))
+	s.record(h.Sum64(), stamps)
+	return nil
+}
+
+// fieldInt returns varint field num of message b (0 when absent).
+func fieldInt(b []byte, want protowire.Number) int64 {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		if num == want && typ == protowire.VarintType {
+			v, _ := protowire.ConsumeVarint(b)
+			return int64(v)
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return 0
+		}
+		b = b[n:]
+	}
+	return 0
+}
+
+func (s *Sink) record(key uint64, stamps []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slot == 0 {
+		if _, ok := s.series[key]; !ok {
+			s.series[key] = nil
+		}
+		return
+	}
+	ss := s.series[key]
+	if ss == nil {
+		ss = &seriesSlots{base: math.MinInt64}
+		s.series[key] = ss
+	}
+	for _, ts := range stamps {
+		if ss.set(roundDiv(ts, s.slot)) {
+			s.dupes.Add(1)
+		}
+	}
+}
+
+func roundDiv(a, b int64) int64 { return (a + b/2) / b }
+
+// set marks slot seen and reports whether it already was. Slots before the first one seen grow the
+// bitmap to the left.
+func (ss *seriesSlots) set(slot int64) bool {
+	if ss.base == math.MinInt64 {
+		ss.base = slot - slot%64
+	}
+	if slot < ss.base {
+		shift := (ss.base - slot + 63) / 64
+		ss.bits = append(make([]uint64, shift), ss.bits...)
+		ss.base -= shift * 64
+	}
+	off := slot - ss.base
+	i := int(off / 64)
+	for i >= len(ss.bits) {
+		ss.bits = append(ss.bits, 0)
+	}
+	bit := uint64(1) << (off % 64)
+	had := ss.bits[i]&bit != 0
+	ss.bits[i] |= bit
+	return had
+}
