@@ -22,17 +22,15 @@ import (
 // themselves, and concatenating records is concatenating requests, which is how the sender
 // merges them into one batch. RW 2.0 records are whole Requests with their own symbol table.
 type encoder struct {
-	v2          bool
-	external    []prompb.Label // sorted
-	maxSamples  int
-	maxBytes    int
-	shards      []shardBuf
-	merged      []prompb.Label
-	intern      map[string]string
-	out         []pendingRecord
-	spare       [][]byte
-	tooLarge    int
-	unsupported int
+	v2         bool
+	external   []prompb.Label // sorted
+	maxSamples int
+	maxBytes   int
+	shards     []shardBuf
+	merged     []prompb.Label
+	intern     map[string]string
+	out        []pendingRecord
+	spare      [][]byte
 }
 
 type pendingRecord struct {
@@ -52,6 +50,10 @@ type shardBuf struct {
 	marshalBuf []byte
 }
 
+// tagV2 marks RW 2.0 records in the record tag, whose low bits are the shard: a buffer written
+// before a protocol_version change is still sent with the right headers.
+const tagV2 = 1 << 31
+
 // internLimit bounds the RW 2.0 string cache; past it the cache starts over.
 const internLimit = 1 << 20
 
@@ -64,6 +66,9 @@ func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, max
 	for i := range e.shards {
 		e.shards[i].symbols = writev2.NewSymbolTable()
 		e.shards[i].meta.Tag = uint32(i)
+		if v2 {
+			e.shards[i].meta.Tag |= tagV2
+		}
 	}
 	return e
 }

@@ -88,7 +88,6 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		tel:        tel,
 		log:        e.set.Logger,
 		acks:       e.acks,
-		v2:         e.cfg.ProtocolVersion == ProtocolV2,
 		userAgent:  "edgetel/" + e.set.BuildInfo.Version,
 		maxSamples: e.cfg.Sending.MaxSamplesPerSend,
 		maxBytes:   e.cfg.Sending.MaxBytesPerSend,

@@ -27,7 +27,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
-	"github.com/edgetel/edgetel/internal/diskqueue"
 )
 
 const testMetric = "rw_test_value"
@@ -337,8 +336,6 @@ func TestParseRetryAfter(t *testing.T) {
 	assert.Zero(t, parseRetryAfter(strconv.Itoa(-3), now))
 }
 
-var _ = diskqueue.ReasonCorrupt
-
 // A counter scraped without _total reaches the remote end under its scraped name; with
 // add_metric_suffixes it gets the suffix, as contrib's default does.
 func TestCounterNamesAsScraped(t *testing.T) {
@@ -367,4 +364,31 @@ func TestCounterNamesAsScraped(t *testing.T) {
 			tc.want + `{cluster="c1",instance="edge-1",job="kubeedge"}`: {{Timestamp: 5000, Value: 3}},
 		}, sk.snapshot())
 	}
+}
+
+// A 415 (protocol version not accepted) keeps the data for a fixed configuration instead of
+// dropping it; and records keep the protocol they were written with across a
+// protocol_version change.
+func TestUnsupportedMediaTypeIsRetriedAndProtocolSurvivesChange(t *testing.T) {
+	sk := newSink(t)
+	sk.respond = func(n int, _ *prompb.WriteRequest, w http.ResponseWriter) bool {
+		if n == 0 {
+			http.Error(w, "unsupported", http.StatusUnsupportedMediaType)
+			return true
+		}
+		return false
+	}
+	sk.down.Store(true)
+	cfg := testConfig(t, sk.url())
+	cfg.Sending.Shards = 1
+	e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+	require.NoError(t, e.push(context.Background(), gaugeBatch(3, 0, 1000)))
+	require.NoError(t, e.shutdown(context.Background()))
+
+	cfg.ProtocolVersion = ProtocolV2
+	sk.down.Store(false)
+	e = startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+	waitFor(t, 10*time.Second, "delivery after the 415", func() bool { return sk.samples() == 3 })
+	assert.Equal(t, "0.1.0", sk.request(1).Header.Get("X-Prometheus-Remote-Write-Version"), "an RW 1.0 record is sent as RW 1.0")
+	assert.Zero(t, e.tel.droppedTotal.Load())
 }

@@ -31,7 +31,6 @@ type sender struct {
 	tel        *telemetry
 	log        *zap.Logger
 	acks       *ackTracker
-	v2         bool
 	userAgent  string
 	maxSamples int
 	maxBytes   int
@@ -80,7 +79,7 @@ func (s *sender) readLoop(ctx context.Context) {
 		}
 		seq := s.acks.add(rec)
 		select {
-		case s.shards[int(rec.Tag)%len(s.shards)] <- item{rec: rec, seq: seq}:
+		case s.shards[int(rec.Tag&^tagV2)%len(s.shards)] <- item{rec: rec, seq: seq}:
 		case <-ctx.Done():
 			return
 		}
@@ -111,7 +110,7 @@ func (sh *shard) loop(ctx context.Context, in <-chan item) {
 		if err != nil {
 			sh.s.log.Error("Dropping unreadable buffer records", zap.Int("samples", samples), zap.Error(err))
 			sh.s.tel.drop(diskqueue.ReasonCorrupt, len(sh.batch), samples)
-		} else if !sh.s.send(ctx, body, samples, len(sh.batch)) {
+		} else if !sh.s.send(ctx, body, isV2(sh.batch[0].rec), samples, len(sh.batch)) {
 			return // shutting down: unacknowledged records are read again after a restart
 		}
 		sh.seqs = sh.seqs[:0]
@@ -139,7 +138,7 @@ func (sh *shard) collect(ctx context.Context, in <-chan item) bool {
 			return false
 		}
 	}
-	if sh.s.v2 {
+	if isV2(sh.batch[0].rec) {
 		return true // RW 2.0 records carry their own symbol table and are sent as they are
 	}
 	samples, size := int(sh.batch[0].rec.Count), decodedLen(sh.batch[0].rec.Payload)
@@ -147,7 +146,7 @@ func (sh *shard) collect(ctx context.Context, in <-chan item) bool {
 		select {
 		case it := <-in:
 			n := decodedLen(it.rec.Payload)
-			if samples+int(it.rec.Count) > sh.s.maxSamples || size+n > sh.s.maxBytes {
+			if isV2(it.rec) || samples+int(it.rec.Count) > sh.s.maxSamples || size+n > sh.s.maxBytes {
 				sh.carry = &it
 				return true
 			}
@@ -159,6 +158,8 @@ func (sh *shard) collect(ctx context.Context, in <-chan item) bool {
 		}
 	}
 }
+
+func isV2(r diskqueue.Record) bool { return r.Tag&tagV2 != 0 }
 
 func decodedLen(p []byte) int {
 	n, err := snappy.DecodedLen(p)
@@ -201,10 +202,10 @@ func growLen(b []byte, n int) []byte {
 
 // send posts body until it is accepted or rejected for good. It returns false only when ctx
 // ends first.
-func (s *sender) send(ctx context.Context, body []byte, samples, records int) bool {
+func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, records int) bool {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		status, retryAfter, reason, err := s.post(ctx, body)
+		status, retryAfter, reason, err := s.post(ctx, body, v2)
 		elapsed := time.Since(start).Seconds()
 		switch {
 		case err == nil && status/100 == 2:
@@ -214,6 +215,11 @@ func (s *sender) send(ctx context.Context, body []byte, samples, records int) bo
 			return true
 		case ctx.Err() != nil:
 			return false
+		case err == nil && status == http.StatusUnsupportedMediaType:
+			// The remote end does not take this protocol version: a configuration problem, not
+			// bad data. Keep the data (bounded by max_bytes and max_age) until it is fixed.
+			s.log.Error("Remote end does not accept this remote-write protocol version; check protocol_version",
+				zap.Bool("rw2", v2), zap.String("reason", reason))
 		case err == nil && status/100 == 4 && status != http.StatusTooManyRequests:
 			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRejected])
 			s.log.Error("Remote end rejected a batch, dropping it",
@@ -249,14 +255,14 @@ func (s *sender) backoff(attempt int) time.Duration {
 
 // post sends one request and returns the status, the Retry-After delay if any, and the first
 // line of the server's answer on failure.
-func (s *sender) post(ctx context.Context, body []byte) (int, time.Duration, string, error) {
+func (s *sender) post(ctx context.Context, body []byte, v2 bool) (int, time.Duration, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, "", err
 	}
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("User-Agent", s.userAgent)
-	if s.v2 {
+	if v2 {
 		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
 		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
 	} else {
