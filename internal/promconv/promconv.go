@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -74,7 +75,7 @@ type metricNames struct{ plain, total, bucket, sum, count string }
 
 // Label names the converter sets.
 const (
-	MetricName    = labels.MetricName
+	MetricName    = model.MetricNameLabel
 	JobLabel      = "job"
 	InstanceLabel = "instance"
 	BucketLabel   = "le"
