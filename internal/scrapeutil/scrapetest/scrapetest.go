@@ -144,3 +144,43 @@ func canonical(name, value string) string {
 func sameValue(a, b float64) bool {
 	return a == b || (math.IsNaN(a) && math.IsNaN(b))
 }
+
+// ExpositionTypes maps each family of body to its TYPE.
+func ExpositionTypes(body []byte) (map[string]string, error) {
+	p, err := textparse.New(body, "text/plain", labels.NewSymbolTable(), textparse.ParserOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for {
+		e, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e == textparse.EntryType {
+			name, typ := p.Type()
+			out[string(name)] = string(typ)
+		}
+	}
+}
+
+// MetricTypes maps each metric of md to the Prometheus type it carries in its metadata.
+func MetricTypes(md pmetric.Metrics, metadataKey string) map[string]string {
+	out := map[string]string{}
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		sms := rms.At(i).ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if v, ok := ms.At(k).Metadata().Get(metadataKey); ok {
+					out[ms.At(k).Name()] = v.Str()
+				}
+			}
+		}
+	}
+	return out
+}

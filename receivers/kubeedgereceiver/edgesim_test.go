@@ -1,0 +1,151 @@
+package kubeedgereceiver
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/edgetel/edgetel/internal/edgesim"
+	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/scrapeutil"
+	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
+)
+
+// startSim runs a simulated fleet that, unlike cloudcore, requires a client certificate, with
+// frozen values so what a node serves can be compared with what arrived.
+func startSim(t *testing.T, nodes int) (*edgesim.Sim, string) {
+	t.Helper()
+	dir, err := scrapeutil.FixturesDir()
+	require.NoError(t, err)
+	fleetFile := filepath.Join(t.TempDir(), "fleet.json")
+	s, err := edgesim.New(edgesim.Config{Nodes: nodes, Seed: 7, Listen: "127.0.0.1:0", TLSDir: t.TempDir(),
+		RequireClientCert: true, FleetFile: fleetFile, FixturesDir: dir, ManualStep: true})
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(func() { _ = s.Close() })
+	return s, fleetFile
+}
+
+func simConfig(s *edgesim.Sim, fleetFile string, interval time.Duration) *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.CollectionInterval = interval
+	cfg.ScrapeTimeout = interval
+	cfg.Discovery.Mode = DiscoveryFile
+	cfg.Discovery.File = FileDiscoveryConfig{Path: fleetFile, RefreshInterval: 100 * time.Millisecond}
+	files := s.TLSFiles()
+	cfg.Transport.Cloudcore.Endpoints = []string{s.Addr()}
+	cfg.Transport.Cloudcore.TLS.CAFile = files.CAFile
+	cfg.Transport.Cloudcore.TLS.CertFile = files.ClientCertFile
+	cfg.Transport.Cloudcore.TLS.KeyFile = files.ClientKeyFile
+	return cfg
+}
+
+// firstBatches waits until every node has sent a batch and returns each node's first one.
+func firstBatches(t *testing.T, sink *consumertest.MetricsSink, nodes []fleet.Node, wait time.Duration) map[string]pmetric.Metrics {
+	t.Helper()
+	out := map[string]pmetric.Metrics{}
+	require.Eventually(t, func() bool {
+		for _, md := range sink.AllMetrics() {
+			name, _ := md.ResourceMetrics().At(0).Resource().Attributes().Get("k8s.node.name")
+			if _, ok := out[name.Str()]; !ok {
+				out[name.Str()] = md
+			}
+		}
+		return len(out) == len(nodes)
+	}, wait, 50*time.Millisecond, "nodes with data")
+	return out
+}
+
+// checkNode compares a node's batch with exactly what edgesim served it: every sample with its
+// name, labels, value and timestamp, and every family's type.
+func checkNode(t *testing.T, s *edgesim.Sim, n fleet.Node, md pmetric.Metrics, paths []string) {
+	t.Helper()
+	want := scrapetest.Series{}
+	types := map[string]string{}
+	for _, p := range paths {
+		body := s.Expected(n.Name, p)
+		require.NotEmpty(t, body)
+		extra := labels.FromStrings("job", "kubeedge", "instance", n.Name, "node", n.Name, "metrics_path", p,
+			"region", n.Labels[fleet.LabelRegion], "site", n.Labels[fleet.LabelSite])
+		series, err := scrapetest.FromExposition(body, extra)
+		require.NoError(t, err)
+		for k, v := range series {
+			want[k] = v
+		}
+		ty, err := scrapetest.ExpositionTypes(body)
+		require.NoError(t, err)
+		for k, v := range ty {
+			types[k] = v
+		}
+	}
+	got, err := scrapetest.FromMetrics(md)
+	require.NoError(t, err)
+	assert.Empty(t, scrapetest.Diff(want, withoutHealth(got), 5), n.Name)
+	for name, typ := range scrapetest.MetricTypes(md, promconv.MetadataTypeKey) {
+		if wantTyp, ok := types[name]; ok {
+			assert.Equal(t, wantTyp, typ, "%s %s", n.Name, name)
+		}
+	}
+	for _, p := range paths {
+		up, ok := gaugeValue(md, "up", map[string]string{"metrics_path": p})
+		assert.True(t, ok && up == 1, "%s %s up", n.Name, p)
+	}
+}
+
+func TestEdgesimThousandNodesThroughOneEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scrapes 1,000 simulated nodes")
+	}
+	s, fleetFile := startSim(t, 1000)
+	cfg := simConfig(s, fleetFile, 5*time.Second)
+	cfg.ScrapeTimeout = 5 * time.Second
+	cfg.Endpoints.Metrics.Enabled = false
+	cfg.Endpoints.Cadvisor.Enabled = false
+	sink := new(consumertest.MetricsSink)
+	startReceiver(t, cfg, sink)
+
+	nodes := s.Fleet().Nodes
+	got := firstBatches(t, sink, nodes, 60*time.Second)
+	for _, n := range nodes {
+		checkNode(t, s, n, got[n.Name], []string{"/metrics/resource"})
+	}
+}
+
+func TestEdgesimEveryEndpointIntact(t *testing.T) {
+	s, fleetFile := startSim(t, 12)
+	cfg := simConfig(s, fleetFile, 2*time.Second)
+	sink := new(consumertest.MetricsSink)
+	startReceiver(t, cfg, sink)
+
+	nodes := s.Fleet().Nodes
+	got := firstBatches(t, sink, nodes, 30*time.Second)
+	for _, n := range nodes {
+		checkNode(t, s, n, got[n.Name], []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"})
+	}
+}
+
+func TestEdgesimRejectsReceiverWithoutClientCert(t *testing.T) {
+	s, fleetFile := startSim(t, 2)
+	cfg := simConfig(s, fleetFile, 200*time.Millisecond)
+	cfg.Transport.Cloudcore.TLS.CertFile, cfg.Transport.Cloudcore.TLS.KeyFile = "", ""
+	sink := new(consumertest.MetricsSink)
+	startReceiver(t, cfg, sink)
+	name := s.Fleet().Nodes[0].Name
+	require.Eventually(t, func() bool { return len(batches(sink, name)) > 0 }, 10*time.Second, 20*time.Millisecond)
+	up, ok := gaugeValue(batches(sink, name)[0], "up", map[string]string{"metrics_path": "/metrics"})
+	require.True(t, ok)
+	assert.Zero(t, up)
+	fails, ok := gaugeValue(batches(sink, name)[0], "kubeedge_scrape_failures_total",
+		map[string]string{"metrics_path": "/metrics", "reason": reasonTransport})
+	require.True(t, ok, fmt.Sprint(batches(sink, name)[0]))
+	assert.Equal(t, 1.0, fails)
+}
