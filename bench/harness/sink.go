@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -34,6 +35,10 @@ type Sink struct {
 	delay  atomic.Int64 // nanoseconds to wait before answering
 
 	requests, rejected, samples, dupes atomic.Int64
+
+	errMu  sync.Mutex
+	errors []statusShare // answered at random instead of accepting
+	rng    *rand.Rand
 
 	mu     sync.Mutex
 	series map[uint64]*seriesSlots
@@ -79,6 +84,42 @@ func (s *Sink) SetDown(status int) {
 	}
 	s.status.Store(int32(status))
 	s.mode.Store(sinkDown)
+}
+
+type statusShare struct {
+	status int
+	share  float64
+}
+
+// SetErrors makes the sink answer each status with its share of probability (e.g. {429: 0.2,
+// 500: 0.2, 400: 0.1}) instead of accepting the request; nil restores.
+func (s *Sink) SetErrors(shares map[int]float64) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	s.errors = s.errors[:0]
+	for st, sh := range shares {
+		s.errors = append(s.errors, statusShare{st, sh})
+	}
+	if s.rng == nil {
+		s.rng = rand.New(rand.NewPCG(1, 2))
+	}
+}
+
+// injected picks the error to answer, or 0.
+func (s *Sink) injected() int {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if len(s.errors) == 0 {
+		return 0
+	}
+	x := s.rng.Float64()
+	for _, e := range s.errors {
+		if x < e.share {
+			return e.status
+		}
+		x -= e.share
+	}
+	return 0
 }
 
 // SetDelay makes every answer wait d (a slow remote store).
@@ -174,6 +215,11 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.rejected.Add(1)
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(int(s.status.Load()))
+		return
+	}
+	if st := s.injected(); st != 0 {
+		io.Copy(io.Discard, r.Body)
+		s.reject(w, st, "injected error")
 		return
 	}
 	if r.Method != http.MethodPost || r.URL.Path != "/api/v1/write" {

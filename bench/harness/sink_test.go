@@ -1,0 +1,99 @@
+package harness
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func post(t *testing.T, url string, req *prompb.WriteRequest, encoding string) int {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	hr, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(snappy.Encode(nil, raw)))
+	require.NoError(t, err)
+	if encoding != "" {
+		hr.Header.Set("Content-Encoding", encoding)
+	}
+	resp, err := http.DefaultClient.Do(hr)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func series(name string, stamps ...int64) prompb.TimeSeries {
+	ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}, {Name: "node", Value: "edge-1"}}}
+	for _, s := range stamps {
+		ts.Samples = append(ts.Samples, prompb.Sample{Value: 1, Timestamp: s})
+	}
+	return ts
+}
+
+func TestSinkCountsSamplesSeriesAndGaps(t *testing.T) {
+	s, err := NewSink("", 15*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	const slot = 15000
+	// a: slots 0..4 without 2 (one gap); b: slots 0, 1, then a resend of 1.
+	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("a", 0, slot, 3*slot, 4*slot), series("b", 0, slot),
+	}}, "snappy"))
+	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("b", slot+40), // same slot after rounding: a duplicate
+		{Labels: []prompb.Label{{Name: "__name__", Value: "h"}}, Histograms: []prompb.Histogram{{Timestamp: 0}}},
+	}}, ""))
+	st := s.Stats()
+	assert.Equal(t, Stats{Requests: 2, Samples: 8, Dupes: 1, Series: 3}, st)
+	assert.EqualValues(t, 1, s.Gaps(0, 4*slot))
+	assert.EqualValues(t, 0, s.Gaps(3*slot, 4*slot), "the gap is outside the range")
+	assert.EqualValues(t, 4+2+1, s.Covered(0, 4*slot))
+
+	s.Reset()
+	assert.Equal(t, Stats{}, s.Stats())
+}
+
+func TestSinkRefusesWhatItCannotRead(t *testing.T) {
+	s, err := NewSink("", 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("a", 1)}}
+	// vmagent's own protocol first: it falls back to Prometheus remote write only on 415 or 400.
+	assert.Equal(t, http.StatusUnsupportedMediaType, post(t, s.URL(), req, "zstd"))
+	resp, err := http.Post(s.URL(), "application/x-protobuf", bytes.NewReader([]byte("not snappy at all")))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	s.SetDown(http.StatusServiceUnavailable)
+	assert.Equal(t, http.StatusServiceUnavailable, post(t, s.URL(), req, "snappy"))
+	s.SetDown(0)
+	s.SetErrors(map[int]float64{http.StatusTooManyRequests: 1})
+	assert.Equal(t, http.StatusTooManyRequests, post(t, s.URL(), req, "snappy"))
+	s.SetErrors(nil)
+	assert.Equal(t, http.StatusNoContent, post(t, s.URL(), req, "snappy"))
+	assert.Equal(t, Stats{Requests: 1, Rejected: 4, Samples: 1, Series: 1}, s.Stats())
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// comm with a space and a parenthesis; utime 250 and stime 50 ticks.
+	stat := []byte("1234 (my (prog) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 100 1000 10")
+	cpu, err := parseStatCPU(stat)
+	require.NoError(t, err)
+	assert.InDelta(t, 3.0, cpu, 1e-9)
+	_, err = parseStatCPU([]byte("garbage"))
+	assert.Error(t, err)
+}
+
+func TestReadProcOfSelf(t *testing.T) {
+	p, err := ReadProc(os.Getpid())
+	require.NoError(t, err)
+	assert.Positive(t, p.RSS)
+	assert.GreaterOrEqual(t, p.HWM, p.RSS)
+}
