@@ -195,7 +195,7 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	if e.db == nil {
 		return errors.New("objstore exporter not started")
 	}
-	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series}
+	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series, maxT: time.Now().Add(maxFutureSkew).UnixMilli()}
 	st, err := e.conv.Convert(md, app)
 	if err != nil {
 		_ = app.app.Rollback()
@@ -224,15 +224,25 @@ func (e *objstoreExporter) kickIfDue() {
 	}
 }
 
+// maxFutureSkew bounds how far ahead of this host's clock a sample may be. One node with a wrong
+// clock would otherwise move the head's newest time ahead and make every other node's samples
+// "too old" for the out-of-order window.
+const maxFutureSkew = 10 * time.Minute
+
 // tsdbAppender feeds converted samples to a tsdb appender, reusing cached series refs.
 type tsdbAppender struct {
 	app   storage.AppenderV2
 	cache *seriesCache
+	maxT  int64 // samples after this are dropped
 
-	appended, tooOld, outOfBounds, duplicate, outOfOrder int64
+	appended, tooOld, outOfBounds, duplicate, outOfOrder, future int64
 }
 
 func (a *tsdbAppender) Append(ls labels.Labels, t int64, v float64) error {
+	if t > a.maxT {
+		a.future++
+		return nil
+	}
 	// tsdb keeps the label set of a new series, and ls aliases the converter's buffer: always
 	// hand it the interned copy.
 	ent := a.cache.get(ls)

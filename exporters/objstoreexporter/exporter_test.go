@@ -15,6 +15,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -289,7 +290,8 @@ func TestUploadRetriesUntilTheBucketIsBack(t *testing.T) {
 }
 
 // TestUnsupportedPointsAreCountedAndTheRestStored: a batch mixing a delta sum (no Prometheus
-// form) with a gauge stores the gauge and counts the delta point.
+// form) and a sample an hour ahead of the clock with good data stores the good data and counts
+// the rest.
 func TestUnsupportedPointsAreCountedAndTheRestStored(t *testing.T) {
 	ctx := context.Background()
 	tel := componenttest.NewTelemetry()
@@ -304,8 +306,14 @@ func TestUnsupportedPointsAreCountedAndTheRestStored(t *testing.T) {
 	d.SetName("edge_bytes")
 	d.SetEmptySum().SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
 	d.Sum().DataPoints().AppendEmpty().SetIntValue(5)
+	f := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	f.SetName("edge_clock_skewed")
+	fp := f.SetEmptyGauge().DataPoints().AppendEmpty()
+	fp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(time.Hour)))
+	fp.SetDoubleValue(1)
 	require.NoError(t, e.push(ctx, md))
 
 	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_objstore_exporter_samples_dropped", "unsupported"))
+	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_objstore_exporter_samples_dropped", "too_far_in_future"))
 	assertSameSamples(t, ds.before(t0+hour), readSamples(t, e.db, t0, t0+hour), "local tsdb")
 }

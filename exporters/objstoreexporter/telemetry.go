@@ -27,6 +27,7 @@ var (
 	reasonDuplicate   = metric.WithAttributes(attribute.String("reason", "duplicate"))
 	reasonOutOfOrder  = metric.WithAttributes(attribute.String("reason", "out_of_order"))
 	reasonUnsupported = metric.WithAttributes(attribute.String("reason", "unsupported"))
+	reasonFuture      = metric.WithAttributes(attribute.String("reason", "too_far_in_future"))
 )
 
 func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
@@ -91,7 +92,7 @@ func (t *telemetry) recordAppend(ctx context.Context, a *tsdbAppender, unsupport
 	for _, d := range []struct {
 		n   int64
 		opt metric.AddOption
-	}{{a.tooOld, reasonTooOld}, {a.outOfBounds, reasonOutOfBounds}, {a.duplicate, reasonDuplicate}, {a.outOfOrder, reasonOutOfOrder}, {int64(unsupported), reasonUnsupported}} {
+	}{{a.tooOld, reasonTooOld}, {a.outOfBounds, reasonOutOfBounds}, {a.duplicate, reasonDuplicate}, {a.outOfOrder, reasonOutOfOrder}, {a.future, reasonFuture}, {int64(unsupported), reasonUnsupported}} {
 		if d.n > 0 {
 			t.samplesDropped.Add(ctx, d.n, d.opt)
 		}
