@@ -50,7 +50,7 @@ func newBenchBatch() *benchBatch {
 }
 
 // benchStart leaves 60 days of 15s scrapes before the exporter's future-skew limit.
-var benchStart = time.Now().Add(-60*24*time.Hour).Truncate(2 * time.Hour).UnixMilli()
+var benchStart = time.Now().Add(-60 * 24 * time.Hour).Truncate(2 * time.Hour).UnixMilli()
 
 func (b *benchBatch) set(i int) {
 	ts := pcommon.Timestamp((benchStart + int64(i)*15_000) * 1e6)
