@@ -99,6 +99,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 	go func() {
 		defer close(e.done)
 		s.run(runCtx, e.cfg.Sending.Shards)
+		client.CloseIdleConnections()
 	}()
 	return nil
 }
