@@ -229,7 +229,7 @@ func (s *Sim) Start(ctx context.Context) error {
 		}
 	}
 	if s.cfg.FleetFile != "" {
-		if err := fleet.Save(s.cfg.FleetFile, s.Fleet()); err != nil {
+		if err := fleet.Save(s.cfg.FleetFile, s.fleetLocked()); err != nil {
 			s.shutdownLocked()
 			return fmt.Errorf("edgesim: %w", err)
 		}
@@ -312,6 +312,10 @@ func (s *Sim) AdminAddrLocked() string {
 func (s *Sim) Fleet() fleet.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.fleetLocked()
+}
+
+func (s *Sim) fleetLocked() fleet.File {
 	out := fleet.File{Nodes: make([]fleet.Node, len(s.fleet.Nodes))}
 	for i, n := range s.fleet.Nodes {
 		labels := make(map[string]string, len(n.Labels))
