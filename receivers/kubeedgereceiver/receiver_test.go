@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/edgetel/edgetel/internal/scrapeutil"
@@ -111,7 +112,12 @@ func testConfig(t *testing.T, cc *fakeCloudcore, nodes ...StaticNode) *Config {
 
 func startReceiver(t *testing.T, cfg *Config, sink *consumertest.MetricsSink) *kubeedgeReceiver {
 	t.Helper()
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, sink)
+	return startReceiverWith(t, receivertest.NewNopSettings(metadata.Type), cfg, sink)
+}
+
+func startReceiverWith(t *testing.T, set receiver.Settings, cfg *Config, sink *consumertest.MetricsSink) *kubeedgeReceiver {
+	t.Helper()
+	r, err := newReceiver(set, cfg, sink)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
