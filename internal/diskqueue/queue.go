@@ -401,6 +401,7 @@ func (q *Queue) tryRead() (Record, bool, error) {
 		q.rOff = rec.End
 		if q.opts.MaxAge > 0 && m.MaxTime < q.opts.Now().Add(-q.opts.MaxAge).UnixMilli() {
 			q.drop(ReasonMaxAge, 1, int(m.Count))
+			q.skipCommitted(rec.Offset, rec.End)
 			continue
 		}
 		return rec, true, nil
@@ -417,7 +418,22 @@ func (q *Queue) skipCorrupt(seg *segment, end uint64, cause error) {
 		zap.Uint64("bytes", lost), zap.Error(cause))
 	q.corrupt += int64(lost)
 	q.drop(ReasonCorrupt, max(records, 1), items)
+	q.skipCommitted(q.rOff, end)
 	q.rOff = end
+}
+
+// skipCommitted moves the committed position over [from, to), data the queue itself gave up
+// on, when nothing before it is still with the reader: otherwise it would be read and counted
+// again after a restart. With records in flight, their commit covers it later.
+func (q *Queue) skipCommitted(from, to uint64) {
+	if q.committed != from {
+		return
+	}
+	q.committed = to
+	if err := q.pos.write(to, q.opts.Sync == SyncAlways); err != nil {
+		q.opts.Logger.Error("Persisting the read position failed", zap.Error(err))
+	}
+	q.dirty = q.dirty || q.opts.Sync != SyncAlways
 }
 
 // segmentOf returns the index of the segment holding off; off must be below wOff.

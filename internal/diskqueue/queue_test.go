@@ -391,6 +391,29 @@ func TestMaxAgeDropsOnRead(t *testing.T) {
 	assert.Equal(t, want, items)
 }
 
+// Records dropped for age with nothing in flight before them are committed at once, so a
+// restart does not read and count them again.
+func TestMaxAgeDropsAreNotCountedTwice(t *testing.T) {
+	dir := t.TempDir()
+	d := newDrops()
+	now := time.UnixMilli(1_000_000)
+	mod := func(o *Options) {
+		o.MaxAge = time.Second
+		o.Now = func() time.Time { return now }
+	}
+	q := open(t, dir, d, mod)
+	appendN(t, q, 0, 10) // all older than a second
+	ids, _ := readAll(t, q)
+	assert.Empty(t, ids)
+	require.NoError(t, q.Close())
+	q = open(t, dir, d, mod)
+	ids, _ = readAll(t, q)
+	assert.Empty(t, ids)
+	r, _ := d.get(ReasonMaxAge)
+	assert.Equal(t, 10, r)
+	assert.Zero(t, q.Stats().PendingBytes)
+}
+
 func TestCorruptPositionFileRereadsFromOldest(t *testing.T) {
 	dir := t.TempDir()
 	q := open(t, dir, newDrops(), nil)
