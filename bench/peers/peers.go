@@ -26,6 +26,7 @@ type Params struct {
 	PprofAddr         string
 	Transport         string // edgetelcol: direct or cloudcore
 	CloudcoreAddr     string
+	CloudcoreFirst    string // edgetelcol: a cloudcore endpoint tried before CloudcoreAddr
 	CAFile            string
 	Durable           bool  // upstream Collector: persist the sending queue
 	MaxBytes          int64 // edgetelcol: buffer.max_bytes (0: the default)

@@ -1,0 +1,207 @@
+// Package reliability runs edgetelcol as a real process against edgesim and a counting sink with
+// faults injected, and checks what was lost against what edgetelcol counted as dropped.
+package reliability
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgetel/edgetel/bench/harness"
+	"github.com/edgetel/edgetel/bench/peers"
+)
+
+var collectorBin string
+
+// TestMain builds edgetelcol once from this tree unless EDGETEL_EDGETELCOL names a binary.
+func TestMain(m *testing.M) {
+	collectorBin = os.Getenv("EDGETEL_EDGETELCOL")
+	if collectorBin == "" {
+		dir, err := os.MkdirTemp("", "reliability-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		collectorBin = filepath.Join(dir, "edgetelcol")
+		cmd := exec.Command("go", "build", "-o", collectorBin, "github.com/edgetel/edgetel/cmd/edgetelcol")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building edgetelcol:", err)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func fixtures() string {
+	if v := os.Getenv("EDGETEL_FIXTURES"); v != "" {
+		return filepath.Join(v, "kubelet")
+	}
+	return "../../../shared/fixtures/kubelet"
+}
+
+// interval is short so a test sees many scrapes in seconds; edgesim steps at the same pace.
+const interval = 2 * time.Second
+
+func newEnv(t *testing.T, nodes int) *harness.Env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: t.TempDir(), Nodes: nodes, Interval: interval,
+		FixturesDir: fixtures(), SinkSlots: true})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		env.Close()
+		cancel()
+	})
+	return env
+}
+
+// collector is a running edgetelcol with its own metrics on a loopback port.
+type collector struct {
+	t      *testing.T
+	env    *harness.Env
+	sys    harness.System
+	params peers.Params
+	proc   *harness.Process
+}
+
+// startCollector starts edgetelcol; edit may change its parameters (transport, max_bytes, CA...).
+func startCollector(t *testing.T, env *harness.Env, transport string, maxBytes int64, edit func(*peers.Params)) *collector {
+	t.Helper()
+	sys := harness.Edgetelcol(collectorBin, transport, maxBytes)
+	p, err := env.Params(sys)
+	require.NoError(t, err)
+	addr, err := harness.FreeAddr()
+	require.NoError(t, err)
+	_, port, _ := strings.Cut(addr, ":")
+	p.TelemetryPort, _ = strconv.Atoi(port)
+	if edit != nil {
+		edit(&p)
+	}
+	c := &collector{t: t, env: env, sys: sys, params: p}
+	c.start()
+	t.Cleanup(func() { c.proc.Stop(20 * time.Second) })
+	return c
+}
+
+func (c *collector) start() {
+	c.t.Helper()
+	proc, _, err := c.env.Relaunch(c.sys, c.params)
+	require.NoError(c.t, err)
+	c.proc = proc
+	require.Eventually(c.t, func() bool { _, err := c.metrics(); return err == nil }, 60*time.Second, 200*time.Millisecond,
+		"edgetelcol did not serve its metrics; log in %s", filepath.Dir(c.params.DataDir))
+}
+
+// kill SIGKILLs the collector.
+func (c *collector) kill() { require.NoError(c.t, c.proc.Kill()) }
+
+// metrics scrapes the collector's own metrics, summed over label sets by name; a name with
+// {label="value"} keeps only the series carrying it, under "name{label=value}".
+func (c *collector) metrics() (map[string]float64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.params.TelemetryPort))
+	if err != nil {
+		return nil, fmt.Errorf("scraping edgetelcol: %w", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		series := line[:i]
+		name, labels, _ := strings.Cut(series, "{")
+		out[name] += v
+		if strings.Contains(labels, `reason="`) {
+			reason := labels[strings.Index(labels, `reason="`)+8:]
+			reason = reason[:strings.IndexByte(reason, '"')]
+			out[name+"{reason="+reason+"}"] += v
+		}
+	}
+	return out, sc.Err()
+}
+
+// counter returns the first metric whose name contains part (the Collector's exporter may add a
+// prefix or a suffix).
+func counter(m map[string]float64, part string) float64 {
+	for k, v := range m {
+		if strings.Contains(k, part) && !strings.Contains(k, "{") {
+			return v
+		}
+	}
+	return 0
+}
+
+func dropped(m map[string]float64, reason string) float64 {
+	for k, v := range m {
+		if strings.Contains(k, "samples_dropped") && strings.HasSuffix(k, "{reason="+reason+"}") {
+			return v
+		}
+	}
+	return 0
+}
+
+// accounts are the exporter's counters at one moment.
+type accounts struct{ buffered, sent, dropped float64 }
+
+func (c *collector) accounts() accounts {
+	m, err := c.metrics()
+	require.NoError(c.t, err)
+	return accounts{counter(m, "samples_buffered"), counter(m, "samples_sent"), counter(m, "samples_dropped")}
+}
+
+// drain waits until everything buffered is either sent or counted as dropped.
+func (c *collector) drain(timeout time.Duration) accounts {
+	c.t.Helper()
+	var a accounts
+	require.Eventually(c.t, func() bool {
+		a = c.accounts()
+		return a.buffered > 0 && a.buffered == a.sent+a.dropped
+	}, timeout, time.Second, "backlog not drained: %+v", a)
+	return a
+}
+
+func (c *collector) rss() harness.ProcSample {
+	c.t.Helper()
+	p, err := harness.ReadProc(c.proc.Pid())
+	require.NoError(c.t, err)
+	return p
+}
+
+// boundedRSS asserts the collector's resident memory did not grow past what it used at
+// steady state plus slack: faults must not make memory grow with time.
+func boundedRSS(t *testing.T, steady, now harness.ProcSample) {
+	t.Helper()
+	limit := steady.RSS*3/2 + 128<<20
+	require.LessOrEqual(t, now.RSS, limit, "RSS %d MiB grew past %d MiB (steady %d MiB)", now.RSS>>20, limit>>20, steady.RSS>>20)
+}
+
+func soak(t *testing.T) {
+	t.Helper()
+	if testing.Short() || os.Getenv("EDGETEL_SOAK") == "" {
+		t.Skip("soak test: set EDGETEL_SOAK=1 (make soak)")
+	}
+}
+
+func wait(d time.Duration) { time.Sleep(d) }
