@@ -1,0 +1,152 @@
+package kubeedgereceiver
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
+
+	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
+)
+
+// staleBatch reports whether md ends series: every scraped point carries NoRecordedValue.
+func staleBatch(md pmetric.Metrics) bool {
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	if ms.Len() == 0 {
+		return false
+	}
+	for i := 0; i < ms.Len(); i++ {
+		m := ms.At(i)
+		var dps pmetric.NumberDataPointSlice
+		switch m.Type() {
+		case pmetric.MetricTypeGauge:
+			dps = m.Gauge().DataPoints()
+		case pmetric.MetricTypeSum:
+			dps = m.Sum().DataPoints()
+		default:
+			continue
+		}
+		for j := 0; j < dps.Len(); j++ {
+			if !dps.At(j).Flags().NoRecordedValue() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func lastBatch(sink *consumertest.MetricsSink, node string) pmetric.Metrics {
+	b := batches(sink, node)
+	if len(b) == 0 {
+		return pmetric.NewMetrics()
+	}
+	return b[len(b)-1]
+}
+
+func attrOf(md pmetric.Metrics, metric, key string) string {
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for i := 0; i < ms.Len(); i++ {
+		if ms.At(i).Name() == metric && ms.At(i).Type() == pmetric.MetricTypeGauge {
+			v, _ := ms.At(i).Gauge().DataPoints().At(0).Attributes().Get(key)
+			return v.Str()
+		}
+	}
+	return ""
+}
+
+func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
+	cc := newFakeCloudcore(t)
+	body := []byte("# TYPE edge_temp_celsius gauge\nedge_temp_celsius 40\n")
+	edge1 := fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351, Labels: map[string]string{fleet.LabelRegion: "eu"}}
+	edge2 := fleet.Node{Name: "edge-2", IP: "10.0.0.2", Port: 10351}
+	cloudNode := fleet.Node{Name: "cloud-1", IP: "10.0.9.1", Port: 10351}
+	for _, n := range []fleet.Node{edge1, edge2, cloudNode} {
+		cc.set(n.Address(), "/metrics", body)
+	}
+	cloud := cloudNode.KubeNode(corev1.ConditionTrue)
+	delete(cloud.Labels, fleet.LabelEdgeRole)
+	delete(cloud.Labels, fleet.LabelAgentRole)
+	client := fake.NewClientset(edge1.KubeNode(corev1.ConditionTrue), edge2.KubeNode(corev1.ConditionTrue), cloud)
+	nodes := client.CoreV1().Nodes()
+	ctx := context.Background()
+
+	cfg := testConfig(t, cc, StaticNode{Name: "unused", IP: "127.0.0.1"})
+	cfg.Discovery.Mode = DiscoveryKubernetes
+	cfg.Endpoints.Cadvisor.Enabled = false
+	cfg.Endpoints.Metrics.Enabled = true
+	require.NoError(t, cfg.Validate())
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
+	require.NoError(t, err)
+	sink := new(consumertest.MetricsSink)
+	r.next = sink
+	r.restConfig = func(APIConfig) (*rest.Config, error) { return &rest.Config{Host: "https://127.0.0.1:1"}, nil }
+	r.kubeClient = func(*rest.Config) (kubernetes.Interface, error) { return client, nil }
+	require.NoError(t, r.Start(ctx, nil))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(ctx)) })
+
+	// Added edge nodes are scraped and ready; the cloud node never is.
+	require.Eventually(t, func() bool {
+		return len(batches(sink, "edge-1")) > 0 && len(batches(sink, "edge-2")) > 0
+	}, 10*time.Second, 20*time.Millisecond)
+	ready, _ := gaugeValue(lastBatch(sink, "edge-2"), "kubeedge_node_ready", nil)
+	assert.Equal(t, 1.0, ready)
+	assert.Equal(t, "eu", attrOf(lastBatch(sink, "edge-1"), "edge_temp_celsius", "region"))
+
+	// Relabelled: edge-1's series now carry the new region.
+	n1, err := nodes.Get(ctx, "edge-1", metav1.GetOptions{})
+	require.NoError(t, err)
+	n1.Labels[fleet.LabelRegion] = "us"
+	_, err = nodes.Update(ctx, n1, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return attrOf(lastBatch(sink, "edge-1"), "edge_temp_celsius", "region") == "us"
+	}, 10*time.Second, 20*time.Millisecond)
+
+	// Disconnected: Ready goes Unknown and cloudcore loses the session.
+	cc.mu.Lock()
+	delete(cc.bodies, edge2.Address())
+	cc.mu.Unlock()
+	n2, err := nodes.Get(ctx, "edge-2", metav1.GetOptions{})
+	require.NoError(t, err)
+	n2.Status.Conditions[0].Status = corev1.ConditionUnknown
+	_, err = nodes.UpdateStatus(ctx, n2, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		md := lastBatch(sink, "edge-2")
+		ready, _ := gaugeValue(md, "kubeedge_node_ready", nil)
+		connected, _ := gaugeValue(md, "kubeedge_node_connected", nil)
+		disconnects, _ := gaugeValue(md, "kubeedge_node_disconnects_total", nil)
+		up, _ := gaugeValue(md, "up", map[string]string{"metrics_path": "/metrics"})
+		return ready == 0 && connected == 0 && disconnects == 1 && up == 0
+	}, 10*time.Second, 20*time.Millisecond)
+
+	// Deleted: edge-1's series end with staleness markers, and its scrapes stop.
+	require.NoError(t, nodes.Delete(ctx, "edge-1", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool { return staleBatch(lastBatch(sink, "edge-1")) }, 10*time.Second, 20*time.Millisecond)
+	scrapes := cc.count(edge1.Address())
+	time.Sleep(3 * cfg.CollectionInterval)
+	assert.Equal(t, scrapes, cc.count(edge1.Address()))
+
+	// The non-edge node was never asked for.
+	assert.Zero(t, cc.count(cloudNode.Address()))
+	assert.Empty(t, batches(sink, "cloud-1"))
+
+	// Given the edge label, it becomes a target.
+	c, err := nodes.Get(ctx, "cloud-1", metav1.GetOptions{})
+	require.NoError(t, err)
+	c.Labels[fleet.LabelEdgeRole] = ""
+	_, err = nodes.Update(ctx, c, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(batches(sink, "cloud-1")) > 0 }, 10*time.Second, 20*time.Millisecond)
+}
