@@ -92,6 +92,9 @@ type Stats struct {
 	Segments    int
 	// CorruptBytes counts bytes skipped or cut because they failed their checks.
 	CorruptBytes int64
+	// End and Committed are positions in the global byte stream: where the next record will
+	// be written, and up to where everything is acknowledged.
+	End, Committed uint64
 }
 
 type segment struct {
@@ -489,6 +492,8 @@ func (q *Queue) Stats() Stats {
 		UnreadBytes:  int64(q.wOff - q.rOff),
 		Segments:     len(q.segs),
 		CorruptBytes: q.corrupt,
+		End:          q.wOff,
+		Committed:    max(q.committed, q.segs[0].start),
 	}
 }
 
