@@ -29,7 +29,9 @@ func crashMarker(dir string) string { return filepath.Join(dir, "child-blocked")
 // haltingBucket stops the child forever at the chosen point of the first upload.
 type haltingBucket struct {
 	objstore.Bucket
-	mode, marker string
+	mode   string
+	once   sync.Once
+	halted chan string // receives the name of the object the upload halted at
 }
 
 func (b *haltingBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
@@ -42,18 +44,26 @@ func (b *haltingBucket) Upload(ctx context.Context, name string, r io.Reader, op
 	default:
 		return b.Bucket.Upload(ctx, name, r, opts...)
 	}
-	_ = os.WriteFile(b.marker, []byte(name), 0o600)
+	b.once.Do(func() { b.halted <- name })
 	select {} // wait here for SIGKILL
 }
 
 func runCrashChild(t *testing.T, mode, dir string) {
 	cfg := testConfig(dir)
+	halted := make(chan string, 1)
 	e := newTestExporter(t, cfg, nil, func(b objstore.Bucket) objstore.Bucket {
-		return &haltingBucket{Bucket: b, mode: mode, marker: crashMarker(dir)}
+		return &haltingBucket{Bucket: b, mode: mode, halted: halted}
 	})
 	require.NoError(t, e.Start(context.Background(), componenttest.NewNopHost()))
 	for _, md := range newDataset(2, t0, t0+7*hour).batches {
 		require.NoError(t, e.push(context.Background(), md))
+	}
+	// Every push was acknowledged and the upload is stuck: now the parent may kill us.
+	select {
+	case name := <-halted:
+		require.NoError(t, os.WriteFile(crashMarker(dir), []byte(name), 0o600))
+	case <-time.After(time.Minute):
+		t.Fatal("the upload never reached the halting point")
 	}
 	time.Sleep(2 * time.Minute)
 	t.Fatal("the parent did not kill the child")
