@@ -1,0 +1,174 @@
+package onboard_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	authnv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/onboard"
+	"github.com/edgetel/edgetel/internal/onboard/agent"
+	"github.com/edgetel/edgetel/internal/onboard/apis"
+	"github.com/edgetel/edgetel/internal/onboard/join"
+	"github.com/edgetel/edgetel/internal/onboard/rules"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func recorder(t *testing.T, kube *fake.Clientset) record.EventRecorder {
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	t.Cleanup(b.Shutdown)
+	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "edgetel-onboard"})
+}
+
+func dynClient() *dynamicfake.FakeDynamicClient {
+	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{apis.GVR: apis.Kind + "List"})
+}
+
+type call struct{ group, resource, verb string }
+
+func calls(actions ...[]k8stesting.Action) []call {
+	seen := map[call]bool{}
+	for _, list := range actions {
+		for _, a := range list {
+			res := a.GetResource().Resource
+			if a.GetSubresource() != "" {
+				res += "/" + a.GetSubresource()
+			}
+			seen[call{a.GetResource().Group, res, a.GetVerb()}] = true
+		}
+	}
+	out := make([]call, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].resource+out[i].verb < out[j].resource+out[j].verb })
+	return out
+}
+
+func requireCovered(t *testing.T, rbac []rbacv1.PolicyRule, got []call, mustSee ...call) {
+	t.Helper()
+	for _, c := range got {
+		assert.True(t, onboard.Allows(rbac, c.group, c.resource, c.verb), "the code calls %s %q/%s, which the RBAC list lacks", c.verb, c.group, c.resource)
+	}
+	for _, c := range mustSee {
+		assert.Contains(t, got, c, "the test no longer exercises %v", c)
+	}
+}
+
+func TestControllerRBACCoversEveryCall(t *testing.T) {
+	kube := fake.NewClientset(
+		fleet.Node{Name: "edge-a", IP: "10.20.0.1"}.KubeNode(corev1.ConditionTrue),
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kubeedge", Name: join.CloudcoreConfigMap},
+			Data: map[string]string{join.CloudcoreKey: "modules: {cloudHub: {advertiseAddress: [192.168.1.10]}}"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kubeedge", Name: join.TokenSecret},
+			Data: map[string][]byte{join.TokenKey: []byte("abc.def.ghi.jkl")}},
+	)
+	kube.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		tr := a.(k8stesting.CreateAction).GetObject().(*authnv1.TokenReview).DeepCopy()
+		tr.Status.Authenticated = true
+		return true, tr, nil
+	})
+	dyn := dynClient()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	srv, err := join.NewServer(join.Config{Client: kube, Auth: join.TokenReviewer{Client: kube}, Logger: quiet,
+		Defaults:     join.Settings{Flavor: join.FlavorUpstream, Version: "v1.23.0"},
+		Reservations: join.ReservationStore{Client: kube, Namespace: "edgetel", Name: "joins", TTL: time.Hour}})
+	require.NoError(t, err)
+	for i := 0; i < 2; i++ { // the second request updates the reservation ConfigMap
+		req := httptest.NewRequest(http.MethodGet, "/api/v1alpha1/nodes/join?node_name=edge-new&node_ip=10.20.0.9", nil)
+		req.Header.Set("Authorization", "Bearer t")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	}
+
+	ctrl, err := rules.NewController(rules.Config{Client: kube, Dynamic: dyn, Recorder: recorder(t, kube), Logger: quiet,
+		Model: apis.ModelTunnelPort, KubeEdgeNamespace: "kubeedge", CloudcoreService: "cloudcore", Namespace: "edgetel", Name: "rules"})
+	require.NoError(t, err)
+	leaderDone := make(chan error, 1)
+	go func() {
+		leaderDone <- onboard.RunAsLeader(ctx, onboard.LeaderConfig{Client: kube, Namespace: "edgetel", Name: "edgetel-onboard",
+			Identity: "pod-0", LeaseDuration: time.Second, RenewDeadline: 500 * time.Millisecond, RetryPeriod: 100 * time.Millisecond},
+			func(ctx context.Context) { _ = ctrl.Run(ctx) })
+	}()
+	require.Eventually(t, func() bool {
+		u, err := dyn.Resource(apis.GVR).Namespace("edgetel").Get(ctx, "rules", metav1.GetOptions{})
+		return err == nil && len(u.Object["status"].(map[string]any)) > 0
+	}, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(kube) }, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // a lease renewal or two
+	cancel()
+	require.NoError(t, <-leaderDone)
+
+	requireCovered(t, onboard.RBAC, calls(kube.Actions(), dyn.Actions()),
+		call{"", "nodes", "list"}, call{"", "nodes", "watch"}, call{"discovery.k8s.io", "endpointslices", "watch"},
+		call{"", "configmaps", "get"}, call{"", "configmaps", "watch"}, call{"", "configmaps", "create"}, call{"", "configmaps", "update"},
+		call{"", "secrets", "get"}, call{"authentication.k8s.io", "tokenreviews", "create"},
+		call{apis.Group, apis.Resource, "create"}, call{apis.Group, apis.Resource, "watch"}, call{apis.Group, apis.Resource + "/status", "update"},
+		call{"coordination.k8s.io", "leases", "create"}, call{"", "events", "create"})
+}
+
+func hasEvent(kube *fake.Clientset) bool {
+	for _, a := range kube.Actions() {
+		if a.GetResource().Resource == "events" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAgentRBACCoversEveryCall(t *testing.T) {
+	kube := fake.NewClientset()
+	dyn := dynClient()
+	u, err := apis.ToUnstructured(&apis.IPTablesRules{ObjectMeta: metav1.ObjectMeta{Namespace: "edgetel", Name: "rules"},
+		Spec: apis.Spec{Model: apis.ModelTunnelPort}})
+	require.NoError(t, err)
+	_, err = dyn.Resource(apis.GVR).Namespace("edgetel").Create(context.Background(), u, metav1.CreateOptions{})
+	require.NoError(t, err)
+	dyn.ClearActions()
+	// "false" stands in for iptables: the checks fail (and are reported as events) without
+	// touching the host's tables.
+	a, err := agent.New(agent.Config{IPTables: agent.IPTables{Mode: "nft", Save: "iptables-nft-save", Restore: "iptables-nft-restore",
+		Runner: agent.Runner{Prefix: []string{"false"}}}, NodeName: "master-1", Dynamic: dyn, Namespace: "edgetel", Name: "rules",
+		Interval: 50 * time.Millisecond, Recorder: recorder(t, kube), Logger: quiet})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	require.Eventually(t, func() bool { return hasEvent(kube) }, 5*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	requireCovered(t, onboard.AgentRBAC, calls(kube.Actions(), dyn.Actions()),
+		call{apis.Group, apis.Resource, "list"}, call{apis.Group, apis.Resource, "watch"}, call{"", "events", "create"})
+}
+
+func TestAllows(t *testing.T) {
+	assert.True(t, onboard.Allows(onboard.RBAC, "", "secrets", "get"))
+	assert.False(t, onboard.Allows(onboard.RBAC, "", "secrets", "list"))
+	assert.False(t, onboard.Allows(onboard.AgentRBAC, apis.Group, apis.Resource, "update"))
+}
