@@ -63,6 +63,9 @@ func (c Config) OpenBucket(ctx context.Context, logger *slog.Logger) (objstore.B
 // Run serves the query API until ctx ends, then shuts the server down and closes the cache.
 // ready, if not nil, receives the listening address once the server accepts connections.
 func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net.Addr)) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if c.SyncInterval <= 0 {
 		return fmt.Errorf("sync interval must be positive, got %s", c.SyncInterval)
 	}

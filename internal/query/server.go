@@ -139,32 +139,19 @@ func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
 	return nil, errors.New("edgetel-query has no scrape pools")
 }
 
-// buildInfo reports the Prometheus version whose engine answers (module v0.3MM.P is Prometheus
-// 3.MM.P): Grafana picks its query features from it.
+// PrometheusVersion is the Prometheus release whose engine and API edgetel-query links
+// (module github.com/prometheus/prometheus v0.315.1 is Prometheus 3.15.1); a test keeps it in
+// step with go.mod. Grafana picks its query features from it.
+const PrometheusVersion = "3.15.1"
+
 func buildInfo() *apiv1.PrometheusVersion {
-	v := &apiv1.PrometheusVersion{GoVersion: runtime.Version(), Branch: "edgetel-query"}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	for _, d := range bi.Deps {
-		if d.Path == "github.com/prometheus/prometheus" {
-			v.Version = promVersion(d.Version)
-		}
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			v.Revision = s.Value
+	v := &apiv1.PrometheusVersion{Version: PrometheusVersion, GoVersion: runtime.Version(), Branch: "edgetel-query"}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v.Revision = s.Value
+			}
 		}
 	}
 	return v
-}
-
-// promVersion turns module version v0.315.1 into Prometheus version 3.15.1.
-func promVersion(mod string) string {
-	var minor, patch int
-	if _, err := fmt.Sscanf(mod, "v0.3%d.%d", &minor, &patch); err != nil {
-		return strings.TrimPrefix(mod, "v")
-	}
-	return fmt.Sprintf("3.%d.%d", minor, patch)
 }

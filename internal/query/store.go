@@ -181,6 +181,9 @@ func (s *Store) Sync(ctx context.Context) error {
 		s.mtx.Unlock()
 		s.logger.Info("block cached", "block", m.ULID, "minTime", m.MinTime, "maxTime", m.MaxTime)
 	}
+	if err := os.RemoveAll(filepath.Join(s.dir, stagingDir)); err != nil {
+		errs = append(errs, fmt.Errorf("clean staging dir: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,221 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type apiResponse struct {
+	Status    string          `json:"status"`
+	ErrorType string          `json:"errorType"`
+	Error     string          `json:"error"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func decode(t *testing.T, body string) apiResponse {
+	t.Helper()
+	var r apiResponse
+	require.NoError(t, json.Unmarshal([]byte(body), &r), body)
+	return r
+}
+
+// vectorValue is the value of a one-element instant vector result, or "" if there is none.
+func vectorValue(t *testing.T, body string) string {
+	t.Helper()
+	var data struct {
+		Result []struct {
+			Value [2]any `json:"value"`
+		} `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal(decode(t, body).Data, &data), body)
+	if len(data.Result) != 1 {
+		return ""
+	}
+	s, _ := data.Result[0].Value[1].(string)
+	return s
+}
+
+func TestSampleLimitCutsOffQuery(t *testing.T) {
+	opts := DefaultEngineOptions
+	opts.MaxSamples = 100
+	srv := edgetelServer(t, fleetBlocks(t), opts)
+	at := unix(testFleet.end().Add(-time.Minute))
+
+	// 5 series x 240 samples in the hour: more than 100 in memory at once.
+	code, body := get(t, srv, "/api/v1/query", v("query", "count_over_time(up[1h])", "time", at), false)
+	assert.Equal(t, http.StatusUnprocessableEntity, code)
+	r := decode(t, body)
+	assert.Equal(t, "error", r.Status)
+	assert.Equal(t, "execution", r.ErrorType)
+	assert.Contains(t, r.Error, "query processing would load too many samples into memory")
+
+	code, body = get(t, srv, "/api/v1/query_range", v("query", "up", "start", unix(testFleet.base), "end", at, "step", "15"), false)
+	assert.Equal(t, http.StatusUnprocessableEntity, code)
+	assert.Contains(t, decode(t, body).Error, "too many samples")
+
+	// The server keeps answering queries within the limit.
+	code, body = get(t, srv, "/api/v1/query", v("query", "sum(up)", "time", at), false)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, "5", vectorValue(t, body))
+}
+
+func TestTimeoutCutsOffQuery(t *testing.T) {
+	opts := DefaultEngineOptions
+	opts.Timeout = time.Nanosecond
+	srv := edgetelServer(t, fleetBlocks(t), opts)
+	at := unix(testFleet.end().Add(-time.Minute))
+
+	for range 2 {
+		code, body := get(t, srv, "/api/v1/query", v("query", "avg_over_time(container_memory_working_set_bytes[3h])", "time", at), false)
+		assert.Equal(t, http.StatusServiceUnavailable, code)
+		r := decode(t, body)
+		assert.Equal(t, "timeout", r.ErrorType)
+		assert.Contains(t, r.Error, "query timed out")
+	}
+	// Requests that do not run the engine still answer.
+	code, body := get(t, srv, "/api/v1/label/node/values", nil, false)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.JSONEq(t, `["edge-0","edge-1","edge-2","edge-3","edge-4"]`, string(decode(t, body).Data))
+}
+
+func TestOnlyQueryRoutesAreServed(t *testing.T) {
+	srv := edgetelServer(t, fleetBlocks(t)[:1], DefaultEngineOptions)
+	for _, p := range []string{"/api/v1/targets", "/api/v1/write", "/api/v1/admin/tsdb/snapshot", "/api/v1/status/config", "/api/v1/rules", "/api/v2/query", "/"} {
+		code, _ := get(t, srv, p, nil, false)
+		assert.Equal(t, http.StatusNotFound, code, p)
+	}
+	code, body := get(t, srv, "/api/v1/status/buildinfo", nil, false)
+	require.Equal(t, http.StatusOK, code)
+	var info map[string]string
+	require.NoError(t, json.Unmarshal(decode(t, body).Data, &info))
+	assert.Regexp(t, `^3\.\d+\.\d+$`, info["version"], "Grafana reads the Prometheus version")
+	assert.Contains(t, info, "goVersion")
+}
+
+func TestNewHandlerRejectsMissingLimits(t *testing.T) {
+	for _, o := range []EngineOptions{
+		{Timeout: time.Second, LookbackDelta: time.Minute},
+		{MaxSamples: 1, LookbackDelta: time.Minute},
+		{MaxSamples: 1, Timeout: time.Second},
+	} {
+		_, err := NewHandler(nil, o, nil)
+		assert.Error(t, err, "%+v", o)
+	}
+}
+
+// TestPromVersionMatchesGoMod keeps the reported version in step with the linked engine.
+func TestPromVersionMatchesGoMod(t *testing.T) {
+	gomod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^\s*github\.com/prometheus/prometheus (v0\.3(\d+)\.(\d+))`).FindSubmatch(gomod)
+	require.NotNil(t, m, "prometheus in go.mod")
+	minor, _ := strconv.Atoi(string(m[2]))
+	assert.Equal(t, fmt.Sprintf("3.%d.%s", minor, m[3]), PrometheusVersion, "update PrometheusVersion with go.mod's %s", m[1])
+}
+
+// TestRunServesAndStops runs the whole server as the command does: a FILESYSTEM bucket directory,
+// a cache directory, a sync loop and an HTTP listener on loopback.
+func TestRunServesAndStops(t *testing.T) {
+	bucketDir := t.TempDir()
+	blocks := fleetBlocks(t)
+	for _, b := range blocks {
+		copyDir(t, b, filepath.Join(bucketDir, filepath.Base(b)))
+	}
+	c := DefaultConfig()
+	c.Listen = "127.0.0.1:0"
+	c.BucketDir = bucketDir
+	c.CacheDir = t.TempDir()
+	c.SyncInterval = 50 * time.Millisecond
+
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c, nil, func(a net.Addr) { addrs <- a }) }()
+	var base string
+	select {
+	case a := <-addrs:
+		base = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	query := v("query", `count(count by (node) (up{job="kubeedge"} == 1))`, "time", unix(testFleet.end().Add(-time.Minute)))
+	// The blocks come in over the first sync: wait until each of them answers.
+	require.Eventually(t, func() bool {
+		for h := range testFleet.blocks {
+			at := v("query", query.Get("query"), "time", unix(testFleet.base.Add(time.Duration(h)*time.Hour+time.Minute)))
+			code, body := get(t, base, "/api/v1/query", at, false)
+			if code != http.StatusOK || vectorValue(t, body) != "5" {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 50*time.Millisecond)
+	code, _ := get(t, base, "/-/ready", nil, false)
+	assert.Equal(t, http.StatusOK, code)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+	_, err := http.Get(base + "/-/ready")
+	assert.Error(t, err, "listener closed")
+	entries, err := os.ReadDir(c.CacheDir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 3, "cached blocks stay for the next start")
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	base := DefaultConfig()
+	base.CacheDir = t.TempDir()
+	base.Listen = "127.0.0.1:0"
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"missing bucket config", func(c *Config) { c.BucketConfig = filepath.Join(dir, "nope.yaml") }, "read bucket config"},
+		{"unknown bucket type", func(c *Config) { c.BucketConfig = write("t.yaml", "type: FTP\nconfig: {}\n") }, "not supported"},
+		{"unknown key", func(c *Config) {
+			c.BucketConfig = write("k.yaml", "type: FILESYSTEM\nconfig: {directory: /tmp/x}\nbogus: 1\n")
+		}, "bogus"},
+		{"no bucket", func(c *Config) { c.BucketDir = "" }, "bucket config file or a bucket directory is required"},
+		{"bad listen", func(c *Config) { c.BucketDir = t.TempDir(); c.Listen = "127.0.0.1:notaport" }, "listen"},
+		{"zero sync interval", func(c *Config) { c.SyncInterval = 0 }, "sync interval"},
+		{"zero cache bound", func(c *Config) { c.BucketDir = t.TempDir(); c.CacheMaxBytes = 0 }, "cache max bytes"},
+		{"zero max samples", func(c *Config) { c.BucketDir = t.TempDir(); c.Engine.MaxSamples = 0 }, "max samples"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.edit(&c)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := Run(ctx, c, nil, nil)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.False(t, errors.Is(err, context.DeadlineExceeded))
+		})
+	}
+}
