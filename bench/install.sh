@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the benchmark peers at pinned versions into ./bin (idempotent: an installed peer at the
-# right version is kept). Usage: bench/install.sh [vmagent|otelcol|prometheus|all]
+# right version is kept). Usage: bench/install.sh [vmagent|otelcol|prometheus|all]...
 #   vmagent     github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent (go install)
 #   otelcol     upstream Collector built by OCB from bench/peers/otelcol/builder-config.yaml
 #               (its own module, compiled in a scratch dir; ~5 min on 2 cores)
@@ -51,10 +51,13 @@ install_otelcol() {
 	cp "$work/otelcol-upstream/otelcol-upstream" "$BIN/otelcol-upstream"
 }
 
-case "${1:-all}" in
-vmagent) install_vmagent ;;
-otelcol) install_otelcol ;;
-prometheus) install_prometheus ;;
-all) install_prometheus; install_vmagent; install_otelcol ;;
-*) echo "usage: $0 [vmagent|otelcol|prometheus|all]" >&2; exit 2 ;;
-esac
+[ $# -gt 0 ] || set -- all
+for what in "$@"; do
+	case "$what" in
+	vmagent) install_vmagent ;;
+	otelcol) install_otelcol ;;
+	prometheus) install_prometheus ;;
+	all) install_prometheus; install_vmagent; install_otelcol ;;
+	*) echo "usage: $0 [vmagent|otelcol|prometheus|all]..." >&2; exit 2 ;;
+	esac
+done
