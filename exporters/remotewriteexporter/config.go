@@ -153,6 +153,10 @@ func (c *Config) Validate() error {
 	if s.MaxBytesPerSend < 1024 {
 		add("sending.max_bytes_per_send: must be at least 1024")
 	}
+	if b.MaxBytes >= 1<<20 && int64(s.MaxBytesPerSend) > b.MaxBytes/2 {
+		// A record holds up to max_bytes_per_send; one that cannot fit the buffer is refused.
+		add("sending.max_bytes_per_send: must not exceed half of buffer.max_bytes (%d)", b.MaxBytes/2)
+	}
 	r := c.Retry
 	if r.InitialInterval <= 0 || r.MaxInterval < r.InitialInterval {
 		add("retry: initial_interval must be positive and max_interval at least initial_interval")

@@ -65,8 +65,15 @@ func TestConfigInvalid(t *testing.T) {
 	require.Error(t, err)
 	for _, key := range []string{
 		"endpoint:", "protocol_version:", `external_labels: "bad-name"`, "basic_auth.username:",
-		"bearer_token_file:", "buffer.directory:", "buffer.max_bytes:", "buffer.fsync:", "sending.shards:",
+		"bearer_token_file:", "buffer.directory:", "buffer.fsync:", "sending.shards:",
+		"sending.max_bytes_per_send: must not exceed half of buffer.max_bytes",
 	} {
 		assert.ErrorContains(t, err, key)
 	}
+}
+
+func TestConfigMaxBytesTooSmall(t *testing.T) {
+	cfg := loadConfig(t, "")
+	cfg.Buffer.MaxBytes = 10
+	assert.ErrorContains(t, confmap.Validate(cfg), "buffer.max_bytes: must be at least 1 MiB")
 }

@@ -358,6 +358,7 @@ func TestPrometheusDiskBound(t *testing.T) {
 	cfg := testConfig(t, prom.writeURL())
 	cfg.Buffer.MaxBytes = 1 << 20
 	cfg.Buffer.SegmentSize = 64 << 10
+	cfg.Sending.MaxBytesPerSend = 256 << 10
 	e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
 	now := time.Now().Truncate(time.Second)
 	base := now.Add(-40 * time.Minute).UnixMilli()
