@@ -1,0 +1,120 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/edgetel/edgetel/internal/fleet"
+)
+
+func TestShardEveryNodeExactlyOnce(t *testing.T) {
+	for count := 1; count <= 8; count++ {
+		sizes := make([]int, count)
+		for i := range 10000 {
+			name := fmt.Sprintf("edge-%05d", i)
+			owners := 0
+			for index := range count {
+				if Shard(name, index, count) {
+					owners++
+					sizes[index]++
+				}
+			}
+			require.Equal(t, 1, owners, "%s with %d shards", name, count)
+		}
+		for index, n := range sizes {
+			// FNV-1a spreads evenly enough: no shard far off its share.
+			assert.InDelta(t, 10000/count, n, float64(10000/count)/5, "shard %d of %d", index, count)
+		}
+	}
+}
+
+// recorder collects snapshots from a discoverer.
+type recorder struct {
+	mu    sync.Mutex
+	snaps [][]Node
+}
+
+func (r *recorder) update(nodes []Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.snaps = append(r.snaps, nodes)
+}
+
+func (r *recorder) last() []Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.snaps) == 0 {
+		return nil
+	}
+	return r.snaps[len(r.snaps)-1]
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.snaps)
+}
+
+func names(nodes []Node) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func run(t *testing.T, d Discoverer) *recorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	rec := &recorder{}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, rec.update) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return rec
+}
+
+func TestStatic(t *testing.T) {
+	rec := run(t, Static{Nodes: []fleet.Node{{Name: "b", IP: "10.0.0.2"}, {Name: "a", IP: "10.0.0.1"}}})
+	require.Eventually(t, func() bool { return rec.count() == 1 }, time.Second, time.Millisecond)
+	assert.Equal(t, []string{"a", "b"}, names(rec.last()))
+	assert.True(t, rec.last()[0].Ready)
+}
+
+func TestFileFollowsChangesAndKeepsLastGood(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.json")
+	require.NoError(t, fleet.Save(path, fleet.File{Nodes: []fleet.Node{{Name: "a", IP: "10.0.0.1"}}}))
+	rec := run(t, File{Path: path, Interval: 10 * time.Millisecond, Logger: zap.NewNop()})
+	require.Eventually(t, func() bool { return rec.count() == 1 }, time.Second, time.Millisecond)
+
+	require.NoError(t, fleet.Save(path, fleet.File{Nodes: []fleet.Node{{Name: "a", IP: "10.0.0.1"}, {Name: "b", IP: "10.0.0.2"}}}))
+	require.Eventually(t, func() bool { return len(rec.last()) == 2 }, 2*time.Second, time.Millisecond)
+
+	// A broken or missing file keeps the last good nodes.
+	n := rec.count()
+	require.NoError(t, os.WriteFile(path, []byte(`{"nodes": [{"name": "c", "ip": "not-an-ip"}]}`), 0o600))
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, os.Remove(path))
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, n, rec.count())
+	assert.Equal(t, []string{"a", "b"}, names(rec.last()))
+
+	require.NoError(t, fleet.Save(path, fleet.File{Nodes: []fleet.Node{{Name: "c", IP: "10.0.0.3"}}}))
+	require.Eventually(t, func() bool { return len(rec.last()) == 1 && rec.last()[0].Name == "c" }, 2*time.Second, time.Millisecond)
+}
+
+func TestFileMustExistAtStart(t *testing.T) {
+	err := File{Path: filepath.Join(t.TempDir(), "none.json"), Interval: time.Second, Logger: zap.NewNop()}.
+		Run(context.Background(), func([]Node) { t.Fatal("no update expected") })
+	require.Error(t, err)
+}
