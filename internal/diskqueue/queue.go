@@ -245,7 +245,8 @@ func (q *Queue) repairTail() error {
 }
 
 // Append stores records in order. When it returns nil they are written (and fsynced under
-// SyncAlways).
+// SyncAlways). On an error the record that failed is cut off again, but records before it in
+// the same call stay: a caller that retries the call stores those twice.
 func (q *Queue) Append(metas []Meta, payloads [][]byte) error {
 	if len(metas) != len(payloads) {
 		return errors.New("diskqueue: metas and payloads differ in length")
