@@ -25,6 +25,17 @@ func main() {
 }
 
 func run(args []string) error {
+	c, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return query.Run(ctx, c, logger, nil)
+}
+
+func parseFlags(args []string) (query.Config, error) {
 	c := query.DefaultConfig()
 	fs := flag.NewFlagSet("edgetel-query", flag.ContinueOnError)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve the Prometheus HTTP API on")
@@ -37,15 +48,12 @@ func run(args []string) error {
 	fs.IntVar(&c.Engine.MaxSamples, "query.max-samples", c.Engine.MaxSamples, "maximum number of samples a single query may load into memory")
 	fs.DurationVar(&c.Engine.LookbackDelta, "lookback-delta", c.Engine.LookbackDelta, "how far back an instant selector looks for a sample")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return c, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return query.Run(ctx, c, logger, nil)
+	return c, nil
 }
 
 // byteSize is a flag that takes a byte count with an optional base-2 unit.
