@@ -263,6 +263,7 @@ func TestHelperCollector(t *testing.T) {
 	cfg.Buffer.Directory = os.Getenv("RW_DIR")
 	cfg.ExternalLabels = map[string]string{"cluster": "c1"}
 	cfg.Retry.MaxInterval = 500 * time.Millisecond
+	cfg.ProtocolVersion = os.Getenv("RW_PROTOCOL")
 	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)
 	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
@@ -316,6 +317,12 @@ func startChild(t *testing.T, env ...string) *child {
 // the middle of the outage and restarted; when the receiver returns, every sample pushed is in
 // Prometheus, each exactly once, checked sample by sample.
 func TestPrometheusOutageWithSIGKILL(t *testing.T) {
+	for _, proto := range []string{ProtocolV1, ProtocolV2} {
+		t.Run("rw"+proto, func(t *testing.T) { testOutageWithSIGKILL(t, proto) })
+	}
+}
+
+func testOutageWithSIGKILL(t *testing.T, proto string) {
 	prom := newPromServer(t)
 	prom.start()
 	dir := t.TempDir()
@@ -324,7 +331,7 @@ func TestPrometheusOutageWithSIGKILL(t *testing.T) {
 	base := now.Add(-50 * time.Minute).UnixMilli()
 	env := []string{
 		"RW_ENDPOINT=" + prom.writeURL(), "RW_DIR=" + dir, "RW_SERIES=" + strconv.Itoa(nSeries),
-		"RW_LIMIT=" + strconv.Itoa(limit), "RW_BASE=" + strconv.FormatInt(base, 10),
+		"RW_LIMIT=" + strconv.Itoa(limit), "RW_BASE=" + strconv.FormatInt(base, 10), "RW_PROTOCOL=" + proto,
 	}
 	q := testMetric + "[2h]"
 
