@@ -54,7 +54,8 @@ type Config struct {
 	HonorLabels bool `mapstructure:"honor_labels"`
 
 	Endpoints EndpointsConfig `mapstructure:"endpoints"`
-	// NodeLabels maps a series label to the node label whose value it takes.
+	// NodeLabels maps a series label to the node label whose value it takes; an empty node label
+	// removes a default mapping (maps merge with the defaults).
 	NodeLabels map[string]string `mapstructure:"node_labels"`
 	Shard      ShardConfig       `mapstructure:"shard"`
 	Discovery  DiscoveryConfig   `mapstructure:"discovery"`
@@ -230,15 +231,12 @@ var reservedLabels = map[string]bool{
 }
 
 func (c *Config) validateNodeLabels() error {
-	for series, node := range c.NodeLabels {
+	for series := range c.NodeLabels {
 		if !model.UTF8Validation.IsValidLabelName(series) || strings.HasPrefix(series, "__") {
 			return fmt.Errorf("node_labels: %q is not a valid series label name", series)
 		}
 		if reservedLabels[series] {
 			return fmt.Errorf("node_labels: %q is set by the receiver and cannot be mapped", series)
-		}
-		if node == "" {
-			return fmt.Errorf("node_labels.%s: node label name must not be empty", series)
 		}
 	}
 	return nil

@@ -105,7 +105,7 @@ func (r *kubeedgeReceiver) targetLabels(n discovery.Node) labels.Labels {
 	b.Add("instance", n.Name)
 	b.Add("node", n.Name)
 	for series, nodeLabel := range r.cfg.NodeLabels {
-		if v := n.Labels[nodeLabel]; v != "" {
+		if v := n.Labels[nodeLabel]; nodeLabel != "" && v != "" {
 			b.Add(series, v)
 		}
 	}
