@@ -56,7 +56,7 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
 			WithoutSuffixes:  !cfg.AddMetricSuffixes,
 		}),
-		series: newSeriesCache(),
+		series: newSeriesCache(cfg.ExternalLabels),
 		kick:   make(chan struct{}, 1),
 	}
 	e.newBucket = func(ctx context.Context) (objstore.Bucket, error) {

@@ -57,6 +57,12 @@ func TestKnownDataSetThroughExporter(t *testing.T) {
 		assert.Equal(t, []string{"000001"}, m.Thanos.SegmentFiles)
 	}
 
+	// Uploaded blocks are recorded and stay local for local_retention (6h).
+	st, err := loadState(filepath.Join(cfg.Directory, stateFilename))
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []ulidT{metas[0].ULID, metas[1].ULID}, st.Uploaded)
+	assert.ElementsMatch(t, []string{metas[0].ULID.String(), metas[1].ULID.String()}, blockDirs(t, filepath.Join(cfg.Directory, "tsdb")))
+
 	dir, _ := downloadAll(t, bkt)
 	want := ds.before(t0 + 4*hour)
 	db := openReadOnly(t, dir)
