@@ -57,6 +57,8 @@ func (l *limiter) metric(scopeHash uint64, m pmetric.Metric) bool {
 	mh := l.p.hasher.Metric(scopeHash, m.Name())
 	keep := func(attrs pcommon.Map) bool { return l.admit(m.Name(), mh, attrs) }
 	before := l.pointsDropped()
+	l.node.StartMetric(m.Name())
+	defer l.node.EndMetric()
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
 		m.Gauge().DataPoints().RemoveIf(func(dp pmetric.NumberDataPoint) bool { return !keep(dp.Attributes()) })

@@ -76,7 +76,7 @@ func (g *Guard) Node(name string) *Node {
 		n = &Node{
 			guard:      g,
 			name:       strings.Clone(name),
-			active:     make(map[uint64]entry),
+			index:      make(map[uint64]int32),
 			metrics:    make(map[string]*Metric),
 			rejected:   make(map[uint64]int64),
 			nextExpiry: math.MaxInt64,
@@ -111,13 +111,13 @@ func (g *Guard) Sweep(now time.Time) {
 	for _, n := range nodes {
 		n.Lock()
 		n.expire(ts)
-		empty := len(n.active) == 0 && len(n.rejected) == 0
+		empty := len(n.series) == 0 && len(n.rejected) == 0
 		n.Unlock()
 		if empty {
 			g.mu.Lock()
 			// Re-check under both locks: a batch may have arrived since.
 			n.Lock()
-			if len(n.active) == 0 && len(n.rejected) == 0 && g.nodes[n.name] == n {
+			if len(n.series) == 0 && len(n.rejected) == 0 && g.nodes[n.name] == n {
 				delete(g.nodes, n.name)
 				n.removed = true
 			}
@@ -134,7 +134,7 @@ func (g *Guard) ActiveSeries() int {
 	total := 0
 	for _, n := range g.nodes {
 		n.Lock()
-		total += len(n.active)
+		total += len(n.series)
 		n.Unlock()
 	}
 	return total
@@ -146,16 +146,28 @@ type Node struct {
 	guard *Guard
 	name  string
 
-	active     map[uint64]entry
+	// The active series: index maps an identity to its place in series, so a known series
+	// costs one map lookup and a slice write.
+	index      map[uint64]int32
+	series     []entry
 	metrics    map[string]*Metric
 	rejected   map[uint64]int64
 	nextExpiry int64 // no active or rejected series expires before this
 	removed    bool  // swept away; a fresh Node replaces it
 
 	lastReport int64
+
+	// A pass over one metric's points in a batch (StartMetric..EndMetric) remembers the order
+	// the series came in; the next batch usually repeats it, and then a known series is found
+	// by walking that order instead of a map lookup, which on a large fleet is a cache miss.
+	passing    bool
+	passMetric *Metric
+	passCursor int
+	passOrder  []int32
 }
 
 type entry struct {
+	id     uint64
 	seen   int64
 	metric *Metric
 }
@@ -164,6 +176,7 @@ type entry struct {
 type Metric struct {
 	Name   string
 	active int
+	order  []int32 // positions in Node.series, in the order of the last pass
 }
 
 // Name is the node's name.
@@ -176,13 +189,22 @@ func (n *Node) Removed() bool { return n.removed }
 // (Unix nanoseconds). The caller holds the lock.
 func (n *Node) Admit(now int64, metric string, id uint64) Verdict {
 	window := n.guard.window
-	if e, ok := n.active[id]; ok {
-		if now-e.seen < window {
+	if n.passing {
+		if i, ok := n.hint(id); ok {
+			if e := &n.series[i]; now-e.seen < window {
+				e.seen = now
+				n.passOrder = append(n.passOrder, i)
+				return Admitted
+			}
+		}
+	}
+	if i, ok := n.index[id]; ok {
+		if e := &n.series[i]; now-e.seen < window {
 			e.seen = now
-			n.active[id] = e
+			n.record(i, e.metric)
 			return Admitted
 		}
-		n.forget(id, e)
+		n.forget(i)
 	}
 	m := n.metrics[metric]
 	if n.full(m) && now >= n.nextExpiry {
@@ -197,10 +219,56 @@ func (n *Node) Admit(now int64, metric string, id uint64) Verdict {
 		n.metrics[m.Name] = m
 	}
 	m.active++
-	n.active[id] = entry{seen: now, metric: m}
+	i := int32(len(n.series))
+	n.index[id] = i
+	n.series = append(n.series, entry{id: id, seen: now, metric: m})
+	n.record(i, m)
 	delete(n.rejected, id)
 	n.nextExpiry = min(n.nextExpiry, now+window)
 	return Admitted
+}
+
+// StartMetric begins a pass over the data points of one metric; call EndMetric after them.
+func (n *Node) StartMetric(metric string) {
+	n.passing = true
+	n.passMetric = n.metrics[metric]
+	n.passCursor = 0
+	n.passOrder = n.passOrder[:0]
+}
+
+// EndMetric ends the pass and keeps its order as the hint for the next one.
+func (n *Node) EndMetric() {
+	if m := n.passMetric; m != nil {
+		m.order, n.passOrder = n.passOrder, m.order
+	}
+	n.passing = false
+	n.passMetric = nil
+	n.passOrder = n.passOrder[:0]
+}
+
+// hint checks whether the series at the cursor of the last pass's order is id. Positions may be
+// stale (series move when others expire); the id check makes a stale hint a plain miss.
+func (n *Node) hint(id uint64) (int32, bool) {
+	m := n.passMetric
+	c := n.passCursor
+	n.passCursor++
+	if m == nil || c >= len(m.order) {
+		return 0, false
+	}
+	i := m.order[c]
+	return i, int(i) < len(n.series) && n.series[i].id == id
+}
+
+func (n *Node) record(i int32, m *Metric) {
+	if !n.passing {
+		return
+	}
+	if n.passMetric == nil {
+		n.passMetric = m
+	}
+	if n.passMetric == m {
+		n.passOrder = append(n.passOrder, i)
+	}
 }
 
 // ShouldReport says whether a drop report for this node is due, and if so starts a new interval.
@@ -222,7 +290,7 @@ func (n *Node) Tracked(metric string) bool {
 
 func (n *Node) full(m *Metric) bool {
 	l := n.guard.limits
-	if l.MaxSeriesPerNode > 0 && len(n.active) >= l.MaxSeriesPerNode {
+	if l.MaxSeriesPerNode > 0 && len(n.series) >= l.MaxSeriesPerNode {
 		return true
 	}
 	return m != nil && l.MaxSeriesPerMetric > 0 && m.active >= l.MaxSeriesPerMetric
@@ -244,8 +312,17 @@ func (n *Node) reject(now int64, id uint64) Verdict {
 	return RejectedNew
 }
 
-func (n *Node) forget(id uint64, e entry) {
-	delete(n.active, id)
+// forget removes the series at i, moving the last one into its place.
+func (n *Node) forget(i int32) {
+	e := n.series[i]
+	last := len(n.series) - 1
+	if int(i) != last {
+		n.series[i] = n.series[last]
+		n.index[n.series[i].id] = i
+	}
+	n.series[last] = entry{}
+	n.series = n.series[:last]
+	delete(n.index, e.id)
 	e.metric.active--
 	if e.metric.active == 0 {
 		delete(n.metrics, e.metric.Name)
@@ -256,12 +333,13 @@ func (n *Node) forget(id uint64, e entry) {
 func (n *Node) expire(now int64) {
 	window := n.guard.window
 	next := int64(math.MaxInt64)
-	for id, e := range n.active {
-		if now-e.seen >= window {
-			n.forget(id, e)
+	// Backwards, so forget's swap only moves series already looked at.
+	for i := len(n.series) - 1; i >= 0; i-- {
+		if e := n.series[i]; now-e.seen >= window {
+			n.forget(int32(i))
 			continue
 		}
-		next = min(next, e.seen+window)
+		next = min(next, n.series[i].seen+window)
 	}
 	for id, seen := range n.rejected {
 		if now-seen >= window {

@@ -22,11 +22,15 @@ func NewHasher() Hasher {
 
 // Attributes hashes an attribute map.
 func (h Hasher) Attributes(m pcommon.Map) uint64 {
+	return mix(h.sum(m))
+}
+
+func (h Hasher) sum(m pcommon.Map) uint64 {
 	var sum uint64
 	for k, v := range m.All() {
 		sum += h.pair(k, v)
 	}
-	return mix(sum + uint64(m.Len()))
+	return sum + uint64(m.Len())
 }
 
 // Scope combines a resource hash with an instrumentation scope's name and version.
@@ -41,11 +45,13 @@ func (h Hasher) Metric(resource uint64, name string) uint64 {
 
 // Series combines a metric hash with a data point's attribute hash.
 func (h Hasher) Series(metric uint64, attrs pcommon.Map) uint64 {
-	return mix(bits.RotateLeft64(metric, 17) ^ h.Attributes(attrs))
+	return mum(metric, h.sum(attrs))
 }
 
+// pair hashes key and value apart (two short hashes cost less than copying them into one buffer)
+// and combines them with mum, which is not symmetric: swapping key and value changes the result.
 func (h Hasher) pair(k string, v pcommon.Value) uint64 {
-	return mix(maphash.String(h.seed, k)*0x9e3779b97f4a7c15 + h.value(v))
+	return mum(maphash.String(h.seed, k), h.value(v))
 }
 
 func (h Hasher) value(v pcommon.Value) uint64 {
@@ -67,6 +73,13 @@ func (h Hasher) value(v pcommon.Value) uint64 {
 		// Maps, slices and bytes are rare as metric attributes; AsString allocates but is exact.
 		return mix(maphash.String(h.seed, v.AsString()) ^ uint64(v.Type()))
 	}
+}
+
+// mum is wyhash's mixing step: the 128-bit product of the two inputs, each xored with its own
+// constant, folded to 64 bits. One multiplication, and every input bit reaches the output.
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a^0xa0761d6478bd642f, b^0xe7037ed1a0b428db)
+	return hi ^ lo
 }
 
 // mix is the splitmix64 finalizer: it spreads every input bit over the output.
