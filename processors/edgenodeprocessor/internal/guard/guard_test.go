@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -165,4 +166,30 @@ func TestHasherDoesNotAllocate(t *testing.T) {
 	attrs.PutDouble("le", 0.5)
 	allocs := testing.AllocsPerRun(100, func() { _ = h.Series(h.Metric(1, "m"), attrs) })
 	assert.Zero(t, allocs)
+}
+
+// The order hint is only a shortcut: with and without passes, every verdict must be the same,
+// whatever the order, the subsets and the expiries.
+func TestPassesGiveTheSameVerdicts(t *testing.T) {
+	limits := Limits{MaxSeriesPerNode: 40, MaxSeriesPerMetric: 25, Window: 10 * time.Second}
+	plain, hinted := New(limits).Lock("n"), New(limits).Lock("n")
+	rng := rand.New(rand.NewPCG(1, 2))
+	last := map[string][]int{}
+	for round := range 300 {
+		now := int64(round) * sec
+		for _, metric := range []string{"a", "b", "c"} {
+			// Mostly the same order as last time, like a scrape; now and then a new one.
+			ids, ok := last[metric]
+			if !ok || round%4 == 3 {
+				ids = rng.Perm(60)[:rng.IntN(60)]
+				last[metric] = ids
+			}
+			hinted.StartMetric(metric)
+			for _, i := range ids {
+				id := uint64(i) | uint64(metric[0])<<32
+				require.Equal(t, plain.Admit(now, metric, id), hinted.Admit(now, metric, id), "round %d metric %s id %d", round, metric, i)
+			}
+			hinted.EndMetric()
+		}
+	}
 }
