@@ -64,16 +64,17 @@ func TestSlowSink(t *testing.T) {
 // The buffer's disk quota (buffer.max_bytes) during an outage: the directory stays under it, the
 // oldest data goes and is counted, and everything not counted is delivered afterwards.
 func TestBufferQuotaDuringOutage(t *testing.T) {
-	const maxBytes = 2 << 20
+	const maxBytes = 1 << 20
 	env := newEnv(t, 4)
 	c := startCollector(t, env, "direct", maxBytes, nil)
 	base := steady(t, c)
 	env.Sink.SetDown(http.StatusServiceUnavailable)
 	var peak int64
-	for range 20 {
+	for range 30 {
 		wait(interval)
 		peak = max(peak, harness.DirBytes(c.params.DataDir))
 	}
+	t.Logf("buffer directory peak %d bytes", peak)
 	env.Sink.SetDown(0)
 	a := c.drain(90 * time.Second)
 	m, err := c.metrics()
@@ -127,7 +128,7 @@ func TestCloudcoreTLSFailure(t *testing.T) {
 	// What still flows is the receiver's own per-target series (up = 0, scrape duration, ...): at
 	// most a handful per target, never a node's samples.
 	targets := 2 * len(env.Sim.Fleet().Nodes)
-	assert.LessOrEqual(t, env.Sink.Stats().Series, 5*targets)
+	assert.LessOrEqual(t, env.Sink.Stats().Series, 10*targets)
 	wait(interval)
 	sinkGotSent(t, env, c.drain(30*time.Second))
 	exited, _ := c.proc.Exited()
