@@ -69,13 +69,30 @@ func (f fleet) appendBlock(t *testing.T, app storage.AppenderV2, from, to time.T
 				_, err := app.Append(0, l, 0, ms, v, nil, nil, storage.AppendV2Options{})
 				require.NoError(t, err)
 			}
-			add(ls("up"), boolf(!down))
-			add(ls("scrape_duration_seconds"), 0.01*float64(i+1)+0.001*float64(k%7))
+			for p, path := range []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"} {
+				mp := []string{"metrics_path", path}
+				add(ls("up", mp...), boolf(!down))
+				add(ls("scrape_duration_seconds", mp...), 0.01*float64(i+p+1)+0.001*float64(k%7))
+				add(ls("scrape_samples_scraped", mp...), boolf(!down)*float64(100*(p+1)+i))
+				if n.name == "edge-4" {
+					add(ls("kubeedge_scrape_failures_total", "metrics_path", path, "reason", "transport"), float64(hours(ts, f.base)*40))
+				}
+			}
+			add(ls("kubeedge_node_connected"), boolf(!down))
+			add(ls("kubeedge_node_ready"), 1)
+			add(ls("kubeedge_node_seconds_since_last_good_scrape"), float64(k%2)*15)
+			disconnects := 0
+			if n.name == "edge-4" {
+				disconnects = hours(ts.Add(-20*time.Minute), f.base) + 1
+			}
+			add(ls("kubeedge_node_disconnects_total"), float64(disconnects))
 			if down {
 				continue
 			}
+			add(ls("node_cpu_usage_seconds_total", "metrics_path", "/metrics/resource"), float64(k)*0.9*float64(i+1))
+			add(ls("node_memory_working_set_bytes", "metrics_path", "/metrics/resource"), float64(1<<30+i<<20)+float64(k%11)*8192)
 			for c, container := range []string{"agent", "app"} {
-				cl := []string{"container", container, "namespace", "edge", "pod", n.name + "-" + container}
+				cl := []string{"container", container, "namespace", "edge", "pod", n.name + "-" + container, "metrics_path", "/metrics/resource"}
 				add(ls("container_cpu_usage_seconds_total", cl...), float64(k)*0.25*float64(i+c+1)+math.Sin(float64(k)))
 				add(ls("container_memory_working_set_bytes", cl...), float64(100<<20*(i+1)+c<<20)+float64(k%13)*4096)
 			}
@@ -92,6 +109,37 @@ func (f fleet) appendBlock(t *testing.T, app storage.AppenderV2, from, to time.T
 				add(ls("edge_request_duration_seconds_bucket", "le", le), v)
 			}
 			_, err := app.Append(0, ls("edge_request_duration_native_seconds"), 0, ms, 0, tsdbutil.GenerateTestHistogram(int64(k)), nil, storage.AppendV2Options{})
+			require.NoError(t, err)
+		}
+	}
+}
+
+// hours counts the whole hours from base to ts, at least 0.
+func hours(ts, base time.Time) int { return max(int(ts.Sub(base)/time.Hour), 0) }
+
+// appendSelfMetrics writes the collector's own telemetry, as its Prometheus endpoint names it.
+func (f fleet) appendSelfMetrics(t *testing.T, app storage.AppenderV2, from, to time.Time) {
+	t.Helper()
+	ls := func(name string, extra ...string) labels.Labels {
+		return labels.FromStrings(append([]string{"__name__", name, "job", "edgetel", "instance", "collector-0"}, extra...)...)
+	}
+	for ts := from; ts.Before(to); ts = ts.Add(f.step) {
+		k := float64(ts.Sub(f.base) / f.step)
+		for _, s := range []struct {
+			l labels.Labels
+			v float64
+		}{
+			{ls("edgeremotewrite_buffer_bytes"), 4096 + float64(int(k)%5)*1024},
+			{ls("edgeremotewrite_buffer_disk_bytes"), 1 << 20},
+			{ls("edgeremotewrite_oldest_sample_age_seconds"), 2 + float64(int(k)%3)},
+			{ls("edgeremotewrite_samples_dropped_total"), k / 10},
+			{ls("otelcol_objstore_exporter_upload_lag_seconds"), float64(int(k) % 240 * 15)},
+			{ls("otelcol_objstore_exporter_upload_failures_total"), float64(int(k) / 100)},
+			{ls("otelcol_objstore_exporter_blocks_uploaded_total"), float64(int(k) / 240)},
+			{ls("otelcol_objstore_exporter_samples_dropped_total", "reason", "out_of_order"), k},
+			{ls("otelcol_receiver_kubeedge_scrape_failures_total"), k * 3},
+		} {
+			_, err := app.Append(0, s.l, 0, ts.UnixMilli(), s.v, nil, nil, storage.AppendV2Options{})
 			require.NoError(t, err)
 		}
 	}
@@ -115,6 +163,7 @@ func (f fleet) writeBlocks(t *testing.T, dir string) []ulid.ULID {
 		app := w.AppenderV2(ctx)
 		from := f.base.Add(time.Duration(b) * time.Hour)
 		f.appendBlock(t, app, from, from.Add(time.Hour))
+		f.appendSelfMetrics(t, app, from, from.Add(time.Hour))
 		require.NoError(t, app.Commit())
 		id, err := w.Flush(ctx)
 		require.NoError(t, err)

@@ -67,7 +67,7 @@ func TestSampleLimitCutsOffQuery(t *testing.T) {
 	assert.Contains(t, decode(t, body).Error, "too many samples")
 
 	// The server keeps answering queries within the limit.
-	code, body = get(t, srv, "/api/v1/query", v("query", "sum(up)", "time", at), false)
+	code, body = get(t, srv, "/api/v1/query", v("query", `sum(up{metrics_path="/metrics"})`, "time", at), false)
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Equal(t, "5", vectorValue(t, body))
 }

@@ -36,13 +36,13 @@ func cachedIDs(s *Store) []ulid.ULID {
 	return ids
 }
 
-// countSeries counts the `up` series with a sample in [mint, maxt].
+// countSeries counts the `up` series of one endpoint with a sample in [mint, maxt].
 func countSeries(t *testing.T, q storage.Queryable, mint, maxt time.Time, ms ...*labels.Matcher) int {
 	t.Helper()
 	qr, err := q.Querier(mint.UnixMilli(), maxt.UnixMilli())
 	require.NoError(t, err)
 	defer qr.Close()
-	ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"), labels.MustNewMatcher(labels.MatchEqual, "metrics_path", "/metrics"))
 	ss := qr.Select(context.Background(), false, nil, ms...)
 	n := 0
 	for ss.Next() {
@@ -215,7 +215,7 @@ func TestExternalLabels(t *testing.T) {
 	q, err := s.Querier(from.UnixMilli(), to.UnixMilli())
 	require.NoError(t, err)
 	defer q.Close()
-	ss := q.Select(ctx, true, nil, eq("__name__", "up"), eq("node", "edge-0"))
+	ss := q.Select(ctx, true, nil, eq("__name__", "up"), eq("node", "edge-0"), eq("metrics_path", "/metrics"))
 	var got []string
 	for ss.Next() {
 		got = append(got, ss.At().Labels().Get("cluster"))
