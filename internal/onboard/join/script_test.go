@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // stubs are commands the script calls, each recording its argv NUL-separated in $LOG/<name>,
@@ -136,4 +138,32 @@ func TestQuoteRoundTripsThroughBash(t *testing.T) {
 			assert.Equal(t, v+"\x00next\x00", string(out))
 		})
 	}
+}
+
+// TestAPICommandRunsEndToEnd takes the command from the HTTP API, with cloudcore's ports and
+// the mirror from their ConfigMaps, and runs it under bash with stub programs.
+func TestAPICommandRunsEndToEnd(t *testing.T) {
+	objs := baseObjects()
+	objs[2].(*corev1.ConfigMap).Data[CloudcoreKey] = `modules:
+  cloudHub:
+    advertiseAddress: [cloudcore.example.com, 192.168.1.10]
+    websocket: {port: 30000}
+    quic: {port: 30001}
+    https: {port: 30002}
+  cloudStream: {tunnelPort: 30004}
+`
+	objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kubeedge", Name: SettingsConfigMap},
+		Data: map[string]string{KeyVersion: "v1.22.1", KeyMirror: "https://mirror.example.com/kubeedge/"}})
+	f := newFixture(t, defaults(), objs...)
+	code, resp, raw := f.get(t, "/api/v1alpha1/nodes/join", q("edge-new", "10.20.0.9", "add_default_taint", "true"))
+	require.Equal(t, 200, code, raw)
+
+	argv, err := run(t, resp.Data, "aarch64", "keadm-v1.22.1-linux-arm64/keadm/keadm")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"-fsSL", "-o", "keadm.tar.gz", "https://mirror.example.com/kubeedge/v1.22.1/keadm-v1.22.1-linux-arm64.tar.gz"}, argv["curl"])
+	assert.Equal(t, []string{"join", "--kubeedge-version=v1.22.1", "--cloudcore-ipport=cloudcore.example.com:30000", "--certport=30002",
+		"--edgenode-name=edge-new", "--token=" + joinToken,
+		"--set=modules.edgeStream.enable=true,modules.edged.nodeIP=10.20.0.9," +
+			"modules.edged.tailoredKubeletConfig.registerWithTaints[0].key=node-role.kubernetes.io/edge," +
+			"modules.edged.tailoredKubeletConfig.registerWithTaints[0].effect=NoSchedule"}, argv["keadm"])
 }
