@@ -38,6 +38,11 @@ func TestProviderConfigErrors(t *testing.T) {
 	require.ErrorContains(t, err, "missing directory")
 	_, err = NewFromYAML(context.Background(), []byte("type: S3\nconfig: {bucket: b, endpoint: 127.0.0.1:9000, nonsense: 1}"), nil)
 	require.ErrorContains(t, err, "open S3 bucket")
+	// GCS and AZURE are linked in: their own validation answers (before any network use).
+	_, err = NewFromYAML(context.Background(), []byte("type: GCS\nconfig: {}"), nil)
+	require.ErrorContains(t, err, "missing Google Cloud Storage bucket name")
+	_, err = NewFromYAML(context.Background(), []byte("type: azure\nconfig: {container: c}"), nil)
+	require.ErrorContains(t, err, "storage_account_name is required")
 }
 
 func TestS3ConfigOpensWithoutNetwork(t *testing.T) {
