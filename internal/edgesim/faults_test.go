@@ -456,4 +456,3 @@ func TestStopsWithContext(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond)
 	assert.NoError(t, s.Close())
 }
-

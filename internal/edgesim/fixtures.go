@@ -299,7 +299,11 @@ func compileJSON(c *chunk, raw []byte, subs []sub, ref time.Time) error {
 			default:
 				m.model = modelGauge
 			}
-			c.value(m)
+			if fixed(m) {
+				c.lits(num)
+			} else {
+				c.value(m)
+			}
 			i = end
 		default:
 			start := i

@@ -200,7 +200,7 @@ func (s *Sim) startDirect() error {
 	}
 	s.servers = append(s.servers, srv)
 	for i := range s.nodes {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := directListen(i)
 		if err != nil {
 			return fmt.Errorf("edgesim: direct listener for %s: %w", s.nodeName(i), err)
 		}
@@ -213,6 +213,17 @@ func (s *Sim) startDirect() error {
 		}()
 	}
 	return nil
+}
+
+// directListen gives node i its own loopback address (127.2.0.0/16 is loopback on Linux), so its
+// port comes from an almost empty range: thousands of ephemeral binds on 127.0.0.1 alone get slow
+// in the kernel's port search. Where that address is refused, 127.0.0.1 serves.
+func directListen(i int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.2.%d.%d:0", i/250, i%250+1))
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	return ln, err
 }
 
 // serveDirect is edged's read-only kubelet server for one node.

@@ -53,6 +53,23 @@ type renderCtx struct {
 	stepMs int64
 	pod    *podInstance
 	v      *valueCtx
+	ts     [16]tsMemo // recently formatted timestamps: a cgroup's lines share one
+}
+
+type tsMemo struct {
+	ts  int64
+	n   int
+	buf [20]byte
+}
+
+// appendTimestamp formats ts, reusing a recent formatting of the same value.
+func (r *renderCtx) appendTimestamp(dst []byte, ts int64) []byte {
+	m := &r.ts[ts&15]
+	if m.n == 0 || m.ts != ts {
+		m.ts = ts
+		m.n = len(strconv.AppendInt(m.buf[:0], ts, 10))
+	}
+	return append(dst, m.buf[:m.n]...)
 }
 
 func (c *chunk) lits(s string) {
@@ -138,7 +155,7 @@ func (c *chunk) render(dst []byte, r *renderCtx) []byte {
 		case opValue:
 			dst = appendValue(dst, &c.vals[o.a], r.v)
 		case opTimestamp:
-			dst = strconv.AppendInt(dst, r.stepMs+o.off, 10)
+			dst = r.appendTimestamp(dst, r.stepMs+o.off)
 		case opTime:
 			dst = time.UnixMilli(r.stepMs+o.off).UTC().AppendFormat(dst, time.RFC3339)
 		}
@@ -235,10 +252,10 @@ func addSample(c *chunk, line string, subs []sub, family, typ string, famID uint
 	c.withSubs(line[:end], subs)
 	c.lits(" ")
 	v, err := strconv.ParseFloat(fields[0], 64)
-	if err != nil {
-		c.lits(fields[0])
+	if m := modelFor(family, typ, v, famID, lineNo); err != nil || fixed(m) {
+		c.lits(fields[0]) // never changes: part of the literal text, no slot to fill
 	} else {
-		c.value(modelFor(family, typ, v, famID, lineNo))
+		c.value(m)
 	}
 	if len(fields) > 1 {
 		ts, err := strconv.ParseInt(fields[1], 10, 64)
@@ -279,6 +296,12 @@ func modelFor(family, typ string, v float64, famID uint16, lineNo int) valModel 
 		}
 	}
 	return m
+}
+
+// fixed reports a value that renders the same at every step: constants, and zero counters and
+// gauges (scaling zero keeps zero). Two thirds of cAdvisor's samples are zero.
+func fixed(m valModel) bool {
+	return m.model == modelConst || (m.base == 0 && (m.model == modelCounter || m.model == modelGauge))
 }
 
 // labelValue returns the value of label name in a sample line, "" when absent.
