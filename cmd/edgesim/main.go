@@ -31,6 +31,8 @@ func main() {
 type options struct {
 	cfg          edgesim.Config
 	disconnect   string
+	tunnelClosed string
+	statsEvery   time.Duration
 	disconnectF  float64
 	latency      time.Duration
 	errorRate    float64
@@ -59,6 +61,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.cfg.Step, "step", 15*time.Second, "how often values advance (counters grow, gauges move, pods churn)")
 	fs.Int64Var(&o.cfg.CacheBytes, "cache-bytes", 256<<20, "bytes of rendered bodies kept for reuse within a step; negative disables")
 	fs.StringVar(&o.disconnect, "disconnect", "", "comma-separated nodes started without a tunnel session")
+	fs.StringVar(&o.tunnelClosed, "tunnel-closed", "", "comma-separated nodes whose session stays but whose tunnel is closed (200, empty body)")
+	fs.DurationVar(&o.statsEvery, "log-stats", 30*time.Second, "log what was served this often; 0 disables")
 	fs.Float64Var(&o.disconnectF, "disconnect-fraction", 0, "share of the fleet (0..1) started without a tunnel session")
 	fs.DurationVar(&o.latency, "latency", 0, "delay of every edge answer")
 	fs.Float64Var(&o.errorRate, "error-rate", 0, "share (0..1) of edge answers that fail mid-body")
@@ -83,8 +87,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if o.errorRate < 0 || o.errorRate > 1 {
 		return nil, fmt.Errorf("--error-rate %v: want 0..1", o.errorRate)
 	}
-	if o.latency < 0 || o.slowBodyFor < 0 {
-		return nil, errors.New("--latency and --slow-body-duration must not be negative")
+	if o.latency < 0 || o.slowBodyFor < 0 || o.statsEvery < 0 {
+		return nil, errors.New("--latency, --slow-body-duration and --log-stats must not be negative")
 	}
 	if o.explodeCount < 0 {
 		return nil, fmt.Errorf("--explode-series %d: want >= 0", o.explodeCount)
@@ -144,13 +148,36 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- *edg
 	if ready != nil {
 		ready <- sim
 	}
-	<-ctx.Done()
-	log.Info("stopping")
+	logStats(ctx, sim, log, o.statsEvery)
+	log.Info("stopping", "served", sim.Stats())
 	return sim.Close()
 }
 
+// logStats logs the served counters every interval while they change, until ctx ends.
+func logStats(ctx context.Context, sim *edgesim.Sim, log *slog.Logger, every time.Duration) {
+	if every <= 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var last edgesim.Stats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if st := sim.Stats(); st != last {
+				log.Info("served", "bodies", st.Bodies, "bytes", st.Bytes, "no_session_500", st.NoSession,
+					"not_routed_404", st.NotRouted, "truncated", st.Truncated, "step", sim.Step())
+				last = st
+			}
+		}
+	}
+}
+
 func applyFaults(sim *edgesim.Sim, o *options) error {
-	for _, names := range []string{o.disconnect, o.slowBody, o.malformed, o.explode} {
+	for _, names := range []string{o.disconnect, o.tunnelClosed, o.slowBody, o.malformed, o.explode} {
 		if bad := sim.Unknown(list(names)...); len(bad) > 0 {
 			return fmt.Errorf("unknown nodes %q", bad)
 		}
@@ -160,6 +187,9 @@ func applyFaults(sim *edgesim.Sim, o *options) error {
 	}
 	if o.disconnectF > 0 {
 		sim.DisconnectFraction(o.disconnectF)
+	}
+	for _, n := range list(o.tunnelClosed) {
+		sim.SetTunnelClosed(n, true)
 	}
 	if o.latency > 0 {
 		sim.SetLatency(o.latency)

@@ -69,7 +69,7 @@ func start(t *testing.T, args ...string) (*edgesim.Sim, *syncBuffer, chan error)
 func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 	s, logs, done := start(t, "--nodes", "1000", "--seed", "9", "--require-client-cert", "--direct",
 		"--disconnect", "edge-00002", "--malformed", "edge-00003", "--explode", "edge-00004", "--explode-series", "7",
-		"--kubelet-port", "10351")
+		"--kubelet-port", "10351", "--tunnel-closed", "edge-00005", "--log-stats", "50ms")
 	f := s.Fleet()
 	require.Len(t, f.Nodes, 1000)
 	saved, err := fleet.Load(filepathOf(t, logs))
@@ -99,6 +99,11 @@ func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 	assert.Contains(t, body, "edgesim_malformed{")
 	_, body = getStatus(f.Nodes[3].Address(), "/metrics")
 	assert.Equal(t, 7, strings.Count(body, "edgesim_exploded_series{"))
+
+	code, body = getStatus(f.Nodes[4].Address(), "/metrics")
+	assert.Equal(t, http.StatusOK, code, "--tunnel-closed")
+	assert.Empty(t, body)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "msg=served") }, 5*time.Second, 20*time.Millisecond)
 
 	resp, err := http.Get("http://" + s.AdminAddr() + "/healthz")
 	require.NoError(t, err)

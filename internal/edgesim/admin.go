@@ -44,6 +44,7 @@ type NodeStatus struct {
 	Direct    string        `json:"direct,omitempty"`
 	Connected bool          `json:"connected"`
 	Pods      int           `json:"pods"`
+	Closed    bool          `json:"tunnel_closed,omitempty"`
 	Malformed bool          `json:"malformed,omitempty"`
 	Explosion int           `json:"explosion,omitempty"`
 	SlowBody  time.Duration `json:"slow_body_ns,omitempty"`
@@ -56,6 +57,7 @@ func (s *Sim) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /api/fleet", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Fleet()) })
 	mux.HandleFunc("GET /api/nodes", s.adminNodes)
+	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
 	mux.HandleFunc("POST /api/disconnect", s.adminDisconnect)
 	mux.HandleFunc("POST /api/reconnect", s.adminReconnect)
 	mux.HandleFunc("POST /api/latency", func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +98,19 @@ func (s *Sim) AdminHandler() http.Handler {
 		}
 		s.SetMalformed(name, on)
 		writeJSON(w, map[string]any{"node": name, "malformed": on})
+	})
+	mux.HandleFunc("POST /api/tunnel-closed", func(w http.ResponseWriter, r *http.Request) {
+		name, ok := s.nodeParam(w, r)
+		if !ok {
+			return
+		}
+		on, err := strconv.ParseBool(r.FormValue("on"))
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "on: want true or false, got %q", r.FormValue("on"))
+			return
+		}
+		s.SetTunnelClosed(name, on)
+		writeJSON(w, map[string]any{"node": name, "tunnel_closed": on})
 	})
 	mux.HandleFunc("POST /api/explosion", func(w http.ResponseWriter, r *http.Request) {
 		name, ok := s.nodeParam(w, r)
@@ -147,6 +162,7 @@ func (s *Sim) adminNodes(w http.ResponseWriter, r *http.Request) {
 			IP:        n.IP,
 			Direct:    n.Direct,
 			Connected: !s.faults.disconnected[i].Load(),
+			Closed:    s.faults.closed[i].Load(),
 			Pods:      s.nodes[i].pods,
 			Malformed: s.faults.malformed[i].Load(),
 			Explosion: int(s.faults.explosion[i].Load()),

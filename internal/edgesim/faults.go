@@ -11,6 +11,7 @@ import (
 // faults are the injected failures; every field is read on the request path without locks.
 type faults struct {
 	disconnected []atomic.Bool
+	closed       []atomic.Bool // session kept but its tunnel closed: 200 with an empty body
 	malformed    []atomic.Bool
 	explosion    []atomic.Int32
 	slowBody     []atomic.Int64 // nanoseconds over which the body is dribbled out
@@ -20,6 +21,7 @@ type faults struct {
 
 func (f *faults) init(n int) {
 	f.disconnected = make([]atomic.Bool, n)
+	f.closed = make([]atomic.Bool, n)
 	f.malformed = make([]atomic.Bool, n)
 	f.explosion = make([]atomic.Int32, n)
 	f.slowBody = make([]atomic.Int64, n)
@@ -29,13 +31,14 @@ func (f *faults) init(n int) {
 // body for them. Unknown names are ignored; see Unknown.
 func (s *Sim) Disconnect(names ...string) { s.setConnected(names, false) }
 
-// Reconnect restores the tunnel sessions of the named nodes.
+// Reconnect gives the named nodes a fresh tunnel session (clearing SetTunnelClosed too).
 func (s *Sim) Reconnect(names ...string) { s.setConnected(names, true) }
 
 // ReconnectAll restores every node's session.
 func (s *Sim) ReconnectAll() {
 	for i := range s.faults.disconnected {
 		s.faults.disconnected[i].Store(false)
+		s.faults.closed[i].Store(false)
 	}
 	s.log.Info("fault: all nodes reconnected")
 }
@@ -44,9 +47,20 @@ func (s *Sim) setConnected(names []string, connected bool) {
 	for _, name := range names {
 		if i, ok := s.byKey[name]; ok {
 			s.faults.disconnected[i].Store(!connected)
+			s.faults.closed[i].Store(false) // a new session replaces the closed one
 		}
 	}
 	s.log.Info("fault: tunnel sessions", "connected", connected, "nodes", names)
+}
+
+// SetTunnelClosed keeps node name's session but closes its tunnel. cloudcore never deletes a
+// session (kubeedge.md §1.3), so after an edge drops its tunnel cloudcore still answers 200 and
+// then has nothing to relay: the body is empty.
+func (s *Sim) SetTunnelClosed(name string, closed bool) {
+	if i, ok := s.byKey[name]; ok {
+		s.faults.closed[i].Store(closed)
+		s.log.Info("fault: tunnel closed", "node", name, "closed", closed)
+	}
 }
 
 // Unknown returns the names that are not nodes of the fleet (by name or IP).

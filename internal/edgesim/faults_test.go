@@ -101,6 +101,23 @@ func TestDisconnect(t *testing.T) {
 	assert.Len(t, s.DisconnectFraction(1), 15, "only connected nodes are picked")
 }
 
+func TestTunnelClosedAndStats(t *testing.T) {
+	s := startSim(t, Config{Nodes: 3, Seed: 3, ManualStep: true})
+	c := client(t, s, false)
+	n := s.Fleet().Nodes[0]
+	s.SetTunnelClosed(n.Name, true)
+	code, body := get(t, c, s, n.Address(), "/metrics/cadvisor")
+	assert.Equal(t, http.StatusOK, code, "cloudcore keeps the session of a closed tunnel")
+	assert.Empty(t, body)
+	s.Reconnect(n.Name)
+	code, body = get(t, c, s, n.Address(), "/metrics/cadvisor")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, s.Expected(n.Name, "/metrics/cadvisor"), body)
+	get(t, c, s, "nowhere", "/metrics")
+	get(t, c, s, n.Address(), "/pods")
+	assert.Equal(t, Stats{Bodies: 1, Bytes: int64(len(body)), NoSession: 1, NotRouted: 1, Truncated: 1}, s.Stats())
+}
+
 func TestErrorRateTruncatesBehind200(t *testing.T) {
 	s := startSim(t, Config{Nodes: 3, Seed: 3, ManualStep: true})
 	c := client(t, s, false)
@@ -386,6 +403,12 @@ func TestAdminAPI(t *testing.T) {
 	code, _ = post("/api/malformed", url.Values{"node": {nodes[3].Name}, "on": {"maybe"}})
 	assert.Equal(t, http.StatusBadRequest, code)
 
+	code, _ = post("/api/tunnel-closed", url.Values{"node": {nodes[6].Name}, "on": {"true"}})
+	assert.Equal(t, http.StatusOK, code)
+	status, body := get(t, c, s, nodes[6].Address(), "/metrics")
+	assert.Equal(t, http.StatusOK, status)
+	assert.Empty(t, body)
+
 	code, _ = post("/api/explosion", url.Values{"node": {nodes[4].Name}, "series": {"100"}})
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, int32(100), s.faults.explosion[4].Load())
@@ -399,7 +422,7 @@ func TestAdminAPI(t *testing.T) {
 
 	resp, err := http.Get(admin + "/api/expected?node=" + nodes[5].Name + "&path=/metrics/resource")
 	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	_, served := get(t, c, s, nodes[5].Address(), "/metrics/resource")
 	assert.Equal(t, served, body)
@@ -411,6 +434,15 @@ func TestAdminAPI(t *testing.T) {
 	resp.Body.Close()
 	require.Len(t, statuses, 10)
 	assert.True(t, statuses[3].Malformed)
+	assert.True(t, statuses[6].Closed)
+
+	resp, err = http.Get(admin + "/api/stats")
+	require.NoError(t, err)
+	var st Stats
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	resp.Body.Close()
+	assert.Equal(t, s.Stats(), st)
+	assert.Positive(t, st.Bodies)
 	assert.Equal(t, 100, statuses[4].Explosion)
 	assert.GreaterOrEqual(t, statuses[0].Pods, 3)
 	assert.LessOrEqual(t, statuses[0].Pods, 30)

@@ -87,6 +87,7 @@ type Sim struct {
 	manualStep atomic.Int64
 
 	faults faults
+	stats  counters
 	cache  bodyCache
 	pool   sync.Pool
 
@@ -330,6 +331,31 @@ func (s *Sim) fleetLocked() fleet.File {
 
 // TLSFiles are the CA, server and client certificate files.
 func (s *Sim) TLSFiles() tlsutil.Files { return s.files }
+
+// counters are what edgesim has served.
+type counters struct {
+	bodies, bytes, noSession, notRouted, truncated atomic.Int64
+}
+
+// Stats counts what edgesim has served since New.
+type Stats struct {
+	Bodies    int64 `json:"bodies"`     // full bodies sent (through cloudcore or directly)
+	Bytes     int64 `json:"bytes"`      // their bytes
+	NoSession int64 `json:"no_session"` // 500s for unknown or disconnected nodes
+	NotRouted int64 `json:"not_routed"` // 404s for paths cloudcore does not route
+	Truncated int64 `json:"truncated"`  // answers cut by the error rate or a closed tunnel
+}
+
+// Stats returns the counters.
+func (s *Sim) Stats() Stats {
+	return Stats{
+		Bodies:    s.stats.bodies.Load(),
+		Bytes:     s.stats.bytes.Load(),
+		NoSession: s.stats.noSession.Load(),
+		NotRouted: s.stats.notRouted.Load(),
+		Truncated: s.stats.truncated.Load(),
+	}
+}
 
 // Step is the current simulation step.
 func (s *Sim) Step() int64 {

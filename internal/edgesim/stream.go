@@ -56,6 +56,7 @@ func sessionKey(r *http.Request) string {
 func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request) {
 	metrics, routed := cloudcoreRoute(r.URL.Path)
 	if !routed {
+		s.stats.notRouted.Add(1)
 		w.WriteHeader(http.StatusNotFound)
 		w.Write([]byte("404: Page Not Found"))
 		return
@@ -72,12 +73,17 @@ func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request) {
 	i, ok := s.byKey[sessionKey(r)]
 	if !metrics || !ok || s.faults.disconnected[i].Load() {
 		// cloudcore's deferred error path: 500, nothing else.
+		s.stats.noSession.Add(1)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	// cloudcore commits to 200 before it asks the edge.
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).Flush()
+	if s.faults.closed[i].Load() {
+		s.stats.truncated.Add(1)
+		return
+	}
 	s.answer(w, r, i, true)
 }
 
@@ -107,6 +113,7 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		}
 	}
 	if rate := s.errorRate(); rate > 0 && rand.Float64() < rate {
+		s.stats.truncated.Add(1)
 		w.Write(body[:cutAtLine(body, rand.IntN(len(body)+1))])
 		if !tunnel {
 			http.NewResponseController(w).Flush()
@@ -114,6 +121,8 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		}
 		return // cloudcore ends the response cleanly: a 200 with a short body
 	}
+	s.stats.bodies.Add(1)
+	s.stats.bytes.Add(int64(len(body)))
 	if d := time.Duration(s.faults.slowBody[i].Load()); d > 0 {
 		dribble(r.Context(), w, body, d)
 		return
