@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -26,7 +27,7 @@ type extQuerier struct {
 
 // anyName matches every series: a block query needs at least one matcher once the matchers on
 // external labels are taken out.
-var anyName = labels.MustNewMatcher(labels.MatchNotEqual, labels.MetricName, "")
+var anyName = labels.MustNewMatcher(labels.MatchNotEqual, model.MetricNameLabel, "")
 
 // split takes out the matchers on external labels; ok is false when one of them excludes the
 // block's value, so nothing in the block can match.
