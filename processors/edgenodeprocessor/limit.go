@@ -24,6 +24,7 @@ type limiter struct {
 	node  *guard.Node
 	now   int64
 	drops []metricDrops
+	keys  guard.KeyCache
 }
 
 // guardResource drops the data points of series over the node's limits and reports whether it
@@ -78,7 +79,7 @@ func (l *limiter) metric(scopeHash uint64, m pmetric.Metric) bool {
 }
 
 func (l *limiter) admit(name string, mh uint64, attrs pcommon.Map) bool {
-	v := l.node.Admit(l.now, name, l.p.hasher.Series(mh, attrs))
+	v := l.node.Admit(l.now, name, l.p.hasher.SeriesCached(mh, attrs, &l.keys))
 	if v == guard.Admitted {
 		return true
 	}

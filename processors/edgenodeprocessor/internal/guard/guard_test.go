@@ -193,3 +193,17 @@ func TestPassesGiveTheSameVerdicts(t *testing.T) {
 		}
 	}
 }
+
+func TestSeriesCachedEqualsSeries(t *testing.T) {
+	h := NewHasher()
+	var kc KeyCache
+	rng := rand.New(rand.NewPCG(3, 4))
+	keys := []string{"pod", "namespace", "container", "le", "a", "b", "c", "d", "e", "f", "g"}
+	for range 2000 {
+		attrs := pcommon.NewMap()
+		for _, i := range rng.Perm(len(keys))[:rng.IntN(len(keys))] {
+			attrs.PutStr(keys[i], keys[rng.IntN(len(keys))])
+		}
+		require.Equal(t, h.Series(7, attrs), h.SeriesCached(7, attrs, &kc))
+	}
+}

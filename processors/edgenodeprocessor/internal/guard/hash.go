@@ -48,6 +48,36 @@ func (h Hasher) Series(metric uint64, attrs pcommon.Map) uint64 {
 	return mum(metric, h.sum(attrs))
 }
 
+// KeyCache remembers the hashes of the keys at the first positions of the last attribute map:
+// the points of one metric nearly always carry the same keys in the same order, and comparing a
+// short key costs less than hashing it. Use one per goroutine; the zero value is ready.
+type KeyCache [8]struct {
+	key  string
+	hash uint64
+}
+
+// SeriesCached is Series with key hashes taken from kc where the keys match.
+func (h Hasher) SeriesCached(metric uint64, attrs pcommon.Map, kc *KeyCache) uint64 {
+	var sum uint64
+	j := 0
+	for k, v := range attrs.All() {
+		var hk uint64
+		if j < len(kc) {
+			if c := &kc[j]; c.key == k {
+				hk = c.hash
+			} else {
+				hk = maphash.String(h.seed, k)
+				c.key, c.hash = k, hk
+			}
+		} else {
+			hk = maphash.String(h.seed, k)
+		}
+		sum += mum(hk, h.value(v))
+		j++
+	}
+	return mum(metric, sum+uint64(attrs.Len()))
+}
+
 // pair hashes key and value apart (two short hashes cost less than copying them into one buffer)
 // and combines them with mum, which is not symmetric: swapping key and value changes the result.
 func (h Hasher) pair(k string, v pcommon.Value) uint64 {
