@@ -324,7 +324,9 @@ func (c *Converter) float(f float64) string {
 	return s
 }
 
-// FormatFloat formats le and quantile values as Prometheus does.
+// FormatFloat formats le and quantile values as the Collector's Prometheus translator does
+// ('f' format: "1", "0.005", "1000000"). Prometheus 3's own scrape would store "1.0"; PromQL
+// functions such as histogram_quantile do not care.
 func FormatFloat(f float64) string {
 	switch {
 	case math.IsInf(f, 1):
@@ -332,7 +334,7 @@ func FormatFloat(f float64) string {
 	case math.IsInf(f, -1):
 		return "-Inf"
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func ts(t pcommon.Timestamp) int64 { return int64(t) / 1e6 }

@@ -217,3 +217,9 @@ func TestConvertWithoutSuffixes(t *testing.T) {
 		assert.Contains(t, c.got[0].ls, `__name__="`+tc.want+`"`)
 	}
 }
+
+func TestFormatFloatLikeTheCollector(t *testing.T) {
+	for f, want := range map[float64]string{1: "1", 0.005: "0.005", 1e6: "1000000", 1e-5: "0.00001", math.Inf(1): "+Inf", 2.5: "2.5"} {
+		assert.Equal(t, want, FormatFloat(f))
+	}
+}
