@@ -310,10 +310,11 @@ func runController(ctx context.Context, c controllerConfig) error {
 	if err != nil {
 		return err
 	}
+	reg := newRegistry()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveMetrics(ctx, c.metricsListen, newRegistry()) })
+	g.Go(func() error { return serveMetrics(ctx, c.metricsListen, reg) })
 	if !c.disableJoin {
-		srv, err := newJoinServer(c, kube, log)
+		srv, err := newJoinServer(c, kube, log, reg)
 		if err != nil {
 			return err
 		}
@@ -322,7 +323,8 @@ func runController(ctx context.Context, c controllerConfig) error {
 	if !c.disableRules {
 		ctrl, err := rules.NewController(rules.Config{Client: kube, Dynamic: dyn, Recorder: eventRecorder(ctx, kube, "edgetel-onboard-controller"),
 			Logger: log, Model: apis.Model(c.model), KubeEdgeNamespace: c.kubeEdgeNamespace, CloudcoreService: c.cloudcoreService,
-			StreamPort: c.streamPort, EdgeNodeSelector: c.edgeSelector, Namespace: c.namespace, Name: c.rulesName, Resync: 10 * time.Minute})
+			StreamPort: c.streamPort, EdgeNodeSelector: c.edgeSelector, Namespace: c.namespace, Name: c.rulesName, Resync: 10 * time.Minute,
+			Registry: reg})
 		if err != nil {
 			return err
 		}
@@ -339,7 +341,7 @@ func runController(ctx context.Context, c controllerConfig) error {
 	return g.Wait()
 }
 
-func newJoinServer(c controllerConfig, kube kubernetes.Interface, log *slog.Logger) (*join.Server, error) {
+func newJoinServer(c controllerConfig, kube kubernetes.Interface, log *slog.Logger, reg prometheus.Registerer) (*join.Server, error) {
 	var auth join.Authenticators
 	if c.tokenFile != "" {
 		st, err := join.LoadStaticTokens(c.tokenFile)
@@ -351,7 +353,7 @@ func newJoinServer(c controllerConfig, kube kubernetes.Interface, log *slog.Logg
 	if c.tokenReview {
 		auth = append(auth, join.TokenReviewer{Client: kube, Audiences: splitList(c.audiences)})
 	}
-	return join.NewServer(join.Config{Client: kube, Auth: auth, Logger: log, KubeEdgeNamespace: c.kubeEdgeNamespace,
+	return join.NewServer(join.Config{Client: kube, Auth: auth, Logger: log, KubeEdgeNamespace: c.kubeEdgeNamespace, Registry: reg,
 		SettingsConfigMap: c.settingsConfigMap, Defaults: c.settings,
 		Allow:        join.Allowed{Users: splitList(c.allowedUsers), Groups: splitList(c.allowedGroups)},
 		Reservations: join.ReservationStore{Client: kube, Namespace: c.namespace, Name: c.reservations, TTL: c.reservationTTL}})

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -38,15 +38,26 @@ func RunAsLeader(ctx context.Context, cfg LeaderConfig, run func(context.Context
 	if err != nil {
 		return fmt.Errorf("leader election lock: %w", err)
 	}
-	done := make(chan struct{})
-	var started atomic.Bool
+	// client-go starts OnStartedLeading in a goroutine of its own; wg and stopped make sure
+	// run has returned (or will never start) before this function does.
+	var (
+		mu      sync.Mutex
+		stopped bool
+		wg      sync.WaitGroup
+	)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 		ReleaseOnCancel: true, Name: cfg.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
-				started.Store(true)
-				defer close(done)
+				mu.Lock()
+				if stopped {
+					mu.Unlock()
+					return
+				}
+				wg.Add(1)
+				mu.Unlock()
+				defer wg.Done()
 				run(ctx)
 			},
 			OnStoppedLeading: func() {},
@@ -56,9 +67,10 @@ func RunAsLeader(ctx context.Context, cfg LeaderConfig, run func(context.Context
 		return fmt.Errorf("leader election: %w", err)
 	}
 	le.Run(ctx)
-	if started.Load() {
-		<-done
-	}
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	wg.Wait()
 	if ctx.Err() == nil {
 		// Another replica may already act: this one must stop, and its supervisor restart it.
 		return errors.New("leader election: leadership lost")

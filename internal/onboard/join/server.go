@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,12 +44,15 @@ type Config struct {
 	Defaults Settings
 	// Reservations hold "joining" nodes between the command being issued and the Node appearing.
 	Reservations ReservationStore
+	// Registry receives edgetel_onboard_join_requests_total; nil keeps it private.
+	Registry prometheus.Registerer
 }
 
 // Server is the join HTTP API.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	requests *prometheus.CounterVec
 }
 
 // NewServer checks the configuration.
@@ -64,7 +69,15 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "join")}, nil
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgetel_onboard_join_requests_total",
+		Help: "Join API requests by HTTP status code."}, []string{"code"})
+	if err := cfg.Registry.Register(requests); err != nil {
+		return nil, fmt.Errorf("join service metrics: %w", err)
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "join"), requests: requests}, nil
 }
 
 // response is edge-watcher's JSON shape.
@@ -78,6 +91,22 @@ type response struct {
 // ServeHTTP answers GET .../nodes/join on any prefix: /api/v1alpha1/nodes/join (edge-watcher,
 // what KubeSphere's proxy forwards to), /nodes/join, and the /kapis/... forms.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cw := &codeWriter{ResponseWriter: w}
+	defer func() { s.requests.WithLabelValues(strconv.Itoa(cw.code)).Inc() }()
+	s.serve(cw, r)
+}
+
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (c *codeWriter) WriteHeader(code int) {
+	c.code = code
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/nodes/join") {
 		write(w, http.StatusNotFound, "no such path; the join API is GET /api/v1alpha1/nodes/join")
 		return

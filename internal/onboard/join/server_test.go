@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	authnv1 "k8s.io/api/authentication/v1"
@@ -222,6 +223,8 @@ func TestAlreadyJoining(t *testing.T) {
 	f.now = f.now.Add(61 * time.Minute)
 	code, _, raw := f.get(t, "/nodes/join", q("edge-other", "10.20.0.9"))
 	assert.Equal(t, 200, code, raw)
+	assert.Equal(t, 3.0, testutil.ToFloat64(f.srv.requests.WithLabelValues("200")))
+	assert.Equal(t, 2.0, testutil.ToFloat64(f.srv.requests.WithLabelValues("400")))
 }
 
 func TestClusterReadFailuresAre500(t *testing.T) {

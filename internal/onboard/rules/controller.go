@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,6 +50,8 @@ type Config struct {
 	Namespace string
 	Name      string
 	Resync    time.Duration
+	// Registry receives the controller's metrics; nil keeps them private.
+	Registry prometheus.Registerer
 }
 
 // DefaultEdgeNodeSelector is KubeEdge's edge role label (kubeedge.md §4).
@@ -85,6 +88,8 @@ type Controller struct {
 	configMap listerscorev1.ConfigMapLister
 	starters  []interface{ Start(<-chan struct{}) }
 	synced    []cache.InformerSynced
+	syncs     *prometheus.CounterVec
+	desired   prometheus.Gauge
 }
 
 // NewController builds the informers; nothing runs until Run.
@@ -109,6 +114,18 @@ func NewController(cfg Config) (*Controller, error) {
 		log: cfg.Logger.With("controller", "iptablesrules"),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "iptablesrules"}),
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	c.syncs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgetel_onboard_rules_syncs_total",
+		Help: "Rules controller syncs by result (ok, error)."}, []string{"result"})
+	c.desired = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgetel_onboard_rules_desired",
+		Help: "Rules in the IPTablesRules object after the last sync."})
+	for _, col := range []prometheus.Collector{c.syncs, c.desired} {
+		if err := cfg.Registry.Register(col); err != nil {
+			return nil, fmt.Errorf("rules controller metrics: %w", err)
+		}
 	}
 	nodeF := informers.NewSharedInformerFactoryWithOptions(cfg.Client, cfg.Resync,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = cfg.EdgeNodeSelector }))
@@ -178,10 +195,12 @@ func (c *Controller) next(ctx context.Context) bool {
 	}
 	defer c.queue.Done(key)
 	if err := c.Sync(ctx); err != nil {
+		c.syncs.WithLabelValues("error").Inc()
 		c.log.Warn("sync failed, retrying", "key", key, "retries", c.queue.NumRequeues(key), "error", err)
 		c.queue.AddRateLimited(key)
 		return true
 	}
+	c.syncs.WithLabelValues("ok").Inc()
 	c.queue.Forget(key)
 	return true
 }
@@ -285,6 +304,7 @@ func (c *Controller) update(ctx context.Context, obj *apis.IPTablesRules) (*apis
 }
 
 func (c *Controller) updateStatus(ctx context.Context, obj *apis.IPTablesRules, res Result, recErr error) error {
+	c.desired.Set(float64(len(obj.Spec.Rules)))
 	st := obj.Status
 	st.Conditions = append([]metav1.Condition(nil), st.Conditions...)
 	st.ObservedGeneration = obj.Generation

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +33,7 @@ const (
 type harness struct {
 	kube *fake.Clientset
 	dyn  *dynamicfake.FakeDynamicClient
+	ctrl *Controller
 }
 
 func newHarness(t *testing.T, model apis.Model, objs ...runtime.Object) *harness {
@@ -46,6 +48,7 @@ func newHarness(t *testing.T, model apis.Model, objs ...runtime.Object) *harness
 		CloudcoreService: "cloudcore", Namespace: ns, Name: crName,
 	})
 	require.NoError(t, err)
+	h.ctrl = c
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -132,6 +135,8 @@ func TestTunnelPortModelFollowsRecordAndEndpoints(t *testing.T) {
 	_, err = h.kube.DiscoveryV1().EndpointSlices("kubeedge").Create(ctx, slice("cloudcore-b", 10003, map[string]bool{"10.0.0.7": true}), metav1.CreateOptions{})
 	require.NoError(t, err)
 	h.rulesEventually(t, []apis.Rule{tp(10351, "10.0.0.5", 10003), tp(10352, "10.0.0.6", 10003), tp(10353, "10.0.0.7", 10003)})
+	require.Eventually(t, func() bool { return testutil.ToFloat64(h.ctrl.desired) == 3 }, 5*time.Second, 10*time.Millisecond)
+	assert.GreaterOrEqual(t, testutil.ToFloat64(h.ctrl.syncs.WithLabelValues("ok")), 2.0)
 
 	// A replica stops being ready: its rule goes, and Degraded says why.
 	_, err = h.kube.DiscoveryV1().EndpointSlices("kubeedge").Update(ctx,
