@@ -1,6 +1,10 @@
 package main
 
 import (
+	"net"
+	"net/http"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,5 +47,35 @@ func TestParseFlagsRejectsBadInput(t *testing.T) {
 	} {
 		_, err := parseFlags(args)
 		assert.Error(t, err, "%v", args)
+	}
+}
+
+// TestStopsOnSignal runs the command in-process and stops it with SIGTERM, then SIGINT.
+func TestStopsOnSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		done := make(chan error, 1)
+		go func() {
+			done <- run([]string{"--listen", addr, "--bucket-dir", t.TempDir(), "--cache-dir", t.TempDir(), "--sync-interval", "100ms"})
+		}()
+		require.Eventually(t, func() bool {
+			resp, err := http.Get("http://" + addr + "/api/v1/status/buildinfo")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, 10*time.Second, 20*time.Millisecond)
+		// The handler is registered before the listener opens, so the signal cannot kill the test.
+		require.NoError(t, syscall.Kill(os.Getpid(), sig))
+		select {
+		case err := <-done:
+			require.NoError(t, err, sig)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no stop on %s", sig)
+		}
 	}
 }
