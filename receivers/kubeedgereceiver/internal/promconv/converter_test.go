@@ -15,9 +15,11 @@ import (
 
 var targetLabels = labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1", "metrics_path", "/metrics/cadvisor")
 
+func fixtureBytes(name string) ([]byte, error) { return scrapeutil.KubeletFixture(name) }
+
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := scrapeutil.KubeletFixture(name)
+	b, err := fixtureBytes(name)
 	require.NoError(t, err)
 	return b
 }
