@@ -7,11 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/bits"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +43,9 @@ type Sink struct {
 	series map[uint64]*seriesSlots
 }
 
+// seriesSlots holds the distinct timestamps a series arrived with, sorted (ms).
 type seriesSlots struct {
-	base int64    // slot of bit 0
-	bits []uint64 // slots seen, relative to base
+	stamps []int64
 }
 
 const (
@@ -153,55 +152,47 @@ func (s *Sink) Reset() {
 	s.dupes.Store(0)
 }
 
-// Gaps counts, over all series, the slots missing between each series' first and last slot
-// within [firstMs, lastMs]: samples that never arrived. Series that stop (pods churn) do not count;
-// a series whose samples come back after an outage does.
+// Gaps counts, over all series, the samples missing between each series' first and last
+// timestamp within [firstMs, lastMs]: a step between consecutive timestamps of n intervals (to
+// the nearest) means n-1 samples never arrived. Measuring steps rather than slots on a fixed
+// grid keeps scrape jitter from counting as loss. Series that stop (pods churn) do not count.
 func (s *Sink) Gaps(firstMs, lastMs int64) int64 {
 	var gaps int64
-	s.eachSeries(firstMs, lastMs, func(first, last, seen int64) { gaps += last - first + 1 - seen })
+	s.eachSeries(firstMs, lastMs, func(stamps []int64) {
+		for i := 1; i < len(stamps); i++ {
+			if n := roundDiv(stamps[i]-stamps[i-1], s.slot); n > 1 {
+				gaps += n - 1
+			}
+		}
+	})
 	return gaps
 }
 
-// Covered counts the (series, slot) pairs received within [firstMs, lastMs].
+// Covered counts the distinct (series, timestamp) pairs received within [firstMs, lastMs].
 func (s *Sink) Covered(firstMs, lastMs int64) int64 {
 	var n int64
-	s.eachSeries(firstMs, lastMs, func(_, _, seen int64) { n += seen })
+	s.eachSeries(firstMs, lastMs, func(stamps []int64) { n += int64(len(stamps)) })
 	return n
 }
 
-// eachSeries calls fn with the first and last slot seen in range and how many were seen, for each
-// series with at least one.
-func (s *Sink) eachSeries(firstMs, lastMs int64, fn func(first, last, seen int64)) {
+// eachSeries calls fn with each series' timestamps within range (a shared slice: do not keep it).
+func (s *Sink) eachSeries(firstMs, lastMs int64, fn func(stamps []int64)) {
 	if s.slot == 0 {
 		return
 	}
-	lo, hi := roundDiv(firstMs, s.slot), roundDiv(lastMs, s.slot)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ss := range s.series {
-		first, last := int64(-1), int64(-1)
-		var seen int64
-		for i, w := range ss.bits {
-			for w != 0 {
-				slot := ss.base + int64(i*64+trailingZeros(w))
-				w &= w - 1
-				if slot < lo || slot > hi {
-					continue
-				}
-				if first < 0 {
-					first = slot
-				}
-				last = slot
-				seen++
-			}
+		lo, _ := slices.BinarySearch(ss.stamps, firstMs)
+		hi, found := slices.BinarySearch(ss.stamps, lastMs)
+		if found {
+			hi++
 		}
-		if first >= 0 {
-			fn(first, last, seen)
+		if hi > lo {
+			fn(ss.stamps[lo:hi])
 		}
 	}
 }
-
-func trailingZeros(w uint64) int { return bits.TrailingZeros64(w) }
 
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if d := time.Duration(s.delay.Load()); d > 0 {
@@ -353,11 +344,11 @@ func (s *Sink) record(key uint64, stamps []int64) {
 	}
 	ss := s.series[key]
 	if ss == nil {
-		ss = &seriesSlots{base: math.MinInt64}
+		ss = &seriesSlots{}
 		s.series[key] = ss
 	}
 	for _, ts := range stamps {
-		if ss.set(roundDiv(ts, s.slot)) {
+		if ss.add(ts) {
 			s.dupes.Add(1)
 		}
 	}
@@ -365,24 +356,18 @@ func (s *Sink) record(key uint64, stamps []int64) {
 
 func roundDiv(a, b int64) int64 { return (a + b/2) / b }
 
-// set marks slot seen and reports whether it already was. Slots before the first one seen grow the
-// bitmap to the left.
-func (ss *seriesSlots) set(slot int64) bool {
-	if ss.base == math.MinInt64 {
-		ss.base = slot - slot%64
+// add inserts ts and reports whether it was there already. Samples usually arrive in order, so
+// this is an append; a backlog arriving after newer samples is inserted in place.
+func (ss *seriesSlots) add(ts int64) bool {
+	n := len(ss.stamps)
+	if n == 0 || ts > ss.stamps[n-1] {
+		ss.stamps = append(ss.stamps, ts)
+		return false
 	}
-	if slot < ss.base {
-		shift := (ss.base - slot + 63) / 64
-		ss.bits = append(make([]uint64, shift), ss.bits...)
-		ss.base -= shift * 64
+	i, found := slices.BinarySearch(ss.stamps, ts)
+	if found {
+		return true
 	}
-	off := slot - ss.base
-	i := int(off / 64)
-	for i >= len(ss.bits) {
-		ss.bits = append(ss.bits, 0)
-	}
-	bit := uint64(1) << (off % 64)
-	had := ss.bits[i]&bit != 0
-	ss.bits[i] |= bit
-	return had
+	ss.stamps = slices.Insert(ss.stamps, i, ts)
+	return false
 }

@@ -41,19 +41,19 @@ func TestSinkCountsSamplesSeriesAndGaps(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	const slot = 15000
-	// a: slots 0..4 without 2 (one gap); b: slots 0, 1, then a resend of 1.
+	// a: slots 0..4 without 2 (one gap); b: slots 0, 1, then a resend of 1; c: jittered, no gap.
 	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-		series("a", 0, slot, 3*slot, 4*slot), series("b", 0, slot),
+		series("a", 0, slot, 3*slot, 4*slot), series("b", 0, slot), series("c", 0, slot+4000, 2*slot-3000, 3*slot),
 	}}, "snappy"))
 	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-		series("b", slot+40), // same slot after rounding: a duplicate
+		series("b", slot), // sent again: a duplicate
 		{Labels: []prompb.Label{{Name: "__name__", Value: "h"}}, Histograms: []prompb.Histogram{{Timestamp: 0}}},
 	}}, ""))
 	st := s.Stats()
-	assert.Equal(t, Stats{Requests: 2, Samples: 8, Dupes: 1, Series: 3}, st)
+	assert.Equal(t, Stats{Requests: 2, Samples: 12, Dupes: 1, Series: 4}, st)
 	assert.EqualValues(t, 1, s.Gaps(0, 4*slot))
 	assert.EqualValues(t, 0, s.Gaps(3*slot, 4*slot), "the gap is outside the range")
-	assert.EqualValues(t, 4+2+1, s.Covered(0, 4*slot))
+	assert.EqualValues(t, 4+2+4+1, s.Covered(0, 4*slot))
 
 	s.Reset()
 	assert.Equal(t, Stats{}, s.Stats())

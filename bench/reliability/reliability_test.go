@@ -176,5 +176,6 @@ func TestRestartLoopDuringOutage(t *testing.T) {
 		got = float64(env.Sink.Stats().Samples) + droppedBefore + a.dropped - a.buffered
 		return got >= buffered
 	}, 2*time.Minute, time.Second, "delivered+dropped %v of %v buffered before the kills", got, buffered)
+	t.Logf("buffered before the kills %v; delivered+dropped %v", buffered, got)
 	boundedRSS(t, base, c.rss())
 }

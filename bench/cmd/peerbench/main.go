@@ -90,8 +90,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: dir, Nodes: o.nodes, Interval: o.interval,
-		FixturesDir: o.fixtures, SinkSlots: o.outage > 0})
+	cfg := harness.EnvConfig{Dir: dir, Nodes: o.nodes, Interval: o.interval, FixturesDir: o.fixtures}
+	if o.outage > 0 {
+		// Loss is counted from each series' timestamps; explicit ones (cAdvisor's) must move with
+		// every scrape, not once per interval, or two scrapes in one step look like a lost sample.
+		cfg.SinkSlots, cfg.Step = true, time.Second
+	}
+	env, err := harness.NewEnv(ctx, cfg)
 	if err != nil {
 		return err
 	}

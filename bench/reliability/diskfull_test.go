@@ -1,0 +1,57 @@
+package reliability
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// mountTmpfs mounts a tmpfs of size at dir, or skips the test when that is not possible (not
+// root, no mount permission).
+func mountTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("disk-full test needs root to mount a small tmpfs under the buffer")
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v: %s): disk-full test skipped", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+}
+
+// The filesystem under the buffer fills up during an outage (the quota is larger than the
+// disk): appends fail and the receiver counts the refused batches, the collector stays up, and
+// everything that did reach the buffer is delivered when the store is back.
+func TestDiskFullUnderBuffer(t *testing.T) {
+	env := newEnv(t, 4)
+	sys := env.Dir + "/edgetelcol-direct/data"
+	// Mounted before the collector starts, so its cleanup (LIFO) runs after the collector stops.
+	mountTmpfs(t, sys, "3m")
+	c := startCollector(t, env, "direct", 0, nil)
+	require.Equal(t, sys, c.params.DataDir)
+	base := steady(t, c)
+	env.Sink.SetDown(http.StatusServiceUnavailable)
+	wait(30 * interval)
+	m, err := c.metrics()
+	require.NoError(t, err)
+	refused := counter(m, "kubeedge_consume_errors")
+	assert.Positive(t, refused, "a full disk makes the exporter refuse batches, and the receiver counts them")
+	exited, _ := c.proc.Exited()
+	require.False(t, exited, "the collector must survive a full disk")
+	env.Sink.SetDown(0)
+	a := c.drain(2 * time.Minute)
+	t.Logf("refused batches %v, buffered %v, sent %v, dropped %v", refused, a.buffered, a.sent, a.dropped)
+	assert.Zero(t, a.dropped, "what reached the buffer is delivered")
+	sinkGotSent(t, env, a)
+	boundedRSS(t, base, c.rss())
+}
