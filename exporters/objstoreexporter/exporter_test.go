@@ -88,6 +88,13 @@ func TestKnownDataSetThroughExporter(t *testing.T) {
 		assert.Len(t, instant(t, db, `edge_temp_celsius{sensor="0"}`, staleAt+step.Milliseconds()), 1)
 	})
 
+	t.Run("prometheus server", func(t *testing.T) {
+		query := prometheusQuery(t, dir)
+		assert.Equal(t, map[string]string{"3": "360"}, query(`edge_temp_celsius{sensor="3"}`, t0+hour))
+		assert.Equal(t, map[string]string{"0": "0.5", "1": "0.5", "2": "0.5", "3": "0.5", "4": "0.5"},
+			query(`sum by (sensor) (rate(edge_packets_total[5m]))`, t0+3*hour))
+	})
+
 	t.Run("self-metrics", func(t *testing.T) {
 		assertCounter(t, tel, "otelcol_objstore_exporter_blocks_cut", 2)
 		assertCounter(t, tel, "otelcol_objstore_exporter_blocks_uploaded", 2)
