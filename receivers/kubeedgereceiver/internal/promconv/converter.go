@@ -76,9 +76,10 @@ type bucket struct{ bound, value float64 }
 // group is one output data point: a family and a set of attributes (a histogram's buckets and a
 // summary's quantiles share one group).
 type group struct {
-	fam   *family
-	attrs []labels.Label
-	gen   uint64
+	fam     *family
+	attrs   []labels.Label
+	attrMap pcommon.Map
+	gen     uint64
 
 	ts                         int64
 	value, sum, count          float64
@@ -463,6 +464,9 @@ func (c *Converter) emit(scrapeMs int64, dest pmetric.MetricSlice, st *Stats) {
 			if g.empty() {
 				continue
 			}
+			if f.metricGen != c.gen {
+				reserve(c.metricFor(f, dest), len(f.groups))
+			}
 			g.write(c.metricFor(f, dest), false, scrapeMs)
 			c.next = append(c.next, g)
 		}
@@ -534,6 +538,20 @@ func newMetric(dest pmetric.MetricSlice, f *family) pmetric.Metric {
 	return m
 }
 
+// reserve sizes a new metric's point slice for n points.
+func reserve(m pmetric.Metric, n int) {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		m.Gauge().DataPoints().EnsureCapacity(n)
+	case pmetric.MetricTypeSum:
+		m.Sum().DataPoints().EnsureCapacity(n)
+	case pmetric.MetricTypeHistogram:
+		m.Histogram().DataPoints().EnsureCapacity(n)
+	case pmetric.MetricTypeSummary:
+		m.Summary().DataPoints().EnsureCapacity(n)
+	}
+}
+
 var noRecordedValue = pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
 
 // empty: the group had samples (say, only _created) but nothing to report.
@@ -548,11 +566,17 @@ func (g *group) empty() bool {
 	}
 }
 
+// putAttrs copies the group's attributes, built once per series: a copy skips the per-key
+// duplicate checks of PutStr.
 func (g *group) putAttrs(dst pcommon.Map) {
-	dst.EnsureCapacity(len(g.attrs))
-	for _, l := range g.attrs {
-		dst.PutStr(l.Name, l.Value)
+	if g.attrMap == (pcommon.Map{}) {
+		g.attrMap = pcommon.NewMap()
+		g.attrMap.EnsureCapacity(len(g.attrs))
+		for _, l := range g.attrs {
+			g.attrMap.PutStr(l.Name, l.Value)
+		}
 	}
+	g.attrMap.CopyTo(dst)
 }
 
 // startTime is the created timestamp when the exposition has one, else when this receiver first
