@@ -1,7 +1,9 @@
 package guard
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,4 +208,42 @@ func TestSeriesCachedEqualsSeries(t *testing.T) {
 		}
 		require.Equal(t, h.Series(7, attrs), h.SeriesCached(7, attrs, &kc))
 	}
+}
+
+// Batches and the sweeper run at once; the totals stay exact.
+func TestConcurrentAdmitAndSweep(t *testing.T) {
+	g := New(Limits{MaxSeriesPerNode: 50, Window: time.Hour})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				g.Sweep(time.Unix(0, 0))
+			}
+		}
+	}()
+	rejected := make([]int, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				n := g.Lock(fmt.Sprintf("node-%d", w%4))
+				if n.Admit(0, "m", uint64(w)<<32|uint64(i)) != Admitted {
+					rejected[w]++
+				}
+				n.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	total := 0
+	for _, r := range rejected {
+		total += r
+	}
+	// 4 nodes, each fed 400 distinct series by two workers, keep 50 each.
+	assert.Equal(t, 4*400-4*50, total)
+	assert.Equal(t, 4*50, g.ActiveSeries())
 }
