@@ -115,6 +115,8 @@ func compareCases() []apiCase {
 		{name: "label values matched", path: "/api/v1/label/site/values", params: v("match[]", `up{region="us"}`, "start", start, "end", end)},
 		{name: "label values unknown", path: "/api/v1/label/nope/values"},
 		{name: "metadata", path: "/api/v1/metadata"},
+		{name: "exemplars", path: "/api/v1/query_exemplars", params: v("query", `rate(container_cpu_usage_seconds_total[5m])`, "start", start, "end", end)},
+		{name: "format query", path: "/api/v1/format_query", params: v("query", `sum by(site)(rate(up[5m]))`)},
 	}
 	bad := []apiCase{
 		q("parse error", `up{`, mid),

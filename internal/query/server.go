@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
@@ -52,7 +54,7 @@ func (o EngineOptions) validate() error {
 // uses); the other routes of web/api/v1 need a scraper, rules or a writable TSDB and are 404.
 var servedPaths = []string{
 	"/query", "/query_range", "/series", "/labels", "/metadata", "/status/buildinfo",
-	"/format_query", "/parse_query",
+	"/format_query", "/parse_query", "/query_exemplars",
 }
 
 // NewHandler returns the Prometheus HTTP API (under APIPrefix) over q, served by Prometheus'
@@ -75,7 +77,7 @@ func NewHandler(q storage.SampleAndChunkQueryable, opts EngineOptions, logger *s
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 	})
-	api := apiv1.NewAPI(engine, q, nil, nil, nil,
+	api := apiv1.NewAPI(engine, q, nil, nil, noExemplars{},
 		nil,
 		func(context.Context) apiv1.TargetRetriever { return noTargets{} },
 		nil,
@@ -137,6 +139,18 @@ func (noTargets) TargetsDropped() map[string][]*scrape.Target { return nil }
 func (noTargets) TargetsDroppedCounts() map[string]int        { return nil }
 func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
 	return nil, errors.New("edgetel-query has no scrape pools")
+}
+
+// noExemplars answers /api/v1/query_exemplars (Grafana's exemplar toggle) with none: blocks
+// written by edgetel hold no exemplars.
+type noExemplars struct{}
+
+func (noExemplars) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, error) {
+	return noExemplars{}, nil
+}
+
+func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
+	return []exemplar.QueryResult{}, nil
 }
 
 // PrometheusVersion is the Prometheus release whose engine and API edgetel-query links
