@@ -341,12 +341,17 @@ func (n *Node) expire(now int64) {
 		}
 		next = min(next, n.series[i].seen+window)
 	}
+	hadRejected := len(n.rejected)
 	for id, seen := range n.rejected {
 		if now-seen >= window {
 			delete(n.rejected, id)
 			continue
 		}
 		next = min(next, seen+window)
+	}
+	if hadRejected > 0 && len(n.rejected) == 0 {
+		// Go maps keep their size; after an explosion a fresh one gives the memory back.
+		n.rejected = make(map[uint64]int64)
 	}
 	n.nextExpiry = next
 }
