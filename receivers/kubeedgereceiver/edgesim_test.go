@@ -149,3 +149,28 @@ func TestEdgesimRejectsReceiverWithoutClientCert(t *testing.T) {
 	require.True(t, ok, fmt.Sprint(batches(sink, name)[0]))
 	assert.Equal(t, 1.0, fails)
 }
+
+// The edge-agent view: each node's own plain-HTTP kubelet endpoint, addresses from the fleet file.
+func TestEdgesimDirect(t *testing.T) {
+	dir, err := scrapeutil.FixturesDir()
+	require.NoError(t, err)
+	fleetFile := filepath.Join(t.TempDir(), "fleet.json")
+	s, err := edgesim.New(edgesim.Config{Nodes: 4, Seed: 3, Listen: "127.0.0.1:0", TLSDir: t.TempDir(),
+		Direct: true, FleetFile: fleetFile, FixturesDir: dir, ManualStep: true})
+	require.NoError(t, err)
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(func() { _ = s.Close() })
+
+	cfg := simConfig(s, fleetFile, time.Second)
+	cfg.Transport.Mode = TransportDirect
+	sink := new(consumertest.MetricsSink)
+	startReceiver(t, cfg, sink)
+	nodes := s.Fleet().Nodes
+	for _, n := range nodes {
+		require.NotEmpty(t, n.Direct, n.Name)
+	}
+	got := firstBatches(t, sink, nodes, 20*time.Second)
+	for _, n := range nodes {
+		checkNode(t, s, n, got[n.Name], []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"})
+	}
+}
