@@ -22,14 +22,24 @@ import (
 )
 
 // sink is a remote-write receiver on loopback that decodes RW 1.0 requests and keeps every
-// sample, duplicates included, so tests can check delivery sample by sample.
+// sample, so tests can check delivery sample by sample. Like Prometheus it keeps an identical
+// sample (same series, timestamp and value) once, and counts the repeats: delivery is at least
+// once, and a request the exporter gave up on (shutdown) may still be processed here.
+type sampleID struct {
+	series string
+	t      int64
+	v      float64
+}
+
 type sink struct {
 	t      testing.TB
 	srv    *http.Server
 	ln     net.Listener
 	mu     sync.Mutex
 	series map[string][]prompb.Sample
-	total  int
+	seen   map[sampleID]bool
+	total  int // distinct samples
+	dups   int // repeats of a sample already stored
 	reqs   []*http.Request
 	// respond, when set, may answer a request itself (return true) instead of storing it.
 	respond func(n int, req *prompb.WriteRequest, w http.ResponseWriter) bool
@@ -39,7 +49,7 @@ type sink struct {
 }
 
 func newSink(t testing.TB) *sink {
-	s := &sink{t: t, series: map[string][]prompb.Sample{}}
+	s := &sink{t: t, series: map[string][]prompb.Sample{}, seen: map[sampleID]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s.ln = ln
@@ -87,9 +97,17 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ts := range req.Timeseries {
-		s.total += len(ts.Samples)
 		k := seriesKey(ts.Labels)
-		s.series[k] = append(s.series[k], ts.Samples...)
+		for _, smp := range ts.Samples {
+			id := sampleID{k, smp.Timestamp, smp.Value}
+			if s.seen[id] {
+				s.dups++
+				continue
+			}
+			s.seen[id] = true
+			s.total++
+			s.series[k] = append(s.series[k], smp)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -98,6 +116,12 @@ func (s *sink) samples() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
+}
+
+func (s *sink) duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dups
 }
 
 func (s *sink) snapshot() map[string][]prompb.Sample {
