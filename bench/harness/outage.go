@@ -39,11 +39,14 @@ func (e *Env) Outage(ctx context.Context, s System, c OutageConfig) (OutageRow, 
 	if !sleepCtx(ctx, c.Warmup) {
 		return row, ctx.Err()
 	}
-	s0 := e.Sink.Stats().Samples
+	s0, liveStart := e.Sink.Stats().Samples, time.Now()
 	if !sleepCtx(ctx, c.Live) {
 		return row, ctx.Err()
 	}
 	row.LiveRate = float64(e.Sink.Stats().Samples-s0) / c.Live.Seconds()
+	// The same count over the live window, with the sink up: what scrape timing and series
+	// churn alone make look lost. Loss beyond it is the system's.
+	row.Baseline = e.Sink.Gaps(liveStart.UnixMilli(), time.Now().UnixMilli())
 
 	outageStart := time.Now()
 	e.Sink.SetDown(http.StatusServiceUnavailable)

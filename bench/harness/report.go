@@ -45,6 +45,7 @@ type OutageRow struct {
 	Killed      bool    // SIGKILLed and restarted in the middle of the outage
 	LiveRate    float64 // samples/s before the outage
 	Backlog     int64   // samples of the outage's slots that arrived
+	Baseline    int64   // the same gap count over the live window before the outage (noise)
 	Lost        int64   // samples missing from the sink, counted as gaps in each series' slots
 	DiskPeak    int64   // the data directory's peak size during the outage
 	Drain       float64 // seconds from the sink's return to the backlog being delivered; <0: not drained
@@ -54,8 +55,8 @@ type OutageRow struct {
 
 // OutageTable renders outage rows as Markdown.
 func OutageTable(w io.Writer, rows []OutageRow) {
-	fmt.Fprintln(w, "| system | SIGKILL mid-outage | live samples/s | samples lost | peak disk | drain time | drain rate / live rate | notes |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| system | SIGKILL mid-outage | live samples/s | samples lost | same count, live window | peak disk | drain time | drain rate / live rate | notes |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, r := range rows {
 		drain, factor := "not drained", ""
 		if r.Drain >= 0 {
@@ -65,6 +66,6 @@ func OutageTable(w io.Writer, rows []OutageRow) {
 		if r.Killed {
 			killed = "yes"
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %d | %s | %s | %s | %s |\n", r.System, killed, r.LiveRate, r.Lost, mib(r.DiskPeak), drain, factor, r.Note)
+		fmt.Fprintf(w, "| %s | %s | %.0f | %d | %d | %s | %s | %s | %s |\n", r.System, killed, r.LiveRate, r.Lost, r.Baseline, mib(r.DiskPeak), drain, factor, r.Note)
 	}
 }
