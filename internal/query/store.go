@@ -162,9 +162,9 @@ func (s *Store) Sync(ctx context.Context) error {
 		return err
 	}
 
-	if err := s.drop(want); err != nil {
-		return err
-	}
+	// New blocks come in before old ones leave, so that a block replaced by a compacted one
+	// stays queryable until its replacement is: the cache may exceed its bound by the blocks
+	// being downloaded during a sync.
 	var errs []error
 	for _, m := range want {
 		if _, ok := have[m.ULID]; ok {
@@ -180,6 +180,13 @@ func (s *Store) Sync(ctx context.Context) error {
 		sortBlocks(s.blocks)
 		s.mtx.Unlock()
 		s.logger.Info("block cached", "block", m.ULID, "minTime", m.MinTime, "maxTime", m.MaxTime)
+	}
+	keep := map[ulid.ULID]bool{}
+	for _, m := range want {
+		keep[m.ULID] = true
+	}
+	if err := s.drop(keep); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(filepath.Join(s.dir, stagingDir)); err != nil {
 		errs = append(errs, fmt.Errorf("clean staging dir: %w", err))
@@ -223,9 +230,9 @@ func (s *Store) listBlocks(ctx context.Context) ([]*bucket.Meta, error) {
 	return metas, nil
 }
 
-// selectBlocks picks the blocks to cache: raw-resolution blocks not replaced by a compacted block,
-// newest first, as long as their total size fits the bound.
-func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached map[ulid.ULID]int64) (map[ulid.ULID]*bucket.Meta, error) {
+// selectBlocks picks the blocks to cache, newest first: raw-resolution blocks not replaced by a
+// compacted block, as long as their total size fits the bound.
+func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached map[ulid.ULID]int64) ([]*bucket.Meta, error) {
 	replaced := map[ulid.ULID]bool{}
 	for _, m := range metas {
 		for _, src := range m.Compaction.Sources {
@@ -238,7 +245,7 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 	slices.SortFunc(newest, func(a, b *bucket.Meta) int {
 		return int(min(max(b.MaxTime-a.MaxTime, -1), 1))
 	})
-	want := map[ulid.ULID]*bucket.Meta{}
+	var want []*bucket.Meta
 	var total int64
 	for _, m := range newest {
 		if m.Thanos.Downsample.Resolution != 0 || replaced[m.ULID] {
@@ -257,7 +264,7 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 			break
 		}
 		total += size
-		want[m.ULID] = m
+		want = append(want, m)
 	}
 	return want, nil
 }
@@ -292,17 +299,17 @@ func (s *Store) bucketSize(ctx context.Context, m *bucket.Meta) (int64, error) {
 }
 
 // drop closes and deletes the cached blocks that are not wanted any more.
-func (s *Store) drop(want map[ulid.ULID]*bucket.Meta) error {
+func (s *Store) drop(keep map[ulid.ULID]bool) error {
 	s.mtx.Lock()
-	var keep, gone []*cachedBlock
+	var kept, gone []*cachedBlock
 	for _, cb := range s.blocks {
-		if want[cb.block.Meta().ULID] != nil {
-			keep = append(keep, cb)
+		if keep[cb.block.Meta().ULID] {
+			kept = append(kept, cb)
 		} else {
 			gone = append(gone, cb)
 		}
 	}
-	s.blocks = keep
+	s.blocks = kept
 	s.mtx.Unlock()
 
 	var errs []error

@@ -13,6 +13,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
@@ -282,4 +284,52 @@ func deleteBlock(ctx context.Context, bkt objstore.Bucket, id string) error {
 		return err
 	}
 	return bkt.Iter(ctx, id, func(name string) error { return bkt.Delete(ctx, name) }, objstore.WithRecursiveIter())
+}
+
+// TestCompactedBlockReplacesItsSources checks that a compactor's output (level 2, sources = the
+// first two blocks) is served in place of the blocks it replaces, with the same answers.
+func TestCompactedBlockReplacesItsSources(t *testing.T) {
+	blocks := fleetBlocks(t)
+	bkt := fsBucket(t)
+	for _, b := range blocks {
+		uploadRaw(t, bkt, b)
+	}
+	ctx := context.Background()
+	s := newStore(t, bkt, t.TempDir(), 1<<30)
+	require.NoError(t, s.Sync(ctx))
+	before := countSamples(t, s)
+	require.Positive(t, before)
+
+	comp, err := tsdb.NewLeveledCompactor(ctx, nil, nil, []int64{2 * time.Hour.Milliseconds()}, nil, nil)
+	require.NoError(t, err)
+	out := t.TempDir()
+	ids, err := comp.Compact(out, blocks[:2], nil)
+	require.NoError(t, err)
+	require.Len(t, ids, 1)
+	uploadRaw(t, bkt, filepath.Join(out, ids[0].String()))
+
+	require.NoError(t, s.Sync(ctx))
+	want := []ulid.ULID{ids[0], ulid.MustParse(filepath.Base(blocks[2]))}
+	assert.Equal(t, want, cachedIDs(s))
+	assert.Equal(t, 2, s.Blocks()[0].Compaction.Level)
+	assert.Equal(t, before, countSamples(t, s))
+}
+
+// countSamples counts every sample of every series.
+func countSamples(t *testing.T, q storage.Queryable) int {
+	t.Helper()
+	qr, err := q.Querier(testFleet.base.UnixMilli(), testFleet.end().UnixMilli())
+	require.NoError(t, err)
+	defer qr.Close()
+	ss := qr.Select(context.Background(), false, nil, anyName)
+	n := 0
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for it.Next() != chunkenc.ValNone {
+			n++
+		}
+		require.NoError(t, it.Err())
+	}
+	require.NoError(t, ss.Err())
+	return n
 }
