@@ -30,10 +30,11 @@ func NewFactory() processor.Factory {
 }
 
 func newFactory(newClient clientFunc) processor.Factory {
+	nodes := newNodeSources(newClient)
 	return processor.NewFactory(metadata.Type, createDefaultConfig,
-		processor.WithMetrics(createMetrics(newClient), metadata.MetricsStability),
-		processor.WithLogs(createLogs(newClient), metadata.LogsStability),
-		processor.WithTraces(createTraces(newClient), metadata.TracesStability))
+		processor.WithMetrics(createMetrics(nodes), metadata.MetricsStability),
+		processor.WithLogs(createLogs(nodes), metadata.LogsStability),
+		processor.WithTraces(createTraces(nodes), metadata.TracesStability))
 }
 
 func createDefaultConfig() component.Config {
@@ -64,9 +65,9 @@ func createDefaultConfig() component.Config {
 	}
 }
 
-func createMetrics(newClient clientFunc) processor.CreateMetricsFunc {
+func createMetrics(nodes *nodeSources) processor.CreateMetricsFunc {
 	return func(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-		p, err := newProcessor(set, cfg.(*Config), newClient, true)
+		p, err := newProcessor(set, cfg.(*Config), nodes.get(cfg.(*Config)), true)
 		if err != nil {
 			return nil, err
 		}
@@ -76,9 +77,9 @@ func createMetrics(newClient clientFunc) processor.CreateMetricsFunc {
 	}
 }
 
-func createLogs(newClient clientFunc) processor.CreateLogsFunc {
+func createLogs(nodes *nodeSources) processor.CreateLogsFunc {
 	return func(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-		p, err := newProcessor(set, cfg.(*Config), newClient, false)
+		p, err := newProcessor(set, cfg.(*Config), nodes.get(cfg.(*Config)), false)
 		if err != nil {
 			return nil, err
 		}
@@ -88,9 +89,9 @@ func createLogs(newClient clientFunc) processor.CreateLogsFunc {
 	}
 }
 
-func createTraces(newClient clientFunc) processor.CreateTracesFunc {
+func createTraces(nodes *nodeSources) processor.CreateTracesFunc {
 	return func(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-		p, err := newProcessor(set, cfg.(*Config), newClient, false)
+		p, err := newProcessor(set, cfg.(*Config), nodes.get(cfg.(*Config)), false)
 		if err != nil {
 			return nil, err
 		}

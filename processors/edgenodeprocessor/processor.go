@@ -2,7 +2,6 @@ package edgenodeprocessor
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -26,30 +25,30 @@ import (
 type clientFunc func(*Config) (kubernetes.Interface, error)
 
 type edgeNodeProcessor struct {
-	cfg       *Config
-	logger    *zap.Logger
-	newClient clientFunc
-	now       func() time.Time
+	cfg    *Config
+	logger *zap.Logger
+	now    func() time.Time
 
+	nodes  *nodeSource
 	cache  *nodecache.Cache
 	guard  *guard.Guard // nil when the guard is off or for logs and traces
 	hasher guard.Hasher
 	tel    *telemetry
 
 	mu      sync.Mutex
-	watcher *nodecache.Watcher
+	started bool
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-func newProcessor(set processor.Settings, cfg *Config, newClient clientFunc, withGuard bool) (*edgeNodeProcessor, error) {
+func newProcessor(set processor.Settings, cfg *Config, nodes *nodeSource, withGuard bool) (*edgeNodeProcessor, error) {
 	p := &edgeNodeProcessor{
-		cfg:       cfg,
-		logger:    set.Logger,
-		newClient: newClient,
-		now:       time.Now,
-		cache:     nodecache.New(cacheOptions(cfg)),
-		hasher:    guard.NewHasher(),
+		cfg:    cfg,
+		logger: set.Logger,
+		now:    time.Now,
+		nodes:  nodes,
+		cache:  nodes.cache,
+		hasher: guard.NewHasher(),
 	}
 	if withGuard && cfg.Guard.Enabled {
 		p.guard = guard.New(guard.Limits{
@@ -90,26 +89,12 @@ func (p *edgeNodeProcessor) activeSeries() int64 {
 }
 
 func (p *edgeNodeProcessor) start(ctx context.Context, _ component.Host) error {
-	client, err := p.newClient(p.cfg)
-	if err != nil {
-		return fmt.Errorf("edgenode: creating Kubernetes client: %w", err)
-	}
-	w, err := nodecache.Watch(client, p.cfg.NodeSelector, p.cfg.ResyncPeriod, p.cache)
-	if err != nil {
-		return fmt.Errorf("edgenode: watching nodes: %w", err)
-	}
-	if p.cfg.WaitForMetadata {
-		waitCtx, cancel := context.WithTimeout(ctx, p.cfg.WaitForMetadataTimeout)
-		synced := w.WaitForSync(waitCtx)
-		cancel()
-		if !synced {
-			w.Stop()
-			return fmt.Errorf("edgenode: node list not synced within wait_for_metadata_timeout %v", p.cfg.WaitForMetadataTimeout)
-		}
+	if err := p.nodes.acquire(ctx); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.watcher = w
+	p.started = true
 	if p.guard != nil {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
 		go p.sweep(p.stop, p.done)
@@ -140,9 +125,9 @@ func (p *edgeNodeProcessor) shutdown(context.Context) error {
 		<-p.done
 		p.stop = nil
 	}
-	if p.watcher != nil {
-		p.watcher.Stop()
-		p.watcher = nil
+	if p.started {
+		p.nodes.release()
+		p.started = false
 	}
 	return p.tel.shutdown()
 }
