@@ -28,11 +28,13 @@ type rwExporter struct {
 	conv *promconv.Converter
 	enc  *encoder
 
-	q      *diskqueue.Queue
-	acks   *ackTracker
-	tel    *telemetry
-	cancel context.CancelFunc
-	done   chan struct{}
+	q        *diskqueue.Queue
+	acks     *ackTracker
+	tel      *telemetry
+	cancel   context.CancelFunc
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
@@ -93,7 +95,9 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		maxBytes:   e.cfg.Sending.MaxBytesPerSend,
 		retry:      e.cfg.Retry,
 		auth:       e.cfg.authFunc(),
+		stop:       make(chan struct{}),
 	}
+	e.stop = s.stop
 	runCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
 	go func() {
@@ -104,10 +108,22 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
+// shutdownGrace is how long requests already on the wire may take to finish on Shutdown.
+const shutdownGrace = 5 * time.Second
+
 // shutdown stops the sender and closes the buffer; whatever was not acknowledged stays on disk
-// for the next start.
-func (e *rwExporter) shutdown(context.Context) error {
+// for the next start. Requests in flight get up to shutdownGrace (or until ctx ends) to finish,
+// so their data is acknowledged instead of sent again after the restart.
+func (e *rwExporter) shutdown(ctx context.Context) error {
 	if e.cancel != nil {
+		e.stopOnce.Do(func() { close(e.stop) })
+		grace := time.NewTimer(shutdownGrace)
+		select {
+		case <-e.done:
+		case <-grace.C:
+		case <-ctx.Done():
+		}
+		grace.Stop()
 		e.cancel()
 		<-e.done
 	}

@@ -394,3 +394,29 @@ func TestUnsupportedMediaTypeIsRetriedAndProtocolSurvivesChange(t *testing.T) {
 	assert.Equal(t, "0.1.0", sk.request(1).Header.Get("X-Prometheus-Remote-Write-Version"), "an RW 1.0 record is sent as RW 1.0")
 	assert.Zero(t, e.tel.droppedTotal.Load())
 }
+
+// Shutdown lets a request already on the wire finish and be acknowledged, so a restart does
+// not send it again.
+func TestShutdownFinishesRequestInFlight(t *testing.T) {
+	sk := newSink(t)
+	entered := make(chan struct{}, 16)
+	sk.respond = func(int, *prompb.WriteRequest, http.ResponseWriter) bool {
+		entered <- struct{}{}
+		time.Sleep(300 * time.Millisecond)
+		return false
+	}
+	cfg := testConfig(t, sk.url())
+	cfg.Sending.Shards = 1
+	e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+	require.NoError(t, e.push(context.Background(), gaugeBatch(4, 0, 1000)))
+	<-entered
+	require.NoError(t, e.shutdown(context.Background()))
+	assert.EqualValues(t, 4, e.tel.sentTotal.Load(), "the request in flight was acknowledged")
+
+	e = startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+	require.NoError(t, e.push(context.Background(), gaugeBatch(4, 1, 1000)))
+	waitFor(t, 10*time.Second, "the next batch", func() bool { return sk.samples() == 8 })
+	time.Sleep(100 * time.Millisecond)
+	assert.Zero(t, sk.duplicates(), "nothing was sent again after the restart")
+	checkBatches(t, sk.snapshot(), 4, []int{0, 1}, 1000)
+}

@@ -37,6 +37,9 @@ type sender struct {
 	retry      RetryConfig
 	auth       func(*http.Request) error
 	shards     []chan item
+	// stop is closed when shutdown begins: no new batches and no more retries, but a request
+	// already on the wire may finish and be acknowledged (fewer resends after a restart).
+	stop chan struct{}
 }
 
 type item struct {
@@ -47,7 +50,17 @@ type item struct {
 // shardQueueLen is how many records may wait per shard; it bounds memory while a shard retries.
 const shardQueueLen = 128
 
+// run sends until ctx ends. Closing s.stop first lets requests in flight finish.
 func (s *sender) run(ctx context.Context, nShards int) {
+	readCtx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
+	go func() {
+		select {
+		case <-s.stop:
+			cancelRead()
+		case <-readCtx.Done():
+		}
+	}()
 	var wg sync.WaitGroup
 	s.shards = make([]chan item, nShards)
 	for i := range s.shards {
@@ -55,10 +68,10 @@ func (s *sender) run(ctx context.Context, nShards int) {
 		wg.Add(1)
 		go func(in <-chan item) {
 			defer wg.Done()
-			newShard(s).loop(ctx, in)
+			newShard(s).loop(readCtx, ctx, in)
 		}(s.shards[i])
 	}
-	s.readLoop(ctx)
+	s.readLoop(readCtx)
 	wg.Wait()
 }
 
@@ -97,9 +110,11 @@ type shard struct {
 
 func newShard(s *sender) *shard { return &shard{s: s} }
 
-func (sh *shard) loop(ctx context.Context, in <-chan item) {
+// loop takes batches while readCtx lives and sends them with sendCtx, which outlives it by
+// the shutdown grace period.
+func (sh *shard) loop(readCtx, sendCtx context.Context, in <-chan item) {
 	for {
-		if !sh.collect(ctx, in) {
+		if !sh.collect(readCtx, in) {
 			return
 		}
 		samples := 0
@@ -110,7 +125,7 @@ func (sh *shard) loop(ctx context.Context, in <-chan item) {
 		if err != nil {
 			sh.s.log.Error("Dropping unreadable buffer records", zap.Int("samples", samples), zap.Error(err))
 			sh.s.tel.drop(diskqueue.ReasonCorrupt, len(sh.batch), samples)
-		} else if !sh.s.send(ctx, body, isV2(sh.batch[0].rec), samples, len(sh.batch)) {
+		} else if !sh.s.send(sendCtx, body, isV2(sh.batch[0].rec), samples, len(sh.batch)) {
 			return // shutting down: unacknowledged records are read again after a restart
 		}
 		sh.seqs = sh.seqs[:0]
@@ -200,8 +215,8 @@ func growLen(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
-// send posts body until it is accepted or rejected for good. It returns false only when ctx
-// ends first.
+// send posts body until it is accepted or rejected for good. It returns false when ctx ends
+// first, or when a try fails after shutdown began.
 func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, records int) bool {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
@@ -228,6 +243,11 @@ func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, record
 			return true
 		}
 		s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRetry])
+		select {
+		case <-s.stop:
+			return false
+		default:
+		}
 		s.tel.retried.Add(ctx, int64(samples))
 		wait := s.backoff(attempt)
 		if retryAfter > 0 {
@@ -237,6 +257,8 @@ func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, record
 			zap.String("reason", reason), zap.Error(err), zap.Duration("wait", wait))
 		select {
 		case <-ctx.Done():
+			return false
+		case <-s.stop:
 			return false
 		case <-time.After(wait):
 		}
