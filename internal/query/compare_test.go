@@ -17,7 +17,7 @@ import (
 )
 
 // edgetelServer serves the fleet's blocks from a filesystem bucket through a synced Store.
-func edgetelServer(t *testing.T, blockDirs []string, opts EngineOptions) string {
+func edgetelServer(t testing.TB, blockDirs []string, opts EngineOptions) string {
 	t.Helper()
 	bkt := fsBucket(t)
 	for _, b := range blockDirs {
@@ -35,7 +35,7 @@ func edgetelServer(t *testing.T, blockDirs []string, opts EngineOptions) string 
 	return srv.URL
 }
 
-func fleetBlocks(t *testing.T) []string {
+func fleetBlocks(t testing.TB) []string {
 	t.Helper()
 	dir := t.TempDir()
 	var dirs []string

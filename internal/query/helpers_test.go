@@ -52,7 +52,7 @@ var nodes = []node{
 }
 
 // appendBlock writes samples in [from, to) for every series.
-func (f fleet) appendBlock(t *testing.T, app storage.AppenderV2, from, to time.Time) {
+func (f fleet) appendBlock(t testing.TB, app storage.AppenderV2, from, to time.Time) {
 	t.Helper()
 	for i, n := range nodes {
 		base := []string{"job", "kubeedge", "instance", n.name, "node", n.name, "region", n.region, "site", n.site, "node_group", n.group}
@@ -118,7 +118,7 @@ func (f fleet) appendBlock(t *testing.T, app storage.AppenderV2, from, to time.T
 func hours(ts, base time.Time) int { return max(int(ts.Sub(base)/time.Hour), 0) }
 
 // appendSelfMetrics writes the collector's own telemetry, as its Prometheus endpoint names it.
-func (f fleet) appendSelfMetrics(t *testing.T, app storage.AppenderV2, from, to time.Time) {
+func (f fleet) appendSelfMetrics(t testing.TB, app storage.AppenderV2, from, to time.Time) {
 	t.Helper()
 	ls := func(name string, extra ...string) labels.Labels {
 		return labels.FromStrings(append([]string{"__name__", name, "job", "edgetel", "instance", "collector-0"}, extra...)...)
@@ -153,7 +153,7 @@ func boolf(b bool) float64 {
 }
 
 // writeBlocks writes the fleet as one-hour blocks into dir and returns their ULIDs.
-func (f fleet) writeBlocks(t *testing.T, dir string) []ulid.ULID {
+func (f fleet) writeBlocks(t testing.TB, dir string) []ulid.ULID {
 	t.Helper()
 	ctx := context.Background()
 	var ids []ulid.ULID
@@ -174,7 +174,7 @@ func (f fleet) writeBlocks(t *testing.T, dir string) []ulid.ULID {
 }
 
 // uploadRaw copies a block directory into the bucket as-is, meta.json last.
-func uploadRaw(t *testing.T, bkt objstore.Bucket, blockDir string) {
+func uploadRaw(t testing.TB, bkt objstore.Bucket, blockDir string) {
 	t.Helper()
 	ctx := context.Background()
 	id := filepath.Base(blockDir)
@@ -184,7 +184,7 @@ func uploadRaw(t *testing.T, bkt objstore.Bucket, blockDir string) {
 }
 
 // fsBucket is a real FILESYSTEM bucket in a test directory.
-func fsBucket(t *testing.T) objstore.Bucket {
+func fsBucket(t testing.TB) objstore.Bucket {
 	t.Helper()
 	bkt, err := filesystem.NewBucket(t.TempDir())
 	require.NoError(t, err)
@@ -192,13 +192,13 @@ func fsBucket(t *testing.T) objstore.Bucket {
 }
 
 // copyDir copies a block directory tree.
-func copyDir(t *testing.T, src, dst string) {
+func copyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	require.NoError(t, os.CopyFS(dst, os.DirFS(src)))
 }
 
 // freeAddr returns a free loopback address.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -209,7 +209,7 @@ func freeAddr(t *testing.T) string {
 
 // startPrometheus runs a real Prometheus over a data directory holding the given blocks, on
 // loopback, with no scrape targets and a retention that keeps old blocks.
-func startPrometheus(t *testing.T, blockDirs []string) string {
+func startPrometheus(t testing.TB, blockDirs []string) string {
 	t.Helper()
 	bin := os.Getenv("EDGETEL_PROMETHEUS")
 	if bin == "" {
@@ -259,7 +259,7 @@ func startPrometheus(t *testing.T, blockDirs []string) string {
 }
 
 // get issues a GET (or a form POST when form is true) and returns status and body.
-func get(t *testing.T, base, p string, params url.Values, form bool) (int, string) {
+func get(t testing.TB, base, p string, params url.Values, form bool) (int, string) {
 	t.Helper()
 	var resp *http.Response
 	var err error
