@@ -105,6 +105,20 @@ func TestOnlyQueryRoutesAreServed(t *testing.T) {
 	assert.Contains(t, info, "goVersion")
 }
 
+// TestCORS checks browser requests (Grafana's direct access mode): Prometheus' default allows
+// every origin.
+func TestCORS(t *testing.T) {
+	srv := edgetelServer(t, fleetBlocks(t)[:1], DefaultEngineOptions)
+	req, err := http.NewRequest(http.MethodGet, srv+"/api/v1/query?query=1", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "http://127.0.0.1:3000")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
+}
+
 func TestNewHandlerRejectsMissingLimits(t *testing.T) {
 	for _, o := range []EngineOptions{
 		{Timeout: time.Second, LookbackDelta: time.Minute},
