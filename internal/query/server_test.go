@@ -144,13 +144,32 @@ func TestPromVersionMatchesGoMod(t *testing.T) {
 // a cache directory, a sync loop and an HTTP listener on loopback.
 func TestRunServesAndStops(t *testing.T) {
 	bucketDir := t.TempDir()
-	blocks := fleetBlocks(t)
-	for _, b := range blocks {
+	for _, b := range fleetBlocks(t) {
 		copyDir(t, b, filepath.Join(bucketDir, filepath.Base(b)))
 	}
 	c := DefaultConfig()
-	c.Listen = "127.0.0.1:0"
 	c.BucketDir = bucketDir
+	runAndQuery(t, c)
+}
+
+// TestRunWithBucketConfigFile reads the bucket from Thanos objstore YAML, with a prefix, as the
+// objstore exporter writes it.
+func TestRunWithBucketConfigFile(t *testing.T) {
+	root := t.TempDir()
+	for _, b := range fleetBlocks(t) {
+		copyDir(t, b, filepath.Join(root, "tenant-a", filepath.Base(b)))
+	}
+	conf := filepath.Join(t.TempDir(), "bucket.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte("type: FILESYSTEM\nconfig:\n  directory: "+root+"\nprefix: tenant-a\n"), 0o600))
+	c := DefaultConfig()
+	c.BucketConfig = conf
+	c.BucketDir = filepath.Join(t.TempDir(), "not-used")
+	runAndQuery(t, c)
+}
+
+func runAndQuery(t *testing.T, c Config) {
+	t.Helper()
+	c.Listen = "127.0.0.1:0"
 	c.CacheDir = t.TempDir()
 	c.SyncInterval = 50 * time.Millisecond
 
@@ -165,11 +184,11 @@ func TestRunServesAndStops(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
-	query := v("query", `count(count by (node) (up{job="kubeedge"} == 1))`, "time", unix(testFleet.end().Add(-time.Minute)))
+	query := `count(count by (node) (up{job="kubeedge"} == 1))`
 	// The blocks come in over the first sync: wait until each of them answers.
 	require.Eventually(t, func() bool {
 		for h := range testFleet.blocks {
-			at := v("query", query.Get("query"), "time", unix(testFleet.base.Add(time.Duration(h)*time.Hour+time.Minute)))
+			at := v("query", query, "time", unix(testFleet.base.Add(time.Duration(h)*time.Hour+time.Minute)))
 			code, body := get(t, base, "/api/v1/query", at, false)
 			if code != http.StatusOK || vectorValue(t, body) != "5" {
 				return false
