@@ -242,8 +242,12 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 		}
 	}
 	newest := slices.Clone(metas)
+	// Ties break on the ULID so that the blocks at the bound do not change from sync to sync.
 	slices.SortFunc(newest, func(a, b *bucket.Meta) int {
-		return int(min(max(b.MaxTime-a.MaxTime, -1), 1))
+		if a.MaxTime != b.MaxTime {
+			return int(min(max(b.MaxTime-a.MaxTime, -1), 1))
+		}
+		return b.ULID.Compare(a.ULID)
 	})
 	var want []*bucket.Meta
 	var total int64
