@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -30,6 +31,12 @@ func edgetelServer(t testing.TB, blockDirs []string, opts EngineOptions) string 
 	require.Len(t, store.Blocks(), len(blockDirs))
 	h, err := NewHandler(store, opts, nil)
 	require.NoError(t, err)
+	return serve(t, h)
+}
+
+// serve serves h on loopback for the test.
+func serve(t testing.TB, h http.Handler) string {
+	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
