@@ -49,14 +49,24 @@ func simConfig(s *edgesim.Sim, fleetFile string, interval time.Duration) *Config
 	return cfg
 }
 
-// firstBatches waits until every node has sent a batch and returns each node's first one.
-func firstBatches(t *testing.T, sink *consumertest.MetricsSink, nodes []fleet.Node, wait time.Duration) map[string]pmetric.Metrics {
+// firstBatches waits until every node has sent a batch in which every path was scraped
+// successfully, and returns each node's first such batch. (On a loaded machine a scrape may
+// time out; that is the timeout working, not data going wrong.)
+func firstBatches(t *testing.T, sink *consumertest.MetricsSink, nodes []fleet.Node, paths []string, wait time.Duration) map[string]pmetric.Metrics {
 	t.Helper()
 	out := map[string]pmetric.Metrics{}
+	allUp := func(md pmetric.Metrics) bool {
+		for _, p := range paths {
+			if up, _ := gaugeValue(md, "up", map[string]string{"metrics_path": p}); up != 1 {
+				return false
+			}
+		}
+		return true
+	}
 	require.Eventually(t, func() bool {
 		for _, md := range sink.AllMetrics() {
 			name, _ := md.ResourceMetrics().At(0).Resource().Attributes().Get("k8s.node.name")
-			if _, ok := out[name.Str()]; !ok {
+			if _, ok := out[name.Str()]; !ok && allUp(md) {
 				out[name.Str()] = md
 			}
 		}
@@ -114,22 +124,27 @@ func TestEdgesimThousandNodesThroughOneEndpoint(t *testing.T) {
 	startReceiver(t, cfg, sink)
 
 	nodes := s.Fleet().Nodes
-	got := firstBatches(t, sink, nodes, 60*time.Second)
+	paths := []string{"/metrics/resource"}
+	got := firstBatches(t, sink, nodes, paths, 120*time.Second)
 	for _, n := range nodes {
-		checkNode(t, s, n, got[n.Name], []string{"/metrics/resource"})
+		checkNode(t, s, n, got[n.Name], paths)
 	}
 }
 
 func TestEdgesimEveryEndpointIntact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scrapes every endpoint of 12 simulated nodes")
+	}
 	s, fleetFile := startSim(t, 12)
-	cfg := simConfig(s, fleetFile, 2*time.Second)
+	cfg := simConfig(s, fleetFile, 3*time.Second)
 	sink := new(consumertest.MetricsSink)
 	startReceiver(t, cfg, sink)
 
 	nodes := s.Fleet().Nodes
-	got := firstBatches(t, sink, nodes, 30*time.Second)
+	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
+	got := firstBatches(t, sink, nodes, paths, 60*time.Second)
 	for _, n := range nodes {
-		checkNode(t, s, n, got[n.Name], []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"})
+		checkNode(t, s, n, got[n.Name], paths)
 	}
 }
 
@@ -169,8 +184,57 @@ func TestEdgesimDirect(t *testing.T) {
 	for _, n := range nodes {
 		require.NotEmpty(t, n.Direct, n.Name)
 	}
-	got := firstBatches(t, sink, nodes, 20*time.Second)
+	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
+	got := firstBatches(t, sink, nodes, paths, 60*time.Second)
 	for _, n := range nodes {
-		checkNode(t, s, n, got[n.Name], []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"})
+		checkNode(t, s, n, got[n.Name], paths)
+	}
+}
+
+// A node whose tunnel drops fails its scrapes, but its series are not ended on that account;
+// when it comes back they continue.
+func TestEdgesimDisconnectDoesNotEndSeries(t *testing.T) {
+	s, fleetFile := startSim(t, 2)
+	cfg := simConfig(s, fleetFile, 300*time.Millisecond)
+	cfg.Endpoints.Cadvisor.Enabled = false
+	cfg.Endpoints.Metrics.Enabled = false
+	sink := new(consumertest.MetricsSink)
+	startReceiver(t, cfg, sink)
+	name := s.Fleet().Nodes[0].Name
+	require.Eventually(t, func() bool { return len(batches(sink, name)) >= 2 }, 10*time.Second, 10*time.Millisecond)
+
+	s.Disconnect(name)
+	var during []pmetric.Metrics
+	require.Eventually(t, func() bool {
+		during = nil
+		for _, md := range batches(sink, name) {
+			if up, _ := gaugeValue(md, "up", map[string]string{"metrics_path": "/metrics/resource"}); up == 0 {
+				during = append(during, md)
+			}
+		}
+		return len(during) >= 3
+	}, 10*time.Second, 10*time.Millisecond)
+	for _, md := range during {
+		assert.Equal(t, len(healthNames), md.MetricCount(), "only health series while disconnected")
+		assert.False(t, staleBatch(md))
+	}
+
+	s.Reconnect(name)
+	require.Eventually(t, func() bool {
+		up, _ := gaugeValue(lastBatch(sink, name), "up", map[string]string{"metrics_path": "/metrics/resource"})
+		return up == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	md := lastBatch(sink, name)
+	assert.Greater(t, md.MetricCount(), len(healthNames))
+	disconnects, _ := gaugeValue(md, "kubeedge_node_disconnects_total", nil)
+	assert.Equal(t, 1.0, disconnects)
+	for bi, b := range batches(sink, name) {
+		ms := b.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+		for i := 0; i < ms.Len(); i++ {
+			if ms.At(i).Type() == pmetric.MetricTypeGauge && ms.At(i).Gauge().DataPoints().At(0).Flags().NoRecordedValue() {
+				up, _ := gaugeValue(b, "up", map[string]string{"metrics_path": "/metrics/resource"})
+				t.Fatalf("batch %d (up %v): %s got a staleness marker: %v", bi, up, ms.At(i).Name(), ms.At(i).Gauge().DataPoints().At(0).Attributes().AsRaw())
+			}
+		}
 	}
 }

@@ -119,10 +119,11 @@ type Converter struct {
 	groups   map[string]*group
 	families map[string]*family
 
-	gen    uint64
-	order  []*family
-	active []*group
-	next   []*group
+	gen         uint64
+	typeChanged bool
+	order       []*family
+	active      []*group
+	next        []*group
 
 	lset labels.Labels
 	lb   *labels.Builder
@@ -147,6 +148,9 @@ func New(opts Options) *Converter {
 // nothing is appended and the staleness state is untouched. scrapeMs is the scrape time, used
 // for samples without a timestamp and for staleness markers.
 func (c *Converter) Convert(body []byte, mediaType string, scrapeMs int64, dest pmetric.MetricSlice) (Stats, error) {
+	if c.typeChanged {
+		c.reset()
+	}
 	c.gen++
 	c.order = c.order[:0]
 	var st Stats
@@ -155,6 +159,9 @@ func (c *Converter) Convert(body []byte, mediaType string, scrapeMs int64, dest 
 	}
 	c.emit(scrapeMs, dest, &st)
 	c.evict()
+	if c.typeChanged {
+		c.reset()
+	}
 	return st, nil
 }
 
@@ -200,26 +207,31 @@ func (c *Converter) parse(body []byte, mediaType string, scrapeMs int64, st *Sta
 func (c *Converter) metaFor(name []byte) *meta {
 	m := c.meta[string(name)]
 	if m == nil {
-		m = &meta{typ: model.MetricTypeUnknown}
+		m = &meta{}
 		c.meta[string(name)] = m
 	}
 	return m
 }
 
-// setType records a family's type; a type change invalidates every cached series, because a
+// setType records a family's type (HELP may have created its entry untyped). A type that
+// changes between scrapes invalidates the cache once the scrape is done, because every cached
 // series' family and role were derived from the types.
 func (c *Converter) setType(name []byte, typ model.MetricType) {
-	m := c.meta[string(name)]
-	if m == nil {
-		c.meta[string(name)] = &meta{typ: typ}
-		return
+	m := c.metaFor(name)
+	if m.typ != "" && m.typ != typ {
+		c.typeChanged = true
 	}
-	if m.typ != typ {
-		m.typ = typ
-		clear(c.series)
-		clear(c.groups)
-		clear(c.families)
-	}
+	m.typ = typ
+}
+
+// reset forgets every cached series after a type change. Series of the last scrape get no
+// staleness marker: those still exposed continue under their new type.
+func (c *Converter) reset() {
+	c.typeChanged = false
+	clear(c.series)
+	clear(c.groups)
+	clear(c.families)
+	c.active = c.active[:0]
 }
 
 func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stats) error {
@@ -434,8 +446,12 @@ func (c *Converter) familyFor(name string, m *meta) *family {
 		f.help, f.unit = m.help, m.unit
 		return f
 	}
-	f := &family{name: name, typ: m.typ, help: m.help, unit: m.unit}
-	switch m.typ {
+	typ := m.typ
+	if typ == "" {
+		typ = model.MetricTypeUnknown
+	}
+	f := &family{name: name, typ: typ, help: m.help, unit: m.unit}
+	switch typ {
 	case model.MetricTypeCounter:
 		f.mtype, f.monotonic = pmetric.MetricTypeSum, true
 	case model.MetricTypeInfo, model.MetricTypeStateset:

@@ -51,6 +51,14 @@ func TestConvertFixturesRoundTrip(t *testing.T) {
 			assert.Empty(t, scrapetest.Diff(want, got, 20))
 			assert.Equal(t, st.Scraped, st.PostRelabel)
 			assert.Zero(t, st.Stale)
+
+			// The same body again, now from the cache: the same series, nothing ended.
+			md2, st2 := convert(t, c, body, 1_800_000_015_000)
+			assert.Zero(t, st2.Stale)
+			assert.Equal(t, md.DataPointCount(), md2.DataPointCount())
+			got2, err := scrapetest.FromMetrics(md2)
+			require.NoError(t, err)
+			assert.Empty(t, scrapetest.Diff(want, got2, 20))
 		})
 	}
 }
@@ -200,4 +208,22 @@ func TestConvertStaleNaNInBody(t *testing.T) {
 	v := ms.At(0).Gauge().DataPoints().At(0)
 	assert.True(t, math.IsNaN(v.DoubleValue()))
 	assert.False(t, v.Flags().NoRecordedValue())
+}
+
+func TestConvertTypeChange(t *testing.T) {
+	c := New(Options{})
+	ms := pmetric.NewMetricSlice()
+	_, err := c.Convert([]byte("# HELP x help\n# TYPE x gauge\nx 1\n"), MediaText, 1000, ms)
+	require.NoError(t, err)
+	require.Equal(t, pmetric.MetricTypeGauge, ms.At(0).Type())
+	for i, want := range []pmetric.MetricType{pmetric.MetricTypeSum, pmetric.MetricTypeSum} {
+		ms = pmetric.NewMetricSlice()
+		st, err := c.Convert([]byte("# TYPE x counter\nx 2\n"), MediaText, int64(2000+i*1000), ms)
+		require.NoError(t, err)
+		assert.Zero(t, st.Stale)
+		if i > 0 {
+			require.Equal(t, 1, ms.Len())
+			assert.Equal(t, want, ms.At(0).Type())
+		}
+	}
 }
