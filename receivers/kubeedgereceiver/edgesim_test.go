@@ -2,21 +2,30 @@ package kubeedgereceiver
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+	"k8s.io/client-go/rest"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
 	"github.com/edgetel/edgetel/internal/fleet"
 	"github.com/edgetel/edgetel/internal/scrapeutil"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
 )
 
@@ -236,5 +245,69 @@ func TestEdgesimDisconnectDoesNotEndSeries(t *testing.T) {
 				t.Fatalf("batch %d (up %v): %s got a staleness marker: %v", bi, up, ms.At(i).Name(), ms.At(i).Gauge().DataPoints().At(0).Attributes().AsRaw())
 			}
 		}
+	}
+}
+
+// apiServerProxy stands in for kube-apiserver's node proxy in front of edgesim: it serves
+// /api/v1/nodes/<name>/proxy/<path> with a bearer token, and forwards to the node's
+// <InternalIP>:<port> (which the DNAT rules send to cloudcore) with X-Forwarded-Uri set to the
+// original path, as the API server does.
+func apiServerProxy(t *testing.T, s *edgesim.Sim, token string) *httptest.Server {
+	tlsCfg, err := s.TLSFiles().ClientConfig(true)
+	require.NoError(t, err)
+	byName := map[string]fleet.Node{}
+	for _, n := range s.Fleet().Nodes {
+		byName[n.Name] = n
+	}
+	rt := &http.Transport{TLSClientConfig: tlsCfg}
+	t.Cleanup(rt.CloseIdleConnections)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		seg := strings.SplitN(r.URL.Path, "/", 7) // "", api, v1, nodes, <name>, proxy, <path>
+		if len(seg) != 7 || seg[1] != "api" || seg[3] != "nodes" || seg[5] != "proxy" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		n, ok := byName[seg[4]]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		proxy := &httputil.ReverseProxy{Transport: rt, Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "https", s.Addr()
+			pr.Out.URL.Path = "/" + seg[6]
+			pr.Out.Host = n.Address()
+			pr.Out.Header.Set("X-Forwarded-Uri", r.URL.Path)
+		}}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestEdgesimThroughAPIServerProxy(t *testing.T) {
+	s, fleetFile := startSim(t, 3)
+	api := apiServerProxy(t, s, "sa-token")
+	cfg := simConfig(s, fleetFile, time.Second)
+	cfg.Transport.Mode = TransportAPIServer
+	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	sink := new(consumertest.MetricsSink)
+	r.next = sink
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})
+	r.restConfig = func(APIConfig) (*rest.Config, error) {
+		return &rest.Config{Host: api.URL, BearerToken: "sa-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}, nil
+	}
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+
+	nodes := s.Fleet().Nodes
+	got := firstBatches(t, sink, nodes, paths, 60*time.Second)
+	for _, n := range nodes {
+		checkNode(t, s, n, got[n.Name], paths)
 	}
 }
