@@ -36,6 +36,9 @@ type Store struct {
 	logger   *slog.Logger
 
 	syncMtx sync.Mutex // one Sync at a time
+	// metas caches the bucket's meta.json files by block: a block is immutable once its
+	// meta.json is written, so each is read once, not on every sync. Guarded by syncMtx.
+	metas map[ulid.ULID]*bucket.Meta
 
 	mtx    sync.RWMutex
 	blocks []*cachedBlock // sorted by minTime
@@ -63,7 +66,7 @@ func NewStore(bkt objstore.BucketReader, opts StoreOptions) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{bkt: bkt, dir: opts.Dir, maxBytes: opts.MaxBytes, logger: opts.Logger}
+	s := &Store{bkt: bkt, dir: opts.Dir, maxBytes: opts.MaxBytes, logger: opts.Logger, metas: map[ulid.ULID]*bucket.Meta{}}
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache dir: %w", err)
 	}
@@ -199,35 +202,57 @@ func (s *Store) Sync(ctx context.Context) error {
 // warning so that one bad block does not hide the others.
 func (s *Store) listBlocks(ctx context.Context) ([]*bucket.Meta, error) {
 	var metas []*bucket.Meta
+	seen := map[ulid.ULID]bool{}
 	err := s.bkt.Iter(ctx, "", func(name string) error {
 		id, err := ulid.Parse(strings.TrimSuffix(name, "/"))
 		if err != nil {
 			return nil
 		}
-		rc, err := s.bkt.Get(ctx, path.Join(id.String(), bucket.MetaFilename))
-		if s.bkt.IsObjNotFoundErr(err) {
+		seen[id] = true
+		if m, ok := s.metas[id]; ok {
+			metas = append(metas, m)
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("get meta.json of %s: %w", id, err)
+		m, err := s.readMeta(ctx, id)
+		if err != nil || m == nil {
+			return err
 		}
-		defer rc.Close()
-		m, err := bucket.ReadMeta(rc)
-		if err != nil {
-			s.logger.Warn("skipping block with unreadable meta.json", "block", id, "err", err)
-			return nil
-		}
-		if m.ULID != id {
-			s.logger.Warn("skipping block whose meta.json names another block", "block", id, "meta_ulid", m.ULID)
-			return nil
-		}
+		s.metas[id] = m
 		metas = append(metas, m)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list blocks: %w", err)
 	}
+	for id := range s.metas {
+		if !seen[id] {
+			delete(s.metas, id)
+		}
+	}
 	return metas, nil
+}
+
+// readMeta reads a block's meta.json; nil without error when the block is incomplete or its
+// meta.json is unusable.
+func (s *Store) readMeta(ctx context.Context, id ulid.ULID) (*bucket.Meta, error) {
+	rc, err := s.bkt.Get(ctx, path.Join(id.String(), bucket.MetaFilename))
+	if s.bkt.IsObjNotFoundErr(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get meta.json of %s: %w", id, err)
+	}
+	defer rc.Close()
+	m, err := bucket.ReadMeta(rc)
+	if err != nil {
+		s.logger.Warn("skipping block with unreadable meta.json", "block", id, "err", err)
+		return nil, nil
+	}
+	if m.ULID != id {
+		s.logger.Warn("skipping block whose meta.json names another block", "block", id, "meta_ulid", m.ULID)
+		return nil, nil
+	}
+	return m, nil
 }
 
 // selectBlocks picks the blocks to cache, newest first: raw-resolution blocks not replaced by a

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -332,4 +333,55 @@ func countSamples(t *testing.T, q storage.Queryable) int {
 	}
 	require.NoError(t, ss.Err())
 	return n
+}
+
+// countingBucket counts meta.json reads.
+type countingBucket struct {
+	objstore.Bucket
+	mu    sync.Mutex
+	metas int
+}
+
+func (b *countingBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if path.Base(name) == bucket.MetaFilename {
+		b.mu.Lock()
+		b.metas++
+		b.mu.Unlock()
+	}
+	return b.Bucket.Get(ctx, name)
+}
+
+func (b *countingBucket) metaReads() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.metas
+}
+
+// TestSyncReadsEachMetaOnce checks that a sync reads only the meta.json of blocks it has not
+// seen: on S3 every read is a request.
+func TestSyncReadsEachMetaOnce(t *testing.T) {
+	blocks := fleetBlocks(t)
+	bkt := &countingBucket{Bucket: fsBucket(t)}
+	for _, b := range blocks[:2] {
+		uploadRaw(t, bkt, b)
+	}
+	ctx := context.Background()
+	s := newStore(t, bkt, t.TempDir(), 1<<30)
+	require.NoError(t, s.Sync(ctx))
+	reads := bkt.metaReads()
+	require.NoError(t, s.Sync(ctx))
+	assert.Equal(t, reads, bkt.metaReads(), "nothing new: no meta.json read")
+
+	uploadRaw(t, bkt, blocks[2])
+	require.NoError(t, s.Sync(ctx))
+	assert.Len(t, s.Blocks(), 3)
+	assert.LessOrEqual(t, bkt.metaReads(), reads+2, "only the new block's meta.json (and its download)")
+
+	// A deleted and re-uploaded block is read again.
+	require.NoError(t, deleteBlock(ctx, bkt, filepath.Base(blocks[0])))
+	require.NoError(t, s.Sync(ctx))
+	assert.Len(t, s.Blocks(), 2)
+	uploadRaw(t, bkt, blocks[0])
+	require.NoError(t, s.Sync(ctx))
+	assert.Len(t, s.Blocks(), 3)
 }
