@@ -91,7 +91,12 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	mux.Handle(APIPrefix+"/", handler)
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Ready.") })
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Healthy.") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Requests get their own context so that queries still running when the shutdown grace
+	// period ends are cancelled: the blocks they read can only close once they stop.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -114,7 +119,11 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	shutCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	if shutErr := srv.Shutdown(shutCtx); shutErr != nil {
-		err = errors.Join(err, fmt.Errorf("shutdown: %w", shutErr))
+		logger.Warn("cancelling queries still running after the shutdown grace period", "err", shutErr)
+		cancelRequests()
+		if closeErr := srv.Close(); closeErr != nil {
+			err = errors.Join(err, fmt.Errorf("close server: %w", closeErr))
+		}
 	}
 	wg.Wait()
 	return err
