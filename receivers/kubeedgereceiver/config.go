@@ -188,17 +188,17 @@ func (c *Config) Validate() error {
 }
 
 func (e EndpointsConfig) validate() error {
-	any := false
+	enabled := false
 	for name, ep := range map[string]EndpointConfig{"metrics": e.Metrics, "cadvisor": e.Cadvisor, "resource": e.Resource} {
 		if !ep.Enabled {
 			continue
 		}
-		any = true
+		enabled = true
 		if !strings.HasPrefix(ep.Path, "/") {
 			return fmt.Errorf("endpoints.%s.path %q must start with /", name, ep.Path)
 		}
 	}
-	if !any {
+	if !enabled {
 		return errors.New("endpoints: at least one endpoint must be enabled")
 	}
 	return nil

@@ -209,3 +209,46 @@ func withoutHealth(s scrapetest.Series) scrapetest.Series {
 	}
 	return out
 }
+
+// What a failed edge looks like through cloudcore: each answer fails its scrape with its own
+// reason, while a healthy node next to them is scraped.
+func TestCloudcoreFailureModes(t *testing.T) {
+	cc := newFakeCloudcore(t)
+	nodes := []StaticNode{
+		{Name: "empty", IP: "10.0.0.1"}, {Name: "cut", IP: "10.0.0.2"}, {Name: "busy", IP: "10.0.0.3"},
+		{Name: "om-cut", IP: "10.0.0.4"}, {Name: "fine", IP: "10.0.0.5"},
+	}
+	want := map[string]string{"empty": reasonEmpty, "cut": reasonTruncated, "busy": reasonStatus, "om-cut": reasonTruncated}
+	cc.setHandler("10.0.0.1:10350", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	cc.setHandler("10.0.0.2:10350", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("a 1\nb 2")) })
+	cc.setHandler("10.0.0.3:10350", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	cc.setHandler("10.0.0.4:10350", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0")
+		_, _ = w.Write([]byte("# TYPE a gauge\na 1\n"))
+	})
+	cc.set("10.0.0.5:10350", "/metrics/cadvisor", []byte("a 1\n"))
+	sink := new(consumertest.MetricsSink)
+	startReceiver(t, testConfig(t, cc, nodes...), sink)
+
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			if len(batches(sink, n.Name)) == 0 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond)
+	for name, reason := range want {
+		md := batches(sink, name)[0]
+		fails, ok := gaugeValue(md, "kubeedge_scrape_failures_total", map[string]string{"metrics_path": "/metrics/cadvisor", "reason": reason})
+		assert.True(t, ok && fails == 1, "%s: want a %s failure", name, reason)
+		up, _ := gaugeValue(md, "up", map[string]string{"metrics_path": "/metrics/cadvisor"})
+		assert.Zero(t, up, name)
+	}
+	up, _ := gaugeValue(batches(sink, "fine")[0], "up", map[string]string{"metrics_path": "/metrics/cadvisor"})
+	assert.Equal(t, 1.0, up)
+	v, ok := gaugeValue(batches(sink, "fine")[0], "a", nil)
+	assert.True(t, ok && v == 1)
+}
