@@ -78,34 +78,36 @@ func NewHandler(q storage.SampleAndChunkQueryable, opts EngineOptions, logger *s
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 	})
-	api := apiv1.NewAPI(engine, q, nil, nil, noExemplars{},
-		nil,
+	// NewAPI takes Prometheus' whole server; edgetel-query has only storage and an engine, so
+	// the scraper, rules, alerting, admin and write parts are empty and their routes unserved.
+	api := apiv1.NewAPI(engine, q, nil /* ap */, nil /* apV2 */, noExemplars{},
+		nil, /* scrape pools */
 		func(context.Context) apiv1.TargetRetriever { return noTargets{} },
-		nil,
-		nil,
-		map[string]string{},
+		nil,                 /* alertmanagers */
+		nil,                 /* config */
+		map[string]string{}, /* flags */
 		apiv1.GlobalURLOptions{},
-		func(f http.HandlerFunc) http.HandlerFunc { return f },
-		nil, "", false, false, 0,
+		func(f http.HandlerFunc) http.HandlerFunc { return f }, /* ready */
+		nil /* TSDB admin */, "" /* db dir */, false /* admin */, false /* search */, 0, /* max search limit */
 		logger,
-		nil,
-		0, 1, 1,
-		false,
+		nil,     /* rules */
+		0, 1, 1, /* remote read limits */
+		false, /* agent */
 		// Prometheus' --web.cors.origin default; web/api/v1 dereferences it on every request
 		// that carries an Origin header.
 		regexp.MustCompile("^(?:.*)$"),
-		nil,
+		nil, /* runtime info */
 		buildInfo(),
-		nil, nil,
-		nil, nil,
-		nil,
-		false, nil, false, false, false, false,
+		nil, nil, /* notifications */
+		nil, nil, /* gatherer, registerer */
+		nil, /* stats renderer */
+		false /* remote write */, nil, false /* OTLP */, false, false, false,
 		opts.LookbackDelta,
-		false, false,
-		nil,
-		nil,
+		false /* type and unit labels */, false, /* append metadata */
+		nil, /* override error code */
+		nil, /* feature registry */
 		apiv1.OpenAPIOptions{},
-		nil,
+		nil, /* parser: the default one, as the engine's */
 	)
 	r := route.New()
 	api.Register(r)
