@@ -17,7 +17,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -374,11 +373,4 @@ func (s *Sim) stepTime(step int64) int64 {
 	return s.start.UnixMilli() + step*s.cfg.Step.Milliseconds()
 }
 
-func (s *Sim) nodeIndex(name string) (int, bool) {
-	i, ok := s.byKey[name]
-	return i, ok
-}
-
 func (s *Sim) nodeName(i int) string { return string(s.nodes[i].name) }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -24,6 +24,9 @@ func TestFleetScrapedThroughCloudcore(t *testing.T) {
 			if requireCert {
 				nodes = 50 // the variant checks the handshake, the full fleet runs above
 			}
+			if raceEnabled {
+				nodes /= 10
+			}
 			s := startSim(t, Config{Nodes: nodes, Seed: 1, RequireClientCert: requireCert, ManualStep: true})
 			c := client(t, s, requireCert)
 			f := s.Fleet()
@@ -101,6 +104,17 @@ func TestBodiesArePerNode(t *testing.T) {
 	assert.NotContains(t, string(bodyA), "datagen-1-35", "the capture's node name leaks")
 	assert.NotContains(t, string(bodyA), "e2e-deployment-79967c5968-8bnn8", "the capture's pod name leaks")
 	_, body := get(t, c, s, a.Address(), "/stats/summary")
-	assert.Contains(t, string(body), `"nodeName":"`+a.Name+`"`)
+	sum, err := parseSummary(body)
+	require.NoError(t, err)
+	assert.Equal(t, a.Name, sum.Node.NodeName)
+
+	// The endpoints of one node agree on its pods.
+	_, res := get(t, c, s, a.Address(), "/metrics/resource")
+	require.NotEmpty(t, sum.Pods)
+	for _, p := range sum.Pods {
+		assert.Contains(t, string(bodyA), `pod="`+p.PodRef.Name+`"`)
+		assert.Contains(t, string(bodyA), p.PodRef.UID, "cadvisor's cgroup id carries the pod uid")
+		assert.Contains(t, string(res), `pod="`+p.PodRef.Name+`"`)
+	}
 	assert.True(t, strings.Contains(string(bodyA), `pod="`))
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package edgesim
+
+const raceEnabled = false
