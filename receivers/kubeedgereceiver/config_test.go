@@ -1,6 +1,7 @@
 package kubeedgereceiver
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
@@ -77,4 +80,25 @@ func TestFactory(t *testing.T) {
 	f := NewFactory()
 	assert.Equal(t, metadata.Type, f.Type())
 	assert.Equal(t, metadata.MetricsStability, f.MetricsStability())
+}
+
+func TestShutdownWithoutStart(t *testing.T) {
+	f := NewFactory()
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), f.CreateDefaultConfig(), consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, r.Shutdown(context.Background()))
+}
+
+func TestStartFailsClearlyOutsideACluster(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Transport.Mode = TransportDirect
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "discovery.kubernetes")
+	require.NoError(t, r.Shutdown(context.Background()))
 }
