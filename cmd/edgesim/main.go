@@ -59,7 +59,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.cfg.FixturesDir, "fixtures", defaultFixtures(), "kubelet captures directory (or its parent)")
 	fs.IntVar(&o.cfg.KubeletPort, "kubelet-port", fleet.DefaultKubeletPort, "the nodes' kubelet endpoint port, as published in the fleet and expected in Host")
 	fs.DurationVar(&o.cfg.Step, "step", 15*time.Second, "how often values advance (counters grow, gauges move, pods churn)")
-	fs.Int64Var(&o.cfg.CacheBytes, "cache-bytes", 256<<20, "bytes of rendered bodies kept for reuse within a step; negative disables")
+	fs.Int64Var(&o.cfg.CacheBytes, "cache-bytes", 64<<20, "bytes of rendered bodies kept for reuse within a step; negative disables")
 	fs.StringVar(&o.disconnect, "disconnect", "", "comma-separated nodes started without a tunnel session")
 	fs.StringVar(&o.tunnelClosed, "tunnel-closed", "", "comma-separated nodes whose session stays but whose tunnel is closed (200, empty body)")
 	fs.DurationVar(&o.statsEvery, "log-stats", 30*time.Second, "log what was served this often; 0 disables")

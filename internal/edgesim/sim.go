@@ -45,7 +45,9 @@ type Config struct {
 	Step time.Duration
 	// ManualStep freezes time: values only advance through Advance (tests).
 	ManualStep bool
-	// CacheBytes bounds the rendered bodies kept for reuse within a step; default 256 MiB, <0 = none.
+	// CacheBytes bounds the rendered bodies kept for reuse within a step; default 64 MiB, <0 = none.
+	// Rendering costs far less than TLS (BenchmarkRender), so a bigger cache only helps a small
+	// fleet scraped repeatedly within a step, and costs memory.
 	CacheBytes int64
 	// Logger receives what edgesim serves and its faults; default discards.
 	Logger *slog.Logger
@@ -128,7 +130,7 @@ func New(cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("edgesim: step %v is negative", cfg.Step)
 	}
 	if cfg.CacheBytes == 0 {
-		cfg.CacheBytes = 256 << 20
+		cfg.CacheBytes = 64 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
