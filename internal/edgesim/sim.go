@@ -241,7 +241,7 @@ func (s *Sim) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		select {
 		case <-ctx.Done():
-			s.Close()
+			s.shutdown() // not Close: it would wait for this goroutine
 		case <-s.done:
 		}
 	}()
@@ -263,15 +263,17 @@ func (s *Sim) serve(srv *http.Server, run func() error) {
 
 // Close stops every server and waits for their goroutines. Safe without Start and twice.
 func (s *Sim) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.shutdownLocked()
-	s.mu.Unlock()
+	s.shutdown()
 	s.wg.Wait()
 	return nil
+}
+
+func (s *Sim) shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.shutdownLocked()
+	}
 }
 
 func (s *Sim) shutdownLocked() {
