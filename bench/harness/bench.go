@@ -44,7 +44,7 @@ type EnvConfig struct {
 
 // NewEnv starts edgesim (direct mode and its cloudcore endpoint) and the sink.
 func NewEnv(ctx context.Context, c EnvConfig) (*Env, error) {
-	e := &Env{Dir: c.Dir, Interval: c.Interval, Timeout: min(c.Interval*2/3, 10*time.Second),
+	e := &Env{Dir: c.Dir, Interval: c.Interval, Timeout: max(min(c.Interval*2/3, 10*time.Second).Truncate(time.Second), time.Second),
 		FleetFile: filepath.Join(c.Dir, "fleet.json"), TargetsFile: filepath.Join(c.Dir, "targets.json")}
 	sim, err := edgesim.New(edgesim.Config{Nodes: c.Nodes, Seed: 1, Listen: "127.0.0.1:0", TLSDir: filepath.Join(c.Dir, "tls"),
 		Direct: true, FleetFile: e.FleetFile, FixturesDir: c.FixturesDir, Step: cmp.Or(c.Step, c.Interval),

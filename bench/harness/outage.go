@@ -45,7 +45,8 @@ func (e *Env) Outage(ctx context.Context, s System, c OutageConfig) (OutageRow, 
 	}
 	row.LiveRate = float64(e.Sink.Stats().Samples-s0) / c.Live.Seconds()
 	// The same count over the live window, with the sink up: what scrape timing and series
-	// churn alone make look lost. Loss beyond it is the system's.
+	// churn alone make look lost. Loss beyond it is the system's. With Live = Outage + 4
+	// intervals it spans as long as the window the loss is counted in.
 	row.Baseline = e.Sink.Gaps(liveStart.UnixMilli(), time.Now().UnixMilli())
 
 	outageStart := time.Now()

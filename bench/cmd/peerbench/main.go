@@ -205,7 +205,7 @@ func runOutage(ctx context.Context, o options, env *harness.Env, systems []harne
 		}
 		for _, kill := range []bool{false, true} {
 			fmt.Fprintf(os.Stderr, "%s: outage %v, SIGKILL %v\n", s.Name, o.outage, kill)
-			row, err := env.Outage(ctx, s, harness.OutageConfig{Warmup: o.warmup, Live: max(o.outage, 2*o.interval), Outage: o.outage,
+			row, err := env.Outage(ctx, s, harness.OutageConfig{Warmup: o.warmup, Live: o.outage + 4*o.interval, Outage: o.outage,
 				Kill: kill, DrainTimeout: o.outage + 5*time.Minute})
 			if err != nil {
 				if ctx.Err() != nil {
@@ -213,7 +213,7 @@ func runOutage(ctx context.Context, o options, env *harness.Env, systems []harne
 				}
 				row.Note = "failed: " + err.Error()
 			}
-			fmt.Fprintf(os.Stderr, "  lost %d (live window %d), backlog %d, disk %d MiB, drain %.0f s %s\n", row.Lost, row.Baseline, row.Backlog, row.DiskPeak>>20, row.Drain, row.Note)
+			fmt.Fprintf(os.Stderr, "  live %.0f samples/s, lost %d (live window %d), backlog %d, disk %d MiB, drain %.0f s %s\n", row.LiveRate, row.Lost, row.Baseline, row.Backlog, row.DiskPeak>>20, row.Drain, row.Note)
 			rows = append(rows, row)
 			sleepBetween(ctx)
 		}
