@@ -210,7 +210,8 @@ func fetchProfile(ctx context.Context, addr string, d time.Duration, path string
 func (e *Env) MeasureFloor(ctx context.Context, self string, floorArgs []string, warmup, window time.Duration) (Row, error) {
 	row := Row{System: "floor"}
 	cmd := exec.CommandContext(ctx, self, floorArgs...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a test that panics (timeout) must not leave the system running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
