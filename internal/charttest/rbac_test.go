@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/onboard"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
 )
 
@@ -114,6 +115,22 @@ func TestCollectorRBACMatchesCode(t *testing.T) {
 			used := runCollectorReceiver(t, transport)
 			granted := chartRole(t, "edgetel-collector", "--set", "collector.transport="+transport)
 			assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
+		})
+	}
+}
+
+// The onboarding roles grant exactly the lists that internal/onboard's tests check every call of
+// the controller and the agent against.
+func TestOnboardRBACMatchesCode(t *testing.T) {
+	Helm(t)
+	for role, rules := range map[string][]rbacv1.PolicyRule{
+		"edgetel-onboard-controller": onboard.RBAC,
+		"edgetel-onboard-agent":      onboard.AgentRBAC,
+	} {
+		t.Run(role, func(t *testing.T) {
+			used, err := Granted(rules)
+			require.NoError(t, err)
+			assert.Equal(t, Format(used), Format(chartRole(t, role)), "code uses (left) vs chart grants (right)")
 		})
 	}
 }
