@@ -133,11 +133,11 @@ func (f fleet) appendSelfMetrics(t testing.TB, app storage.AppenderV2, from, to 
 			{ls("edgeremotewrite_buffer_disk_bytes"), 1 << 20},
 			{ls("edgeremotewrite_oldest_sample_age_seconds"), 2 + float64(int(k)%3)},
 			{ls("edgeremotewrite_samples_dropped_total"), k / 10},
-			{ls("otelcol_objstore_exporter_upload_lag_seconds"), float64(int(k) % 240 * 15)},
-			{ls("otelcol_objstore_exporter_upload_failures_total"), float64(int(k) / 100)},
-			{ls("otelcol_objstore_exporter_blocks_uploaded_total"), float64(int(k) / 240)},
-			{ls("otelcol_objstore_exporter_samples_dropped_total", "reason", "out_of_order"), k},
-			{ls("otelcol_receiver_kubeedge_scrape_failures_total"), k * 3},
+			{ls("otelcol_objstore_exporter_upload_lag"), float64(int(k) % 240 * 15)},
+			{ls("otelcol_objstore_exporter_upload_failures"), float64(int(k) / 100)},
+			{ls("otelcol_objstore_exporter_blocks_uploaded"), float64(int(k) / 240)},
+			{ls("otelcol_objstore_exporter_samples_dropped", "reason", "out_of_order"), k},
+			{ls("otelcol_receiver_kubeedge_scrape_failures"), k * 3},
 		} {
 			_, err := app.Append(0, s.l, 0, ts.UnixMilli(), s.v, nil, nil, storage.AppendV2Options{})
 			require.NoError(t, err)
