@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgetel/edgetel/bench/harness"
@@ -102,8 +103,14 @@ func (c *collector) start() {
 	proc, _, err := c.env.Relaunch(c.sys, c.params)
 	require.NoError(c.t, err)
 	c.proc = proc
-	require.Eventually(c.t, func() bool { _, err := c.metrics(); return err == nil }, 60*time.Second, 200*time.Millisecond,
-		"edgetelcol did not serve its metrics; log in %s", filepath.Dir(c.params.DataDir))
+	if !assert.Eventually(c.t, func() bool { _, err := c.metrics(); return err == nil }, 60*time.Second, 200*time.Millisecond) {
+		logs, _ := filepath.Glob(filepath.Join(filepath.Dir(c.params.DataDir), "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			c.t.Logf("%s:\n%s", l, tail(b, 4000))
+		}
+		c.t.FailNow()
+	}
 }
 
 // kill SIGKILLs the collector.
@@ -205,3 +212,10 @@ func soak(t *testing.T) {
 }
 
 func wait(d time.Duration) { time.Sleep(d) }
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
