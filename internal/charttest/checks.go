@@ -32,7 +32,7 @@ func Check(objs []Object) []error {
 			errs = append(errs, checkWorkload(rendered, "DaemonSet/"+v.Name, v.Spec.Selector, &v.Spec.Template, nil)...)
 		case *corev1.Service:
 			if len(v.Spec.Ports) == 0 || len(v.Spec.Selector) == 0 {
-				errs = append(errs, fmt.Errorf("Service/%s: needs ports and a selector", v.Name))
+				errs = append(errs, fmt.Errorf("service %s: needs ports and a selector", v.Name))
 			}
 		case *rbacv1.ClusterRoleBinding:
 			errs = append(errs, checkBinding(rendered, "ClusterRoleBinding/"+v.Name, v.RoleRef, v.Subjects)...)

@@ -76,8 +76,7 @@ type Agent struct {
 	log *slog.Logger
 	m   *metrics
 
-	mu      sync.Mutex
-	desired *apis.IPTablesRules // nil: no object, so no rules and no chain
+	mu sync.Mutex
 	// prev is the rule set the last successful check left in place; ok says there was one.
 	// iptables-save differing from it while the desired rules stayed the same is drift.
 	prev   []string
