@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgetel/edgetel/bench/harness"
 	"github.com/edgetel/edgetel/bench/peers"
+	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 var collectorBin string
@@ -47,11 +48,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func fixtures() string {
-	if v := os.Getenv("EDGETEL_FIXTURES"); v != "" {
-		return filepath.Join(v, "kubelet")
-	}
-	return "../../../shared/fixtures/kubelet"
+func fixturesDir(t *testing.T) string {
+	dir, err := fixtures.Dir()
+	require.NoError(t, err)
+	return dir
 }
 
 // interval is short so a test sees many scrapes in seconds; edgesim steps at the same pace.
@@ -61,7 +61,7 @@ func newEnv(t *testing.T, nodes int) *harness.Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: t.TempDir(), Nodes: nodes, Interval: interval,
-		FixturesDir: fixtures(), SinkSlots: true})
+		FixturesDir: fixturesDir(t), SinkSlots: true})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		env.Close()

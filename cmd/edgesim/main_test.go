@@ -17,16 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
+	"github.com/edgetel/edgetel/internal/fixtures"
 	"github.com/edgetel/edgetel/internal/fleet"
 )
 
-func fixtures(t *testing.T) string {
-	if d := os.Getenv("EDGETEL_FIXTURES"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
+func fixturesDir(t *testing.T) string {
+	dir, err := fixtures.Dir()
 	require.NoError(t, err)
-	return filepath.Join(wd, "..", "..", "..", "shared", "fixtures")
+	return dir
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -50,7 +48,7 @@ func (b *syncBuffer) String() string {
 func start(t *testing.T, args ...string) (*edgesim.Sim, *syncBuffer, chan error) {
 	dir := t.TempDir()
 	base := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--tls-dir", filepath.Join(dir, "tls"),
-		"--fleet-file", filepath.Join(dir, "fleet.json"), "--fixtures", fixtures(t)}
+		"--fleet-file", filepath.Join(dir, "fleet.json"), "--fixtures", fixturesDir(t)}
 	logs := &syncBuffer{}
 	ready := make(chan *edgesim.Sim, 1)
 	done := make(chan error, 1)
@@ -139,7 +137,7 @@ func filepathOf(t *testing.T, logs *syncBuffer) string {
 }
 
 func TestFlagErrors(t *testing.T) {
-	fx := fixtures(t)
+	fx := fixturesDir(t)
 	for name, args := range map[string][]string{
 		"no tls dir":        {"--fixtures", fx},
 		"bad nodes":         {"--tls-dir", t.TempDir(), "--fixtures", fx, "--nodes", "0"},

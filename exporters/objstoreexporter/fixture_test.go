@@ -19,17 +19,16 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 // fixturesDir finds the shared kubelet captures: EDGETEL_FIXTURES, else ../shared/fixtures next
 // to the repository root.
 func fixturesDir(t *testing.T) string {
-	if d := os.Getenv("EDGETEL_FIXTURES"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd() // <root>/exporters/objstoreexporter
+	dir, err := fixtures.Dir()
 	require.NoError(t, err)
-	return filepath.Join(wd, "..", "..", "..", "shared", "fixtures")
+	return dir
 }
 
 // scrape is one kubelet endpoint as the kubeedge receiver delivers it: Prometheus names kept,

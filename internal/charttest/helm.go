@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 // Helm returns the helm binary the Makefile installed (EDGETEL_HELM). Tests skip when it is not
@@ -29,20 +31,11 @@ func Helm(t testing.TB) string {
 // RepoRoot is the directory holding go.mod, found upwards from the test's working directory.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := fixtures.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // ChartDir is charts/edgetel in the repository.

@@ -86,32 +86,8 @@ func (s *Sim) AdminHandler() http.Handler {
 			writeJSON(w, map[string]string{"node": name, "slow_body": d.String()})
 		}
 	})
-	mux.HandleFunc("POST /api/malformed", func(w http.ResponseWriter, r *http.Request) {
-		name, ok := s.nodeParam(w, r)
-		if !ok {
-			return
-		}
-		on, err := strconv.ParseBool(r.FormValue("on"))
-		if err != nil {
-			adminError(w, http.StatusBadRequest, "on: want true or false, got %q", r.FormValue("on"))
-			return
-		}
-		s.SetMalformed(name, on)
-		writeJSON(w, map[string]any{"node": name, "malformed": on})
-	})
-	mux.HandleFunc("POST /api/tunnel-closed", func(w http.ResponseWriter, r *http.Request) {
-		name, ok := s.nodeParam(w, r)
-		if !ok {
-			return
-		}
-		on, err := strconv.ParseBool(r.FormValue("on"))
-		if err != nil {
-			adminError(w, http.StatusBadRequest, "on: want true or false, got %q", r.FormValue("on"))
-			return
-		}
-		s.SetTunnelClosed(name, on)
-		writeJSON(w, map[string]any{"node": name, "tunnel_closed": on})
-	})
+	mux.HandleFunc("POST /api/malformed", s.nodeSwitch("malformed", s.SetMalformed))
+	mux.HandleFunc("POST /api/tunnel-closed", s.nodeSwitch("tunnel_closed", s.SetTunnelClosed))
 	mux.HandleFunc("POST /api/explosion", func(w http.ResponseWriter, r *http.Request) {
 		name, ok := s.nodeParam(w, r)
 		if !ok {
@@ -252,4 +228,21 @@ func adminError(w http.ResponseWriter, code int, format string, args ...any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// nodeSwitch serves a fault that a node has on or off: form fields node and on.
+func (s *Sim) nodeSwitch(field string, set func(name string, on bool)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, ok := s.nodeParam(w, r)
+		if !ok {
+			return
+		}
+		on, err := strconv.ParseBool(r.FormValue("on"))
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "on: want true or false, got %q", r.FormValue("on"))
+			return
+		}
+		set(name, on)
+		writeJSON(w, map[string]any{"node": name, field: on})
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,23 +15,15 @@ import (
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/stretchr/testify/require"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 // fixturesDir finds the shared fixtures: EDGETEL_FIXTURES, else ../shared/fixtures next to the repo.
 func fixturesDir(t testing.TB) string {
-	if d := os.Getenv("EDGETEL_FIXTURES"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
+	dir, err := fixtures.Dir()
 	require.NoError(t, err)
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "fixtures")
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatalf("no go.mod above %s", wd)
-		}
-	}
+	return dir
 }
 
 // startSim starts a simulator on loopback; cfg's zero fields get test defaults.

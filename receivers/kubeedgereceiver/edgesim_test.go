@@ -22,8 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
+	"github.com/edgetel/edgetel/internal/fixtures"
 	"github.com/edgetel/edgetel/internal/fleet"
-	"github.com/edgetel/edgetel/internal/scrapeutil"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
@@ -33,7 +33,7 @@ import (
 // frozen values so what a node serves can be compared with what arrived.
 func startSim(t *testing.T, nodes int) (*edgesim.Sim, string) {
 	t.Helper()
-	dir, err := scrapeutil.FixturesDir()
+	dir, err := fixtures.Dir()
 	require.NoError(t, err)
 	fleetFile := filepath.Join(t.TempDir(), "fleet.json")
 	s, err := edgesim.New(edgesim.Config{Nodes: nodes, Seed: 7, Listen: "127.0.0.1:0", TLSDir: t.TempDir(),
@@ -176,7 +176,7 @@ func TestEdgesimRejectsReceiverWithoutClientCert(t *testing.T) {
 
 // The edge-agent view: each node's own plain-HTTP kubelet endpoint, addresses from the fleet file.
 func TestEdgesimDirect(t *testing.T) {
-	dir, err := scrapeutil.FixturesDir()
+	dir, err := fixtures.Dir()
 	require.NoError(t, err)
 	fleetFile := filepath.Join(t.TempDir(), "fleet.json")
 	s, err := edgesim.New(edgesim.Config{Nodes: 4, Seed: 3, Listen: "127.0.0.1:0", TLSDir: t.TempDir(),

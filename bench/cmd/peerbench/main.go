@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgetel/edgetel/bench/harness"
+	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 type options struct {
@@ -68,11 +69,10 @@ func main() {
 	}
 }
 
+// defaultFixtures is the shared fixtures directory, or "" (edgesim then says what is missing).
 func defaultFixtures() string {
-	if v := os.Getenv("EDGETEL_FIXTURES"); v != "" {
-		return filepath.Join(v, "kubelet")
-	}
-	return "../shared/fixtures/kubelet"
+	dir, _ := fixtures.Dir()
+	return dir
 }
 
 func run(ctx context.Context, o options) error {
