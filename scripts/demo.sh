@@ -64,7 +64,7 @@ edgetel demo is running (Ctrl-C stops it):
   edgetel-query  Prometheus HTTP API over the bucket, http://$QUERY_ADDR
 data:            $EDGETEL_DEMO_DATA (bucket: $EDGETEL_DEMO_DATA/bucket, logs: $LOGS)
 
-Blocks are cut every minute, so history shows up in the query API within about three minutes.
+Blocks are cut every minute, so history shows up in the query API after a few minutes.
 Try:
   curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=count(count by (node) (up{job="kubeedge"} == 1))'
   curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=topk(5, sum by (node) (rate(container_cpu_usage_seconds_total{container!=""}[5m])))'
