@@ -1,8 +1,10 @@
 package promconv
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"strconv"
@@ -62,7 +64,10 @@ const (
 	kindCreated
 )
 
-// series is what the cache remembers of one raw series text.
+// series is what the cache remembers of one raw series text. The cache is keyed by a seeded
+// 64-bit hash of that text rather than the text itself, which would be most of the receiver's
+// memory (cadvisor series lines run to 300 bytes). Two lines of one target colliding takes
+// about 2^32 distinct series; the seed is random per Converter, so no exposition can aim at one.
 type series struct {
 	g     *group
 	kind  sampleKind
@@ -74,12 +79,13 @@ type series struct {
 type bucket struct{ bound, value float64 }
 
 // group is one output data point: a family and a set of attributes (a histogram's buckets and a
-// summary's quantiles share one group).
+// summary's quantiles share one group). Groups are found by hash and compared in full, so a
+// collision costs a longer chain, never a wrong series.
 type group struct {
-	fam     *family
-	attrs   []labels.Label
-	attrMap pcommon.Map
-	gen     uint64
+	fam   *family
+	attrs labels.Labels
+	next  *group // another group with the same hash
+	gen   uint64
 
 	ts                         int64
 	value, sum, count          float64
@@ -114,10 +120,14 @@ type meta struct {
 type Converter struct {
 	opts     Options
 	symbols  *labels.SymbolTable
+	seed     maphash.Seed
 	meta     map[string]*meta
-	series   map[string]*series
-	groups   map[string]*group
+	series   map[uint64]*series
+	groups   map[uint64]*group
 	families map[string]*family
+	// interned holds one copy of each attribute set: in cadvisor dozens of families share a
+	// container's labels.
+	interned map[uint64]labels.Labels
 
 	gen         uint64
 	typeChanged bool
@@ -127,7 +137,6 @@ type Converter struct {
 
 	lset labels.Labels
 	lb   *labels.Builder
-	key  strings.Builder
 }
 
 // New returns a Converter for one target.
@@ -135,9 +144,11 @@ func New(opts Options) *Converter {
 	return &Converter{
 		opts:     opts,
 		symbols:  labels.NewSymbolTable(),
+		seed:     maphash.MakeSeed(),
 		meta:     map[string]*meta{},
-		series:   map[string]*series{},
-		groups:   map[string]*group{},
+		series:   map[uint64]*series{},
+		groups:   map[uint64]*group{},
+		interned: map[uint64]labels.Labels{},
 		families: map[string]*family{},
 		lb:       labels.NewBuilder(labels.EmptyLabels()),
 	}
@@ -158,6 +169,7 @@ func (c *Converter) Convert(body []byte, mediaType string, scrapeMs int64, dest 
 		return st, err
 	}
 	c.emit(scrapeMs, dest, &st)
+	c.release()
 	c.evict()
 	if c.typeChanged {
 		c.reset()
@@ -231,16 +243,18 @@ func (c *Converter) reset() {
 	clear(c.series)
 	clear(c.groups)
 	clear(c.families)
+	clear(c.interned)
 	c.active = c.active[:0]
 }
 
 func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stats) error {
 	raw, tsp, v := p.Series()
 	st.Scraped++
-	s := c.series[string(raw)]
+	key := maphash.Bytes(c.seed, raw)
+	s := c.series[key]
 	if s == nil {
 		var err error
-		if s, err = c.newSeries(p, raw); err != nil {
+		if s, err = c.newSeries(p, raw, key); err != nil {
 			return err
 		}
 	}
@@ -303,9 +317,9 @@ func (c *Converter) touch(g *group) {
 }
 
 // newSeries works out, once per series, its final labels, family, role and group.
-func (c *Converter) newSeries(p textparse.Parser, raw []byte) (*series, error) {
+func (c *Converter) newSeries(p textparse.Parser, raw []byte, key uint64) (*series, error) {
 	s := &series{}
-	c.series[string(raw)] = s
+	c.series[key] = s
 	p.Labels(&c.lset)
 	c.lb.Reset(c.lset)
 	c.opts.TargetLabels.Range(func(l labels.Label) {
@@ -338,48 +352,57 @@ func (c *Converter) newSeries(p textparse.Parser, raw []byte) (*series, error) {
 		}
 		b, err := strconv.ParseFloat(final.Get(bl), 64)
 		if err != nil {
-			delete(c.series, string(raw))
+			delete(c.series, key)
 			return nil, fmt.Errorf("%w: series %s: label %s: %w", ErrParse, raw, bl, err)
 		}
 		s.bound = b
 	}
-	s.g = c.groupFor(f, final)
+	s.g = c.groupFor(f, c.intern(c.attrs(f)))
 	return s, nil
 }
 
-// dropped from data point attributes: the name, the resource labels and the bucket labels.
-func attrLabel(name string, f *family) bool {
-	switch name {
-	case model.MetricNameLabel, model.JobLabel, model.InstanceLabel:
-		return false
-	case model.BucketLabel:
-		return f.mtype != pmetric.MetricTypeHistogram
-	case model.QuantileLabel:
-		return f.mtype != pmetric.MetricTypeSummary
+func (c *Converter) intern(attrs labels.Labels) labels.Labels {
+	h := attrs.Hash()
+	if have, ok := c.interned[h]; ok {
+		if labels.Equal(have, attrs) {
+			return have
+		}
+		return attrs // a hash collision: keep a private copy
 	}
-	return true
+	c.interned[h] = attrs
+	return attrs
 }
 
-func (c *Converter) groupFor(f *family, final labels.Labels) *group {
-	c.key.Reset()
-	c.key.WriteString(f.name)
-	var attrs []labels.Label
-	final.Range(func(l labels.Label) {
-		// Empty values are absent labels in Prometheus.
-		if l.Value == "" || !attrLabel(l.Name, f) {
-			return
-		}
-		attrs = append(attrs, l)
-		c.key.WriteByte(0xff)
-		c.key.WriteString(l.Name)
-		c.key.WriteByte(0xfe)
-		c.key.WriteString(l.Value)
-	})
-	key := c.key.String()
-	if g := c.groups[key]; g != nil {
-		return g
+// attrs are the data point attributes of the builder's series: its labels less the name, the
+// resource labels and, for histograms and summaries, the bucket label. (Empty values are absent
+// labels in Prometheus; the builder drops them.)
+func (c *Converter) attrs(f *family) labels.Labels {
+	c.lb.Del(model.MetricNameLabel, model.JobLabel, model.InstanceLabel)
+	switch f.mtype {
+	case pmetric.MetricTypeHistogram:
+		c.lb.Del(model.BucketLabel)
+	case pmetric.MetricTypeSummary:
+		c.lb.Del(model.QuantileLabel)
 	}
-	g := &group{fam: f, attrs: attrs}
+	return c.lb.Labels()
+}
+
+func (c *Converter) groupFor(f *family, attrs labels.Labels) *group {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(f.name)
+	h.WriteByte(0xff)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], attrs.Hash())
+	_, _ = h.Write(b[:])
+	key := h.Sum64()
+	first := c.groups[key]
+	for g := first; g != nil; g = g.next {
+		if g.fam == f && labels.Equal(g.attrs, attrs) {
+			return g
+		}
+	}
+	g := &group{fam: f, attrs: attrs, next: first}
 	c.groups[key] = g
 	return g
 }
@@ -516,7 +539,16 @@ func (c *Converter) Stale(scrapeMs int64, dest pmetric.MetricSlice) int {
 		n++
 	}
 	c.active = c.active[:0]
+	c.release()
 	return n
+}
+
+// release drops the families' handles on this scrape's output, which belongs to the consumer
+// now: holding them would keep a whole scrape's data points alive until the next one.
+func (c *Converter) release() {
+	for _, f := range c.families {
+		f.metric = pmetric.Metric{}
+	}
 }
 
 // evict forgets series and groups not in this scrape: a series that comes back is new again.
@@ -526,11 +558,36 @@ func (c *Converter) evict() {
 			delete(c.series, k)
 		}
 	}
-	for k, g := range c.groups {
-		if g.gen != c.gen {
-			delete(c.groups, k)
+	if c.evictGroups() {
+		// Rebuilt only when groups went away, which steady scrapes don't do.
+		clear(c.interned)
+		for _, first := range c.groups {
+			for g := first; g != nil; g = g.next {
+				c.interned[g.attrs.Hash()] = g.attrs
+			}
 		}
 	}
+}
+
+func (c *Converter) evictGroups() (evicted bool) {
+	for k, first := range c.groups {
+		var kept *group
+		for g := first; g != nil; {
+			next := g.next
+			if g.gen == c.gen {
+				g.next, kept = kept, g
+			} else {
+				evicted = true
+			}
+			g = next
+		}
+		if kept == nil {
+			delete(c.groups, k)
+		} else if kept != first {
+			c.groups[k] = kept
+		}
+	}
+	return evicted
 }
 
 func newMetric(dest pmetric.MetricSlice, f *family) pmetric.Metric {
@@ -582,17 +639,11 @@ func (g *group) empty() bool {
 	}
 }
 
-// putAttrs copies the group's attributes, built once per series: a copy skips the per-key
-// duplicate checks of PutStr.
+// putAttrs writes the group's attributes. The strings are shared with the cached labels, not
+// copied.
 func (g *group) putAttrs(dst pcommon.Map) {
-	if g.attrMap == (pcommon.Map{}) {
-		g.attrMap = pcommon.NewMap()
-		g.attrMap.EnsureCapacity(len(g.attrs))
-		for _, l := range g.attrs {
-			g.attrMap.PutStr(l.Name, l.Value)
-		}
-	}
-	g.attrMap.CopyTo(dst)
+	dst.EnsureCapacity(g.attrs.Len())
+	g.attrs.Range(func(l labels.Label) { dst.PutStr(l.Name, l.Value) })
 }
 
 // startTime is the created timestamp when the exposition has one, else when this receiver first
