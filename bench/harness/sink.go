@@ -41,6 +41,7 @@ type Sink struct {
 
 	mu     sync.Mutex
 	series map[uint64]*seriesSlots
+	names  map[string]struct{} // distinct metric names (__name__)
 }
 
 // seriesSlots holds the distinct timestamps a series arrived with, sorted (ms).
@@ -63,7 +64,7 @@ func NewSink(addr string, slot time.Duration) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink: listen: %w", err)
 	}
-	s := &Sink{ln: ln, slot: slot.Milliseconds(), series: make(map[uint64]*seriesSlots)}
+	s := &Sink{ln: ln, slot: slot.Milliseconds(), series: make(map[uint64]*seriesSlots), names: map[string]struct{}{}}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -141,10 +142,23 @@ func (s *Sink) Stats() Stats {
 	return Stats{Requests: s.requests.Load(), Rejected: s.rejected.Load(), Samples: s.samples.Load(), Dupes: s.dupes.Load(), Series: n}
 }
 
+// Names returns the distinct metric names received since the last Reset, sorted.
+func (s *Sink) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.names))
+	for n := range s.names {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Reset forgets everything counted.
 func (s *Sink) Reset() {
 	s.mu.Lock()
 	s.series = make(map[uint64]*seriesSlots)
+	s.names = map[string]struct{}{}
 	s.mu.Unlock()
 	s.requests.Store(0)
 	s.rejected.Store(0)
@@ -277,6 +291,7 @@ func (s *Sink) count(b []byte) error {
 
 func (s *Sink) countSeries(b []byte) error {
 	h := xxhash.New()
+	var name []byte
 	var stamps []int64
 	var buf [64]int64
 	stamps = buf[:0]
@@ -302,6 +317,9 @@ func (s *Sink) countSeries(b []byte) error {
 		case 1: // label: hashed as encoded; senders sort labels, so a series hashes the same each time
 			h.Write(v)
 			h.Write([]byte{0xff})
+			if name == nil {
+				name = metricName(v)
+			}
 		case 2:
 			stamps = append(stamps, fieldInt(v, 2))
 		case 4:
@@ -309,8 +327,37 @@ func (s *Sink) countSeries(b []byte) error {
 		}
 	}
 	s.samples.Add(int64(len(stamps)))
-	s.record(h.Sum64(), stamps)
+	s.record(h.Sum64(), name, stamps)
 	return nil
+}
+
+// metricName returns the value of a Label message (1 name, 2 value) whose name is __name__, or
+// nil.
+func metricName(b []byte) []byte {
+	var isName bool
+	var value []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return nil
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return nil
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			isName = string(v) == "__name__"
+		case 2:
+			value = v
+		}
+	}
+	if !isName {
+		return nil
+	}
+	return value
 }
 
 // fieldInt returns varint field num of message b (0 when absent).
@@ -333,9 +380,14 @@ func fieldInt(b []byte, want protowire.Number) int64 {
 	return 0
 }
 
-func (s *Sink) record(key uint64, stamps []int64) {
+func (s *Sink) record(key uint64, name []byte, stamps []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if name != nil {
+		if _, ok := s.names[string(name)]; !ok {
+			s.names[string(name)] = struct{}{}
+		}
+	}
 	if s.slot == 0 {
 		if _, ok := s.series[key]; !ok {
 			s.series[key] = nil

@@ -54,9 +54,11 @@ func TestSinkCountsSamplesSeriesAndGaps(t *testing.T) {
 	assert.EqualValues(t, 1, s.Gaps(0, 4*slot))
 	assert.EqualValues(t, 0, s.Gaps(3*slot, 4*slot), "the gap is outside the range")
 	assert.EqualValues(t, 4+2+4+1, s.Covered(0, 4*slot))
+	assert.Equal(t, []string{"a", "b", "c", "h"}, s.Names())
 
 	s.Reset()
 	assert.Equal(t, Stats{}, s.Stats())
+	assert.Empty(t, s.Names())
 }
 
 func TestSinkRefusesWhatItCannotRead(t *testing.T) {

@@ -59,8 +59,14 @@ const interval = 2 * time.Second
 
 func newEnv(t *testing.T, nodes int) *harness.Env {
 	t.Helper()
+	return newEnvIn(t, t.TempDir(), nodes)
+}
+
+// newEnvIn is newEnv in dir, which may already hold edgesim's tls/ (certificates it then uses).
+func newEnvIn(t *testing.T, dir string, nodes int) *harness.Env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: t.TempDir(), Nodes: nodes, Interval: interval,
+	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: dir, Nodes: nodes, Interval: interval,
 		FixturesDir: fixturesDir(t), SinkSlots: true})
 	require.NoError(t, err)
 	t.Cleanup(func() {
