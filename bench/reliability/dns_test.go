@@ -33,7 +33,7 @@ const netnsEnv = "EDGETEL_RELIABILITY_NETNS"
 
 // The collector's cloudcore endpoint is a host name that real DNS first refuses to resolve
 // (SERVFAIL) and later resolves to 127.0.0.1, with no change to the collector: every scrape in
-// between fails and is counted as a transport failure, only the per-target synthetic series are
+// between fails and is counted as a dns failure, only the per-target synthetic series are
 // delivered, the collector stays up with flat memory, the name is resolved again on every scrape
 // (a failure is not cached), and once DNS answers scrapes succeed and are delivered.
 //
@@ -70,8 +70,8 @@ func TestCloudcoreDNSFailure(t *testing.T) {
 	assert.GreaterOrEqual(t, float64(q3), failures, "every failed scrape asked DNS again (no cached failure)")
 	assert.GreaterOrEqual(t, scrapes, float64(3*scrapesPerInterval), "scrapes go on while DNS fails")
 	assert.Equal(t, scrapes, failures, "every scrape fails while the name does not resolve")
-	assert.Equal(t, failures, m[key(m, "kubeedge_scrape_failures")+"{reason=transport}"],
-		"a name that does not resolve is a transport failure: %v", reasons(m, "kubeedge_scrape_failures"))
+	assert.Equal(t, failures, m[key(m, "kubeedge_scrape_failures")+"{reason=dns}"],
+		"a name that does not resolve is a dns failure: %v", reasons(m, "kubeedge_scrape_failures"))
 	assert.Zero(t, named(m, "kubeedge_samples"), "no node sample is scraped while DNS fails")
 	a := c.drain(30 * time.Second)
 	sinkGotAll(t, c)
@@ -96,8 +96,8 @@ func TestCloudcoreDNSFailure(t *testing.T) {
 	wait(3 * interval)
 	m2, err := c.metrics()
 	require.NoError(t, err)
-	transport := key(m, "kubeedge_scrape_failures") + "{reason=transport}"
-	assert.Equal(t, m1[transport], m2[transport], "transport failures kept growing after DNS answered")
+	dnsFailures := key(m, "kubeedge_scrape_failures") + "{reason=dns}"
+	assert.Equal(t, m1[dnsFailures], m2[dnsFailures], "dns failures kept growing after DNS answered")
 	ok1 := named(m1, "kubeedge_scrapes") - named(m1, "kubeedge_scrape_failures")
 	ok2 := named(m2, "kubeedge_scrapes") - named(m2, "kubeedge_scrape_failures")
 	assert.GreaterOrEqual(t, ok2-ok1, float64(2*scrapesPerInterval), "scrapes succeed once DNS answers")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -32,6 +33,7 @@ var ErrBodyTooLarge = errors.New("body exceeds body_size_limit")
 const (
 	reasonTimeout     = "timeout"
 	reasonTransport   = "transport"
+	reasonDNS         = "dns"
 	reasonStatus      = "http_status"
 	reasonEmpty       = "empty_body"
 	reasonTruncated   = "truncated_body"
@@ -72,7 +74,6 @@ type nodeLoop struct {
 	disconnects      int
 	lastGood         time.Time
 	started          time.Time
-	body             bytes.Buffer
 	text             []byte
 }
 
@@ -238,7 +239,11 @@ func (l *nodeLoop) end() {
 
 func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice) result {
 	start := time.Now()
-	body, contentType, err := l.fetch(ctx, t.path)
+	// Bodies are pooled across nodes rather than kept per node: a cadvisor body is 1-2 MB, and
+	// only the scrapes in progress need one.
+	buf := l.r.bodies.Get().(*bytes.Buffer)
+	defer l.r.bodies.Put(buf)
+	body, contentType, err := l.fetch(ctx, t.path, buf)
 	var st promconv.Stats
 	if err == nil {
 		var mt string
@@ -268,9 +273,9 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 	return res
 }
 
-// fetch GETs path within scrape_timeout and one slot of max_concurrent_scrapes. The body is read
-// into the loop's reused buffer, valid until the next fetch.
-func (l *nodeLoop) fetch(ctx context.Context, path string) ([]byte, string, error) {
+// fetch GETs path within scrape_timeout and one slot of max_concurrent_scrapes, and reads the
+// body into buf.
+func (l *nodeLoop) fetch(ctx context.Context, path string, buf *bytes.Buffer) ([]byte, string, error) {
 	select {
 	case l.r.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -284,28 +289,33 @@ func (l *nodeLoop) fetch(ctx context.Context, path string) ([]byte, string, erro
 		return nil, "", err
 	}
 	defer resp.Body.Close()
-	body, err := l.read(resp)
+	body, err := l.read(resp, buf)
 	return body, resp.Header.Get("Content-Type"), err
 }
 
-func (l *nodeLoop) read(resp *http.Response) ([]byte, error) {
+func (l *nodeLoop) read(resp *http.Response, buf *bytes.Buffer) ([]byte, error) {
 	limit := l.r.cfg.BodySizeLimit
-	l.body.Reset()
-	n, err := l.body.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	buf.Reset()
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading body: %w", err)
 	}
 	if n > limit {
 		return nil, fmt.Errorf("%w of %d bytes", ErrBodyTooLarge, limit)
 	}
-	return l.body.Bytes(), nil
+	return buf.Bytes(), nil
 }
 
 func classify(err error) string {
 	var se *transport.StatusError
+	var dnsErr *net.DNSError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return reasonTimeout
+	case errors.As(err, &dnsErr):
+		// Told apart from other transport failures: a cloudcore name that stops resolving is a
+		// cluster DNS problem, not an edge one.
+		return reasonDNS
 	case errors.As(err, &se):
 		return reasonStatus
 	case errors.Is(err, ErrBodyTooLarge):

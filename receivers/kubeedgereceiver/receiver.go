@@ -1,6 +1,7 @@
 package kubeedgereceiver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type kubeedgeReceiver struct {
 
 	transport transport.Transport
 	sem       chan struct{}
+	bodies    sync.Pool // of *bytes.Buffer
 	tel       *telemetry
 
 	cancel context.CancelFunc
@@ -53,7 +55,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*ku
 	if err != nil {
 		return nil, err
 	}
-	return &kubeedgeReceiver{
+	r := &kubeedgeReceiver{
 		cfg:        cfg,
 		set:        set,
 		next:       next,
@@ -63,7 +65,9 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*ku
 		kubeClient: func(c *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(c) },
 		tel:        tel,
 		loops:      map[string]*nodeLoop{},
-	}, nil
+	}
+	r.bodies.New = func() any { return new(bytes.Buffer) }
+	return r, nil
 }
 
 // Start builds the transport and discovery and starts discovering; scraping follows discovery.
