@@ -6,7 +6,8 @@ import (
 	"math/bits"
 	"sort"
 
-	"github.com/golang/snappy"
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -15,7 +16,7 @@ import (
 )
 
 // encoder turns the samples of one ConsumeMetrics call into buffer records, one or more per
-// shard. It implements promconv.Appender. Each sample is written straight into its shard's
+// shard. It implements promconv.PairsAppender. Each sample is written straight into its shard's
 // protobuf bytes, so nothing is kept per sample and nothing decodes again before sending.
 //
 // RW 1.0 records are a sequence of WriteRequest.timeseries fields: a valid WriteRequest by
@@ -28,6 +29,8 @@ type encoder struct {
 	maxBytes   int
 	shards     []shardBuf
 	merged     []prompb.Label
+	pairs      []labels.Label
+	digest     *xxhash.Digest
 	intern     map[string]string
 	out        []pendingRecord
 	spare      [][]byte
@@ -58,7 +61,8 @@ const tagV2 = 1 << 31
 const internLimit = 1 << 20
 
 func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, maxBytes int) *encoder {
-	e := &encoder{v2: v2, maxSamples: maxSamples, maxBytes: maxBytes, shards: make([]shardBuf, shards), intern: map[string]string{}}
+	e := &encoder{v2: v2, maxSamples: maxSamples, maxBytes: maxBytes, shards: make([]shardBuf, shards),
+		intern: map[string]string{}, digest: xxhash.New()}
 	for k, v := range external {
 		e.external = append(e.external, prompb.Label{Name: k, Value: v})
 	}
@@ -75,7 +79,14 @@ func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, max
 
 // Append implements promconv.Appender.
 func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
-	s := &e.shards[ls.Hash()%uint64(len(e.shards))]
+	e.pairs = e.pairs[:0]
+	ls.Range(func(l labels.Label) { e.pairs = append(e.pairs, l) })
+	return e.AppendPairs(e.pairs, t, v)
+}
+
+// AppendPairs implements promconv.PairsAppender: ls is sorted, names unique.
+func (e *encoder) AppendPairs(ls []labels.Label, t int64, v float64) error {
+	s := &e.shards[e.hash(ls)%uint64(len(e.shards))]
 	e.mergeLabels(ls)
 	if e.v2 {
 		e.appendV2(s, t, v)
@@ -96,12 +107,27 @@ func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
 	return nil
 }
 
+// hash picks a series' shard: it must not change between runs (a buffer written before a restart
+// keeps each series in one shard, hence in order), so no per-process seed.
+func (e *encoder) hash(ls []labels.Label) uint64 {
+	e.digest.Reset()
+	for _, l := range ls {
+		_, _ = e.digest.WriteString(l.Name)
+		_, _ = e.digest.Write(sep)
+		_, _ = e.digest.WriteString(l.Value)
+		_, _ = e.digest.Write(sep)
+	}
+	return e.digest.Sum64()
+}
+
+var sep = []byte{0xff}
+
 // mergeLabels puts the series' labels and the external labels not already set into e.merged,
 // sorted by name, as Prometheus adds external labels.
-func (e *encoder) mergeLabels(ls labels.Labels) {
+func (e *encoder) mergeLabels(ls []labels.Label) {
 	e.merged = e.merged[:0]
 	ext := e.external
-	ls.Range(func(l labels.Label) {
+	for _, l := range ls {
 		for len(ext) > 0 && ext[0].Name < l.Name {
 			e.merged = append(e.merged, ext[0])
 			ext = ext[1:]
@@ -110,7 +136,7 @@ func (e *encoder) mergeLabels(ls labels.Labels) {
 			ext = ext[1:]
 		}
 		e.merged = append(e.merged, prompb.Label{Name: l.Name, Value: l.Value})
-	})
+	}
 	e.merged = append(e.merged, ext...)
 }
 
@@ -225,7 +251,7 @@ func (e *encoder) flush(s *shardBuf) {
 		}
 		raw = s.marshalBuf
 	}
-	e.out = append(e.out, pendingRecord{meta: s.meta, payload: snappy.Encode(e.nextSpare(len(raw)), raw)})
+	e.out = append(e.out, pendingRecord{meta: s.meta, payload: s2.EncodeSnappy(e.nextSpare(len(raw)), raw)})
 	s.meta = diskqueue.Meta{Tag: s.meta.Tag}
 	s.buf = s.buf[:0]
 	s.bytes = 0
@@ -242,7 +268,7 @@ func (e *encoder) nextSpare(n int) []byte {
 	for len(e.spare) <= i {
 		e.spare = append(e.spare, nil)
 	}
-	need := snappy.MaxEncodedLen(n)
+	need := s2.MaxEncodedLen(n)
 	if cap(e.spare[i]) < need {
 		e.spare[i] = make([]byte, need)
 	}

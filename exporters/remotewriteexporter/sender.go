@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/golang/snappy"
+	"github.com/klauspost/compress/s2"
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
@@ -177,7 +177,7 @@ func (sh *shard) collect(ctx context.Context, in <-chan item) bool {
 func isV2(r diskqueue.Record) bool { return r.Tag&tagV2 != 0 }
 
 func decodedLen(p []byte) int {
-	n, err := snappy.DecodedLen(p)
+	n, err := s2.DecodedLen(p)
 	if err != nil {
 		return 0
 	}
@@ -192,18 +192,18 @@ func (sh *shard) body() ([]byte, error) {
 	}
 	sh.raw = sh.raw[:0]
 	for _, it := range sh.batch {
-		n, err := snappy.DecodedLen(it.rec.Payload)
+		n, err := s2.DecodedLen(it.rec.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("record at %d: %w", it.rec.Offset, err)
 		}
 		start := len(sh.raw)
 		sh.raw = growLen(sh.raw, n)
-		if _, err := snappy.Decode(sh.raw[start:], it.rec.Payload); err != nil {
+		if _, err := s2.Decode(sh.raw[start:], it.rec.Payload); err != nil {
 			return nil, fmt.Errorf("record at %d: %w", it.rec.Offset, err)
 		}
 	}
-	sh.enc = growLen(sh.enc[:0], snappy.MaxEncodedLen(len(sh.raw)))
-	return snappy.Encode(sh.enc, sh.raw), nil
+	sh.enc = growLen(sh.enc[:0], s2.MaxEncodedLen(len(sh.raw)))
+	return s2.EncodeSnappy(sh.enc, sh.raw), nil
 }
 
 func growLen(b []byte, n int) []byte {

@@ -39,6 +39,14 @@ type Appender interface {
 	Append(ls labels.Labels, t int64, v float64) error
 }
 
+// PairsAppender is an Appender that also takes a sample's labels as a sorted slice of unique,
+// non-empty pairs, which saves building a labels.Labels for an appender that only writes them
+// out (the remote-write encoder). The slice is reused like ls.
+type PairsAppender interface {
+	Appender
+	AppendPairs(ls []labels.Label, t int64, v float64) error
+}
+
 // Options select optional conversions.
 type Options struct {
 	// ResourceToLabels copies every resource attribute to a label (resource_to_telemetry_conversion).
@@ -63,6 +71,7 @@ type Stats struct {
 type Converter struct {
 	opts    Options
 	pairs   []labels.Label // labels of the current data point, before sorting
+	final   []labels.Label // pairs sorted, merged and without empty values
 	builder labels.ScratchBuilder
 	ls      labels.Labels
 	names   map[string]*metricNames
@@ -125,17 +134,19 @@ func (c *Converter) resourceLabels(attrs pcommon.Map) {
 	if id, ok := attrs.Get("service.instance.id"); ok && id.Str() != "" {
 		c.res = append(c.res, labels.Label{Name: InstanceLabel, Value: id.Str()})
 	}
-	if !c.opts.ResourceToLabels {
-		return
+	if c.opts.ResourceToLabels {
+		attrs.Range(func(k string, v pcommon.Value) bool {
+			switch k {
+			case "service.name", "service.namespace", "service.instance.id":
+			default:
+				c.res = append(c.res, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+			}
+			return true
+		})
 	}
-	attrs.Range(func(k string, v pcommon.Value) bool {
-		switch k {
-		case "service.name", "service.namespace", "service.instance.id":
-		default:
-			c.res = append(c.res, labels.Label{Name: c.labelName(k), Value: v.AsString()})
-		}
-		return true
-	})
+	// Sorted once per resource, so that emit can put them in place (stable: of two that share a
+	// name, the first still wins).
+	slices.SortStableFunc(c.res, compareNames)
 }
 
 func (c *Converter) metric(m pmetric.Metric, app Appender, st *Stats) error {
@@ -236,22 +247,59 @@ func (c *Converter) summaries(n *metricNames, dps pmetric.SummaryDataPointSlice,
 // optional extra label such as le) and appends it.
 func (c *Converter) emit(name string, attrs pcommon.Map, extraName, extraValue string, t int64, v float64, app Appender, st *Stats) error {
 	c.pairs = append(c.pairs[:0], labels.Label{Name: MetricName, Value: name})
+	sorted := true
 	attrs.Range(func(k string, v pcommon.Value) bool {
-		c.pairs = append(c.pairs, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+		l := labels.Label{Name: c.labelName(k), Value: v.AsString()}
+		sorted = sorted && l.Name >= c.pairs[len(c.pairs)-1].Name
+		c.pairs = append(c.pairs, l)
 		return true
 	})
+	// Attributes usually come sorted (the kubeedge receiver writes them so): then the extra
+	// and resource labels are put in place rather than sorting every sample's labels.
 	if extraName != "" {
-		c.pairs = append(c.pairs, labels.Label{Name: extraName, Value: extraValue})
+		c.add(labels.Label{Name: extraName, Value: extraValue}, sorted)
 	}
 	for _, l := range c.res {
 		if attrs.Len() > 0 && c.has(l.Name) {
 			continue // the data point's own label wins
 		}
-		c.pairs = append(c.pairs, l)
+		c.add(l, sorted)
 	}
-	c.build()
+	if !sorted {
+		slices.SortStableFunc(c.pairs, compareNames)
+	}
+	c.merge()
 	st.Samples++
+	if pa, ok := app.(PairsAppender); ok {
+		return pa.AppendPairs(c.final, t, v)
+	}
+	c.builder.Reset()
+	for _, l := range c.final {
+		c.builder.Add(l.Name, l.Value)
+	}
+	c.builder.Overwrite(&c.ls)
 	return app.Append(c.ls, t, v)
+}
+
+func compareNames(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) }
+
+// add puts l after the pairs of the same or a lower name when they are sorted (a stable
+// insertion), or at the end otherwise.
+func (c *Converter) add(l labels.Label, sorted bool) {
+	if !sorted {
+		c.pairs = append(c.pairs, l)
+		return
+	}
+	i, n := 0, len(c.pairs)
+	for i < n { // upper bound
+		h := int(uint(i+n) >> 1)
+		if c.pairs[h].Name <= l.Name {
+			i = h + 1
+		} else {
+			n = h
+		}
+	}
+	c.pairs = slices.Insert(c.pairs, i, l)
 }
 
 func (c *Converter) has(name string) bool {
@@ -263,11 +311,11 @@ func (c *Converter) has(name string) bool {
 	return false
 }
 
-// build sorts the pairs, merges duplicate names (two attributes that sanitize to the same name)
-// by joining their values with ";" as the Collector does, drops empty values, and writes c.ls.
-func (c *Converter) build() {
-	slices.SortStableFunc(c.pairs, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
-	c.builder.Reset()
+// merge writes the sorted pairs to c.final, merging duplicate names (two attributes that
+// sanitize to the same name) by joining their values with ";" as the Collector does, and
+// dropping empty values.
+func (c *Converter) merge() {
+	c.final = c.final[:0]
 	for i := 0; i < len(c.pairs); i++ {
 		l := c.pairs[i]
 		for i+1 < len(c.pairs) && c.pairs[i+1].Name == l.Name {
@@ -277,10 +325,9 @@ func (c *Converter) build() {
 			}
 		}
 		if l.Value != "" {
-			c.builder.Add(l.Name, l.Value)
+			c.final = append(c.final, l)
 		}
 	}
-	c.builder.Overwrite(&c.ls)
 }
 
 func joinNonEmpty(a, b string) string {
