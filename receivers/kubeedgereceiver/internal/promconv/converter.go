@@ -137,6 +137,11 @@ type Converter struct {
 
 	lset labels.Labels
 	lb   *labels.Builder
+
+	// comments holds the hashes of the comment lines of the last text body the full parser
+	// read: the fast path knows their effect.
+	comments map[uint64]struct{}
+	slowOnly bool // tests: compare the fast path with the full parser
 }
 
 // New returns a Converter for one target.
@@ -149,6 +154,7 @@ func New(opts Options) *Converter {
 		series:   map[uint64]*series{},
 		groups:   map[uint64]*group{},
 		interned: map[uint64]labels.Labels{},
+		comments: map[uint64]struct{}{},
 		families: map[string]*family{},
 		lb:       labels.NewBuilder(labels.EmptyLabels()),
 	}
@@ -177,7 +183,25 @@ func (c *Converter) Convert(body []byte, mediaType string, scrapeMs int64, dest 
 	return st, nil
 }
 
+// parse reads the body into the groups: by the fast path when it can, else (or when the fast path
+// gives up part way, having started a new generation) with Prometheus' parser.
 func (c *Converter) parse(body []byte, mediaType string, scrapeMs int64, st *Stats) error {
+	if mediaType == MediaText && !c.slowOnly {
+		if c.parseFast(body, scrapeMs, st) {
+			return nil
+		}
+		c.restart(st)
+	}
+	if err := c.parseFull(body, mediaType, scrapeMs, st); err != nil {
+		return err
+	}
+	if mediaType == MediaText {
+		c.learnComments(body)
+	}
+	return nil
+}
+
+func (c *Converter) parseFull(body []byte, mediaType string, scrapeMs int64, st *Stats) error {
 	p, err := textparse.New(body, mediaType, c.symbols, textparse.ParserOptions{OpenMetricsSkipSTSeries: true})
 	if p == nil {
 		return fmt.Errorf("%w: %w", ErrUnsupported, err)
@@ -244,6 +268,7 @@ func (c *Converter) reset() {
 	clear(c.groups)
 	clear(c.families)
 	clear(c.interned)
+	clear(c.comments)
 	c.active = c.active[:0]
 }
 
@@ -258,17 +283,32 @@ func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stat
 			return err
 		}
 	}
+	g, err := c.observe(s, tsp, v, scrapeMs, st)
+	if g == nil {
+		return err
+	}
+	if om && g.fam.cumulative() && g.created == 0 {
+		if ct := p.StartTimestamp(); ct != 0 {
+			g.created = ct
+		}
+	}
+	return nil
+}
+
+// observe records one sample of a known series in its group, and returns the group (nil for a
+// duplicate or dropped series, or on error).
+func (c *Converter) observe(s *series, tsp *int64, v float64, scrapeMs int64, st *Stats) (*group, error) {
 	if s.gen == c.gen {
 		st.Duplicates++
-		return nil
+		return nil, nil
 	}
 	s.gen = c.gen
 	if s.drop {
-		return nil
+		return nil, nil
 	}
 	st.PostRelabel++
 	if c.opts.SampleLimit > 0 && st.PostRelabel > c.opts.SampleLimit {
-		return fmt.Errorf("%w: more than %d samples", ErrSampleLimit, c.opts.SampleLimit)
+		return nil, fmt.Errorf("%w: more than %d samples", ErrSampleLimit, c.opts.SampleLimit)
 	}
 	ts := scrapeMs
 	if c.opts.HonorTimestamps && tsp != nil {
@@ -293,12 +333,7 @@ func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stat
 	case kindCreated:
 		g.created = int64(v * 1000)
 	}
-	if om && g.fam.cumulative() && g.created == 0 {
-		if ct := p.StartTimestamp(); ct != 0 {
-			g.created = ct
-		}
-	}
-	return nil
+	return g, nil
 }
 
 // touch resets a group for this scrape and lists it, and its family, for output.
