@@ -30,7 +30,7 @@ type encoder struct {
 	shards     []shardBuf
 	merged     []prompb.Label
 	pairs      []labels.Label
-	digest     *xxhash.Digest
+	lbuf       []byte // the current sample's label fields, protobuf-encoded
 	intern     map[string]string
 	out        []pendingRecord
 	spare      [][]byte
@@ -61,8 +61,7 @@ const tagV2 = 1 << 31
 const internLimit = 1 << 20
 
 func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, maxBytes int) *encoder {
-	e := &encoder{v2: v2, maxSamples: maxSamples, maxBytes: maxBytes, shards: make([]shardBuf, shards),
-		intern: map[string]string{}, digest: xxhash.New()}
+	e := &encoder{v2: v2, maxSamples: maxSamples, maxBytes: maxBytes, shards: make([]shardBuf, shards), intern: map[string]string{}}
 	for k, v := range external {
 		e.external = append(e.external, prompb.Label{Name: k, Value: v})
 	}
@@ -86,8 +85,11 @@ func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
 
 // AppendPairs implements promconv.PairsAppender: ls is sorted, names unique.
 func (e *encoder) AppendPairs(ls []labels.Label, t int64, v float64) error {
-	s := &e.shards[e.hash(ls)%uint64(len(e.shards))]
 	e.mergeLabels(ls)
+	e.lbuf = appendLabels(e.lbuf[:0], e.merged)
+	// The shard is a hash of the encoded labels: free to compute, and the same in every run (a
+	// buffer written before a restart keeps each series in one shard, hence in order).
+	s := &e.shards[xxhash.Sum64(e.lbuf)%uint64(len(e.shards))]
 	if e.v2 {
 		e.appendV2(s, t, v)
 	} else {
@@ -107,21 +109,6 @@ func (e *encoder) AppendPairs(ls []labels.Label, t int64, v float64) error {
 	return nil
 }
 
-// hash picks a series' shard: it must not change between runs (a buffer written before a restart
-// keeps each series in one shard, hence in order), so no per-process seed.
-func (e *encoder) hash(ls []labels.Label) uint64 {
-	e.digest.Reset()
-	for _, l := range ls {
-		_, _ = e.digest.WriteString(l.Name)
-		_, _ = e.digest.Write(sep)
-		_, _ = e.digest.WriteString(l.Value)
-		_, _ = e.digest.Write(sep)
-	}
-	return e.digest.Sum64()
-}
-
-var sep = []byte{0xff}
-
 // mergeLabels puts the series' labels and the external labels not already set into e.merged,
 // sorted by name, as Prometheus adds external labels.
 func (e *encoder) mergeLabels(ls []labels.Label) {
@@ -140,25 +127,27 @@ func (e *encoder) mergeLabels(ls []labels.Label) {
 	e.merged = append(e.merged, ext...)
 }
 
-// appendV1 writes one TimeSeries field with one sample, byte for byte what gogo's Marshal
-// writes for prompb.TimeSeries (proto3: zero value and zero timestamp are omitted).
-func (e *encoder) appendV1(s *shardBuf, t int64, v float64) {
-	labelsSize := 0
-	for _, l := range e.merged {
-		n := labelSize(l)
-		labelsSize += 1 + uvarintLen(uint64(n)) + n
-	}
-	ss := sampleSize(t, v)
-	tsSize := labelsSize + 1 + uvarintLen(uint64(ss)) + ss
-	b := s.buf
-	b = append(b, 0x0a)
-	b = binary.AppendUvarint(b, uint64(tsSize))
-	for _, l := range e.merged {
+// appendLabels writes the TimeSeries.labels fields of ls, as gogo's Marshal does.
+func appendLabels(b []byte, ls []prompb.Label) []byte {
+	for _, l := range ls {
 		b = append(b, 0x0a)
 		b = binary.AppendUvarint(b, uint64(labelSize(l)))
 		b = appendString(b, 0x0a, l.Name)
 		b = appendString(b, 0x12, l.Value)
 	}
+	return b
+}
+
+// appendV1 writes one TimeSeries field with one sample (its labels already encoded in e.lbuf),
+// byte for byte what gogo's Marshal writes for prompb.TimeSeries (proto3: zero value and zero
+// timestamp are omitted).
+func (e *encoder) appendV1(s *shardBuf, t int64, v float64) {
+	ss := sampleSize(t, v)
+	tsSize := len(e.lbuf) + 1 + uvarintLen(uint64(ss)) + ss
+	b := s.buf
+	b = append(b, 0x0a)
+	b = binary.AppendUvarint(b, uint64(tsSize))
+	b = append(b, e.lbuf...)
 	b = append(b, 0x12)
 	b = binary.AppendUvarint(b, uint64(ss))
 	if v != 0 {
