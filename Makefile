@@ -37,8 +37,9 @@ build-cross:
 TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
 	EDGETEL_FIXTURES=$(abspath $(ROOT)/../shared/fixtures)
 
-test: tools
-	$(TEST_ENV) $(GO) test $(GO_TEST_FLAGS) ./...
+# scripts/demotest runs the demo with the commands `build` puts in $(BIN).
+test: tools build
+	$(TEST_ENV) EDGETEL_BIN=$(BIN) $(GO) test $(GO_TEST_FLAGS) ./...
 
 # The race detector on the packages whose concurrency matters; the rest run without it in `test`.
 RACE_PKGS ?= ./internal/... ./cmd/... ./receivers/... ./processors/... ./exporters/...

@@ -1,27 +1,52 @@
 #!/usr/bin/env bash
 # make demo: edgesim → edgetelcol → bucket → edgetel-query, all on loopback, until Ctrl-C.
 # Data lives under $EDGETEL_DEMO_DATA (default ./data) and is kept between runs.
+# The loopback ports can be moved with EDGETEL_DEMO_{CLOUDCORE,ADMIN,HEALTH,TELEMETRY,QUERY}_PORT
+# (defaults 10003, 10090, 13133, 8888, 9090); examples/local/config.yaml reads the same variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODES=${NODES:-100}
 BIN=${BIN:-./bin}
 export EDGETEL_DEMO_DATA=${EDGETEL_DEMO_DATA:-$PWD/data}
+export EDGETEL_DEMO_CLOUDCORE_PORT=${EDGETEL_DEMO_CLOUDCORE_PORT:-10003}
+export EDGETEL_DEMO_ADMIN_PORT=${EDGETEL_DEMO_ADMIN_PORT:-10090}
+export EDGETEL_DEMO_HEALTH_PORT=${EDGETEL_DEMO_HEALTH_PORT:-13133}
+export EDGETEL_DEMO_TELEMETRY_PORT=${EDGETEL_DEMO_TELEMETRY_PORT:-8888}
+export EDGETEL_DEMO_QUERY_PORT=${EDGETEL_DEMO_QUERY_PORT:-9090}
 FIXTURES=${EDGETEL_FIXTURES:-$PWD/../shared/fixtures}
-QUERY_ADDR=127.0.0.1:9090
+QUERY_ADDR=127.0.0.1:$EDGETEL_DEMO_QUERY_PORT
 LOGS=$EDGETEL_DEMO_DATA/logs
 
-pids=()
+pids=() names=()
+# stop <status>: stops every process still running, reports those that did not exit cleanly, and
+# exits with <status>, or 1 when a process failed.
 stop() {
+	local status=$1 i rc
 	trap - INT TERM EXIT
 	if [ ${#pids[@]} -gt 0 ]; then
 		echo; echo "stopping ${#pids[@]} processes..."
 		kill -TERM "${pids[@]}" 2>/dev/null || true
-		wait "${pids[@]}" 2>/dev/null || true
+		for i in "${!pids[@]}"; do
+			rc=0
+			wait "${pids[$i]}" 2>/dev/null || rc=$?
+			if [ "$rc" -ne 0 ]; then
+				echo "${names[$i]} exited with status $rc; see $LOGS/${names[$i]}.log" >&2
+				status=1
+			fi
+		done
 	fi
 	echo "stopped; the data stays in $EDGETEL_DEMO_DATA (make clean removes it)"
+	exit "$status"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
+
+start() { # start <name> <command...>: runs it in the background, output in $LOGS/<name>.log
+	local name=$1; shift
+	"$@" >"$LOGS/$name.log" 2>&1 &
+	pids+=($!) names+=("$name")
+}
 
 wait_for() { # wait_for <what> <seconds> <command...>
 	local what=$1 secs=$2; shift 2
@@ -36,31 +61,29 @@ wait_for() { # wait_for <what> <seconds> <command...>
 [ -d "$FIXTURES/kubelet" ] || { echo "kubelet captures not found in $FIXTURES (set EDGETEL_FIXTURES)" >&2; exit 1; }
 mkdir -p "$EDGETEL_DEMO_DATA"/{edgesim/tls,bucket,tsdb,query-cache} "$LOGS"
 
-"$BIN/edgesim" --nodes "$NODES" --listen 127.0.0.1:10003 --admin-listen 127.0.0.1:10090 \
+start edgesim "$BIN/edgesim" --nodes "$NODES" \
+	--listen "127.0.0.1:$EDGETEL_DEMO_CLOUDCORE_PORT" --admin-listen "127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT" \
 	--fleet-file "$EDGETEL_DEMO_DATA/edgesim/fleet.json" --tls-dir "$EDGETEL_DEMO_DATA/edgesim/tls" \
-	--fixtures "$FIXTURES" >"$LOGS/edgesim.log" 2>&1 &
-pids+=($!)
+	--fixtures "$FIXTURES"
 wait_for edgesim 60 test -s "$EDGETEL_DEMO_DATA/edgesim/fleet.json"
 
 configs=(--config examples/local/config.yaml)
 if [ -n "${EDGETEL_REMOTE_WRITE_URL:-}" ]; then
 	configs+=(--config examples/local/remote-write.yaml)
 fi
-"$BIN/edgetelcol" "${configs[@]}" >"$LOGS/edgetelcol.log" 2>&1 &
-pids+=($!)
-wait_for edgetelcol 60 curl -sf http://127.0.0.1:13133/
+start edgetelcol "$BIN/edgetelcol" "${configs[@]}"
+wait_for edgetelcol 60 curl -sf "http://127.0.0.1:$EDGETEL_DEMO_HEALTH_PORT/"
 
-"$BIN/edgetel-query" --listen "$QUERY_ADDR" --bucket-dir "$EDGETEL_DEMO_DATA/bucket" \
-	--cache-dir "$EDGETEL_DEMO_DATA/query-cache" --sync-interval 10s >"$LOGS/edgetel-query.log" 2>&1 &
-pids+=($!)
+start edgetel-query "$BIN/edgetel-query" --listen "$QUERY_ADDR" --bucket-dir "$EDGETEL_DEMO_DATA/bucket" \
+	--cache-dir "$EDGETEL_DEMO_DATA/query-cache" --sync-interval 10s
 wait_for edgetel-query 60 curl -sf "http://$QUERY_ADDR/api/v1/status/buildinfo"
 
 cat <<INFO
 
 edgetel demo is running (Ctrl-C stops it):
-  edgesim        $NODES simulated edge nodes behind a cloudcore-compatible endpoint, https://127.0.0.1:10003
-                 fault injection: http://127.0.0.1:10090 (see cmd/edgesim/README.md)
-  edgetelcol     kubeedge receiver → objstore exporter; own metrics http://127.0.0.1:8888/metrics
+  edgesim        $NODES simulated edge nodes behind a cloudcore-compatible endpoint, https://127.0.0.1:$EDGETEL_DEMO_CLOUDCORE_PORT
+                 fault injection: http://127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT (see cmd/edgesim/README.md)
+  edgetelcol     kubeedge receiver → objstore exporter; own metrics http://127.0.0.1:$EDGETEL_DEMO_TELEMETRY_PORT/metrics
   edgetel-query  Prometheus HTTP API over the bucket, http://$QUERY_ADDR
 data:            $EDGETEL_DEMO_DATA (bucket: $EDGETEL_DEMO_DATA/bucket, logs: $LOGS)
 
@@ -72,5 +95,18 @@ Try:
 Or point Grafana at http://$QUERY_ADDR (cmd/edgetel-query/README.md) and import examples/dashboards/.
 INFO
 
-wait -n "${pids[@]}" || true
-echo "a demo process exited; see $LOGS" >&2
+# Until Ctrl-C or SIGTERM (the trap stops everything and exits 0), or until a process exits.
+# Ctrl-C reaches every process of the demo, and each stops cleanly (status 0) on its own; when
+# this script was started with SIGINT ignored (a background job of a non-interactive shell), its
+# INT trap cannot be set and that is how the demo stops. A process that exits with status 0 is
+# therefore a stop, not a failure.
+rc=0 exited=
+wait -n -p exited "${pids[@]}" || rc=$?
+for i in "${!pids[@]}"; do
+	if [ "${pids[$i]}" = "$exited" ]; then
+		[ "$rc" -eq 0 ] || echo "${names[$i]} exited with status $rc; see $LOGS/${names[$i]}.log" >&2
+		unset 'pids[i]' 'names[i]'
+	fi
+done
+[ "$rc" -eq 0 ] || stop 1
+stop 0
