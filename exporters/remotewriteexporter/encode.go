@@ -9,7 +9,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
@@ -24,11 +23,12 @@ import (
 // merges them into one batch. RW 2.0 records are whole Requests with their own symbol table.
 type encoder struct {
 	v2         bool
-	external   []prompb.Label // sorted
+	external   []labels.Label // sorted
 	maxSamples int
 	maxBytes   int
 	shards     []shardBuf
-	merged     []prompb.Label
+	merged     []labels.Label // the current sample's labels, external ones included
+	mergeBuf   []labels.Label
 	pairs      []labels.Label
 	lbuf       []byte // the current sample's label fields, protobuf-encoded
 	intern     map[string]string
@@ -63,7 +63,7 @@ const internLimit = 1 << 20
 func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, maxBytes int) *encoder {
 	e := &encoder{v2: v2, maxSamples: maxSamples, maxBytes: maxBytes, shards: make([]shardBuf, shards), intern: map[string]string{}}
 	for k, v := range external {
-		e.external = append(e.external, prompb.Label{Name: k, Value: v})
+		e.external = append(e.external, labels.Label{Name: k, Value: v})
 	}
 	sort.Slice(e.external, func(i, j int) bool { return e.external[i].Name < e.external[j].Name })
 	for i := range e.shards {
@@ -110,9 +110,13 @@ func (e *encoder) AppendPairs(ls []labels.Label, t int64, v float64) error {
 }
 
 // mergeLabels puts the series' labels and the external labels not already set into e.merged,
-// sorted by name, as Prometheus adds external labels.
+// sorted by name, as Prometheus adds external labels. Without external labels e.merged is ls.
 func (e *encoder) mergeLabels(ls []labels.Label) {
-	e.merged = e.merged[:0]
+	if len(e.external) == 0 {
+		e.merged = ls
+		return
+	}
+	e.merged = e.mergeBuf[:0]
 	ext := e.external
 	for _, l := range ls {
 		for len(ext) > 0 && ext[0].Name < l.Name {
@@ -122,13 +126,14 @@ func (e *encoder) mergeLabels(ls []labels.Label) {
 		if len(ext) > 0 && ext[0].Name == l.Name {
 			ext = ext[1:]
 		}
-		e.merged = append(e.merged, prompb.Label{Name: l.Name, Value: l.Value})
+		e.merged = append(e.merged, l)
 	}
 	e.merged = append(e.merged, ext...)
+	e.mergeBuf = e.merged
 }
 
 // appendLabels writes the TimeSeries.labels fields of ls, as gogo's Marshal does.
-func appendLabels(b []byte, ls []prompb.Label) []byte {
+func appendLabels(b []byte, ls []labels.Label) []byte {
 	for _, l := range ls {
 		b = append(b, 0x0a)
 		b = binary.AppendUvarint(b, uint64(labelSize(l)))
@@ -162,7 +167,7 @@ func (e *encoder) appendV1(s *shardBuf, t int64, v float64) {
 	s.buf = b
 }
 
-func labelSize(l prompb.Label) int {
+func labelSize(l labels.Label) int {
 	n := 0
 	if len(l.Name) > 0 {
 		n += 1 + uvarintLen(uint64(len(l.Name))) + len(l.Name)

@@ -66,8 +66,9 @@ func reference(name string, attrs pcommon.Map, extraName, extraValue string, res
 }
 
 // Whatever the order of the attributes (sorted, as the kubeedge receiver writes them, or not),
-// with names that sanitize alike, empty values, and names that collide with le, job and
-// instance, both appender kinds get what one stable sort of everything gives.
+// with names that sanitize alike, empty values, names that collide with le, job and instance,
+// and resource attributes turned into labels or not, both appender kinds get what one stable
+// sort of everything gives.
 func TestLabelOrderMatchesAFullSort(t *testing.T) {
 	names := []string{"a", "a.b", "a_b", "A", "_x", "le", "job", "instance", "zone", "pod", "container", "id", "image"}
 	values := []string{"", "v", "w"}
@@ -75,8 +76,20 @@ func TestLabelOrderMatchesAFullSort(t *testing.T) {
 	for i := range 2000 {
 		md := pmetric.NewMetrics()
 		rm := md.ResourceMetrics().AppendEmpty()
-		rm.Resource().Attributes().PutStr("service.name", "kubelet")
-		rm.Resource().Attributes().PutStr("service.instance.id", "edge-1")
+		rattrs := rm.Resource().Attributes()
+		rattrs.PutStr("service.name", "kubelet")
+		rattrs.PutStr("service.instance.id", "edge-1")
+		res := []labels.Label{{Name: JobLabel, Value: "kubelet"}, {Name: InstanceLabel, Value: "edge-1"}}
+		toLabels := i%3 == 0
+		for _, n := range []string{"job", "a.b", "zone", "le", "k8s.node.name"} {
+			if rng.IntN(2) == 0 {
+				v := values[rng.IntN(len(values))]
+				rattrs.PutStr(n, v)
+				if toLabels {
+					res = append(res, labels.Label{Name: SanitizeLabelName(n), Value: v})
+				}
+			}
+		}
 		h := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 		h.SetName("h")
 		h.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
@@ -93,7 +106,6 @@ func TestLabelOrderMatchesAFullSort(t *testing.T) {
 		for _, n := range picked {
 			dp.Attributes().PutStr(n, values[rng.IntN(len(values))])
 		}
-		res := []labels.Label{{Name: JobLabel, Value: "kubelet"}, {Name: InstanceLabel, Value: "edge-1"}}
 		want := []string{
 			reference("h_bucket", dp.Attributes(), BucketLabel, "1", res),
 			reference("h_bucket", dp.Attributes(), BucketLabel, "+Inf", res),
@@ -103,7 +115,7 @@ func TestLabelOrderMatchesAFullSort(t *testing.T) {
 			Appender
 			labelSets() []string
 		}{&collect{}, &collectPairs{}} {
-			_, err := New(Options{WithoutSuffixes: true}).Convert(md, app)
+			_, err := New(Options{WithoutSuffixes: true, ResourceToLabels: toLabels}).Convert(md, app)
 			require.NoError(t, err)
 			require.Equal(t, want, app.labelSets(), "attributes %v", dp.Attributes().AsRaw())
 		}

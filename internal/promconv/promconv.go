@@ -72,6 +72,7 @@ type Converter struct {
 	opts    Options
 	pairs   []labels.Label // labels of the current data point, before sorting
 	final   []labels.Label // pairs sorted, merged and without empty values
+	extra   []labels.Label // le or quantile
 	builder labels.ScratchBuilder
 	ls      labels.Labels
 	names   map[string]*metricNames
@@ -254,21 +255,30 @@ func (c *Converter) emit(name string, attrs pcommon.Map, extraName, extraValue s
 		c.pairs = append(c.pairs, l)
 		return true
 	})
-	// Attributes usually come sorted (the kubeedge receiver writes them so): then the extra
-	// and resource labels are put in place rather than sorting every sample's labels.
+	extra := c.extra[:0]
 	if extraName != "" {
-		c.add(labels.Label{Name: extraName, Value: extraValue}, sorted)
+		extra = append(extra, labels.Label{Name: extraName, Value: extraValue})
 	}
-	for _, l := range c.res {
-		if attrs.Len() > 0 && c.has(l.Name) {
-			continue // the data point's own label wins
+	// The data point's own labels win over the resource's.
+	own := attrs.Len() > 0
+	if sorted {
+		// Attributes usually come sorted (the kubeedge receiver writes them so): then the
+		// extra and resource labels are merged in, rather than every sample's labels sorted.
+		c.mergeSorted(extra, own)
+	} else {
+		c.pairs = append(c.pairs, extra...)
+		for _, l := range c.res {
+			if !own || !c.has(l.Name) {
+				c.pairs = append(c.pairs, l)
+			}
 		}
-		c.add(l, sorted)
-	}
-	if !sorted {
 		slices.SortStableFunc(c.pairs, compareNames)
+		c.final = c.final[:0]
+		for _, l := range c.pairs {
+			c.push(l, false)
+		}
+		c.dropEmpty()
 	}
-	c.merge()
 	st.Samples++
 	if pa, ok := app.(PairsAppender); ok {
 		return pa.AppendPairs(c.final, t, v)
@@ -283,23 +293,45 @@ func (c *Converter) emit(name string, attrs pcommon.Map, extraName, extraValue s
 
 func compareNames(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) }
 
-// add puts l after the pairs of the same or a lower name when they are sorted (a stable
-// insertion), or at the end otherwise.
-func (c *Converter) add(l labels.Label, sorted bool) {
-	if !sorted {
-		c.pairs = append(c.pairs, l)
-		return
-	}
-	i, n := 0, len(c.pairs)
-	for i < n { // upper bound
-		h := int(uint(i+n) >> 1)
-		if c.pairs[h].Name <= l.Name {
-			i = h + 1
-		} else {
-			n = h
+// mergeSorted writes to c.final the sorted pairs, extra and resource labels merged by name (of
+// equal names, pairs come first, then extra, then the resource's), as one stable sort would
+// order them.
+func (c *Converter) mergeSorted(extra []labels.Label, own bool) {
+	c.final = c.final[:0]
+	a, b, r := c.pairs, extra, c.res
+	for len(a)+len(b)+len(r) > 0 {
+		switch {
+		case len(a) > 0 && (len(b) == 0 || a[0].Name <= b[0].Name) && (len(r) == 0 || a[0].Name <= r[0].Name):
+			c.push(a[0], false)
+			a = a[1:]
+		case len(b) > 0 && (len(r) == 0 || b[0].Name <= r[0].Name):
+			c.push(b[0], false)
+			b = b[1:]
+		default:
+			c.push(r[0], own)
+			r = r[1:]
 		}
 	}
-	c.pairs = slices.Insert(c.pairs, i, l)
+	c.dropEmpty()
+}
+
+// push appends l to c.final in name order. A name already there is either kept as it is (skip:
+// a resource label under a data point's own) or joined with ";" as the Collector does with two
+// attributes that sanitize to the same name.
+func (c *Converter) push(l labels.Label, skip bool) {
+	n := len(c.final)
+	if n == 0 || c.final[n-1].Name != l.Name {
+		c.final = append(c.final, l)
+		return
+	}
+	if !skip && l.Value != "" {
+		c.final[n-1].Value = joinNonEmpty(c.final[n-1].Value, l.Value)
+	}
+}
+
+// dropEmpty removes empty values: in Prometheus an empty label is an absent one.
+func (c *Converter) dropEmpty() {
+	c.final = slices.DeleteFunc(c.final, func(l labels.Label) bool { return l.Value == "" })
 }
 
 func (c *Converter) has(name string) bool {
@@ -309,25 +341,6 @@ func (c *Converter) has(name string) bool {
 		}
 	}
 	return false
-}
-
-// merge writes the sorted pairs to c.final, merging duplicate names (two attributes that
-// sanitize to the same name) by joining their values with ";" as the Collector does, and
-// dropping empty values.
-func (c *Converter) merge() {
-	c.final = c.final[:0]
-	for i := 0; i < len(c.pairs); i++ {
-		l := c.pairs[i]
-		for i+1 < len(c.pairs) && c.pairs[i+1].Name == l.Name {
-			i++
-			if c.pairs[i].Value != "" {
-				l.Value = joinNonEmpty(l.Value, c.pairs[i].Value)
-			}
-		}
-		if l.Value != "" {
-			c.final = append(c.final, l)
-		}
-	}
 }
 
 func joinNonEmpty(a, b string) string {

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -30,7 +31,7 @@ type options struct {
 	nodes                  int
 	duration, warmup       time.Duration
 	interval               time.Duration
-	outage                 time.Duration
+	outage, live           time.Duration
 	bin, fixtures, workDir string
 	systems                string
 	out, profileDir        string
@@ -52,6 +53,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 45*time.Second, "time each system runs before the window")
 	flag.DurationVar(&o.interval, "interval", 15*time.Second, "scrape interval of every system")
 	flag.DurationVar(&o.outage, "outage", 0, "run the outage benchmark with a sink outage this long instead of the throughput table")
+	flag.DurationVar(&o.live, "live", 0, "outage runs: the window before the outage whose gap count is the noise baseline (default: outage + 4 intervals, as long as the window loss is counted in)")
 	flag.StringVar(&o.bin, "bin", "bin", "directory with prometheus, vmagent, otelcol-upstream, edgetelcol")
 	flag.StringVar(&o.fixtures, "fixtures", defaultFixtures(), "kubelet captures")
 	flag.StringVar(&o.workDir, "workdir", "", "scratch directory (default: a new temp dir, removed unless -keep)")
@@ -199,13 +201,14 @@ func runThroughput(ctx context.Context, o options, env *harness.Env, systems []h
 
 func runOutage(ctx context.Context, o options, env *harness.Env, systems []harness.System, w io.Writer) error {
 	var rows []harness.OutageRow
+	live := cmp.Or(o.live, o.outage+4*o.interval)
 	for _, s := range systems {
 		if s.Name == "floor" {
 			continue
 		}
 		for _, kill := range []bool{false, true} {
 			fmt.Fprintf(os.Stderr, "%s: outage %v, SIGKILL %v\n", s.Name, o.outage, kill)
-			row, err := env.Outage(ctx, s, harness.OutageConfig{Warmup: o.warmup, Live: o.outage + 4*o.interval, Outage: o.outage,
+			row, err := env.Outage(ctx, s, harness.OutageConfig{Warmup: o.warmup, Live: live, Outage: o.outage,
 				Kill: kill, DrainTimeout: o.outage + 5*time.Minute})
 			if err != nil {
 				if ctx.Err() != nil {
@@ -218,8 +221,8 @@ func runOutage(ctx context.Context, o options, env *harness.Env, systems []harne
 			sleepBetween(ctx)
 		}
 	}
-	fmt.Fprintf(w, "%d nodes, scrape interval %v, sink answering 503 for %v, one run (%s).\n\n",
-		o.nodes, o.interval, o.outage, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "%d nodes, scrape interval %v, sink answering 503 for %v, live window %v, one run (%s).\n\n",
+		o.nodes, o.interval, o.outage, live, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	harness.OutageTable(w, rows)
 	return nil
 }

@@ -75,45 +75,17 @@ func (c *Converter) fastSample(line []byte, scrapeMs int64, st *Stats) bool {
 	return err == nil
 }
 
-// seriesEnd is the length of the series text at the start of b: a metric name, a label set, or
-// both, as Prometheus' lexer delimits it (a '}' inside a quoted value does not close the set).
-// It is -1 when b does not start that way. The text itself is checked by the cache lookup: only
-// what the full parser accepted before is in the cache.
-func seriesEnd(b []byte) int {
-	i := 0
-	if len(b) > 0 && nameStart(b[0]) {
-		for i = 1; i < len(b) && nameChar(b[i]); i++ {
-		}
-		if i < len(b) && b[i] != '{' {
-			return i
-		}
+// seriesEnd is where the series text of a sample line would end: after the line's last '}' when
+// it has one (in a valid line no value or timestamp holds one), else at its first space. The candidate
+// needs no checking here: it is used only if it is in the cache, and only text the full parser
+// read as a whole series is. Given the same bytes from the start of a line, Prometheus' lexer
+// ends the series at the same place, whatever follows.
+func seriesEnd(line []byte) int {
+	if i := bytes.LastIndexByte(line, '}'); i >= 0 {
+		return i + 1
 	}
-	if i >= len(b) || b[i] != '{' {
-		return -1
-	}
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
-			if i >= len(b) {
-				return -1
-			}
-		case '}':
-			return i + 1
-		}
-	}
-	return -1
+	return bytes.IndexByte(line, ' ')
 }
-
-func nameStart(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':'
-}
-
-func nameChar(c byte) bool { return nameStart(c) || c >= '0' && c <= '9' }
 
 // parseValue reads a sample value as Prometheus' text parser does: a token without '{' or tabs,
 // no Go 1.13 float forms (hex exponents, underscores), NaN made the canonical NaN.
