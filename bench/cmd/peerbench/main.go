@@ -36,6 +36,7 @@ type options struct {
 	systems                string
 	out, profileDir        string
 	keep                   bool
+	bufferBytes            int64
 	command                string
 }
 
@@ -54,6 +55,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 15*time.Second, "scrape interval of every system")
 	flag.DurationVar(&o.outage, "outage", 0, "run the outage benchmark with a sink outage this long instead of the throughput table")
 	flag.DurationVar(&o.live, "live", 0, "outage runs: the window before the outage whose gap count is the noise baseline (default: outage + 4 intervals, as long as the window loss is counted in)")
+	flag.Int64Var(&o.bufferBytes, "buffer-bytes", 0, "edgetelcol's buffer.max_bytes (0: the exporter's default, 1 GiB); an outage run needs room for the whole outage")
 	flag.StringVar(&o.bin, "bin", "bin", "directory with prometheus, vmagent, otelcol-upstream, edgetelcol")
 	flag.StringVar(&o.fixtures, "fixtures", defaultFixtures(), "kubelet captures")
 	flag.StringVar(&o.workDir, "workdir", "", "scratch directory (default: a new temp dir, removed unless -keep)")
@@ -142,7 +144,7 @@ func selectSystems(o options) ([]harness.System, error) {
 		switch name {
 		case "edgetelcol-direct", "edgetelcol-cloudcore":
 			p, err = bin("edgetelcol")
-			s = harness.Edgetelcol(p, strings.TrimPrefix(name, "edgetelcol-"), 0)
+			s = harness.Edgetelcol(p, strings.TrimPrefix(name, "edgetelcol-"), o.bufferBytes)
 		case "prometheus-agent":
 			p, err = bin("prometheus")
 			s = harness.PrometheusAgent(p)
