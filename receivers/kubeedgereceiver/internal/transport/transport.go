@@ -40,14 +40,16 @@ func (e *StatusError) Error() string {
 }
 
 // NewHTTPTransport is the shared connection pool: keep-alive, many idle connections per host
-// because all nodes behind one cloudcore share it, HTTP/2 when the server offers it.
+// because all nodes behind one cloudcore share it, HTTP/2 when the server offers it. The idle
+// pool has no total bound: with one address per node (direct) a bound below the node count would
+// close and redial connections every round.
 func NewHTTPTransport(tlsCfg *tls.Config, maxConns int) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          maxConns,
+		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   maxConns,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
