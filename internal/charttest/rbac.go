@@ -13,12 +13,15 @@ import (
 )
 
 // Permission is one (API group, resource[/subresource], verb) the code needs or a role grants.
-type Permission struct{ Group, Resource, Verb string }
+type Permission struct{ Group, Resource, Verb, Name string }
 
 func (p Permission) String() string {
 	group := p.Group
 	if group == "" {
 		group = "core"
+	}
+	if p.Name != "" {
+		return fmt.Sprintf("%s %s/%s %s", p.Verb, group, p.Resource, p.Name)
 	}
 	return fmt.Sprintf("%s %s/%s", p.Verb, group, p.Resource)
 }
@@ -53,7 +56,7 @@ func (rec *Recorder) Record(r *http.Request) error {
 		resource += "/" + info.Subresource
 	}
 	rec.mu.Lock()
-	rec.seen[Permission{info.APIGroup, resource, info.Verb}] = true
+	rec.seen[Permission{Group: info.APIGroup, Resource: resource, Verb: info.Verb}] = true
 	rec.mu.Unlock()
 	return nil
 }
@@ -80,7 +83,12 @@ func Granted(rules []rbacv1.PolicyRule) ([]Permission, error) {
 					if g == "*" || res == "*" || v == "*" {
 						return nil, fmt.Errorf("wildcard in rule %v", r)
 					}
-					out = append(out, Permission{g, res, v})
+					if len(r.ResourceNames) == 0 {
+						out = append(out, Permission{g, res, v, ""})
+					}
+					for _, n := range r.ResourceNames {
+						out = append(out, Permission{g, res, v, n})
+					}
 				}
 			}
 		}

@@ -107,6 +107,23 @@ func chartRole(t *testing.T, name string, args ...string) []Permission {
 	return nil
 }
 
+// chartNamespacedRole returns the namespace and grants of the Role called name.
+func chartNamespacedRole(t *testing.T, name string, args ...string) (string, []Permission) {
+	out, err := Render(t, args...)
+	require.NoError(t, err)
+	objs, err := DecodeAll(out)
+	require.NoError(t, err)
+	for _, o := range objs {
+		if role, ok := o.Obj.(*rbacv1.Role); ok && role.Name == name {
+			granted, err := Granted(role.Rules)
+			require.NoError(t, err)
+			return role.Namespace, granted
+		}
+	}
+	t.Fatalf("Role %s not rendered", name)
+	return "", nil
+}
+
 // The collector's ClusterRole grants exactly what the receiver's informer and transport use.
 func TestCollectorRBACMatchesCode(t *testing.T) {
 	Helm(t)
@@ -133,4 +150,10 @@ func TestOnboardRBACMatchesCode(t *testing.T) {
 			assert.Equal(t, Format(used), Format(chartRole(t, role)), "code uses (left) vs chart grants (right)")
 		})
 	}
+	// The token secret: a Role in KubeEdge's namespace, for that one secret.
+	used, err := Granted(onboard.KubeEdgeRBAC)
+	require.NoError(t, err)
+	ns, granted := chartNamespacedRole(t, "edgetel-onboard-controller", "--set", "onboard.kubeedgeNamespace=edge-system")
+	assert.Equal(t, "edge-system", ns)
+	assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
 }

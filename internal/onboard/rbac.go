@@ -9,8 +9,9 @@ import (
 )
 
 // RBAC is every verb the controller role (join service, rules controller, leader election,
-// events) uses. The chart's ClusterRole must grant at least these; a test runs the code against
-// fake clients and checks each call it makes is listed here.
+// events) uses across namespaces; KubeEdgeRBAC adds what it reads in KubeEdge's namespace only.
+// The chart's ClusterRole and Role grant exactly these; a test runs the code against fake
+// clients and checks each call it makes is listed here.
 var RBAC = []rbacv1.PolicyRule{
 	// Rules controller: edge node informer. Join: name and IP checks.
 	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list", "watch"}},
@@ -19,8 +20,6 @@ var RBAC = []rbacv1.PolicyRule{
 	// kubeedge/tunnelport (informer), kubeedge/cloudcore and kubeedge/edge-watcher-config (join,
 	// get), and the join reservations ConfigMap (get, create, update).
 	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
-	// kubeedge/tokensecret.
-	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}},
 	// Join callers' bearer tokens.
 	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource}, Verbs: []string{"get", "list", "watch", "create", "update"}},
@@ -29,16 +28,28 @@ var RBAC = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 }
 
+// TokenSecret is cloudcore's join token secret in KubeEdge's namespace (join.TokenSecret).
+const TokenSecret = "tokensecret"
+
+// KubeEdgeRBAC is what the controller reads in KubeEdge's namespace, granted by a Role there:
+// one secret, by name, rather than every secret of the cluster.
+var KubeEdgeRBAC = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{TokenSecret}, Verbs: []string{"get"}},
+}
+
 // AgentRBAC is every verb the agent role uses.
 var AgentRBAC = []rbacv1.PolicyRule{
 	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 }
 
-// Allows reports whether rules grant verb on group/resource (resource may carry "/subresource").
-func Allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
+// Allows reports whether rules grant verb on group/resource (resource may carry "/subresource")
+// for the object called name ("" for list, watch and create, which rules restricted to names
+// never grant).
+func Allows(rules []rbacv1.PolicyRule, group, resource, verb, name string) bool {
 	for _, r := range rules {
-		if has(r.APIGroups, group) && has(r.Resources, resource) && has(r.Verbs, verb) {
+		if has(r.APIGroups, group) && has(r.Resources, resource) && has(r.Verbs, verb) &&
+			(len(r.ResourceNames) == 0 || name != "" && has(r.ResourceNames, name)) {
 			return true
 		}
 	}

@@ -49,18 +49,28 @@ func dynClient() *dynamicfake.FakeDynamicClient {
 
 type call struct{ group, resource, verb string }
 
-func calls(actions ...[]k8stesting.Action) []call {
-	seen := map[call]bool{}
+// apiCall is one recorded request: what and where (namespace and object name, when it has them).
+type apiCall struct {
+	call
+	namespace, name string
+}
+
+func calls(actions ...[]k8stesting.Action) []apiCall {
+	seen := map[apiCall]bool{}
 	for _, list := range actions {
 		for _, a := range list {
 			res := a.GetResource().Resource
 			if a.GetSubresource() != "" {
 				res += "/" + a.GetSubresource()
 			}
-			seen[call{a.GetResource().Group, res, a.GetVerb()}] = true
+			c := apiCall{call: call{a.GetResource().Group, res, a.GetVerb()}, namespace: a.GetNamespace()}
+			if g, ok := a.(k8stesting.GetAction); ok {
+				c.name = g.GetName()
+			}
+			seen[c] = true
 		}
 	}
-	out := make([]call, 0, len(seen))
+	out := make([]apiCall, 0, len(seen))
 	for c := range seen {
 		out = append(out, c)
 	}
@@ -68,13 +78,19 @@ func calls(actions ...[]k8stesting.Action) []call {
 	return out
 }
 
-func requireCovered(t *testing.T, rbac []rbacv1.PolicyRule, got []call, mustSee ...call) {
+// requireCovered checks every call against the cluster-wide rules, or the namespaced ones when
+// it was made in their namespace, and that the test still makes the calls in mustSee.
+func requireCovered(t *testing.T, rbac []rbacv1.PolicyRule, namespaced map[string][]rbacv1.PolicyRule, got []apiCall, mustSee ...call) {
 	t.Helper()
+	seen := map[call]bool{}
 	for _, c := range got {
-		assert.True(t, onboard.Allows(rbac, c.group, c.resource, c.verb), "the code calls %s %q/%s, which the RBAC list lacks", c.verb, c.group, c.resource)
+		seen[c.call] = true
+		ok := onboard.Allows(rbac, c.group, c.resource, c.verb, c.name) ||
+			onboard.Allows(namespaced[c.namespace], c.group, c.resource, c.verb, c.name)
+		assert.True(t, ok, "the code calls %s %q/%s %s/%s, which the RBAC lists lack", c.verb, c.group, c.resource, c.namespace, c.name)
 	}
 	for _, c := range mustSee {
-		assert.Contains(t, got, c, "the test no longer exercises %v", c)
+		assert.True(t, seen[c], "the test no longer exercises %v", c)
 	}
 }
 
@@ -125,7 +141,7 @@ func TestControllerRBACCoversEveryCall(t *testing.T) {
 	cancel()
 	require.NoError(t, <-leaderDone)
 
-	requireCovered(t, onboard.RBAC, calls(kube.Actions(), dyn.Actions()),
+	requireCovered(t, onboard.RBAC, map[string][]rbacv1.PolicyRule{"kubeedge": onboard.KubeEdgeRBAC}, calls(kube.Actions(), dyn.Actions()),
 		call{"", "nodes", "list"}, call{"", "nodes", "watch"}, call{"discovery.k8s.io", "endpointslices", "watch"},
 		call{"", "configmaps", "get"}, call{"", "configmaps", "watch"}, call{"", "configmaps", "create"}, call{"", "configmaps", "update"},
 		call{"", "secrets", "get"}, call{"authentication.k8s.io", "tokenreviews", "create"},
@@ -163,12 +179,15 @@ func TestAgentRBACCoversEveryCall(t *testing.T) {
 	require.Eventually(t, func() bool { return hasEvent(kube) }, 5*time.Second, 20*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
-	requireCovered(t, onboard.AgentRBAC, calls(kube.Actions(), dyn.Actions()),
+	requireCovered(t, onboard.AgentRBAC, nil, calls(kube.Actions(), dyn.Actions()),
 		call{apis.Group, apis.Resource, "list"}, call{apis.Group, apis.Resource, "watch"}, call{"", "events", "create"})
 }
 
 func TestAllows(t *testing.T) {
-	assert.True(t, onboard.Allows(onboard.RBAC, "", "secrets", "get"))
-	assert.False(t, onboard.Allows(onboard.RBAC, "", "secrets", "list"))
-	assert.False(t, onboard.Allows(onboard.AgentRBAC, apis.Group, apis.Resource, "update"))
+	assert.False(t, onboard.Allows(onboard.RBAC, "", "secrets", "get", join.TokenSecret), "no secret cluster-wide")
+	assert.True(t, onboard.Allows(onboard.KubeEdgeRBAC, "", "secrets", "get", join.TokenSecret))
+	assert.False(t, onboard.Allows(onboard.KubeEdgeRBAC, "", "secrets", "get", "other"))
+	assert.False(t, onboard.Allows(onboard.KubeEdgeRBAC, "", "secrets", "list", ""))
+	assert.False(t, onboard.Allows(onboard.AgentRBAC, apis.Group, apis.Resource, "update", ""))
+	assert.Equal(t, join.TokenSecret, onboard.TokenSecret)
 }
