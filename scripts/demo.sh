@@ -30,7 +30,9 @@ stop() {
 		for i in "${!pids[@]}"; do
 			rc=0
 			wait "${pids[$i]}" 2>/dev/null || rc=$?
-			if [ "$rc" -ne 0 ]; then
+			# A process that exited while this trap interrupted `wait -n` may be reported by bash
+			# as -1 or 127 (already reaped, status unknown): that is a stop, not a failure.
+			if [ "$rc" -ne 0 ] && [ "$rc" -ne -1 ] && [ "$rc" -ne 127 ]; then
 				echo "${names[$i]} exited with status $rc; see $LOGS/${names[$i]}.log" >&2
 				status=1
 			fi
