@@ -92,35 +92,39 @@ func runCollectorReceiver(t *testing.T, transport string) []Permission {
 }
 
 func chartRole(t *testing.T, name string, args ...string) []Permission {
-	out, err := Render(t, args...)
-	require.NoError(t, err)
-	objs, err := DecodeAll(out)
-	require.NoError(t, err)
-	for _, o := range objs {
-		if role, ok := o.Obj.(*rbacv1.ClusterRole); ok && role.Name == name {
-			granted, err := Granted(role.Rules)
-			require.NoError(t, err)
-			return granted
-		}
-	}
-	t.Fatalf("ClusterRole %s not rendered", name)
-	return nil
+	_, granted := chartRules(t, "ClusterRole", name, args...)
+	return granted
 }
 
-// chartNamespacedRole returns the namespace and grants of the Role called name.
-func chartNamespacedRole(t *testing.T, name string, args ...string) (string, []Permission) {
+// chartRules returns the namespace (empty for a ClusterRole) and the grants of the rendered
+// ClusterRole or Role called name.
+func chartRules(t *testing.T, kind, name string, args ...string) (string, []Permission) {
 	out, err := Render(t, args...)
 	require.NoError(t, err)
 	objs, err := DecodeAll(out)
 	require.NoError(t, err)
 	for _, o := range objs {
-		if role, ok := o.Obj.(*rbacv1.Role); ok && role.Name == name {
-			granted, err := Granted(role.Rules)
-			require.NoError(t, err)
-			return role.Namespace, granted
+		var ns string
+		var rules []rbacv1.PolicyRule
+		switch r := o.Obj.(type) {
+		case *rbacv1.ClusterRole:
+			if kind != "ClusterRole" || r.Name != name {
+				continue
+			}
+			rules = r.Rules
+		case *rbacv1.Role:
+			if kind != "Role" || r.Name != name {
+				continue
+			}
+			ns, rules = r.Namespace, r.Rules
+		default:
+			continue
 		}
+		granted, err := Granted(rules)
+		require.NoError(t, err)
+		return ns, granted
 	}
-	t.Fatalf("Role %s not rendered", name)
+	t.Fatalf("%s %s not rendered", kind, name)
 	return "", nil
 }
 
@@ -153,7 +157,7 @@ func TestOnboardRBACMatchesCode(t *testing.T) {
 	// The token secret: a Role in KubeEdge's namespace, for that one secret.
 	used, err := Granted(onboard.KubeEdgeRBAC)
 	require.NoError(t, err)
-	ns, granted := chartNamespacedRole(t, "edgetel-onboard-controller", "--set", "onboard.kubeedgeNamespace=edge-system")
+	ns, granted := chartRules(t, "Role", "edgetel-onboard-controller", "--set", "onboard.kubeedgeNamespace=edge-system")
 	assert.Equal(t, "edge-system", ns)
 	assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
 }
