@@ -9,7 +9,7 @@ BIN := $(ROOT)/bin
 GO ?= go
 export GOBIN := $(BIN)
 
-# Pinned versions (see ../shared/docs/versions.md): move the Collector train together.
+# Pinned versions (docs/versions.md says why each): move the Collector train together.
 OCB_VERSION := v0.165.0
 STATICCHECK_VERSION := v0.8.2
 PROMETHEUS_VERSION := v0.316.0
@@ -18,7 +18,7 @@ HELM_VERSION := v3.22.0
 COMMANDS := $(notdir $(wildcard cmd/*))
 GO_TEST_FLAGS ?= -timeout 30m
 
-.PHONY: build build-cross test test-race lint generate check-generated demo bench soak clean tools \
+.PHONY: build build-cross test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
 	tool-builder tool-staticcheck tool-prometheus tool-helm
 
@@ -34,8 +34,9 @@ build-cross:
 	done
 
 # Test-time programs (real Prometheus, promtool, helm...) are passed to the tests by path.
-TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
-	EDGETEL_FIXTURES=$(abspath $(ROOT)/../shared/fixtures)
+# The kubelet captures are embedded (internal/edgesim/captures); EDGETEL_FIXTURES, when set in the
+# environment, replaces them with a directory of one's own.
+TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm
 
 # scripts/demotest runs the demo with the commands `build` puts in $(BIN).
 test: tools build
@@ -46,10 +47,17 @@ RACE_PKGS ?= ./internal/... ./cmd/... ./receivers/... ./processors/... ./exporte
 test-race: tools
 	$(TEST_ENV) $(GO) test -race $(GO_TEST_FLAGS) $(RACE_PKGS)
 
-lint: tool-staticcheck
+lint: tool-staticcheck check-standalone
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+
+# The repository stands alone: no tracked file may point at documents or captures outside it (the
+# pattern is spelled so that this Makefile does not match it).
+STANDALONE_PATTERN := shar[e]d/
+check-standalone:
+	@if git grep -n '$(STANDALONE_PATTERN)' -- . ; then \
+		echo "tracked files above refer to a directory outside the repository: write the fact into docs/ instead"; exit 1; fi
 
 tools: tool-builder tool-staticcheck tool-prometheus tool-helm
 
@@ -98,7 +106,7 @@ check-generated: tool-builder
 # The whole pipeline on loopback until Ctrl-C (NODES=100 by default); data kept in ./data.
 demo:
 	$(GO) build -o $(BIN)/ ./cmd/edgetelcol ./cmd/edgesim ./cmd/edgetel-query
-	EDGETEL_FIXTURES=$(abspath $(ROOT)/../shared/fixtures) ./scripts/demo.sh
+	./scripts/demo.sh
 
 # Peers side by side on one edgesim fleet (see BENCHMARKS.md): 1,000 nodes at 30 s is what two
 # cores can scrape for every peer; the outage run buffers 10 minutes of it (16 GiB bound).

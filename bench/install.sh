@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${BIN:-$ROOT/bin}
 GO=${GO:-go}
-VMAGENT_VERSION=v1.151.0 # newest that builds with Go 1.26 (shared docs: versions.md)
+VMAGENT_VERSION=v1.151.0 # newest that builds with Go 1.26 (docs/versions.md)
 OCB_VERSION=v0.165.0
 PROMETHEUS_VERSION=v0.316.0
 mkdir -p "$BIN"

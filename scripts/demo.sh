@@ -3,6 +3,7 @@
 # Data lives under $EDGETEL_DEMO_DATA (default ./data) and is kept between runs.
 # The loopback ports can be moved with EDGETEL_DEMO_{CLOUDCORE,ADMIN,HEALTH,TELEMETRY,QUERY}_PORT
 # (defaults 10003, 10090, 13133, 8888, 9090); examples/local/config.yaml reads the same variables.
+# edgesim serves the kubelet captures built into it; EDGETEL_FIXTURES names a directory of your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,6 @@ export EDGETEL_DEMO_ADMIN_PORT=${EDGETEL_DEMO_ADMIN_PORT:-10090}
 export EDGETEL_DEMO_HEALTH_PORT=${EDGETEL_DEMO_HEALTH_PORT:-13133}
 export EDGETEL_DEMO_TELEMETRY_PORT=${EDGETEL_DEMO_TELEMETRY_PORT:-8888}
 export EDGETEL_DEMO_QUERY_PORT=${EDGETEL_DEMO_QUERY_PORT:-9090}
-FIXTURES=${EDGETEL_FIXTURES:-$PWD/../shared/fixtures}
 QUERY_ADDR=127.0.0.1:$EDGETEL_DEMO_QUERY_PORT
 LOGS=$EDGETEL_DEMO_DATA/logs
 
@@ -60,13 +60,11 @@ wait_for() { # wait_for <what> <seconds> <command...>
 	exit 1
 }
 
-[ -d "$FIXTURES/kubelet" ] || { echo "kubelet captures not found in $FIXTURES (set EDGETEL_FIXTURES)" >&2; exit 1; }
 mkdir -p "$EDGETEL_DEMO_DATA"/{edgesim/tls,bucket,tsdb,query-cache} "$LOGS"
 
 start edgesim "$BIN/edgesim" --nodes "$NODES" \
 	--listen "127.0.0.1:$EDGETEL_DEMO_CLOUDCORE_PORT" --admin-listen "127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT" \
-	--fleet-file "$EDGETEL_DEMO_DATA/edgesim/fleet.json" --tls-dir "$EDGETEL_DEMO_DATA/edgesim/tls" \
-	--fixtures "$FIXTURES"
+	--fleet-file "$EDGETEL_DEMO_DATA/edgesim/fleet.json" --tls-dir "$EDGETEL_DEMO_DATA/edgesim/tls"
 wait_for edgesim 60 test -s "$EDGETEL_DEMO_DATA/edgesim/fleet.json"
 
 configs=(--config examples/local/config.yaml)

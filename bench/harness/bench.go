@@ -37,7 +37,7 @@ type EnvConfig struct {
 	Dir         string
 	Nodes       int
 	Interval    time.Duration
-	FixturesDir string
+	CapturesDir string
 	SinkSlots   bool          // track per-series timestamps in the sink (outage runs)
 	Step        time.Duration // how often edgesim's values and timestamps move (default Interval)
 }
@@ -47,7 +47,7 @@ func NewEnv(ctx context.Context, c EnvConfig) (*Env, error) {
 	e := &Env{Dir: c.Dir, Interval: c.Interval, Timeout: max(min(c.Interval*2/3, 10*time.Second).Truncate(time.Second), time.Second),
 		FleetFile: filepath.Join(c.Dir, "fleet.json"), TargetsFile: filepath.Join(c.Dir, "targets.json")}
 	sim, err := edgesim.New(edgesim.Config{Nodes: c.Nodes, Seed: 1, Listen: "127.0.0.1:0", TLSDir: filepath.Join(c.Dir, "tls"),
-		Direct: true, FleetFile: e.FleetFile, FixturesDir: c.FixturesDir, Step: cmp.Or(c.Step, c.Interval),
+		Direct: true, FleetFile: e.FleetFile, CapturesDir: c.CapturesDir, Step: cmp.Or(c.Step, c.Interval),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return nil, fmt.Errorf("edgesim: %w", err)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/edgetel/edgetel/bench/harness"
 	"github.com/edgetel/edgetel/bench/peers"
-	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 var collectorBin string
@@ -48,12 +47,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func fixturesDir(t *testing.T) string {
-	dir, err := fixtures.Dir()
-	require.NoError(t, err)
-	return dir
-}
-
 // interval is short so a test sees many scrapes in seconds; edgesim steps at the same pace.
 const interval = 2 * time.Second
 
@@ -67,7 +60,7 @@ func newEnvIn(t *testing.T, dir string, nodes int) *harness.Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: dir, Nodes: nodes, Interval: interval,
-		FixturesDir: fixturesDir(t), SinkSlots: true})
+		SinkSlots: true})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		env.Close()

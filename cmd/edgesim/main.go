@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,10 +22,16 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stderr, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "edgesim:", err)
-		os.Exit(1)
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stderr, nil), os.Stderr))
+}
+
+// exitCode is 0 for a clean stop and for -h (the usage is already printed), else 1 with the error.
+func exitCode(err error, w io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(w, "edgesim:", err)
+	return 1
 }
 
 // options are the parsed flags.
@@ -53,10 +60,10 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:10003", "cloudcore-compatible TLS stream endpoint")
 	fs.StringVar(&o.cfg.AdminListen, "admin-listen", "127.0.0.1:10090", "loopback admin HTTP API; empty disables it")
 	fs.StringVar(&o.cfg.FleetFile, "fleet-file", "", "write the fleet (name, IP, port, labels, direct address) to this JSON file")
-	fs.StringVar(&o.cfg.TLSDir, "tls-dir", "", "directory of ca.crt, server.crt/key, client.crt/key: generated when empty of them, else read (required)")
+	fs.StringVar(&o.cfg.TLSDir, "tls-dir", "", "directory of ca.crt, server.crt/key, client.crt/key: generated when empty of them, else read (default: edgesim/tls in the user's cache directory)")
 	fs.BoolVar(&o.cfg.RequireClientCert, "require-client-cert", false, "reject clients without a certificate signed by the CA (cloudcore does not)")
 	fs.BoolVar(&o.cfg.Direct, "direct", false, "also serve each node's kubelet endpoints over plain HTTP on its own loopback port")
-	fs.StringVar(&o.cfg.FixturesDir, "fixtures", defaultFixtures(), "kubelet captures directory (or its parent)")
+	fs.StringVar(&o.cfg.CapturesDir, "captures", "", "directory of kubelet captures of your own, or its parent holding kubelet/ (default: $EDGETEL_FIXTURES, else the embedded captures)")
 	fs.IntVar(&o.cfg.KubeletPort, "kubelet-port", fleet.DefaultKubeletPort, "the nodes' kubelet endpoint port, as published in the fleet and expected in Host")
 	fs.DurationVar(&o.cfg.Step, "step", 15*time.Second, "how often values advance (counters grow, gauges move, pods churn)")
 	fs.Int64Var(&o.cfg.CacheBytes, "cache-bytes", 64<<20, "bytes of rendered bodies kept for reuse within a step; negative disables")
@@ -79,7 +86,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.cfg.TLSDir == "" {
-		return nil, errors.New("--tls-dir is required")
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("--tls-dir not given and no cache directory for a default: %w", err)
+		}
+		o.cfg.TLSDir = filepath.Join(dir, "edgesim", "tls")
 	}
 	if o.disconnectF < 0 || o.disconnectF > 1 {
 		return nil, fmt.Errorf("--disconnect-fraction %v: want 0..1", o.disconnectF)
@@ -94,15 +105,6 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--explode-series %d: want >= 0", o.explodeCount)
 	}
 	return o, nil
-}
-
-// defaultFixtures is ../shared/fixtures next to the working directory's repository, or
-// $EDGETEL_FIXTURES.
-func defaultFixtures() string {
-	if d := os.Getenv("EDGETEL_FIXTURES"); d != "" {
-		return d
-	}
-	return "../shared/fixtures"
 }
 
 func list(s string) []string {

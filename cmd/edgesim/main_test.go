@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -17,15 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fixtures"
 	"github.com/edgetel/edgetel/internal/fleet"
 )
-
-func fixturesDir(t *testing.T) string {
-	dir, err := fixtures.Dir()
-	require.NoError(t, err)
-	return dir
-}
 
 // syncBuffer is a log sink safe for the server's goroutines.
 type syncBuffer struct {
@@ -47,12 +42,19 @@ func (b *syncBuffer) String() string {
 
 func start(t *testing.T, args ...string) (*edgesim.Sim, *syncBuffer, chan error) {
 	dir := t.TempDir()
-	base := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--tls-dir", filepath.Join(dir, "tls"),
-		"--fleet-file", filepath.Join(dir, "fleet.json"), "--fixtures", fixturesDir(t)}
+	base := []string{"--tls-dir", filepath.Join(dir, "tls"), "--fleet-file", filepath.Join(dir, "fleet.json")}
+	return startArgs(t, append(base, args...)...)
+}
+
+// startArgs runs edgesim on free loopback ports with args and no other flag.
+func startArgs(t *testing.T, args ...string) (*edgesim.Sim, *syncBuffer, chan error) {
+	base := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}
 	logs := &syncBuffer{}
 	ready := make(chan *edgesim.Sim, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(context.Background(), append(base, args...), logs, ready) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { done <- run(ctx, append(base, args...), logs, ready) }()
 	select {
 	case s := <-ready:
 		return s, logs, done
@@ -137,19 +139,53 @@ func filepathOf(t *testing.T, logs *syncBuffer) string {
 }
 
 func TestFlagErrors(t *testing.T) {
-	fx := fixturesDir(t)
 	for name, args := range map[string][]string{
-		"no tls dir":        {"--fixtures", fx},
-		"bad nodes":         {"--tls-dir", t.TempDir(), "--fixtures", fx, "--nodes", "0"},
-		"bad fraction":      {"--tls-dir", t.TempDir(), "--fixtures", fx, "--disconnect-fraction", "1.5"},
-		"bad error rate":    {"--tls-dir", t.TempDir(), "--fixtures", fx, "--error-rate", "-1"},
-		"unknown node":      {"--tls-dir", t.TempDir(), "--fixtures", fx, "--nodes", "3", "--malformed", "edge-00004", "--listen", "127.0.0.1:0", "--admin-listen", ""},
+		"missing captures":  {"--tls-dir", t.TempDir(), "--captures", "/nonexistent"},
+		"bad nodes":         {"--tls-dir", t.TempDir(), "--nodes", "0"},
+		"bad fraction":      {"--tls-dir", t.TempDir(), "--disconnect-fraction", "1.5"},
+		"bad error rate":    {"--tls-dir", t.TempDir(), "--error-rate", "-1"},
+		"unknown node":      {"--tls-dir", t.TempDir(), "--nodes", "3", "--malformed", "edge-00004", "--listen", "127.0.0.1:0", "--admin-listen", ""},
 		"unknown flag":      {"--tls-dir", t.TempDir(), "--bogus"},
 		"stray argument":    {"--tls-dir", t.TempDir(), "extra"},
-		"bad log level":     {"--tls-dir", t.TempDir(), "--fixtures", fx, "--log-level", "loud"},
-		"public admin addr": {"--tls-dir", t.TempDir(), "--fixtures", fx, "--admin-listen", "0.0.0.0:0", "--listen", "127.0.0.1:0"},
+		"bad log level":     {"--tls-dir", t.TempDir(), "--log-level", "loud"},
+		"public admin addr": {"--tls-dir", t.TempDir(), "--admin-listen", "0.0.0.0:0", "--listen", "127.0.0.1:0"},
 	} {
 		err := run(context.Background(), args, io.Discard, nil)
 		assert.Error(t, err, name)
 	}
+}
+
+// -h prints the usage (every flag) and is a clean exit, not an error.
+func TestHelpExitsZero(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-h"}, &out, nil)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, out.String(), "-captures")
+	assert.Contains(t, out.String(), "-nodes")
+	assert.Equal(t, 0, exitCode(err, io.Discard))
+	assert.Equal(t, 1, exitCode(errors.New("boom"), io.Discard))
+}
+
+// Without --captures or --tls-dir edgesim serves the embedded captures from any working
+// directory, its TLS files in the user's cache directory.
+func TestNoFlagsServesEmbeddedCaptures(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	t.Setenv("EDGETEL_FIXTURES", "")
+	t.Chdir("/")
+	s, _, _ := startArgs(t, "--nodes", "2")
+	assert.FileExists(t, filepath.Join(cache, "edgesim", "tls", "ca.crt"))
+	cfg, err := s.TLSFiles().ClientConfig(false)
+	require.NoError(t, err)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	req, err := http.NewRequest(http.MethodGet, "https://"+s.Addr()+"/metrics/cadvisor", nil)
+	require.NoError(t, err)
+	req.Host = s.Fleet().Nodes[1].Address()
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "container_cpu_usage_seconds_total")
 }

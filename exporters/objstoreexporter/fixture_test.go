@@ -20,16 +20,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/edgetel/edgetel/internal/fixtures"
+	"github.com/edgetel/edgetel/internal/edgesim/captures"
 )
-
-// fixturesDir finds the shared kubelet captures: EDGETEL_FIXTURES, else ../shared/fixtures next
-// to the repository root.
-func fixturesDir(t *testing.T) string {
-	dir, err := fixtures.Dir()
-	require.NoError(t, err)
-	return dir
-}
 
 // scrape is one kubelet endpoint as the kubeedge receiver delivers it: Prometheus names kept,
 // job/instance in the resource.
@@ -38,8 +30,8 @@ type scrape struct {
 }
 
 var kubeletScrapes = []scrape{
-	{"kubelet/metrics-kubelet-1.21.txt", "kubelet"},
-	{"kubelet/metrics-cadvisor-1.35.txt", "cadvisor"},
+	{captures.Kubelet, "kubelet"},
+	{captures.Cadvisor, "cadvisor"},
 }
 
 // TestKubeletCapturesKeepTheirNamesAndLabels sends real kubelet captures through the exporter
@@ -58,8 +50,8 @@ func TestKubeletCapturesKeepTheirNamesAndLabels(t *testing.T) {
 	var want []string
 	var later []pmetric.Metrics
 	for _, sc := range kubeletScrapes {
-		data, err := os.ReadFile(filepath.Join(fixturesDir(t), sc.file))
-		require.NoError(t, err, "kubelet fixture (set EDGETEL_FIXTURES)")
+		data, err := captures.Read(sc.file)
+		require.NoError(t, err)
 		want = append(want, expectedScrape(t, data, sc.job, t0)...)
 		require.NoError(t, e.push(ctx, scrapeMetrics(t, data, sc.job, t0)))
 		later = append(later, scrapeMetrics(t, data, sc.job, t0+3*hour+60_000))

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgetel/edgetel/internal/fixtures"
+	"github.com/edgetel/edgetel/internal/repo"
 )
 
 // Helm returns the helm binary the Makefile installed (EDGETEL_HELM). Tests skip when it is not
@@ -31,7 +31,7 @@ func Helm(t testing.TB) string {
 // RepoRoot is the directory holding go.mod, found upwards from the test's working directory.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
-	root, err := fixtures.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

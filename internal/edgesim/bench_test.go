@@ -85,7 +85,7 @@ func scrape(b *testing.B, c *http.Client, addr string, hosts []string) {
 
 // BenchmarkRender is edgesim's own cost per body, without the transport: one node's body per op.
 func BenchmarkRender(b *testing.B) {
-	s, err := New(Config{Nodes: 1000, Seed: 1, Listen: "127.0.0.1:0", TLSDir: b.TempDir(), FixturesDir: fixturesDir(b), ManualStep: true})
+	s, err := New(Config{Nodes: 1000, Seed: 1, Listen: "127.0.0.1:0", TLSDir: b.TempDir(), ManualStep: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func BenchmarkRender(b *testing.B) {
 // BenchmarkParseCadvisor is what a scraper pays for the same body with Prometheus' text parser:
 // the yardstick for "edgesim is never the bottleneck".
 func BenchmarkParseCadvisor(b *testing.B) {
-	s, err := New(Config{Nodes: 1, Seed: 1, Listen: "127.0.0.1:0", TLSDir: b.TempDir(), FixturesDir: fixturesDir(b), ManualStep: true})
+	s, err := New(Config{Nodes: 1, Seed: 1, Listen: "127.0.0.1:0", TLSDir: b.TempDir(), ManualStep: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func (s *Sim) setConnected(names []string, connected bool) {
 }
 
 // SetTunnelClosed keeps node name's session but closes its tunnel. cloudcore never deletes a
-// session (kubeedge.md §1.3), so after an edge drops its tunnel cloudcore still answers 200 and
+// session (docs/kubeedge.md §2.2), so after an edge drops its tunnel cloudcore still answers 200 and
 // then has nothing to relay: the body is empty.
 func (s *Sim) SetTunnelClosed(name string, closed bool) {
 	if i, ok := s.byKey[name]; ok {

@@ -35,7 +35,7 @@ func TestRouting(t *testing.T) {
 	code, body := get(t, c, s, s.Addr(), "/metrics", "X-Forwarded-Uri", "/api/v1/nodes/"+n.Name+"/proxy/metrics")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, want, body)
-	// With <name>:<port> in the path cloudcore's lookup fails (errata).
+	// With <name>:<port> in the path cloudcore's lookup fails (docs/kubeedge.md §2.2).
 	code, body = get(t, c, s, s.Addr(), "/metrics", "X-Forwarded-Uri", "/api/v1/nodes/"+n.Name+":10350/proxy/metrics")
 	assert.Equal(t, http.StatusInternalServerError, code)
 	assert.Empty(t, body)
@@ -450,30 +450,29 @@ func TestAdminAPI(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	fx := fixturesDir(t)
 	for name, cfg := range map[string]Config{
-		"no nodes":         {Nodes: 0, Listen: "127.0.0.1:0", TLSDir: dir, FixturesDir: fx},
-		"too many nodes":   {Nodes: 10001, Listen: "127.0.0.1:0", TLSDir: dir, FixturesDir: fx},
-		"no listen":        {Nodes: 1, TLSDir: dir, FixturesDir: fx},
-		"no tls dir":       {Nodes: 1, Listen: "127.0.0.1:0", FixturesDir: fx},
-		"public admin":     {Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir, FixturesDir: fx, AdminListen: "0.0.0.0:0"},
-		"bad kubelet port": {Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir, FixturesDir: fx, KubeletPort: 70000},
-		"no fixtures":      {Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir, FixturesDir: t.TempDir()},
+		"no nodes":         {Nodes: 0, Listen: "127.0.0.1:0", TLSDir: dir},
+		"too many nodes":   {Nodes: 10001, Listen: "127.0.0.1:0", TLSDir: dir},
+		"no listen":        {Nodes: 1, TLSDir: dir},
+		"no tls dir":       {Nodes: 1, Listen: "127.0.0.1:0"},
+		"public admin":     {Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir, AdminListen: "0.0.0.0:0"},
+		"bad kubelet port": {Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir, KubeletPort: 70000},
+		"no fixtures":      {Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir, CapturesDir: t.TempDir()},
 	} {
 		_, err := New(cfg)
 		assert.Error(t, err, name)
 	}
-	s, err := New(Config{Nodes: 1, Listen: "256.0.0.1:0", TLSDir: dir, FixturesDir: fx})
+	s, err := New(Config{Nodes: 1, Listen: "256.0.0.1:0", TLSDir: dir})
 	require.NoError(t, err)
 	assert.Error(t, s.Start(context.Background()), "bad listen address")
 	assert.NoError(t, s.Close())
-	s, err = New(Config{Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir, FixturesDir: fx})
+	s, err = New(Config{Nodes: 1, Listen: "127.0.0.1:0", TLSDir: dir})
 	require.NoError(t, err)
 	assert.NoError(t, s.Close(), "Close without Start")
 }
 
 func TestStopsWithContext(t *testing.T) {
-	s, err := New(Config{Nodes: 1, Listen: "127.0.0.1:0", TLSDir: t.TempDir(), FixturesDir: fixturesDir(t)})
+	s, err := New(Config{Nodes: 1, Listen: "127.0.0.1:0", TLSDir: t.TempDir()})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	require.NoError(t, s.Start(ctx))

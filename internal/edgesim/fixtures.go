@@ -4,20 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/edgetel/edgetel/internal/edgesim/captures"
 )
 
-// Capture file names inside the fixtures' kubelet directory.
+// Capture file names (internal/edgesim/captures).
 const (
-	cadvisorFile = "metrics-cadvisor-1.35.txt"
-	resourceFile = "metrics-resource-1.35.txt"
-	kubeletFile  = "metrics-kubelet-1.21.txt"
-	summaryFile  = "stats-summary-1.35.json"
+	cadvisorFile = captures.Cadvisor
+	resourceFile = captures.Resource
+	kubeletFile  = captures.Kubelet
+	summaryFile  = captures.Summary
 )
 
 // capturedPod is a pod of the capture, the model of the pods simulated nodes run.
@@ -65,20 +66,16 @@ var (
 	genSuffix   = regexp.MustCompile(`-[a-z0-9]{5}$`)
 )
 
-// kubeletDir resolves FixturesDir: either the kubelet captures directory or its parent.
-func kubeletDir(dir string) string {
-	if _, err := os.Stat(filepath.Join(dir, cadvisorFile)); err == nil {
-		return dir
+// loadTemplates compiles the captures in capturesDir, or the embedded ones when it is empty.
+func loadTemplates(capturesDir string) (*templates, error) {
+	fsys, err := captures.FS(capturesDir)
+	if err != nil {
+		return nil, err
 	}
-	return filepath.Join(dir, "kubelet")
-}
-
-func loadTemplates(fixturesDir string) (*templates, error) {
-	dir := kubeletDir(fixturesDir)
 	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := fs.ReadFile(fsys, name)
 		if err != nil {
-			return nil, fmt.Errorf("reading kubelet capture (set FixturesDir to the fixtures directory): %w", err)
+			return nil, fmt.Errorf("reading kubelet capture %s: %w", name, err)
 		}
 		return b, nil
 	}

@@ -15,16 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/stretchr/testify/require"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
-
-	"github.com/edgetel/edgetel/internal/fixtures"
 )
-
-// fixturesDir finds the shared fixtures: EDGETEL_FIXTURES, else ../shared/fixtures next to the repo.
-func fixturesDir(t testing.TB) string {
-	dir, err := fixtures.Dir()
-	require.NoError(t, err)
-	return dir
-}
 
 // startSim starts a simulator on loopback; cfg's zero fields get test defaults.
 func startSim(t testing.TB, cfg Config) *Sim {
@@ -34,9 +25,6 @@ func startSim(t testing.TB, cfg Config) *Sim {
 	}
 	if cfg.TLSDir == "" {
 		cfg.TLSDir = t.TempDir()
-	}
-	if cfg.FixturesDir == "" {
-		cfg.FixturesDir = fixturesDir(t)
 	}
 	s, err := New(cfg)
 	require.NoError(t, err)

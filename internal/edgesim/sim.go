@@ -35,11 +35,11 @@ type Config struct {
 	Listen            string // cloudcore-compatible TLS stream endpoint, e.g. "127.0.0.1:0"
 	AdminListen       string // loopback admin HTTP API; "" = none
 	TLSDir            string // ca.crt, server.crt, server.key, client.crt, client.key written here, or read if present
-	RequireClientCert bool   // off by default, like cloudcore (errata)
+	RequireClientCert bool   // off by default: cloudcore asks for one but never requires it (docs/kubeedge.md §2.3)
 	Direct            bool   // also serve each node on its own loopback address/port (edge-side view)
 	FleetFile         string // written with fleet.Save; "" = none
 	KubeletPort       int    // default fleet.DefaultKubeletPort
-	FixturesDir       string // the kubelet captures dir
+	CapturesDir       string // kubelet captures of one's own; empty: the embedded ones (internal/edgesim/captures)
 
 	// Step is how often values advance (counters grow, gauges move, pods come and go); default 15s.
 	Step time.Duration
@@ -135,7 +135,7 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	tmpl, err := loadTemplates(cfg.FixturesDir)
+	tmpl, err := loadTemplates(cfg.CapturesDir)
 	if err != nil {
 		return nil, fmt.Errorf("edgesim: %w", err)
 	}

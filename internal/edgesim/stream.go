@@ -13,7 +13,7 @@ import (
 )
 
 // cloudcoreRoute reports whether cloudcore's stream server (go-restful) routes path to its
-// metrics/stats handler (kubeedge.md §1.2). Other routes (logs, exec, attach) are routed too but
+// metrics/stats handler (docs/kubeedge.md §2.1). Other routes (logs, exec, attach) are routed too but
 // need a pod lookup edgesim does not model; they answer like a failed lookup.
 func cloudcoreRoute(path string) (metrics, routed bool) {
 	switch path {
@@ -41,7 +41,7 @@ func nonEmpty(seg []string) bool {
 	return true
 }
 
-// sessionKey is how cloudcore's getMetrics picks the tunnel session (kubeedge.md §1.3).
+// sessionKey is how cloudcore's getMetrics picks the tunnel session (docs/kubeedge.md §2.2).
 func sessionKey(r *http.Request) string {
 	key := strings.Split(r.Host, ":")[0]
 	if xfu := r.Header.Get("X-Forwarded-Uri"); strings.HasPrefix(xfu, "/api/v1/nodes/") {
@@ -192,7 +192,7 @@ func (l nodeListener) Accept() (net.Conn, error) {
 type nodeKey struct{}
 
 // startDirect gives every node its own loopback listener speaking plain HTTP, like edged's
-// read-only server (errata: direct is plain HTTP by default).
+// read-only server (plain HTTP by default, docs/kubeedge.md §7).
 func (s *Sim) startDirect() error {
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(s.serveDirect),

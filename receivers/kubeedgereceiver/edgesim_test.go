@@ -27,7 +27,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fixtures"
 	"github.com/edgetel/edgetel/internal/fleet"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
@@ -38,11 +37,9 @@ import (
 // frozen values so what a node serves can be compared with what arrived.
 func startSim(t *testing.T, nodes int) (*edgesim.Sim, string) {
 	t.Helper()
-	dir, err := fixtures.Dir()
-	require.NoError(t, err)
 	fleetFile := filepath.Join(t.TempDir(), "fleet.json")
 	s, err := edgesim.New(edgesim.Config{Nodes: nodes, Seed: 7, Listen: "127.0.0.1:0", TLSDir: t.TempDir(),
-		RequireClientCert: true, FleetFile: fleetFile, FixturesDir: dir, ManualStep: true})
+		RequireClientCert: true, FleetFile: fleetFile, ManualStep: true})
 	require.NoError(t, err)
 	require.NoError(t, s.Start(context.Background()))
 	t.Cleanup(func() { _ = s.Close() })
@@ -259,11 +256,9 @@ func TestEdgesimRejectsReceiverWithoutClientCert(t *testing.T) {
 
 // The edge-agent view: each node's own plain-HTTP kubelet endpoint, addresses from the fleet file.
 func TestEdgesimDirect(t *testing.T) {
-	dir, err := fixtures.Dir()
-	require.NoError(t, err)
 	fleetFile := filepath.Join(t.TempDir(), "fleet.json")
 	s, err := edgesim.New(edgesim.Config{Nodes: 4, Seed: 3, Listen: "127.0.0.1:0", TLSDir: t.TempDir(),
-		Direct: true, FleetFile: fleetFile, FixturesDir: dir, ManualStep: true})
+		Direct: true, FleetFile: fleetFile, ManualStep: true})
 	require.NoError(t, err)
 	require.NoError(t, s.Start(context.Background()))
 	t.Cleanup(func() { _ = s.Close() })

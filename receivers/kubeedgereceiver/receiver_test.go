@@ -21,7 +21,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/edgetel/edgetel/internal/fixtures"
+	"github.com/edgetel/edgetel/internal/edgesim/captures"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
@@ -91,7 +91,7 @@ func (f *fakeCloudcore) caFile(t *testing.T) string {
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := fixtures.Kubelet(name)
+	b, err := captures.Read(name)
 	require.NoError(t, err)
 	return b
 }

@@ -35,9 +35,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/fixtures"
 	"github.com/edgetel/edgetel/internal/fleet"
 	"github.com/edgetel/edgetel/internal/query"
+	"github.com/edgetel/edgetel/internal/repo"
 )
 
 const (
@@ -55,12 +55,9 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for three to five minutes")
 	}
-	root, err := fixtures.RepoRoot()
+	root, err := repo.Root()
 	require.NoError(t, err)
-	fx, err := fixtures.Dir()
-	require.NoError(t, err)
-	require.DirExists(t, filepath.Join(fx, "kubelet"), "the kubelet captures (set EDGETEL_FIXTURES)")
-	d := &demo{root: root, fixtures: fx, bin: binDir(t), data: t.TempDir(), ports: freePorts(t)}
+	d := &demo{root: root, bin: binDir(t), data: t.TempDir(), ports: freePorts(t)}
 
 	// Run 1, with the edgeremotewrite exporter on. Its remote end is the demo's own edgetel-query,
 	// which serves no write API: every request is rejected (404), so the pipeline-health panels
@@ -227,8 +224,8 @@ func (d *demo) injectFaults(t *testing.T, node string) {
 
 // demo is one data directory and set of ports, shared by the runs of a test.
 type demo struct {
-	root, fixtures, bin, data string
-	ports                     map[string]int
+	root, bin, data string
+	ports           map[string]int
 }
 
 // portVars are the demo's port variables (scripts/demo.sh, examples/local/config.yaml).
@@ -253,7 +250,7 @@ func (d *demo) start(t *testing.T, remoteWrite bool) *run {
 		k, _, _ := strings.Cut(kv, "=")
 		return k == "NODES" || k == "BIN" || k == "EDGETEL_REMOTE_WRITE_URL" || strings.HasPrefix(k, "EDGETEL_DEMO_")
 	})
-	env = append(env, "NODES="+strconv.Itoa(nodes), "BIN="+d.bin, "EDGETEL_DEMO_DATA="+d.data, "EDGETEL_FIXTURES="+d.fixtures)
+	env = append(env, "NODES="+strconv.Itoa(nodes), "BIN="+d.bin, "EDGETEL_DEMO_DATA="+d.data)
 	for _, p := range portVars {
 		env = append(env, fmt.Sprintf("EDGETEL_DEMO_%s_PORT=%d", p, d.ports[p]))
 	}

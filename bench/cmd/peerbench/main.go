@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/edgetel/edgetel/bench/harness"
-	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 type options struct {
@@ -32,7 +31,7 @@ type options struct {
 	duration, warmup       time.Duration
 	interval               time.Duration
 	outage, live           time.Duration
-	bin, fixtures, workDir string
+	bin, captures, workDir string
 	systems                string
 	out, profileDir        string
 	keep                   bool
@@ -57,7 +56,7 @@ func main() {
 	flag.DurationVar(&o.live, "live", 0, "outage runs: the window before the outage whose gap count is the noise baseline (default: outage + 4 intervals, as long as the window loss is counted in)")
 	flag.Int64Var(&o.bufferBytes, "buffer-bytes", 0, "edgetelcol's buffer.max_bytes (0: the exporter's default, 1 GiB); an outage run needs room for the whole outage")
 	flag.StringVar(&o.bin, "bin", "bin", "directory with prometheus, vmagent, otelcol-upstream, edgetelcol")
-	flag.StringVar(&o.fixtures, "fixtures", defaultFixtures(), "kubelet captures")
+	flag.StringVar(&o.captures, "captures", "", "directory of kubelet captures of your own (default: the embedded ones, or $EDGETEL_FIXTURES)")
 	flag.StringVar(&o.workDir, "workdir", "", "scratch directory (default: a new temp dir, removed unless -keep)")
 	flag.StringVar(&o.systems, "systems", "edgetelcol-direct,edgetelcol-cloudcore,prometheus-agent,vmagent,otelcol-upstream,floor", "systems to run, in order")
 	flag.StringVar(&o.out, "out", "", "write the results into this Markdown file (BENCHMARKS.md), between the benchmark markers")
@@ -71,12 +70,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "peerbench:", err)
 		os.Exit(1)
 	}
-}
-
-// defaultFixtures is the shared fixtures directory, or "" (edgesim then says what is missing).
-func defaultFixtures() string {
-	dir, _ := fixtures.Dir()
-	return dir
 }
 
 func run(ctx context.Context, o options) error {
@@ -94,7 +87,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	cfg := harness.EnvConfig{Dir: dir, Nodes: o.nodes, Interval: o.interval, FixturesDir: o.fixtures}
+	cfg := harness.EnvConfig{Dir: dir, Nodes: o.nodes, Interval: o.interval, CapturesDir: o.captures}
 	if o.outage > 0 {
 		// Loss is counted from each series' timestamps; explicit ones (cAdvisor's) must move with
 		// every scrape, not once per interval, or two scrapes in one step look like a lost sample.

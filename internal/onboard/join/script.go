@@ -86,7 +86,7 @@ func KeadmArgs(s Settings, cc Cloudcore, token string, req Request) []string {
 	ipport := net.JoinHostPort(cc.Address, itoa(cc.Websocket))
 	var args []string
 	if s.Flavor == FlavorKubeSphere {
-		// edge-watcher's exact shape (kubeedge.md §3.6), so KubeSphere's keadm fork accepts it.
+		// edge-watcher's exact shape (docs/kubeedge.md §4), so KubeSphere's keadm fork accepts it.
 		args = []string{"join", "--kubeedge-version=" + strings.TrimPrefix(s.Version, "v"), "--region=" + s.Region,
 			"--cloudcore-ipport=" + ipport, "--quicport", itoa(cc.Quic), "--certport", itoa(cc.HTTPS),
 			"--tunnelport", itoa(cc.TunnelPort), "--edgenode-name", req.NodeName, "--edgenode-ip", req.NodeIP,
@@ -95,7 +95,7 @@ func KeadmArgs(s Settings, cc Cloudcore, token string, req Request) []string {
 			args = append(args, "--with-edge-taint")
 		}
 	} else {
-		// Upstream keadm has no IP, tunnel or taint flags: those go through --set (kubeedge.md §10).
+		// Upstream keadm has no IP, tunnel or taint flags: those go through --set (docs/kubeedge.md §6).
 		set := []string{"modules.edgeStream.enable=true", "modules.edged.nodeIP=" + req.NodeIP}
 		if req.Taint {
 			set = append(set,

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// KubeEdge's and edge-watcher's object names (kubeedge.md §3.6, §5).
+// KubeEdge's and edge-watcher's object names (docs/kubeedge.md §4, §6).
 const (
 	CloudcoreConfigMap = "cloudcore"
 	CloudcoreKey       = "cloudcore.yaml"

@@ -200,7 +200,7 @@ type Cloudcore struct {
 }
 
 // ParseCloudcoreConfig reads cloudcore.yaml from the kubeedge/cloudcore ConfigMap, with
-// cloudcore's own defaults for absent ports (kubeedge.md §0).
+// cloudcore's own defaults for absent ports (docs/kubeedge.md §1).
 func ParseCloudcoreConfig(data string) (Cloudcore, error) {
 	var cfg struct {
 		Modules struct {

@@ -54,7 +54,7 @@ type Config struct {
 	Registry prometheus.Registerer
 }
 
-// DefaultEdgeNodeSelector is KubeEdge's edge role label (kubeedge.md §4).
+// DefaultEdgeNodeSelector is KubeEdge's edge role label (docs/kubeedge.md §5).
 const DefaultEdgeNodeSelector = "node-role.kubernetes.io/edge"
 
 func (c *Config) validate() error {

@@ -16,7 +16,7 @@ import (
 	"github.com/edgetel/edgetel/internal/onboard/apis"
 )
 
-// KubeEdge's names (kubeedge.md §0, §2.1).
+// KubeEdge's names (docs/kubeedge.md §1, §3).
 const (
 	TunnelPortConfigMap  = "tunnelport"
 	TunnelPortAnnotation = "tunnelportrecord.kubeedge.io"

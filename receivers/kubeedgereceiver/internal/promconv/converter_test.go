@@ -9,13 +9,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/edgetel/edgetel/internal/fixtures"
+	"github.com/edgetel/edgetel/internal/edgesim/captures"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 )
 
 var targetLabels = labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1", "metrics_path", "/metrics/cadvisor")
 
-func fixtureBytes(name string) ([]byte, error) { return fixtures.Kubelet(name) }
+func fixtureBytes(name string) ([]byte, error) { return captures.Read(name) }
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
