@@ -130,7 +130,11 @@ func Desired(in Input) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("unknown rules model %q (want %s or %s)", in.Model, apis.ModelEdgeIP, apis.ModelTunnelPort)
 	}
-	pol := policy.Build(in.Policy, Targets(in.Cloudcores), in.CloudNodes, func(*corev1.Node) bool { return false })
+	base := in.Policy
+	if len(base.Ports) == 0 {
+		base.Ports, _ = policy.ParsePorts(policy.DefaultPorts)
+	}
+	pol := policy.Build(base, Targets(in.Cloudcores), in.CloudNodes, func(*corev1.Node) bool { return false })
 	kept := res.Rules[:0]
 	for _, r := range res.Rules {
 		if err := pol.Check(r); err != nil {
