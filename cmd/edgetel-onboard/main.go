@@ -33,6 +33,7 @@ import (
 	"github.com/edgetel/edgetel/internal/onboard/agent"
 	"github.com/edgetel/edgetel/internal/onboard/apis"
 	"github.com/edgetel/edgetel/internal/onboard/join"
+	"github.com/edgetel/edgetel/internal/onboard/policy"
 	"github.com/edgetel/edgetel/internal/onboard/rules"
 )
 
@@ -110,6 +111,11 @@ type controllerConfig struct {
 	settingsConfigMap string
 	reservations      string
 	reservationTTL    time.Duration
+	maxReservations   int
+	maxPerUser        int
+	rateQPS           float64
+	rateBurst         int
+	dnat              dnatFlags
 	model             string
 	cloudcoreService  string
 	streamPort        int
@@ -128,13 +134,17 @@ func parseController(args []string, out io.Writer) (controllerConfig, error) {
 	c.common.register(fs)
 	fs.StringVar(&c.kubeEdgeNamespace, "kubeedge-namespace", "kubeedge", "namespace of cloudcore, its ConfigMaps, the token Secret and the tunnelport ConfigMap")
 	fs.StringVar(&c.listen, "listen", ":8081", "join API address (edge-watcher's port)")
-	fs.StringVar(&c.tlsCert, "tls-cert-file", "", "serve the join API over TLS with this certificate")
+	fs.StringVar(&c.tlsCert, "tls-cert-file", "", "certificate of the join API (required: it serves the cluster's join token)")
 	fs.StringVar(&c.tlsKey, "tls-key-file", "", "key for -tls-cert-file")
 	fs.StringVar(&c.tokenFile, "token-auth-file", "", "static bearer tokens, kube-apiserver format: token,user[,uid[,\"groups\"]]")
 	fs.BoolVar(&c.tokenReview, "token-review", true, "check bearer tokens with the API server's TokenReview")
-	fs.StringVar(&c.audiences, "token-review-audiences", "", "comma-separated audiences for TokenReview")
-	fs.StringVar(&c.allowedUsers, "allowed-users", "", "comma-separated users allowed to get join commands (empty: any authenticated)")
+	fs.StringVar(&c.audiences, "token-review-audiences", "", "comma-separated audiences a reviewed token must be valid for (required with -token-review)")
+	fs.StringVar(&c.allowedUsers, "allowed-users", "", "comma-separated users allowed to get join commands (this or -allowed-groups is required: nobody by default)")
 	fs.StringVar(&c.allowedGroups, "allowed-groups", "", "comma-separated groups allowed to get join commands")
+	fs.IntVar(&c.maxReservations, "max-reservations", join.DefaultMaxReservations, "most nodes joining at once (outstanding join commands)")
+	fs.IntVar(&c.maxPerUser, "max-reservations-per-user", join.DefaultMaxReservationsPerUser, "most nodes joining at once per caller")
+	fs.Float64Var(&c.rateQPS, "rate-limit-qps", float64(join.DefaultRateLimit.QPS), "join requests per second per caller")
+	fs.IntVar(&c.rateBurst, "rate-limit-burst", join.DefaultRateLimit.Burst, "join requests per caller at once")
 	fs.StringVar((*string)(&c.settings.Flavor), "flavor", string(join.FlavorUpstream), "keadm the command is for: upstream or kubesphere")
 	fs.StringVar(&c.settings.Version, "kubeedge-version", envOr("VERSION", "v1.23.0"), "KubeEdge version (env VERSION)")
 	fs.StringVar(&c.settings.Region, "region", envOr("REGION", "en"), "zh or en: KubeSphere's default mirror (env REGION)")
@@ -149,6 +159,7 @@ func parseController(args []string, out io.Writer) (controllerConfig, error) {
 	fs.StringVar(&c.cloudcoreService, "cloudcore-service", "cloudcore", "Service whose EndpointSlices list the cloudcore replicas")
 	fs.IntVar(&c.streamPort, "stream-port", rules.DefaultStreamPort, "cloudcore stream port when the Service has no port named cloudstream")
 	fs.StringVar(&c.edgeSelector, "edge-node-selector", rules.DefaultEdgeNodeSelector, "label selector of edge nodes")
+	c.dnat.register(fs)
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "run the rules controller only on the replica holding the lease")
 	fs.StringVar(&c.leaseName, "leader-election-id", "edgetel-onboard", "name of the Lease")
 	fs.StringVar(&c.identity, "identity", envOr("POD_NAME", hostname()), "this replica's identity in the lease (env POD_NAME)")
@@ -180,12 +191,24 @@ func (c *controllerConfig) validate() error {
 		if !c.tokenReview && c.tokenFile == "" {
 			errs = append(errs, errors.New("the join API needs -token-review or -token-auth-file: callers must authenticate"))
 		}
-		if (c.tlsCert == "") != (c.tlsKey == "") {
-			errs = append(errs, errors.New("-tls-cert-file and -tls-key-file go together"))
+		if c.tokenReview && strings.TrimSpace(c.audiences) == "" {
+			errs = append(errs, errors.New("-token-review needs -token-review-audiences: without an audience every ServiceAccount token of the cluster is accepted"))
+		}
+		if err := (join.Allowed{Users: splitList(c.allowedUsers), Groups: splitList(c.allowedGroups)}).Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.tlsCert == "" || c.tlsKey == "" {
+			errs = append(errs, errors.New("the join API hands out the cluster's join token: -tls-cert-file and -tls-key-file are required"))
 		}
 		if c.reservationTTL <= 0 {
 			errs = append(errs, errors.New("-reservation-ttl must be positive"))
 		}
+		if c.maxReservations < 1 || c.maxPerUser < 1 || c.rateQPS <= 0 || c.rateBurst < 1 {
+			errs = append(errs, errors.New("-max-reservations, -max-reservations-per-user, -rate-limit-qps and -rate-limit-burst must be positive"))
+		}
+	}
+	if err := c.dnat.parse(); err != nil {
+		errs = append(errs, err)
 	}
 	m := apis.Model(c.model)
 	if !c.disableRules && m != apis.ModelEdgeIP && m != apis.ModelTunnelPort {
@@ -197,13 +220,45 @@ func (c *controllerConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// dnatFlags are the operator's part of the DNAT policy, shared by controller and agent.
+type dnatFlags struct {
+	ports     string
+	forbidden string
+	policy    policy.Policy
+}
+
+func (d *dnatFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.ports, "match-ports", policy.DefaultPorts, "ports a DNAT rule may match: edge kubelet and cloudcore tunnel ports (N or N-M, comma-separated)")
+	fs.StringVar(&d.forbidden, "forbidden-cidrs", "", "comma-separated CIDRs or addresses no rule may match: the Service CIDR, API server addresses and VIPs")
+}
+
+func (d *dnatFlags) parse() error {
+	ports, err := policy.ParsePorts(d.ports)
+	if err != nil {
+		return fmt.Errorf("-match-ports: %w", err)
+	}
+	forbidden, err := policy.ParsePrefixes(d.forbidden)
+	if err != nil {
+		return fmt.Errorf("-forbidden-cidrs: %w", err)
+	}
+	d.policy = policy.Policy{Ports: ports}
+	d.policy.Forbid("a forbidden range (-forbidden-cidrs)", forbidden...)
+	return nil
+}
+
 type agentConfig struct {
 	common
-	nodeName  string
-	interval  time.Duration
-	mode      string
-	chain     string
-	uninstall bool
+	nodeName          string
+	interval          time.Duration
+	mode              string
+	chain             string
+	uninstall         bool
+	kubeEdgeNamespace string
+	cloudcoreService  string
+	streamPort        int
+	edgeSelector      string
+	hostAddresses     bool
+	dnat              dnatFlags
 }
 
 func parseAgent(args []string, out io.Writer) (agentConfig, error) {
@@ -216,7 +271,16 @@ func parseAgent(args []string, out io.Writer) (agentConfig, error) {
 	fs.StringVar(&c.mode, "iptables-mode", "auto", "auto (the backend holding the host's rules), nft or legacy")
 	fs.StringVar(&c.chain, "chain", agent.DefaultChain, "the nat chain the agent owns")
 	fs.BoolVar(&c.uninstall, "uninstall", false, "remove the chain and its jumps, then exit")
+	fs.StringVar(&c.kubeEdgeNamespace, "kubeedge-namespace", "kubeedge", "namespace of cloudcore's Service")
+	fs.StringVar(&c.cloudcoreService, "cloudcore-service", "cloudcore", "Service whose ready endpoints are the only DNAT targets")
+	fs.IntVar(&c.streamPort, "stream-port", rules.DefaultStreamPort, "cloudcore stream port when the Service has no port named cloudstream")
+	fs.StringVar(&c.edgeSelector, "edge-node-selector", rules.DefaultEdgeNodeSelector, "label selector of edge nodes; no rule may match another node's address")
+	fs.BoolVar(&c.hostAddresses, "forbid-host-addresses", true, "refuse rules matching this host's own addresses (the API server's)")
+	c.dnat.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.dnat.parse(); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -324,7 +388,7 @@ func runController(ctx context.Context, c controllerConfig) error {
 		ctrl, err := rules.NewController(rules.Config{Client: kube, Dynamic: dyn, Recorder: eventRecorder(ctx, kube, "edgetel-onboard-controller"),
 			Logger: log, Model: apis.Model(c.model), KubeEdgeNamespace: c.kubeEdgeNamespace, CloudcoreService: c.cloudcoreService,
 			StreamPort: c.streamPort, EdgeNodeSelector: c.edgeSelector, Namespace: c.namespace, Name: c.rulesName, Resync: 10 * time.Minute,
-			Registry: reg})
+			Registry: reg, Policy: c.dnat.policy})
 		if err != nil {
 			return err
 		}
@@ -355,8 +419,10 @@ func newJoinServer(c controllerConfig, kube kubernetes.Interface, log *slog.Logg
 	}
 	return join.NewServer(join.Config{Client: kube, Auth: auth, Logger: log, KubeEdgeNamespace: c.kubeEdgeNamespace, Registry: reg,
 		SettingsConfigMap: c.settingsConfigMap, Defaults: c.settings,
-		Allow:        join.Allowed{Users: splitList(c.allowedUsers), Groups: splitList(c.allowedGroups)},
-		Reservations: join.ReservationStore{Client: kube, Namespace: c.namespace, Name: c.reservations, TTL: c.reservationTTL}})
+		Allow:     join.Allowed{Users: splitList(c.allowedUsers), Groups: splitList(c.allowedGroups)},
+		RateLimit: join.RateLimit{QPS: float32(c.rateQPS), Burst: c.rateBurst},
+		Reservations: join.ReservationStore{Client: kube, Namespace: c.namespace, Name: c.reservations, TTL: c.reservationTTL,
+			Max: c.maxReservations, MaxPerUser: c.maxPerUser}})
 }
 
 func runAgent(ctx context.Context, c agentConfig) error {
@@ -383,7 +449,20 @@ func runAgent(ctx context.Context, c agentConfig) error {
 	if err != nil {
 		return err
 	}
-	cfg.Dynamic, cfg.Recorder = dyn, eventRecorder(ctx, kube, "edgetel-onboard-agent")
+	base := c.dnat.policy
+	if c.hostAddresses {
+		own, err := agent.HostAddresses()
+		if err != nil {
+			return err
+		}
+		base.Forbid("an address of this host (the API server's)", own...)
+	}
+	cp := &agent.ClusterPolicy{Client: kube, KubeEdgeNamespace: c.kubeEdgeNamespace, CloudcoreService: c.cloudcoreService,
+		StreamPort: c.streamPort, EdgeNodeSelector: c.edgeSelector, Base: base}
+	if err := cp.Start(ctx); err != nil {
+		return err
+	}
+	cfg.Dynamic, cfg.Recorder, cfg.Policy = dyn, eventRecorder(ctx, kube, "edgetel-onboard-agent"), cp.Policy
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err

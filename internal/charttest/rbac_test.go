@@ -141,23 +141,27 @@ func TestCollectorRBACMatchesCode(t *testing.T) {
 }
 
 // The onboarding roles grant exactly the lists that internal/onboard's tests check every call of
-// the controller and the agent against.
+// the controller and the agent against, each in the scope the code uses it in.
 func TestOnboardRBACMatchesCode(t *testing.T) {
 	Helm(t)
-	for role, rules := range map[string][]rbacv1.PolicyRule{
-		"edgetel-onboard-controller": onboard.RBAC,
-		"edgetel-onboard-agent":      onboard.AgentRBAC,
+	on := []string{"-f", RepoRoot(t) + "/examples/onboarding/values.yaml", "--set", "onboard.kubeedgeNamespace=edge-system"}
+	for _, tc := range []struct {
+		kind, name, ns string
+		rules          []rbacv1.PolicyRule
+	}{
+		{"ClusterRole", "edgetel-onboard-controller", "", onboard.RBAC},
+		{"Role", "edgetel-onboard-controller", "edgetel", onboard.NamespaceRBAC},
+		{"Role", "edgetel-onboard-controller-kubeedge", "edge-system", onboard.KubeEdgeRBAC},
+		{"ClusterRole", "edgetel-onboard-agent", "", onboard.AgentRBAC},
+		{"Role", "edgetel-onboard-agent", "edgetel", onboard.AgentNamespaceRBAC},
+		{"Role", "edgetel-onboard-agent-kubeedge", "edge-system", onboard.AgentKubeEdgeRBAC},
 	} {
-		t.Run(role, func(t *testing.T) {
-			used, err := Granted(rules)
+		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) {
+			used, err := Granted(tc.rules)
 			require.NoError(t, err)
-			assert.Equal(t, Format(used), Format(chartRole(t, role)), "code uses (left) vs chart grants (right)")
+			ns, granted := chartRules(t, tc.kind, tc.name, on...)
+			assert.Equal(t, tc.ns, ns)
+			assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
 		})
 	}
-	// The token secret: a Role in KubeEdge's namespace, for that one secret.
-	used, err := Granted(onboard.KubeEdgeRBAC)
-	require.NoError(t, err)
-	ns, granted := chartRules(t, "Role", "edgetel-onboard-controller", "--set", "onboard.kubeedgeNamespace=edge-system")
-	assert.Equal(t, "edge-system", ns)
-	assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
 }

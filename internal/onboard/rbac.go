@@ -8,20 +8,25 @@ import (
 	"github.com/edgetel/edgetel/internal/onboard/apis"
 )
 
-// RBAC is every verb the controller role (join service, rules controller, leader election,
-// events) uses across namespaces; KubeEdgeRBAC adds what it reads in KubeEdge's namespace only.
-// The chart's ClusterRole and Role grant exactly these; a test runs the code against fake
-// clients and checks each call it makes is listed here.
+// The controller's and the agent's permissions, one list per scope. The chart grants exactly
+// these: a ClusterRole for the cluster-scoped lists, a Role in the release's namespace and a Role
+// in KubeEdge's namespace for the others. internal/onboard's tests run the code against fake
+// clients and check each call it makes against the list of the namespace it made it in, and
+// internal/charttest checks the rendered roles equal the lists.
+
+// RBAC is what the controller needs across the cluster: nothing that writes.
 var RBAC = []rbacv1.PolicyRule{
-	// Rules controller: edge node informer. Join: name and IP checks.
+	// Rules controller: node informer (edge nodes' addresses, and cloud nodes' to refuse).
+	// Join: name and IP checks.
 	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list", "watch"}},
-	// Rules controller: cloudcore replicas.
-	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
-	// kubeedge/tunnelport (informer), kubeedge/cloudcore and kubeedge/edge-watcher-config (join,
-	// get), and the join reservations ConfigMap (get, create, update).
-	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 	// Join callers' bearer tokens.
 	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+}
+
+// NamespaceRBAC is what the controller needs in its own namespace: the join reservations
+// ConfigMap, its IPTablesRules object, the leader Lease and events on the object.
+var NamespaceRBAC = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "update"}},
 	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource + "/status"}, Verbs: []string{"update"}},
 	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
@@ -31,16 +36,33 @@ var RBAC = []rbacv1.PolicyRule{
 // TokenSecret is cloudcore's join token secret in KubeEdge's namespace (join.TokenSecret).
 const TokenSecret = "tokensecret"
 
-// KubeEdgeRBAC is what the controller reads in KubeEdge's namespace, granted by a Role there:
-// one secret, by name, rather than every secret of the cluster.
+// KubeEdgeRBAC is what the controller reads in KubeEdge's namespace: one secret, by name,
+// rather than every secret of the cluster; cloudcore's, edge-watcher's and the tunnelport
+// ConfigMaps; cloudcore's EndpointSlices.
 var KubeEdgeRBAC = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{TokenSecret}, Verbs: []string{"get"}},
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 }
 
-// AgentRBAC is every verb the agent role uses.
+// AgentRBAC is what the agent reads across the cluster: nodes, whose cloud-side addresses its
+// DNAT policy refuses.
 var AgentRBAC = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list", "watch"}},
+}
+
+// AgentNamespaceRBAC is what the agent needs in the release's namespace: the IPTablesRules
+// object, its own entry of the object's status, events.
+var AgentNamespaceRBAC = []rbacv1.PolicyRule{
 	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource + "/status"}, Verbs: []string{"patch"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+}
+
+// AgentKubeEdgeRBAC is what the agent reads in KubeEdge's namespace: cloudcore's endpoints,
+// the only DNAT targets it accepts.
+var AgentKubeEdgeRBAC = []rbacv1.PolicyRule{
+	{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 }
 
 // Allows reports whether rules grant verb on group/resource (resource may carry "/subresource")

@@ -78,16 +78,21 @@ func calls(actions ...[]k8stesting.Action) []apiCall {
 	return out
 }
 
-// requireCovered checks every call against the cluster-wide rules, or the namespaced ones when
-// it was made in their namespace, and that the test still makes the calls in mustSee.
+// requireCovered checks every cluster-scoped call against the cluster-wide rules and every
+// namespaced call against the rules of its namespace only (the chart grants those with Roles, so
+// a namespaced call the cluster-wide list happens to cover would fail in a cluster), and that the
+// test still makes the calls in mustSee.
 func requireCovered(t *testing.T, rbac []rbacv1.PolicyRule, namespaced map[string][]rbacv1.PolicyRule, got []apiCall, mustSee ...call) {
 	t.Helper()
 	seen := map[call]bool{}
 	for _, c := range got {
 		seen[c.call] = true
-		ok := onboard.Allows(rbac, c.group, c.resource, c.verb, c.name) ||
-			onboard.Allows(namespaced[c.namespace], c.group, c.resource, c.verb, c.name)
-		assert.True(t, ok, "the code calls %s %q/%s %s/%s, which the RBAC lists lack", c.verb, c.group, c.resource, c.namespace, c.name)
+		rules := rbac
+		if c.namespace != "" {
+			rules = namespaced[c.namespace]
+		}
+		assert.True(t, onboard.Allows(rules, c.group, c.resource, c.verb, c.name),
+			"the code calls %s %q/%s %s/%s, which the RBAC lists lack", c.verb, c.group, c.resource, c.namespace, c.name)
 	}
 	for _, c := range mustSee {
 		assert.True(t, seen[c], "the test no longer exercises %v", c)
@@ -104,14 +109,16 @@ func TestControllerRBACCoversEveryCall(t *testing.T) {
 	)
 	kube.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		tr := a.(k8stesting.CreateAction).GetObject().(*authnv1.TokenReview).DeepCopy()
-		tr.Status.Authenticated = true
+		tr.Status.Authenticated, tr.Status.Audiences = true, tr.Spec.Audiences
+		tr.Status.User.Groups = []string{"edge-admins"}
 		return true, tr, nil
 	})
 	dyn := dynClient()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	srv, err := join.NewServer(join.Config{Client: kube, Auth: join.TokenReviewer{Client: kube}, Logger: quiet,
+	srv, err := join.NewServer(join.Config{Client: kube, Auth: join.TokenReviewer{Client: kube, Audiences: []string{"edgetel-onboard"}}, Logger: quiet,
+		Allow:        join.Allowed{Groups: []string{"edge-admins"}},
 		Defaults:     join.Settings{Flavor: join.FlavorUpstream, Version: "v1.23.0"},
 		Reservations: join.ReservationStore{Client: kube, Namespace: "edgetel", Name: "joins", TTL: time.Hour}})
 	require.NoError(t, err)
@@ -141,7 +148,8 @@ func TestControllerRBACCoversEveryCall(t *testing.T) {
 	cancel()
 	require.NoError(t, <-leaderDone)
 
-	requireCovered(t, onboard.RBAC, map[string][]rbacv1.PolicyRule{"kubeedge": onboard.KubeEdgeRBAC}, calls(kube.Actions(), dyn.Actions()),
+	requireCovered(t, onboard.RBAC, map[string][]rbacv1.PolicyRule{"kubeedge": onboard.KubeEdgeRBAC, "edgetel": onboard.NamespaceRBAC},
+		calls(kube.Actions(), dyn.Actions()),
 		call{"", "nodes", "list"}, call{"", "nodes", "watch"}, call{"discovery.k8s.io", "endpointslices", "watch"},
 		call{"", "configmaps", "get"}, call{"", "configmaps", "watch"}, call{"", "configmaps", "create"}, call{"", "configmaps", "update"},
 		call{"", "secrets", "get"}, call{"authentication.k8s.io", "tokenreviews", "create"},
@@ -158,6 +166,15 @@ func hasEvent(kube *fake.Clientset) bool {
 	return false
 }
 
+func hasAction(actions []k8stesting.Action, verb string) bool {
+	for _, a := range actions {
+		if a.GetVerb() == verb {
+			return true
+		}
+	}
+	return false
+}
+
 func TestAgentRBACCoversEveryCall(t *testing.T) {
 	kube := fake.NewClientset()
 	dyn := dynClient()
@@ -167,24 +184,33 @@ func TestAgentRBACCoversEveryCall(t *testing.T) {
 	_, err = dyn.Resource(apis.GVR).Namespace("edgetel").Create(context.Background(), u, metav1.CreateOptions{})
 	require.NoError(t, err)
 	dyn.ClearActions()
-	// "false" stands in for iptables: the checks fail (and are reported as events) without
+	// "true" stands in for iptables: an empty iptables-save and a restore that succeeds, without
 	// touching the host's tables.
-	a, err := agent.New(agent.Config{IPTables: agent.IPTables{Mode: "nft", Save: "iptables-nft-save", Restore: "iptables-nft-restore",
-		Runner: agent.Runner{Prefix: []string{"false"}}}, NodeName: "master-1", Dynamic: dyn, Namespace: "edgetel", Name: "rules",
-		Interval: 50 * time.Millisecond, Recorder: recorder(t, kube), Logger: quiet})
-	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
+	cp := &agent.ClusterPolicy{Client: kube, KubeEdgeNamespace: "kubeedge", CloudcoreService: "cloudcore", StreamPort: 10003,
+		EdgeNodeSelector: rules.DefaultEdgeNodeSelector}
+	require.NoError(t, cp.Start(ctx))
+	a, err := agent.New(agent.Config{IPTables: agent.IPTables{Mode: "nft", Save: "iptables-nft-save", Restore: "iptables-nft-restore",
+		Runner: agent.Runner{Prefix: []string{"true"}}}, NodeName: "master-1", Dynamic: dyn, Namespace: "edgetel", Name: "rules",
+		Interval: 50 * time.Millisecond, Recorder: recorder(t, kube), Logger: quiet, Policy: cp.Policy})
+	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	require.Eventually(t, func() bool { return hasEvent(kube) }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(kube) && hasAction(dyn.Actions(), "patch") }, 5*time.Second, 20*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
-	requireCovered(t, onboard.AgentRBAC, nil, calls(kube.Actions(), dyn.Actions()),
-		call{apis.Group, apis.Resource, "list"}, call{apis.Group, apis.Resource, "watch"}, call{"", "events", "create"})
+	requireCovered(t, onboard.AgentRBAC, map[string][]rbacv1.PolicyRule{"edgetel": onboard.AgentNamespaceRBAC, "kubeedge": onboard.AgentKubeEdgeRBAC},
+		calls(kube.Actions(), dyn.Actions()),
+		call{apis.Group, apis.Resource, "list"}, call{apis.Group, apis.Resource, "watch"}, call{apis.Group, apis.Resource + "/status", "patch"},
+		call{"", "events", "create"}, call{"", "nodes", "watch"}, call{"discovery.k8s.io", "endpointslices", "watch"})
 }
 
 func TestAllows(t *testing.T) {
 	assert.False(t, onboard.Allows(onboard.RBAC, "", "secrets", "get", join.TokenSecret), "no secret cluster-wide")
+	for _, res := range []string{"configmaps", "secrets"} {
+		assert.False(t, onboard.Allows(append(onboard.RBAC, onboard.AgentRBAC...), "", res, "get", "x"), "no %s cluster-wide", res)
+	}
+	assert.False(t, onboard.Allows(onboard.RBAC, "coordination.k8s.io", "leases", "update", "kube-scheduler"), "no leases cluster-wide")
 	assert.True(t, onboard.Allows(onboard.KubeEdgeRBAC, "", "secrets", "get", join.TokenSecret))
 	assert.False(t, onboard.Allows(onboard.KubeEdgeRBAC, "", "secrets", "get", "other"))
 	assert.False(t, onboard.Allows(onboard.KubeEdgeRBAC, "", "secrets", "list", ""))

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -13,12 +15,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/edgetel/edgetel/internal/onboard/apis"
+	"github.com/edgetel/edgetel/internal/onboard/policy"
 )
 
 // DefaultChain is the nat chain the agent owns.
@@ -39,6 +43,9 @@ type Config struct {
 	Recorder record.EventRecorder
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// Policy returns the DNAT policy each check applies (cloudcore's endpoints, the port range,
+	// the addresses never to match). Nil refuses every rule.
+	Policy func() policy.Policy
 }
 
 type metrics struct {
@@ -47,6 +54,7 @@ type metrics struct {
 	repairs prometheus.Counter
 	rules   prometheus.Gauge
 	invalid prometheus.Gauge
+	refused *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,8 +69,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "DNAT rules in the agent's chain after the last successful check."}),
 		invalid: prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgetel_onboard_agent_invalid_rules",
 			Help: "Rules of the IPTablesRules object the agent refused to apply."}),
+		refused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edgetel_onboard_agent_refused_rules",
+			Help: "Rules the last check refused, by reason (malformed, empty_match, match_address, match_port, target)."}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.checks, m.drift, m.repairs, m.rules, m.invalid} {
+	for _, r := range []string{policy.ReasonMalformed, policy.ReasonEmptyMatch, policy.ReasonAddress, policy.ReasonPort, policy.ReasonTarget} {
+		m.refused.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{m.checks, m.drift, m.repairs, m.rules, m.invalid, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering agent metrics: %w", err)
 		}
@@ -88,8 +101,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Chain == "" {
 		cfg.Chain = DefaultChain
 	}
-	if len(cfg.Chain) > 28 {
-		return nil, fmt.Errorf("agent: chain name %q longer than iptables' 28 characters", cfg.Chain)
+	if err := validChain(cfg.Chain); err != nil {
+		return nil, err
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
@@ -156,6 +169,7 @@ func (a *Agent) check(ctx context.Context, desired *apis.IPTablesRules) (Result,
 	}
 	want, invalid := a.lines(desired.Spec.Rules)
 	a.m.invalid.Set(float64(len(invalid)))
+	a.countRefused(invalid)
 	res := Result{Rules: len(want), Invalid: invalid}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -194,10 +208,17 @@ func (a *Agent) lines(rules []apis.Rule) ([]string, []error) {
 	var want []string
 	var invalid []error
 	seen := map[string]bool{}
+	var pol policy.Policy
+	if a.cfg.Policy != nil {
+		pol = a.cfg.Policy()
+	}
 	for _, r := range rules {
 		line, err := RuleLine(a.cfg.Chain, r)
+		if err == nil {
+			err = pol.Check(r)
+		}
 		if err != nil {
-			invalid = append(invalid, err)
+			invalid = append(invalid, fmt.Errorf("rule %s: %w", describe(r), err))
 			continue
 		}
 		if !seen[line] {
@@ -208,8 +229,31 @@ func (a *Agent) lines(rules []apis.Rule) ([]string, []error) {
 	return want, invalid
 }
 
-// Uninstall removes the chain and the jumps to it, and nothing else.
+func (a *Agent) countRefused(invalid []error) {
+	n := map[string]int{}
+	for _, err := range invalid {
+		n[policy.Reason(err)]++
+	}
+	for _, r := range []string{policy.ReasonMalformed, policy.ReasonEmptyMatch, policy.ReasonAddress, policy.ReasonPort, policy.ReasonTarget} {
+		a.m.refused.WithLabelValues(r).Set(float64(n[r]))
+	}
+}
+
+// describe names a rule in messages without echoing its fields wholesale.
+func describe(r apis.Rule) string {
+	s := fmt.Sprintf("%q:%q -> %q:%q", r.SourceIP, r.SourcePort, r.DestinationIP, r.DestinationPort)
+	if r.Node != "" {
+		s += fmt.Sprintf(" (node %q)", r.Node)
+	}
+	return s
+}
+
+// Uninstall removes the chain and the jumps to it, and nothing else. A chain that is not the
+// agent's is left alone.
 func (a *Agent) Uninstall(ctx context.Context) error {
+	if err := a.Claim(ctx); err != nil {
+		return err
+	}
 	_, err := a.check(ctx, nil)
 	return err
 }
@@ -220,6 +264,9 @@ func (a *Agent) Uninstall(ctx context.Context) error {
 func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Dynamic == nil || a.cfg.Namespace == "" || a.cfg.Name == "" {
 		return errors.New("agent: dynamic client, namespace and name are required")
+	}
+	if err := a.Claim(ctx); err != nil {
+		return err
 	}
 	changed := make(chan struct{}, 1)
 	notify := func() {
@@ -276,6 +323,39 @@ func (a *Agent) pass(ctx context.Context, store cache.Store) {
 		return
 	}
 	a.report(desired, res, err)
+	a.reportStatus(ctx, desired, res, err)
+}
+
+// reportStatus writes this node's entry of status.agents when it changed. A merge patch on the
+// status subresource touches that entry only: other agents' entries and the controller's
+// conditions stay as they are.
+func (a *Agent) reportStatus(ctx context.Context, obj *apis.IPTablesRules, res Result, err error) {
+	st := apis.AgentStatus{ObservedGeneration: obj.Generation, Rules: res.Rules}
+	for _, e := range res.Invalid {
+		st.Refused = append(st.Refused, e.Error())
+	}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	if old, ok := obj.Status.Agents[a.cfg.NodeName]; ok && reflect.DeepEqual(old, st) {
+		return
+	}
+	// Fields left out of a merge patch keep their old value: send null for the empty ones.
+	entry := map[string]any{"observedGeneration": st.ObservedGeneration, "rules": st.Rules, "refused": nil, "error": nil}
+	if len(st.Refused) > 0 {
+		entry["refused"] = st.Refused
+	}
+	if st.Error != "" {
+		entry["error"] = st.Error
+	}
+	patch, merr := json.Marshal(map[string]any{"status": map[string]any{"agents": map[string]any{a.cfg.NodeName: entry}}})
+	if merr != nil {
+		return
+	}
+	if _, perr := a.cfg.Dynamic.Resource(apis.GVR).Namespace(obj.Namespace).Patch(ctx, obj.Name, types.MergePatchType, patch,
+		metav1.PatchOptions{}, "status"); perr != nil {
+		a.log.Warn("reporting in the object's status failed", "error", perr)
+	}
 }
 
 func (a *Agent) report(obj *apis.IPTablesRules, res Result, err error) {

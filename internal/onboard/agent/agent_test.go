@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/edgetel/edgetel/internal/onboard/apis"
+	"github.com/edgetel/edgetel/internal/onboard/policy"
 )
 
 const edgeIP = "10.250.0.5"
@@ -31,11 +33,21 @@ func desired(rules ...apis.Rule) *apis.IPTablesRules {
 		Spec: apis.Spec{Model: apis.ModelEdgeIP, Rules: rules}}
 }
 
+// netnsPolicy is the DNAT policy of the topology: cloudcore's endpoint is the only target, and
+// the API server host's own address is never matched.
+func netnsPolicy(tp topology) func() policy.Policy {
+	ports, _ := policy.ParsePorts(policy.DefaultPorts)
+	p := policy.Policy{Ports: ports, Targets: []netip.AddrPort{netip.MustParseAddrPort(tp.ccIP + ":10003")}}
+	p.Forbid("the API server's address", netip.MustParsePrefix(tp.apiIP+"/32"))
+	p.Forbid("the Service CIDR", netip.MustParsePrefix("10.96.0.0/12"))
+	return func() policy.Policy { return p }
+}
+
 func newAgent(t *testing.T, tp topology, reg *prometheus.Registry, extra func(*Config)) *Agent {
 	t.Helper()
 	ipt, err := Detect(context.Background(), Runner{Prefix: []string{"ip", "netns", "exec", tp.api}}, "auto")
 	require.NoError(t, err)
-	cfg := Config{IPTables: ipt, NodeName: "master-1", Registry: reg}
+	cfg := Config{IPTables: ipt, NodeName: "master-1", Registry: reg, Policy: netnsPolicy(tp)}
 	if extra != nil {
 		extra(&cfg)
 	}
@@ -82,8 +94,8 @@ func testAgent(t *testing.T, tp topology) {
 	require.Equal(t, tp.backend, a.cfg.IPTables.Mode, "auto-detection follows the backend holding the host's rules")
 	ctx := context.Background()
 	want := desired(
-		rule(edgeIP, "10350", tp.ccIP, "10003"), // edge-ip model
-		rule("", "10351", tp.ccIP, "10003"),     // tunnel-port model
+		rule(edgeIP, "10350", tp.ccIP, "10003"),       // edge-ip model
+		rule("10.250.0.6", "10351", tp.ccIP, "10003"), // tunnel-port model
 	)
 
 	// Before: nothing reaches the edge IP.
@@ -100,7 +112,7 @@ func testAgent(t *testing.T, tp topology) {
 		`-A OUTPUT -m comment --comment "edgetel-onboard: DNAT to cloudcore" -j EDGETEL-ONBOARD`,
 		`-A PREROUTING -m comment --comment "edgetel-onboard: DNAT to cloudcore" -j EDGETEL-ONBOARD`,
 		"-A EDGETEL-ONBOARD -d 10.250.0.5/32 -p tcp -m tcp --dport 10350 -j DNAT --to-destination " + tp.ccIP + ":10003",
-		"-A EDGETEL-ONBOARD -p tcp -m tcp --dport 10351 -j DNAT --to-destination " + tp.ccIP + ":10003",
+		"-A EDGETEL-ONBOARD -d 10.250.0.6/32 -p tcp -m tcp --dport 10351 -j DNAT --to-destination " + tp.ccIP + ":10003",
 	} {
 		assert.Contains(t, save, line+"\n")
 	}
@@ -110,9 +122,11 @@ func testAgent(t *testing.T, tp topology) {
 	greeting, err := tp.dial(edgeIP + ":10350")
 	require.NoError(t, err)
 	assert.Equal(t, "cloudcore 10003", greeting)
-	greeting, err = tp.dial("10.250.9.9:10351")
-	require.NoError(t, err, "tunnel-port rule matches any address")
+	greeting, err = tp.dial("10.250.0.6:10351")
+	require.NoError(t, err)
 	assert.Equal(t, "cloudcore 10003", greeting)
+	_, err = tp.dial("10.250.9.9:10351")
+	require.Error(t, err, "no rule matches a port on every address")
 
 	// A second check with nothing changed writes nothing.
 	res, err = a.Check(ctx, want)

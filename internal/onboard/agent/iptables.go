@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -92,9 +94,11 @@ func (t IPTables) SaveNAT(ctx context.Context) (string, error) {
 	return string(out), err
 }
 
-// RestoreNoFlush applies input atomically, leaving every chain it does not name alone.
+// RestoreNoFlush applies input atomically, leaving every chain it does not name alone. -w waits
+// for the xtables lock (kube-proxy and CNIs hold it while they write) instead of failing; ctx
+// bounds the wait.
 func (t IPTables) RestoreNoFlush(ctx context.Context, input string) error {
-	_, err := t.Runner.run(ctx, []byte(input), t.Restore, "--noflush")
+	_, err := t.Runner.run(ctx, []byte(input), t.Restore, "-w", "--noflush")
 	return err
 }
 
@@ -146,6 +150,51 @@ func port(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a port", s)
 	}
 	return p, nil
+}
+
+var (
+	chainRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,28}$`)
+	// ourRuleRE is every rule RuleLine prints, and the match-less form earlier agents wrote:
+	// anything else in the chain is not ours.
+	ourRuleRE = regexp.MustCompile(`^-A (\S+) (-d [0-9.]+/32 )?-p tcp -m tcp --dport [0-9]+ -j DNAT --to-destination [0-9.]+:[0-9]+$`)
+)
+
+// validChain refuses names iptables-restore would misread and chains that belong to the
+// kernel, kube-proxy or KubeEdge's own iptables manager.
+func validChain(chain string) error {
+	if !chainRE.MatchString(chain) {
+		return fmt.Errorf("agent: chain name %q: want 1-28 letters, digits, _ or -", chain)
+	}
+	switch {
+	case slices.Contains([]string{"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING", "TUNNEL-PORT"}, strings.ToUpper(chain)),
+		strings.HasPrefix(strings.ToUpper(chain), "KUBE-"):
+		return fmt.Errorf("agent: chain %s belongs to the kernel, kube-proxy or KubeEdge: choose a chain of the agent's own", chain)
+	}
+	return nil
+}
+
+// Claim refuses to run on a chain that exists and is not the agent's: the agent flushes and
+// (on uninstall) deletes its chain, which would destroy someone else's rules. A chain is the
+// agent's when every rule in it is one RuleLine prints and every jump to it is the agent's own.
+func (a *Agent) Claim(ctx context.Context) error {
+	save, err := a.cfg.IPTables.SaveNAT(ctx)
+	if err != nil {
+		return err
+	}
+	o := parseSave(save, a.cfg.Chain)
+	for _, r := range o.rules {
+		if !ourRuleRE.MatchString(r) {
+			return fmt.Errorf("agent: nat chain %s exists and is not ours (it holds %q): choose another -chain", a.cfg.Chain, r)
+		}
+	}
+	for h, jumps := range o.jumps {
+		for _, j := range jumps {
+			if !slices.Contains(hooks, h) || j != jumpLine(h, a.cfg.Chain) {
+				return fmt.Errorf("agent: nat chain %s exists and is not ours (%q jumps to it): choose another -chain", a.cfg.Chain, j)
+			}
+		}
+	}
+	return nil
 }
 
 // observed is what iptables-save shows of ours.

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -70,4 +72,16 @@ func TestDetectRejectsUnknownMode(t *testing.T) {
 func TestNewRejectsLongChain(t *testing.T) {
 	_, err := New(Config{Chain: "A-CHAIN-NAME-FAR-TOO-LONG-FOR-IPTABLES"})
 	require.Error(t, err)
+}
+
+// The restore runs with -w. (iptables 1.8.9's legacy restore waits for the lock even without
+// it, see TestRestoreWaitsForXtablesLock; older releases fail at once, so the flag is passed.)
+func TestRestoreAsksToWaitForTheLock(t *testing.T) {
+	argv := filepath.Join(t.TempDir(), "argv")
+	ipt := IPTables{Mode: "nft", Save: "iptables-nft-save", Restore: "iptables-nft-restore",
+		Runner: Runner{Prefix: []string{"sh", "-c", `printf '%s\n' "$@" > "$0"`, argv}}}
+	require.NoError(t, ipt.RestoreNoFlush(context.Background(), "*nat\nCOMMIT\n"))
+	got, err := os.ReadFile(argv)
+	require.NoError(t, err)
+	assert.Equal(t, "iptables-nft-restore\n-w\n--noflush\n", string(got))
 }

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const crdPath = "../../../charts/edgetel/crds/onboard.edgetel.io_iptablesrules.yaml"
+const crdPath = "../../../charts/edgetel/files/onboard.edgetel.io_iptablesrules.yaml"
 
 type jsonSchema struct {
 	Type                 string                `json:"type"`
@@ -26,6 +26,7 @@ type jsonSchema struct {
 	Format               string                `json:"format"`
 	Pattern              string                `json:"pattern"`
 	MaxLength            *int                  `json:"maxLength"`
+	MinLength            *int                  `json:"minLength"`
 	Minimum              *int                  `json:"minimum"`
 	ListType             string                `json:"x-kubernetes-list-type"`
 	ListMapKeys          []string              `json:"x-kubernetes-list-map-keys"`

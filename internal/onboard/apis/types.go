@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// Group and version of the CRD (charts/edgetel/crds/onboard.edgetel.io_iptablesrules.yaml).
+// Group and version of the CRD (charts/edgetel/files/onboard.edgetel.io_iptablesrules.yaml).
 const (
 	Group    = "onboard.edgetel.io"
 	Version  = "v1alpha1"
@@ -26,8 +26,8 @@ var GVK = schema.GroupVersionKind{Group: Group, Version: Version, Kind: Kind}
 
 // Rule models one DNAT rule. The field names follow edge-watcher's IPTablesRules so its users
 // recognise them: source_* is what the rule matches (the original destination), destination_*
-// is where DNAT sends the packet. An empty source_ip matches any destination address (the
-// tunnel-port model).
+// is where DNAT sends the packet. source_ip is required by the DNAT policy (internal/onboard/policy):
+// a rule without it would redirect every destination on that port.
 type Rule struct {
 	Table           string `json:"table"`
 	Chain           string `json:"chain"`
@@ -48,7 +48,9 @@ type Model string
 const (
 	// ModelEdgeIP is edge-watcher's: one rule per edge node IP, -d <edgeIP> --dport <port>.
 	ModelEdgeIP Model = "edge-ip"
-	// ModelTunnelPort is KubeEdge's (>= 1.8): one rule per cloudcore tunnel port, no -d match.
+	// ModelTunnelPort is KubeEdge's (>= 1.8): the edge node's kubelet port is a cloudcore's tunnel
+	// port, and the rule sends it to that cloudcore. Unlike KubeEdge's own rules it keeps the
+	// -d <edgeIP> match: a port-only rule would redirect any address.
 	ModelTunnelPort Model = "tunnel-port"
 )
 
@@ -63,6 +65,20 @@ type Status struct {
 	ObservedGeneration int64              `json:"observedGeneration,omitempty"`
 	RuleCount          int                `json:"ruleCount"`
 	Conditions         []metav1.Condition `json:"conditions,omitempty"`
+	// Agents is each rules agent's report, by node name. Agents write their own entry with a
+	// merge patch, so they never overwrite each other or the controller's fields.
+	Agents map[string]AgentStatus `json:"agents,omitempty"`
+}
+
+// AgentStatus is what one agent did with the spec.
+type AgentStatus struct {
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Rules is how many rules the agent's chain holds.
+	Rules int `json:"rules"`
+	// Refused lists the rules the agent would not write and why (outside the DNAT policy).
+	Refused []string `json:"refused,omitempty"`
+	// Error is the last failure to apply the rules; empty when the chain is as desired.
+	Error string `json:"error,omitempty"`
 }
 
 // IPTablesRules is the custom resource.

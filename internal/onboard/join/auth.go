@@ -88,7 +88,10 @@ func (s *StaticTokens) Authenticate(_ context.Context, token string) (User, erro
 	return *found, nil
 }
 
-// TokenReviewer asks the API server (TokenReview) whether the token is valid.
+// TokenReviewer asks the API server (TokenReview) whether the token is valid for one of
+// Audiences. With an audience of its own (the chart sets edgetel-onboard), a pod's ordinary
+// ServiceAccount token, minted for the API server, is refused: callers need a token requested
+// for this audience (kubectl create token --audience).
 type TokenReviewer struct {
 	Client    kubernetes.Interface
 	Audiences []string
@@ -103,6 +106,11 @@ func (t TokenReviewer) Authenticate(ctx context.Context, token string) (User, er
 		return User{}, fmt.Errorf("token review: %w", err)
 	}
 	if !tr.Status.Authenticated {
+		return User{}, ErrUnauthenticated
+	}
+	// The API documents status.audiences as the intersection of the requested audiences and
+	// the token's; a reviewer that does not fill it in is not audience-aware and proves nothing.
+	if len(t.Audiences) > 0 && !slices.ContainsFunc(tr.Status.Audiences, func(a string) bool { return slices.Contains(t.Audiences, a) }) {
 		return User{}, ErrUnauthenticated
 	}
 	return User{Name: tr.Status.User.Username, Groups: tr.Status.User.Groups}, nil
@@ -129,16 +137,36 @@ func (a Authenticators) Authenticate(ctx context.Context, token string) (User, e
 	return User{}, ErrUnauthenticated
 }
 
-// Allowed limits callers to some users or groups; empty lists allow every authenticated user.
+// Allowed names the users and groups that may get join commands. Empty lists allow nobody.
 type Allowed struct {
 	Users  []string
 	Groups []string
 }
 
-func (a Allowed) permits(u User) bool {
+// everyone are groups every caller of a kind is in: allowing one would hand the join token to
+// every pod (or every user) of the cluster.
+var everyone = []string{"system:authenticated", "system:unauthenticated", "system:serviceaccounts"}
+
+// Validate refuses an allow-list that names nobody or everybody. The messages name the flags.
+func (a Allowed) Validate() error {
 	if len(a.Users) == 0 && len(a.Groups) == 0 {
-		return true
+		return errors.New("the join API allows nobody: name who may join edge nodes with -allowed-users or -allowed-groups " +
+			"(chart: onboard.controller.joinAPI.allowedUsers / allowedGroups)")
 	}
+	for _, g := range a.Groups {
+		if slices.Contains(everyone, g) {
+			return fmt.Errorf("-allowed-groups %s: that group holds every caller; name the group of the users who join edge nodes", g)
+		}
+	}
+	for _, u := range a.Users {
+		if u == "*" || u == "" {
+			return fmt.Errorf("-allowed-users %q: name users, not a wildcard", u)
+		}
+	}
+	return nil
+}
+
+func (a Allowed) permits(u User) bool {
 	if slices.Contains(a.Users, u.Name) {
 		return true
 	}

@@ -22,17 +22,33 @@ type ReservationStore struct {
 	Name      string
 	// TTL is how long a reservation holds without the Node appearing.
 	TTL time.Duration
-	Now func() time.Time
+	// Max bounds the reservations (a ConfigMap holds at most 1 MiB); MaxPerUser bounds one
+	// caller's, so a caller asking for many new names cannot lock the others out.
+	// Zero means DefaultMaxReservations / DefaultMaxReservationsPerUser.
+	Max        int
+	MaxPerUser int
+	Now        func() time.Time
 }
+
+// Default bounds: 500 entries of at most ~400 bytes each stay far below a ConfigMap's 1 MiB.
+const (
+	DefaultMaxReservations        = 500
+	DefaultMaxReservationsPerUser = 20
+)
 
 // ReservedError is a name or IP already held by another joining node.
 type ReservedError struct{ msg string }
 
 func (e *ReservedError) Error() string { return e.msg }
 
-// Reserve holds name and ip. Asking again for the same pair renews it (KubeSphere's console
-// calls the API once to validate the form and again to show the command).
-func (r ReservationStore) Reserve(ctx context.Context, name, ip string, nodes []corev1.Node) error {
+// FullError is a reservation refused because a bound is reached; the API answers 429.
+type FullError struct{ msg string }
+
+func (e *FullError) Error() string { return e.msg }
+
+// Reserve holds name and ip for user. Asking again for the same pair renews it (KubeSphere's
+// console calls the API once to validate the form and again to show the command).
+func (r ReservationStore) Reserve(ctx context.Context, name, ip, user string, nodes []corev1.Node) error {
 	now := time.Now
 	if r.Now != nil {
 		now = r.Now
@@ -52,8 +68,9 @@ func (r ReservationStore) Reserve(ctx context.Context, name, ip string, nodes []
 				Labels: map[string]string{"app.kubernetes.io/managed-by": "edgetel-onboard"}}}
 		}
 		data := map[string]string{}
+		mine := 0
 		for n, v := range cm.Data {
-			rip, until, ok := parseReservation(v)
+			rip, until, owner, ok := parseReservation(v)
 			if !ok || now().After(until) || existing[n] {
 				continue // expired, unreadable, or the node has joined
 			}
@@ -63,9 +80,17 @@ func (r ReservationStore) Reserve(ctx context.Context, name, ip string, nodes []
 			if n != name && rip == ip {
 				return &ReservedError{fmt.Sprintf("Node IP %s is already reserved by joining node %s", ip, n)}
 			}
+			if n != name && owner == user {
+				mine++
+			}
 			data[n] = v
 		}
-		data[name] = ip + " " + now().Add(r.TTL).UTC().Format(time.RFC3339)
+		if _, renew := data[name]; !renew {
+			if err := r.bounded(len(data), mine, user); err != nil {
+				return err
+			}
+		}
+		data[name] = ip + " " + now().Add(r.TTL).UTC().Format(time.RFC3339) + " " + user
 		cm.Data = data
 		if create {
 			_, err = r.Client.CoreV1().ConfigMaps(r.Namespace).Create(ctx, cm, metav1.CreateOptions{})
@@ -82,11 +107,25 @@ func (r ReservationStore) Reserve(ctx context.Context, name, ip string, nodes []
 	})
 }
 
-func parseReservation(v string) (string, time.Time, bool) {
-	ip, ts, ok := strings.Cut(v, " ")
-	if !ok {
-		return "", time.Time{}, false
+func (r ReservationStore) bounded(total, mine int, user string) error {
+	maxTotal, maxUser := or(r.Max, DefaultMaxReservations), or(r.MaxPerUser, DefaultMaxReservationsPerUser)
+	if total >= maxTotal {
+		return &FullError{fmt.Sprintf("too many nodes joining: %d join commands are outstanding (limit %d); retry once nodes have joined or after %s", total, maxTotal, r.TTL)}
 	}
+	if mine >= maxUser {
+		return &FullError{fmt.Sprintf("too many nodes joining for user %s: %d join commands are outstanding (limit %d); retry once nodes have joined or after %s", user, mine, maxUser, r.TTL)}
+	}
+	return nil
+}
+
+// parseReservation reads "<ip> <until> [<user>]"; entries written before users were recorded
+// have no user.
+func parseReservation(v string) (ip string, until time.Time, user string, ok bool) {
+	ip, rest, ok := strings.Cut(v, " ")
+	if !ok {
+		return "", time.Time{}, "", false
+	}
+	ts, user, _ := strings.Cut(rest, " ")
 	t, err := time.Parse(time.RFC3339, ts)
-	return ip, t, err == nil
+	return ip, t, user, err == nil
 }

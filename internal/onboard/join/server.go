@@ -46,19 +46,41 @@ type Config struct {
 	Reservations ReservationStore
 	// Registry receives edgetel_onboard_join_requests_total; nil keeps it private.
 	Registry prometheus.Registerer
+	// RateLimit bounds each caller's requests; zero values mean DefaultRateLimit.
+	RateLimit RateLimit
 }
+
+// RateLimit is a token bucket per authenticated user.
+type RateLimit struct {
+	// QPS is the sustained rate, Burst how many requests may come at once.
+	QPS   float32
+	Burst int
+}
+
+// DefaultRateLimit lets a console validate and fetch commands for a handful of nodes at once,
+// and then one request every two seconds.
+var DefaultRateLimit = RateLimit{QPS: 0.5, Burst: 10}
 
 // Server is the join HTTP API.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	requests *prometheus.CounterVec
+	cfg       Config
+	log       *slog.Logger
+	requests  *prometheus.CounterVec
+	throttled *prometheus.CounterVec
+	limiters  *limiters
 }
 
-// NewServer checks the configuration.
+// NewServer checks the configuration. An allow-list that names nobody is refused: the join
+// API denies by default.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Client == nil || cfg.Auth == nil || cfg.Reservations.Client == nil {
 		return nil, errors.New("join service: Kubernetes client, authenticator and reservation store are required")
+	}
+	if err := cfg.Allow.Validate(); err != nil {
+		return nil, fmt.Errorf("join service: %w", err)
+	}
+	if cfg.RateLimit.QPS <= 0 || cfg.RateLimit.Burst <= 0 {
+		cfg.RateLimit = DefaultRateLimit
 	}
 	if cfg.KubeEdgeNamespace == "" {
 		cfg.KubeEdgeNamespace = "kubeedge"
@@ -74,10 +96,16 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgetel_onboard_join_requests_total",
 		Help: "Join API requests by HTTP status code."}, []string{"code"})
-	if err := cfg.Registry.Register(requests); err != nil {
-		return nil, fmt.Errorf("join service metrics: %w", err)
+	throttled := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgetel_onboard_join_throttled_total",
+		Help: "Join API requests answered 429, by reason (rate: the caller's rate limit; reservations: too many nodes joining)."},
+		[]string{"reason"})
+	for _, c := range []prometheus.Collector{requests, throttled} {
+		if err := cfg.Registry.Register(c); err != nil {
+			return nil, fmt.Errorf("join service metrics: %w", err)
+		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger.With("component", "join"), requests: requests}, nil
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "join"), requests: requests, throttled: throttled,
+		limiters: newLimiters(cfg.RateLimit)}, nil
 }
 
 // response is edge-watcher's JSON shape.
@@ -122,8 +150,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		write(w, code, err.Error())
 		return
 	}
-	cmd, code, err := s.join(r.Context(), r.URL.Query())
+	if wait, ok := s.limiters.allow(user.Name); !ok {
+		s.throttled.WithLabelValues("rate").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+1)))
+		write(w, http.StatusTooManyRequests, fmt.Sprintf("too many join requests from user %s: at most %d at once and %g per second; retry later",
+			user.Name, s.cfg.RateLimit.Burst, s.cfg.RateLimit.QPS))
+		return
+	}
+	cmd, code, err := s.join(r.Context(), r.URL.Query(), user)
 	if err != nil {
+		if code == http.StatusTooManyRequests {
+			s.throttled.WithLabelValues("reservations").Inc()
+			w.Header().Set("Retry-After", "60")
+		}
 		s.log.Info("join refused", "user", user.Name, "code", code, "reason", err.Error())
 		write(w, code, err.Error())
 		return
@@ -235,7 +274,7 @@ func parseUnicast(ip string) (string, error) {
 
 // join validates the request against the cluster and renders the command, or returns the HTTP
 // code and message edge-watcher would.
-func (s *Server) join(ctx context.Context, q url.Values) (string, int, error) {
+func (s *Server) join(ctx context.Context, q url.Values, user User) (string, int, error) {
 	req, err := ParseRequest(q)
 	if err != nil {
 		return "", http.StatusBadRequest, err
@@ -255,10 +294,14 @@ func (s *Server) join(ctx context.Context, q url.Values) (string, int, error) {
 	if err != nil {
 		return "", http.StatusInternalServerError, err
 	}
-	if err := s.cfg.Reservations.Reserve(ctx, req.NodeName, req.NodeIP, nodes.Items); err != nil {
+	if err := s.cfg.Reservations.Reserve(ctx, req.NodeName, req.NodeIP, user.Name, nodes.Items); err != nil {
 		var busy *ReservedError
 		if errors.As(err, &busy) {
 			return "", http.StatusBadRequest, err
+		}
+		var full *FullError
+		if errors.As(err, &full) {
+			return "", http.StatusTooManyRequests, err
 		}
 		return "", http.StatusInternalServerError, err
 	}

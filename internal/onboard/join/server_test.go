@@ -30,7 +30,9 @@ import (
 )
 
 const (
-	bearer    = "caller-secret-0123456789"
+	bearer      = "caller-secret-0123456789"
+	otherBearer = "operator-secret-0123456789"
+	outsider    = "outsider-secret-0123456789"
 	joinToken = "3b5a3e1d8c0f4a6b9e2d7c1a5f8e3b6d0a9c4e7f2b5d8a1c6e9f3b7d0a4c8e2f.eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDB9.c2lnbmF0dXJl"
 	ccYAML    = `modules:
   cloudHub:
@@ -76,12 +78,14 @@ func newFixture(t *testing.T, settings Settings, objs ...runtime.Object) *fixtur
 	t.Helper()
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.csv")
-	require.NoError(t, os.WriteFile(tokens, []byte("# callers\n"+bearer+",console,uid-1,\"system:authenticated,edge-admins\"\n"), 0o600))
+	require.NoError(t, os.WriteFile(tokens, []byte("# callers\n"+bearer+",console,uid-1,\"system:authenticated,edge-admins\"\n"+
+		otherBearer+",operator,uid-2,\"edge-admins\"\n"+outsider+",intruder,uid-3,\"system:authenticated\"\n"), 0o600))
 	st, err := LoadStaticTokens(tokens)
 	require.NoError(t, err)
 	f := &fixture{kube: fake.NewClientset(objs...), logs: &bytes.Buffer{}, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	f.srv, err = NewServer(Config{
 		Client: f.kube, Auth: st, Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Defaults: settings,
+		Allow: Allowed{Groups: []string{"edge-admins"}},
 		Reservations: ReservationStore{Client: f.kube, Namespace: "edgetel", Name: "edgetel-onboard-joins",
 			TTL: time.Hour, Now: func() time.Time { return f.now }},
 	})
@@ -357,21 +361,19 @@ func TestAuthentication(t *testing.T) {
 	f.kube.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		tr := a.(k8stesting.CreateAction).GetObject().(*authnv1.TokenReview).DeepCopy()
 		if tr.Spec.Token == "sa-token" {
-			tr.Status = authnv1.TokenReviewStatus{Authenticated: true,
-				User: authnv1.UserInfo{Username: "system:serviceaccount:kubesphere-system:ks-apiserver", Groups: []string{"system:serviceaccounts"}}}
+			tr.Status = authnv1.TokenReviewStatus{Authenticated: true, Audiences: tr.Spec.Audiences,
+				User: authnv1.UserInfo{Username: "system:serviceaccount:kubesphere-system:ks-apiserver", Groups: []string{"system:serviceaccounts", "edge-admins"}}}
 		}
 		return true, tr, nil
 	})
-	f.srv.cfg.Auth = Authenticators{f.srv.cfg.Auth, TokenReviewer{Client: f.kube}}
+	f.srv.cfg.Auth = Authenticators{f.srv.cfg.Auth, TokenReviewer{Client: f.kube, Audiences: []string{"edgetel-onboard"}}}
 	req.Header.Set("Authorization", "Bearer sa-token")
 	code, _, raw := f.do(t, req)
 	assert.Equal(t, 200, code, raw)
 	req.Header.Set("Authorization", "Bearer other-token")
 	code, _, _ = f.do(t, req)
 	assert.Equal(t, 401, code)
-
-	f.srv.cfg.Allow = Allowed{Groups: []string{"edge-admins"}}
-	req.Header.Set("Authorization", "Bearer sa-token")
+	req.Header.Set("Authorization", "Bearer "+outsider)
 	code, resp, _ = f.do(t, req)
 	assert.Equal(t, 403, code)
 	assert.Contains(t, resp.Message, "forbidden")

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/edgetel/edgetel/internal/onboard/apis"
+	"github.com/edgetel/edgetel/internal/onboard/policy"
 )
 
 // Config is what the rules controller needs.
@@ -52,6 +53,10 @@ type Config struct {
 	Resync    time.Duration
 	// Registry receives the controller's metrics; nil keeps them private.
 	Registry prometheus.Registerer
+	// Policy is the operator's part of the DNAT policy: the kubelet/tunnel port range and the
+	// ranges never matched (Service CIDR, API server addresses). Empty Ports means
+	// policy.DefaultPorts.
+	Policy policy.Policy
 }
 
 // DefaultEdgeNodeSelector is KubeEdge's edge role label (docs/kubeedge.md §5).
@@ -90,6 +95,8 @@ type Controller struct {
 	synced    []cache.InformerSynced
 	syncs     *prometheus.CounterVec
 	desired   prometheus.Gauge
+	refused   prometheus.Gauge
+	edge      labels.Selector
 }
 
 // NewController builds the informers; nothing runs until Run.
@@ -103,6 +110,10 @@ func NewController(cfg Config) (*Controller, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if len(cfg.Policy.Ports) == 0 {
+		cfg.Policy.Ports, _ = policy.ParsePorts(policy.DefaultPorts)
+	}
+	edge, _ := labels.Parse(cfg.EdgeNodeSelector)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -114,6 +125,7 @@ func NewController(cfg Config) (*Controller, error) {
 		log: cfg.Logger.With("controller", "iptablesrules"),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "iptablesrules"}),
+		edge: edge,
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
@@ -122,13 +134,15 @@ func NewController(cfg Config) (*Controller, error) {
 		Help: "Rules controller syncs by result (ok, error)."}, []string{"result"})
 	c.desired = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgetel_onboard_rules_desired",
 		Help: "Rules in the IPTablesRules object after the last sync."})
-	for _, col := range []prometheus.Collector{c.syncs, c.desired} {
+	c.refused = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgetel_onboard_rules_refused",
+		Help: "Rules derived from edge nodes' status that the last sync refused under the DNAT policy."})
+	for _, col := range []prometheus.Collector{c.syncs, c.desired, c.refused} {
 		if err := cfg.Registry.Register(col); err != nil {
 			return nil, fmt.Errorf("rules controller metrics: %w", err)
 		}
 	}
-	nodeF := informers.NewSharedInformerFactoryWithOptions(cfg.Client, cfg.Resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = cfg.EdgeNodeSelector }))
+	// Every node, not only edge nodes: a rule must never match a cloud node's address.
+	nodeF := informers.NewSharedInformerFactoryWithOptions(cfg.Client, cfg.Resync)
 	sliceF := informers.NewSharedInformerFactoryWithOptions(cfg.Client, cfg.Resync, informers.WithNamespace(cfg.KubeEdgeNamespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.LabelSelector = discoveryv1.LabelServiceName + "=" + cfg.CloudcoreService
@@ -216,6 +230,7 @@ func (c *Controller) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.refused.Set(float64(res.Refused))
 	obj, created, err := c.getOrCreate(ctx, in.Model, res.Rules, recErr)
 	if err != nil {
 		return err
@@ -239,9 +254,17 @@ func nonNil(r []apis.Rule) []apis.Rule {
 }
 
 func (c *Controller) input() (Input, error, error) {
-	nodes, err := c.nodes.List(labels.Everything())
+	all, err := c.nodes.List(labels.Everything())
 	if err != nil {
-		return Input{}, nil, fmt.Errorf("listing edge nodes: %w", err)
+		return Input{}, nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	var nodes, cloud []*corev1.Node
+	for _, n := range all {
+		if c.edge.Matches(labels.Set(n.Labels)) {
+			nodes = append(nodes, n)
+		} else {
+			cloud = append(cloud, n)
+		}
 	}
 	slices, err := c.slices.EndpointSlices(c.cfg.KubeEdgeNamespace).List(labels.Everything())
 	if err != nil {
@@ -252,7 +275,8 @@ func (c *Controller) input() (Input, error, error) {
 		return Input{}, nil, fmt.Errorf("reading tunnelport ConfigMap: %w", err)
 	}
 	rec, recErr := ParseTunnelPortRecord(cm)
-	return Input{Model: c.cfg.Model, Nodes: nodes, Cloudcores: CloudcoresFromSlices(slices, c.cfg.StreamPort), Record: rec}, recErr, nil
+	return Input{Model: c.cfg.Model, Nodes: nodes, CloudNodes: cloud, Cloudcores: CloudcoresFromSlices(slices, c.cfg.StreamPort),
+		Record: rec, Policy: c.cfg.Policy}, recErr, nil
 }
 
 func (c *Controller) getOrCreate(ctx context.Context, model apis.Model, rules []apis.Rule, recErr error) (*apis.IPTablesRules, bool, error) {

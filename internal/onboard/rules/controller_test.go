@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/edgetel/edgetel/internal/fleet"
 	"github.com/edgetel/edgetel/internal/onboard/apis"
+	"github.com/edgetel/edgetel/internal/onboard/policy"
 )
 
 const (
@@ -43,9 +45,11 @@ func newHarness(t *testing.T, model apis.Model, objs ...runtime.Object) *harness
 		dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 			map[schema.GroupVersionResource]string{apis.GVR: apis.Kind + "List"}),
 	}
+	pol := policy.Policy{}
+	pol.Forbid("a forbidden range", netip.MustParsePrefix("10.96.0.0/12"))
 	c, err := NewController(Config{
 		Client: h.kube, Dynamic: h.dyn, Model: model, KubeEdgeNamespace: "kubeedge",
-		CloudcoreService: "cloudcore", Namespace: ns, Name: crName,
+		CloudcoreService: "cloudcore", Namespace: ns, Name: crName, Policy: pol,
 	})
 	require.NoError(t, err)
 	h.ctrl = c
@@ -122,10 +126,12 @@ func eip(nodeName, ip string, port int, ccIP string) apis.Rule {
 func TestTunnelPortModelFollowsRecordAndEndpoints(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, apis.ModelTunnelPort,
+		node("edge-a", "10.20.0.1", 10351), node("edge-b", "10.20.0.2", 10352), node("edge-c", "10.20.0.3", 10353),
 		slice("cloudcore-a", 10003, map[string]bool{"10.0.0.5": true, "10.0.0.6": true}),
 		tunnelCM(t, map[string]int{"10.0.0.5": 10351, "10.0.0.6": 10352}),
 	)
-	obj := h.rulesEventually(t, []apis.Rule{tp(10351, "10.0.0.5", 10003), tp(10352, "10.0.0.6", 10003)})
+	a, b, c := eip("edge-a", "10.20.0.1", 10351, "10.0.0.5"), eip("edge-b", "10.20.0.2", 10352, "10.0.0.6"), eip("edge-c", "10.20.0.3", 10353, "10.0.0.7")
+	obj := h.rulesEventually(t, []apis.Rule{a, b})
 	assert.Equal(t, apis.ModelTunnelPort, obj.Spec.Model)
 
 	// A third replica joins: it registers its port, then becomes a ready endpoint.
@@ -134,7 +140,7 @@ func TestTunnelPortModelFollowsRecordAndEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	_, err = h.kube.DiscoveryV1().EndpointSlices("kubeedge").Create(ctx, slice("cloudcore-b", 10003, map[string]bool{"10.0.0.7": true}), metav1.CreateOptions{})
 	require.NoError(t, err)
-	h.rulesEventually(t, []apis.Rule{tp(10351, "10.0.0.5", 10003), tp(10352, "10.0.0.6", 10003), tp(10353, "10.0.0.7", 10003)})
+	h.rulesEventually(t, []apis.Rule{a, b, c})
 	require.Eventually(t, func() bool { return testutil.ToFloat64(h.ctrl.desired) == 3 }, 5*time.Second, 10*time.Millisecond)
 	assert.GreaterOrEqual(t, testutil.ToFloat64(h.ctrl.syncs.WithLabelValues("ok")), 2.0)
 
@@ -142,7 +148,7 @@ func TestTunnelPortModelFollowsRecordAndEndpoints(t *testing.T) {
 	_, err = h.kube.DiscoveryV1().EndpointSlices("kubeedge").Update(ctx,
 		slice("cloudcore-a", 10003, map[string]bool{"10.0.0.5": true, "10.0.0.6": false}), metav1.UpdateOptions{})
 	require.NoError(t, err)
-	obj = h.rulesEventually(t, []apis.Rule{tp(10351, "10.0.0.5", 10003), tp(10353, "10.0.0.7", 10003)})
+	obj = h.rulesEventually(t, []apis.Rule{a, c})
 	require.Eventually(t, func() bool {
 		obj = h.get(t)
 		c := meta.FindStatusCondition(obj.Status.Conditions, apis.ConditionDegraded)
@@ -204,10 +210,10 @@ func TestEdgeIPModelFollowsNodes(t *testing.T) {
 
 func TestControllerRestoresEditedAndDeletedObject(t *testing.T) {
 	ctx := context.Background()
-	h := newHarness(t, apis.ModelTunnelPort,
+	h := newHarness(t, apis.ModelTunnelPort, node("edge-a", "10.20.0.1", 10351),
 		slice("cloudcore-a", 10003, map[string]bool{"10.0.0.5": true}),
 		tunnelCM(t, map[string]int{"10.0.0.5": 10351}))
-	want := []apis.Rule{tp(10351, "10.0.0.5", 10003)}
+	want := []apis.Rule{eip("edge-a", "10.20.0.1", 10351, "10.0.0.5")}
 	obj := h.rulesEventually(t, want)
 
 	obj.Spec.Rules = []apis.Rule{tp(10351, "6.6.6.6", 10003)}
@@ -223,6 +229,37 @@ func TestControllerRestoresEditedAndDeletedObject(t *testing.T) {
 		return !apierrors.IsNotFound(err)
 	}, 5*time.Second, 10*time.Millisecond)
 	h.rulesEventually(t, want)
+}
+
+// Edge nodes write their own status: the controller refuses rules from a node that reports a
+// loopback, control-plane, cloudcore or Service address, or a port outside the kubelet range,
+// says so in Degraded and in a metric, and keeps the honest nodes' rules.
+func TestControllerRefusesHostileNodeStatus(t *testing.T) {
+	cloud := node("master-1", "192.168.1.1", 10250)
+	delete(cloud.Labels, fleet.LabelEdgeRole)
+	h := newHarness(t, apis.ModelEdgeIP, cloud,
+		node("edge-a", "10.20.0.1", 10351),
+		node("evil-loopback", "127.0.0.1", 10350),
+		node("evil-apiserver", "192.168.1.1", 10350),
+		node("evil-6443", "10.20.0.9", 6443),
+		node("evil-cloudcore", "10.0.0.5", 10350),
+		node("evil-service", "10.96.0.1", 10350),
+		slice("cloudcore-a", 10003, map[string]bool{"10.0.0.5": true}),
+	)
+	obj := h.rulesEventually(t, []apis.Rule{eip("edge-a", "10.20.0.1", 10351, "10.0.0.5")})
+	require.Eventually(t, func() bool {
+		obj = h.get(t)
+		return meta.IsStatusConditionTrue(obj.Status.Conditions, apis.ConditionDegraded)
+	}, 5*time.Second, 10*time.Millisecond)
+	msg := meta.FindStatusCondition(obj.Status.Conditions, apis.ConditionDegraded).Message
+	for _, want := range []string{"evil-loopback: refused by the DNAT policy: match address 127.0.0.1 is loopback",
+		"evil-apiserver: refused by the DNAT policy: match address 192.168.1.1 is the address of cloud node master-1",
+		"evil-6443: refused by the DNAT policy: match port 6443 is outside the kubelet/tunnel ports 10350-10999",
+		"evil-cloudcore: refused by the DNAT policy: match address 10.0.0.5 is a cloudcore endpoint",
+		"evil-service: refused by the DNAT policy: match address 10.96.0.1 is a forbidden range"} {
+		assert.Contains(t, msg, want)
+	}
+	require.Eventually(t, func() bool { return testutil.ToFloat64(h.ctrl.refused) == 5 }, 5*time.Second, 10*time.Millisecond)
 }
 
 func (h *harness) get(t *testing.T) *apis.IPTablesRules {

@@ -14,6 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/edgetel/edgetel/internal/onboard/apis"
+	"github.com/edgetel/edgetel/internal/onboard/policy"
 )
 
 // KubeEdge's names (docs/kubeedge.md §1, §3).
@@ -84,31 +85,67 @@ func CloudcoresFromSlices(slices []*discoveryv1.EndpointSlice, defaultStreamPort
 	return out
 }
 
+// Targets turns cloudcore replicas into the DNAT policy's targets.
+func Targets(ccs []Cloudcore) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, c := range ccs {
+		if a, err := netip.ParseAddr(c.IP); err == nil && validPort(c.StreamPort) {
+			out = append(out, netip.AddrPortFrom(a, uint16(c.StreamPort)))
+		}
+	}
+	return out
+}
+
 // Input is the cluster state one computation reads.
 type Input struct {
-	Model      apis.Model
+	Model apis.Model
+	// Nodes are the edge nodes; CloudNodes every other node, whose addresses no rule may match.
 	Nodes      []*corev1.Node
+	CloudNodes []*corev1.Node
 	Cloudcores []Cloudcore
 	Record     TunnelPortRecord
+	// Policy holds the operator's part of the DNAT policy (port range, forbidden ranges);
+	// Desired adds cloudcore's endpoints and the cloud nodes' addresses.
+	Policy policy.Policy
 }
 
 // Result is the desired rules plus what could not be turned into a rule, for the status.
 type Result struct {
 	Rules    []apis.Rule
 	Problems []string
+	// Refused counts the rules the DNAT policy refused (they are also in Problems).
+	Refused int
 }
 
 // Desired computes the rules for in.Model. It is a pure function of its input, so the
 // controller's sync is level-triggered: the same cluster state always gives the same rules.
+// A rule derived from what a Node reports about itself that breaks the DNAT policy is refused.
 func Desired(in Input) (Result, error) {
+	var res Result
 	switch in.Model {
 	case apis.ModelEdgeIP:
-		return edgeIPRules(in), nil
+		res = edgeIPRules(in)
 	case apis.ModelTunnelPort:
-		return tunnelPortRules(in), nil
+		res = tunnelPortRules(in)
 	default:
 		return Result{}, fmt.Errorf("unknown rules model %q (want %s or %s)", in.Model, apis.ModelEdgeIP, apis.ModelTunnelPort)
 	}
+	base := in.Policy
+	if len(base.Ports) == 0 {
+		base.Ports, _ = policy.ParsePorts(policy.DefaultPorts)
+	}
+	pol := policy.Build(base, Targets(in.Cloudcores), in.CloudNodes, func(*corev1.Node) bool { return false })
+	kept := res.Rules[:0]
+	for _, r := range res.Rules {
+		if err := pol.Check(r); err != nil {
+			res.Refused++
+			res.Problems = append(res.Problems, fmt.Sprintf("node %s: refused by the DNAT policy: %v", r.Node, err))
+			continue
+		}
+		kept = append(kept, r)
+	}
+	res.Rules = kept
+	return res, nil
 }
 
 func dnat(sourceIP string, port int, cc Cloudcore) apis.Rule {
@@ -119,9 +156,11 @@ func dnat(sourceIP string, port int, cc Cloudcore) apis.Rule {
 	}
 }
 
-// tunnelPortRules gives one rule per cloudcore that is both recorded in the tunnelport
-// annotation and currently a ready endpoint: a record left behind by a vanished cloudcore
-// would otherwise send its nodes' traffic into nowhere.
+// tunnelPortRules gives one rule per edge node whose kubelet port is the tunnel port of a
+// cloudcore that is both recorded in the tunnelport annotation and currently a ready endpoint:
+// a record left behind by a vanished cloudcore would otherwise send its nodes' traffic into
+// nowhere. KubeEdge's own rules match the port alone; these also match the node's address, so
+// no rule redirects every destination on a port.
 func tunnelPortRules(in Input) Result {
 	var res Result
 	ready := map[string]Cloudcore{}
@@ -133,6 +172,7 @@ func tunnelPortRules(in Input) Result {
 		ips = append(ips, ip)
 	}
 	sort.Strings(ips)
+	byPort := map[int]Cloudcore{}
 	for _, ip := range ips {
 		port := in.Record.IPTunnelPort[ip]
 		cc, ok := ready[ip]
@@ -142,13 +182,43 @@ func tunnelPortRules(in Input) Result {
 		case !ok:
 			res.Problems = append(res.Problems, fmt.Sprintf("tunnel record %s:%d: no ready cloudcore endpoint with that IP", ip, port))
 		default:
-			res.Rules = append(res.Rules, dnat("", port, cc))
+			byPort[port] = cc
 		}
 	}
 	if len(in.Cloudcores) == 0 {
 		res.Problems = append(res.Problems, "no ready cloudcore endpoint")
+		return res
+	}
+	for _, n := range sortedNodes(in.Nodes) {
+		ip, ok := internalIPv4(n)
+		if !ok {
+			res.Problems = append(res.Problems, fmt.Sprintf("node %s: no IPv4 InternalIP", n.Name))
+			continue
+		}
+		port := kubeletPort(n)
+		cc, ok := byPort[port]
+		if !ok {
+			res.Problems = append(res.Problems, fmt.Sprintf("node %s: kubelet port %d is no ready cloudcore's tunnel port", n.Name, port))
+			continue
+		}
+		r := dnat(ip, port, cc)
+		r.Node = n.Name
+		res.Rules = append(res.Rules, r)
 	}
 	return res
+}
+
+func sortedNodes(nodes []*corev1.Node) []*corev1.Node {
+	out := append([]*corev1.Node(nil), nodes...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func kubeletPort(n *corev1.Node) int {
+	if p := int(n.Status.DaemonEndpoints.KubeletEndpoint.Port); p != 0 {
+		return p
+	}
+	return DefaultKubelet
 }
 
 // edgeIPRules gives one rule per edge node: its InternalIP and kubelet port, to the cloudcore
@@ -170,18 +240,13 @@ func edgeIPRules(in Input) Result {
 			byPort[port] = c
 		}
 	}
-	nodes := append([]*corev1.Node(nil), in.Nodes...)
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	for _, n := range nodes {
+	for _, n := range sortedNodes(in.Nodes) {
 		ip, ok := internalIPv4(n)
 		if !ok {
 			res.Problems = append(res.Problems, fmt.Sprintf("node %s: no IPv4 InternalIP", n.Name))
 			continue
 		}
-		port := int(n.Status.DaemonEndpoints.KubeletEndpoint.Port)
-		if port == 0 {
-			port = DefaultKubelet
-		}
+		port := kubeletPort(n)
 		cc, ok := byPort[port]
 		if !ok {
 			cc = in.Cloudcores[0]

@@ -31,10 +31,12 @@ func TestDesired(t *testing.T) {
 	rec := TunnelPortRecord{IPTunnelPort: map[string]int{"10.0.0.5": 10351, "10.0.0.6": 10352, "10.0.0.99": 10353, "10.0.0.7": 70000}}
 	v6 := node("edge-v6", "2001:db8::20", 0)
 
-	res, err := Desired(Input{Model: apis.ModelTunnelPort, Cloudcores: ccs, Record: rec})
+	res, err := Desired(Input{Model: apis.ModelTunnelPort, Cloudcores: ccs, Record: rec,
+		Nodes: []*corev1.Node{node("edge-b", "10.20.0.2", 10352), node("edge-a", "10.20.0.1", 10351), node("edge-new", "10.20.0.3", 0)}})
 	require.NoError(t, err)
-	assert.Equal(t, []apis.Rule{tp(10351, "10.0.0.5", 10003), tp(10352, "10.0.0.6", 10003)}, res.Rules)
-	assert.Len(t, res.Problems, 2, "a vanished cloudcore and a bad port")
+	assert.Equal(t, []apis.Rule{eip("edge-a", "10.20.0.1", 10351, "10.0.0.5"), eip("edge-b", "10.20.0.2", 10352, "10.0.0.6")}, res.Rules,
+		"one rule per node, matching its address: never a port-only rule")
+	assert.Len(t, res.Problems, 3, "a vanished cloudcore, a bad port, a node whose port no cloudcore holds")
 
 	res, err = Desired(Input{Model: apis.ModelEdgeIP, Cloudcores: ccs, Record: rec,
 		Nodes: []*corev1.Node{node("edge-b", "10.20.0.2", 10352), node("edge-a", "10.20.0.1", 0), v6}})
