@@ -96,6 +96,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		retry:      e.cfg.Retry,
 		auth:       e.cfg.authFunc(),
 		stop:       make(chan struct{}),
+		refusals:   &refusalLog{log: e.set.Logger, every: refusalLogEvery},
 	}
 	e.stop = s.stop
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -161,6 +162,11 @@ func (e *rwExporter) push(_ context.Context, md pmetric.Metrics) error {
 		if errors.Is(err, diskqueue.ErrTooLarge) {
 			e.tel.drop(reasonTooLarge, len(metas), st.Samples)
 			return consumererror.NewPermanent(fmt.Errorf("edgeremotewrite: %w", err))
+		}
+		if errors.Is(err, diskqueue.ErrDiskFull) {
+			// Nothing older was left to drop: the batch is refused, and counted here in samples
+			// (the receiver counts the refused batch).
+			e.tel.drop(diskqueue.ReasonDiskFull, 0, st.Samples)
 		}
 		return fmt.Errorf("edgeremotewrite: buffer: %w", err)
 	}
