@@ -163,11 +163,9 @@ func (e *rwExporter) push(_ context.Context, md pmetric.Metrics) error {
 			e.tel.drop(reasonTooLarge, len(metas), st.Samples)
 			return consumererror.NewPermanent(fmt.Errorf("edgeremotewrite: %w", err))
 		}
-		if errors.Is(err, diskqueue.ErrDiskFull) {
-			// Nothing older was left to drop: the batch is refused, and counted here in samples
-			// (the receiver counts the refused batch).
-			e.tel.drop(diskqueue.ReasonDiskFull, 0, st.Samples)
-		}
+		// A full disk with nothing older left to drop (diskqueue.ErrDiskFull) refuses the batch:
+		// the exporterhelper counts its points in otelcol_exporter_send_failed_metric_points and
+		// the receiver counts the refused batch and logs it as a warning.
 		return fmt.Errorf("edgeremotewrite: buffer: %w", err)
 	}
 	e.tel.buffered.Add(context.Background(), int64(st.Samples))

@@ -15,6 +15,18 @@ import (
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
 
+// Default limits. A real kubelet's largest endpoint, /metrics/cadvisor, exposes about 4,600
+// samples for a node with a few dozen containers (fixtures/kubelet), /metrics a few thousand
+// and /metrics/resource about a hundred; cadvisor grows with the containers, roughly 100
+// samples each. 50,000 samples per endpoint is ten times the capture, room for a node running
+// the kubelet's 110-pod maximum with sidecars; 100,000 series per node covers all three
+// endpoints of such a node and bounds the cache one node can fill to about 40 MB (≈ 400 B per
+// series).
+const (
+	DefaultSampleLimit     = 50_000
+	DefaultNodeSeriesLimit = 100_000
+)
+
 // NewFactory returns the kubeedge receiver's factory.
 func NewFactory() receiver.Factory {
 	return receiver.NewFactory(metadata.Type, createDefaultConfig,
@@ -28,7 +40,8 @@ func createDefaultConfig() component.Config {
 		Job:                  "kubeedge",
 		MaxConcurrentScrapes: 256,
 		BodySizeLimit:        64 << 20,
-		SampleLimit:          0,
+		SampleLimit:          DefaultSampleLimit,
+		NodeSeriesLimit:      DefaultNodeSeriesLimit,
 		HonorTimestamps:      true,
 		Endpoints: EndpointsConfig{
 			Metrics:  EndpointConfig{Enabled: true, Path: "/metrics"},
