@@ -153,9 +153,9 @@ type Converter struct {
 	freshFamilies []string
 	freshMeta     []string
 	metaSeen      int
-	order       []*family
-	active      []*group
-	next        []*group
+	order         []*family
+	active        []*group
+	next          []*group
 
 	lset labels.Labels
 	lb   *labels.Builder
