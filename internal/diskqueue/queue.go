@@ -748,7 +748,10 @@ func checkSpace(o Options) int64 {
 	}
 	fields := []zap.Field{zap.String("directory", o.Dir), zap.Int64("free_bytes", free),
 		zap.Int64("buffer_bytes", used), zap.Int64("max_bytes", o.MaxBytes), zap.Int64("segment_size", seg)}
-	if o.MaxBytes <= 0 || room < o.MaxBytes {
+	if o.MaxBytes <= 0 {
+		o.Logger.Info("Buffer space checked: no max_bytes, so the buffer may fill the file system; when it does, "+
+			"the oldest buffered data is dropped (reason disk_full)", fields...)
+	} else if room < o.MaxBytes {
 		o.Logger.Warn("The file system under the buffer has less room than max_bytes: when it fills, the oldest "+
 			"buffered data is dropped (reason disk_full), and appends fail once nothing older is left", fields...)
 	} else {
