@@ -30,8 +30,8 @@ func mountTmpfs(t *testing.T, dir, size string) {
 }
 
 // The filesystem under the buffer fills up during an outage (the quota is larger than the
-// disk): appends fail and the receiver counts the refused batches, the collector stays up, and
-// everything that did reach the buffer is delivered when the store is back.
+// disk): the oldest buffered data makes room for the newest, counted as disk_full, the
+// collector stays up, and everything not counted is delivered when the store is back.
 func TestDiskFullUnderBuffer(t *testing.T) {
 	env := newEnv(t, 4)
 	sys := env.Dir + "/edgetelcol-direct/data"
@@ -45,13 +45,15 @@ func TestDiskFullUnderBuffer(t *testing.T) {
 	m, err := c.metrics()
 	require.NoError(t, err)
 	refused := counter(m, "kubeedge_consume_errors")
-	assert.Positive(t, refused, "a full disk makes the exporter refuse batches, and the receiver counts them")
+	assert.Positive(t, dropped(m, "disk_full"), "a full disk drops the oldest data to make room, counted")
 	exited, _ := c.proc.Exited()
 	require.False(t, exited, "the collector must survive a full disk")
 	env.Sink.SetDown(0)
 	a := c.drain(2 * time.Minute)
+	m, err = c.metrics()
+	require.NoError(t, err)
 	t.Logf("refused batches %v, buffered %v, sent %v, dropped %v", refused, a.buffered, a.sent, a.dropped)
-	assert.Zero(t, a.dropped, "what reached the buffer is delivered")
+	assert.Equal(t, a.dropped, dropped(m, "disk_full"), "only the full disk dropped data")
 	sinkGotSent(t, env, a)
 	boundedRSS(t, base, c.rss())
 }

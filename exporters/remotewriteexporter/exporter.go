@@ -96,6 +96,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		retry:      e.cfg.Retry,
 		auth:       e.cfg.authFunc(),
 		stop:       make(chan struct{}),
+		refusals:   &refusalLog{log: e.set.Logger, every: refusalLogEvery},
 	}
 	e.stop = s.stop
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -162,6 +163,9 @@ func (e *rwExporter) push(_ context.Context, md pmetric.Metrics) error {
 			e.tel.drop(reasonTooLarge, len(metas), st.Samples)
 			return consumererror.NewPermanent(fmt.Errorf("edgeremotewrite: %w", err))
 		}
+		// A full disk with nothing older left to drop (diskqueue.ErrDiskFull) refuses the batch:
+		// the exporterhelper counts its points in otelcol_exporter_send_failed_metric_points and
+		// the receiver counts the refused batch and logs it as a warning.
 		return fmt.Errorf("edgeremotewrite: buffer: %w", err)
 	}
 	e.tel.buffered.Add(context.Background(), int64(st.Samples))

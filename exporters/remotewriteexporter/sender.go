@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
@@ -37,6 +39,7 @@ type sender struct {
 	retry      RetryConfig
 	auth       func(*http.Request) error
 	shards     []chan item
+	refusals   *refusalLog
 	// stop is closed when shutdown begins: no new batches and no more retries, but a request
 	// already on the wire may finish and be acknowledged (fewer resends after a restart).
 	stop chan struct{}
@@ -215,8 +218,8 @@ func growLen(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
-// send posts body until it is accepted or rejected for good. It returns false when ctx ends
-// first, or when a try fails after shutdown began.
+// send posts body until it is delivered, or until the remote end says the data itself can never
+// be accepted. It returns false when ctx ends first, or when a try fails after shutdown began.
 func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, records int) bool {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
@@ -230,12 +233,10 @@ func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, record
 			return true
 		case ctx.Err() != nil:
 			return false
-		case err == nil && status == http.StatusUnsupportedMediaType:
-			// The remote end does not take this protocol version: a configuration problem, not
-			// bad data. Keep the data (bounded by max_bytes and max_age) until it is fixed.
-			s.log.Error("Remote end does not accept this remote-write protocol version; check protocol_version",
-				zap.Bool("rw2", v2), zap.String("reason", reason))
-		case err == nil && status/100 == 4 && status != http.StatusTooManyRequests:
+		case err == nil && status == http.StatusRequestEntityTooLarge:
+			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRejected])
+			return s.split(ctx, body, v2, samples, records, reason)
+		case err == nil && permanent(status, reason):
 			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRejected])
 			s.log.Error("Remote end rejected a batch, dropping it",
 				zap.Int("status", status), zap.String("reason", reason), zap.Int("samples", samples))
@@ -253,8 +254,10 @@ func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, record
 		if retryAfter > 0 {
 			wait = min(retryAfter, s.retry.MaxRetryAfter)
 		}
-		s.log.Warn("Remote write failed, retrying", zap.Int("attempt", attempt+1), zap.Int("status", status),
-			zap.String("reason", reason), zap.Error(err), zap.Duration("wait", wait))
+		if err == nil {
+			s.tel.refused(status)
+		}
+		s.refusals.report(status, reason, err, v2, wait)
 		select {
 		case <-ctx.Done():
 			return false
@@ -262,6 +265,193 @@ func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, record
 			return false
 		case <-time.After(wait):
 		}
+	}
+}
+
+// permanent reports whether an answer means the data itself can never be accepted, so sending
+// it again is pointless: a 409 (Thanos Receive's answer to out-of-order, out-of-bounds and
+// duplicate samples), or a 400/422 whose body names bad data (Prometheus, Mimir, Cortex and
+// VictoriaMetrics name the sample, series, label or decoding problem). Everything else — a 400
+// from a proxy, 401, 403, 404, 429, 5xx — may succeed later and is retried.
+func permanent(status int, reason string) bool {
+	switch status {
+	case http.StatusConflict:
+		return true
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return namesBadData(reason)
+	}
+	return false
+}
+
+// badDataWords are what remote-write receivers' 400 answers about the data itself contain:
+// Prometheus' storage errors ("out of order sample", "out of bounds", "too old sample",
+// "duplicate sample for timestamp"), label and histogram validation, and decoding failures.
+var badDataWords = []string{
+	"sample", "series", "label", "metric name", "timestamp", "out of order", "out of bounds",
+	"duplicate", "exemplar", "histogram", "unmarshal", "decode", "snappy", "proto", "invalid",
+}
+
+func namesBadData(reason string) bool {
+	r := strings.ToLower(reason)
+	for _, w := range badDataWords {
+		if strings.Contains(r, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// split answers a 413: the remote end's size limit is below ours. The batch is sent again as two
+// halves, each split further while it is still too large; a single series the remote end will
+// not take at all is dropped and counted (reason="too_large").
+func (s *sender) split(ctx context.Context, body []byte, v2 bool, samples, records int, reason string) bool {
+	halves, counts, err := splitRequest(body, v2)
+	if err != nil {
+		s.log.Error("Remote end answered 413 and the batch cannot be split, dropping it",
+			zap.String("reason", reason), zap.Int("samples", samples), zap.Error(err))
+		s.tel.drop(reasonTooLarge, records, samples)
+		return true
+	}
+	if len(halves) < 2 {
+		s.log.Error("Remote end answered 413 for a single series, dropping it; raise the remote end's request size limit",
+			zap.String("reason", reason), zap.Int("samples", samples), zap.Int("bytes", len(body)))
+		s.tel.drop(reasonTooLarge, records, samples)
+		return true
+	}
+	s.log.Debug("Remote end answered 413, sending the batch in halves",
+		zap.String("reason", reason), zap.Int("bytes", len(body)))
+	for i, h := range halves {
+		n := 0
+		if i == 0 {
+			n = records // a drop of a part counts the batch's records once
+		}
+		if !s.send(ctx, h, v2, counts[i], n) {
+			return false
+		}
+	}
+	return true
+}
+
+// splitRequest decodes a request body and re-encodes its series as two requests. A request
+// with one series comes back whole (one part). RW 2.0 halves each carry the full symbol table.
+func splitRequest(body []byte, v2 bool) ([][]byte, []int, error) {
+	raw, err := s2.Decode(nil, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decompress: %w", err)
+	}
+	if v2 {
+		return splitV2(raw)
+	}
+	return splitV1(raw)
+}
+
+func splitV1(raw []byte) ([][]byte, []int, error) {
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, nil, fmt.Errorf("decode: %w", err)
+	}
+	if len(req.Timeseries) < 2 {
+		return [][]byte{raw}, []int{countV1(req.Timeseries)}, nil
+	}
+	mid := len(req.Timeseries) / 2
+	parts := [][]prompb.TimeSeries{req.Timeseries[:mid], req.Timeseries[mid:]}
+	out := make([][]byte, 0, 2)
+	counts := make([]int, 0, 2)
+	for i, ts := range parts {
+		half := prompb.WriteRequest{Timeseries: ts}
+		if i == 0 {
+			half.Metadata = req.Metadata
+		}
+		b, err := half.Marshal()
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode: %w", err)
+		}
+		out = append(out, s2.EncodeSnappy(nil, b))
+		counts = append(counts, countV1(ts))
+	}
+	return out, counts, nil
+}
+
+func countV1(ts []prompb.TimeSeries) int {
+	n := 0
+	for _, t := range ts {
+		n += len(t.Samples) + len(t.Histograms)
+	}
+	return n
+}
+
+func splitV2(raw []byte) ([][]byte, []int, error) {
+	var req writev2.Request
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, nil, fmt.Errorf("decode: %w", err)
+	}
+	if len(req.Timeseries) < 2 {
+		return [][]byte{raw}, []int{countV2(req.Timeseries)}, nil
+	}
+	mid := len(req.Timeseries) / 2
+	out := make([][]byte, 0, 2)
+	counts := make([]int, 0, 2)
+	for _, ts := range [][]writev2.TimeSeries{req.Timeseries[:mid], req.Timeseries[mid:]} {
+		half := writev2.Request{Symbols: req.Symbols, Timeseries: ts}
+		b, err := half.Marshal()
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode: %w", err)
+		}
+		out = append(out, s2.EncodeSnappy(nil, b))
+		counts = append(counts, countV2(ts))
+	}
+	return out, counts, nil
+}
+
+func countV2(ts []writev2.TimeSeries) int {
+	n := 0
+	for _, t := range ts {
+		n += len(t.Samples) + len(t.Histograms)
+	}
+	return n
+}
+
+// refusalLog rate-limits the log of failed tries: a remote end refusing every request for an
+// hour would otherwise log every retry of every shard. The first failure after a quiet
+// period is logged at once; later ones at most once per refusalLogEvery, with the number
+// of failures not logged in between.
+type refusalLog struct {
+	log   *zap.Logger
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time
+	quiet int // failures not logged since last
+}
+
+const refusalLogEvery = 30 * time.Second
+
+func (r *refusalLog) report(status int, reason string, err error, v2 bool, wait time.Duration) {
+	r.mu.Lock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		r.quiet++
+		r.mu.Unlock()
+		return
+	}
+	suppressed := r.quiet
+	r.last, r.quiet = now, 0
+	r.mu.Unlock()
+	fields := []zap.Field{zap.Int("status", status), zap.String("reason", reason), zap.Error(err),
+		zap.Duration("retry_in", wait), zap.Int("failures_not_logged", suppressed)}
+	switch {
+	case err != nil:
+		r.log.Warn("Remote write failed, keeping the data and retrying", fields...)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		r.log.Error("Remote end refuses our credentials; keeping the data and retrying. Check basic_auth, bearer_token_file, headers and the remote end's authorization", fields...)
+	case status == http.StatusNotFound:
+		r.log.Error("Remote end answers 404; keeping the data and retrying. Check endpoint", fields...)
+	case status == http.StatusUnsupportedMediaType:
+		r.log.Error("Remote end does not accept this remote-write protocol version; keeping the data and retrying. Check protocol_version",
+			append(fields, zap.Bool("rw2", v2))...)
+	case status/100 == 4 && status != http.StatusTooManyRequests:
+		r.log.Error("Remote end refuses our requests; keeping the data and retrying", fields...)
+	default:
+		r.log.Warn("Remote write failed, keeping the data and retrying", fields...)
 	}
 }
 

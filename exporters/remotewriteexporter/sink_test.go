@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -82,7 +84,12 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req prompb.WriteRequest
-	if err := req.Unmarshal(raw); err != nil {
+	if strings.Contains(r.Header.Get("Content-Type"), "write.v2") {
+		err = unmarshalV2(raw, &req)
+	} else {
+		err = req.Unmarshal(raw)
+	}
+	if err != nil {
 		http.Error(w, "proto: "+err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -178,4 +185,23 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// unmarshalV2 reads an RW 2.0 request into the RW 1.0 form the sink keeps (samples only).
+func unmarshalV2(raw []byte, out *prompb.WriteRequest) error {
+	var req writev2.Request
+	if err := req.Unmarshal(raw); err != nil {
+		return err
+	}
+	for _, ts := range req.Timeseries {
+		var p prompb.TimeSeries
+		for i := 0; i+1 < len(ts.LabelsRefs); i += 2 {
+			p.Labels = append(p.Labels, prompb.Label{Name: req.Symbols[ts.LabelsRefs[i]], Value: req.Symbols[ts.LabelsRefs[i+1]]})
+		}
+		for _, smp := range ts.Samples {
+			p.Samples = append(p.Samples, prompb.Sample{Value: smp.Value, Timestamp: smp.Timestamp})
+		}
+		out.Timeseries = append(out.Timeseries, p)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package remotewriteexporter
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -13,9 +14,9 @@ import (
 
 // Drop reasons besides the buffer's own (diskqueue.ReasonMaxBytes, ReasonMaxAge, ReasonCorrupt).
 const (
-	reasonRejected    = "rejected"    // the remote end answered 4xx other than 429
+	reasonRejected    = "rejected"    // the remote end named the data as bad: 409, or 400/422 naming bad data
 	reasonUnsupported = "unsupported" // no Prometheus form: delta temporality, exponential histograms
-	reasonTooLarge    = "too_large"   // one record larger than buffer.max_bytes
+	reasonTooLarge    = "too_large"   // larger than buffer.max_bytes, or a single series the remote end answers 413 for
 )
 
 // Send outcomes.
@@ -32,6 +33,7 @@ type telemetry struct {
 	dropped        metric.Int64Counter
 	droppedRecords metric.Int64Counter
 	latency        metric.Float64Histogram
+	refusedReqs    metric.Int64Counter
 	registration   metric.Registration
 	meter          metric.Meter
 	pending, disk  metric.Int64ObservableGauge
@@ -41,6 +43,7 @@ type telemetry struct {
 	// Totals kept for tests and benchmarks, which read them without a metrics SDK.
 	sentTotal    atomic.Int64
 	droppedTotal atomic.Int64
+	refusedTotal atomic.Int64
 }
 
 // gauges supplies the observable gauges' values.
@@ -76,6 +79,9 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		metric.WithDescription("Duration of remote-write requests, by outcome."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	errs = errors.Join(errs, err)
+	t.refusedReqs, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_requests_refused", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests the remote end answered with an error status and that are retried (the data is kept), by status_code."))
+	errs = errors.Join(errs, err)
 	pending, err := m.Int64ObservableGauge("edgeremotewrite_buffer_bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes in the on-disk buffer not yet acknowledged by the remote end."))
 	errs = errors.Join(errs, err)
@@ -109,6 +115,14 @@ func (t *telemetry) drop(reason string, records, samples int) {
 	t.dropped.Add(context.Background(), int64(samples), set)
 	t.droppedRecords.Add(context.Background(), int64(records), set)
 	t.droppedTotal.Add(int64(samples))
+}
+
+// refused counts an answer that keeps the data for a retry: 401/403 say the remote end refuses
+// our credentials, 404 a wrong endpoint, 429/5xx an overloaded or broken remote end.
+func (t *telemetry) refused(status int) {
+	t.refusedReqs.Add(context.Background(), 1,
+		metric.WithAttributeSet(attribute.NewSet(attribute.String("status_code", strconv.Itoa(status)))))
+	t.refusedTotal.Add(1)
 }
 
 func (t *telemetry) shutdown() {

@@ -7,7 +7,14 @@
 // oldest unacknowledged record. A torn or corrupt tail is cut off on Open, counted and logged;
 // corrupt records met while reading are skipped to the next segment, counted and logged.
 // The queue is bounded by bytes on disk and by record age; past either, the oldest records
-// are dropped and reported through Options.OnDrop.
+// are dropped and reported through Options.OnDrop. When the file system fills up before
+// MaxBytes is reached, the oldest records are dropped the same way (ReasonDiskFull) to make
+// room; only when nothing older is left to drop does Append fail (ErrDiskFull).
+//
+// A failed fsync is never taken as "the data is on disk": on Linux the failed pages are marked
+// clean, so a later fsync can succeed without writing them. The queue writes the unsynced range
+// again before every fsync until one succeeds, and under SyncAlways cuts the records of an
+// Append whose fsync keeps failing, which then returns the error.
 //
 // One goroutine reads (Read, Commit); any number may Append.
 package diskqueue
@@ -46,6 +53,8 @@ const (
 	ReasonMaxBytes = "max_bytes"
 	ReasonMaxAge   = "max_age"
 	ReasonCorrupt  = "corrupt"
+	// ReasonDiskFull: the file system under the queue was full; the oldest records made room.
+	ReasonDiskFull = "disk_full"
 )
 
 const (
@@ -57,6 +66,10 @@ const (
 
 // ErrClosed is returned by calls on a closed queue.
 var ErrClosed = errors.New("diskqueue: closed")
+
+// ErrDiskFull is returned by Append when the file system is full and the queue holds no older
+// data it could drop to make room: the space is taken by something else.
+var ErrDiskFull = errors.New("diskqueue: file system full")
 
 // ErrTooLarge is returned by Append for a record that cannot fit under MaxBytes at all.
 var ErrTooLarge = errors.New("diskqueue: record larger than max bytes")
@@ -92,6 +105,8 @@ type Stats struct {
 	Segments    int
 	// CorruptBytes counts bytes skipped or cut because they failed their checks.
 	CorruptBytes int64
+	// RewrittenBytes counts bytes written again because an fsync failed.
+	RewrittenBytes int64
 	// End and Committed are positions in the global byte stream: where the next record will
 	// be written, and up to where everything is acknowledged.
 	End, Committed uint64
@@ -117,6 +132,14 @@ type Queue struct {
 	dirty     bool
 	closed    bool
 	buf       []byte
+	// synced is where the last successful fsync of the written segment ended; resync is set
+	// after a failed one, until the range past synced has been written again and fsynced.
+	synced    uint64
+	resync    bool
+	rewritten int64
+	// fsync is (*os.File).Sync; tests replace it to fail, which no local file system does on
+	// demand.
+	fsync func(*os.File) error
 
 	notify chan struct{}
 	done   chan struct{}
@@ -149,7 +172,8 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("diskqueue: create %s: %w", opts.Dir, err)
 	}
-	q := &Queue{opts: opts, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	q := &Queue{opts: opts, notify: make(chan struct{}, 1), done: make(chan struct{}), fsync: (*os.File).Sync}
+	q.opts.SegmentSize = checkSpace(opts)
 	lock, err := lockDir(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -203,6 +227,7 @@ func (q *Queue) load() error {
 		committed = q.wOff
 	}
 	q.committed, q.rOff = committed, committed
+	q.synced = q.wOff
 	return nil
 }
 
@@ -262,8 +287,9 @@ func (q *Queue) Append(metas []Meta, payloads [][]byte) error {
 		}
 	}
 	if q.opts.Sync == SyncAlways {
-		if err := q.segs[len(q.segs)-1].f.Sync(); err != nil {
-			return fmt.Errorf("diskqueue: fsync: %w", err)
+		if err := q.syncLast(); err != nil {
+			q.cutUnsynced()
+			return err
 		}
 	} else {
 		q.dirty = true
@@ -289,18 +315,53 @@ func (q *Queue) appendOne(m Meta, payload []byte) error {
 	if err := q.makeRoom(size); err != nil {
 		return err
 	}
-	last = q.segs[len(q.segs)-1]
 	q.buf = encodeRecord(q.buf[:0], m, payload)
+	for {
+		err := q.write(q.buf)
+		if err == nil {
+			q.wOff += uint64(size)
+			return nil
+		}
+		if !isDiskFull(err) {
+			return err
+		}
+		if err := q.freeForDiskFull(err); err != nil {
+			return err
+		}
+	}
+}
+
+// write writes b at the end of the last segment, leaving no partial record behind on failure:
+// the next append would follow garbage.
+func (q *Queue) write(b []byte) error {
+	last := q.segs[len(q.segs)-1]
 	pos := int64(q.wOff - last.start)
-	if _, err := last.f.WriteAt(q.buf, pos); err != nil {
-		// Leave no partial record behind: the next append would follow garbage.
+	if _, err := last.f.WriteAt(b, pos); err != nil {
 		if terr := last.f.Truncate(pos); terr != nil {
 			q.opts.Logger.Error("Cannot cut a failed write", zap.Error(terr))
 		}
 		return fmt.Errorf("diskqueue: write: %w", err)
 	}
-	q.wOff += uint64(size)
 	return nil
+}
+
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// freeForDiskFull makes room after a write failed for lack of space by dropping the oldest
+// segment, as MaxBytes does. When the written segment is the only one it is sealed first, so
+// that it can go too. With nothing left to drop the space is someone else's: ErrDiskFull.
+func (q *Queue) freeForDiskFull(cause error) error {
+	if len(q.segs) == 1 {
+		if q.wOff == q.segs[0].start {
+			return fmt.Errorf("%w (nothing older left to drop): %w", ErrDiskFull, cause)
+		}
+		if err := q.roll(); err != nil {
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+	}
+	return q.dropOldest(ReasonDiskFull)
 }
 
 // makeRoom drops oldest segments until size more bytes fit under MaxBytes.
@@ -314,7 +375,7 @@ func (q *Queue) makeRoom(size int64) error {
 				return err
 			}
 		}
-		if err := q.dropOldest(); err != nil {
+		if err := q.dropOldest(ReasonMaxBytes); err != nil {
 			return err
 		}
 	}
@@ -323,15 +384,19 @@ func (q *Queue) makeRoom(size int64) error {
 
 // dropOldest deletes the oldest segment, counting the records the reader has not read yet.
 // Records already read are in the caller's hands and are counted there.
-func (q *Queue) dropOldest() error {
+func (q *Queue) dropOldest(reason string) error {
 	seg := q.segs[0]
 	end := q.segs[1].start
 	if q.rOff < end {
 		from := max(q.rOff, seg.start)
 		records, items := scanHeaders(seg.f, int64(from-seg.start), int64(end-seg.start))
-		q.opts.Logger.Warn("Buffer full, dropping oldest data",
+		msg := "Buffer full, dropping oldest data"
+		if reason == ReasonDiskFull {
+			msg = "File system under the buffer is full, dropping oldest data to make room"
+		}
+		q.opts.Logger.Warn(msg, zap.String("reason", reason),
 			zap.Int("records", records), zap.Int("items", items), zap.Int64("max_bytes", q.opts.MaxBytes))
-		q.drop(ReasonMaxBytes, records, items)
+		q.drop(reason, records, items)
 		q.rOff = end
 	}
 	return q.removeOldest()
@@ -348,9 +413,10 @@ func (q *Queue) removeOldest() error {
 }
 
 func (q *Queue) roll() error {
-	last := q.segs[len(q.segs)-1]
-	if err := last.f.Sync(); err != nil && q.opts.Sync != SyncNever {
-		return fmt.Errorf("diskqueue: fsync sealed segment: %w", err)
+	if q.opts.Sync != SyncNever {
+		if err := q.syncLast(); err != nil {
+			return fmt.Errorf("diskqueue: sealing segment: %w", err)
+		}
 	}
 	f, err := os.OpenFile(segmentPath(q.opts.Dir, q.wOff), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -488,13 +554,14 @@ func (q *Queue) Stats() Stats {
 		return Stats{}
 	}
 	return Stats{
-		DiskBytes:    int64(q.wOff - q.segs[0].start),
-		PendingBytes: int64(q.wOff - max(q.committed, q.segs[0].start)),
-		UnreadBytes:  int64(q.wOff - q.rOff),
-		Segments:     len(q.segs),
-		CorruptBytes: q.corrupt,
-		End:          q.wOff,
-		Committed:    max(q.committed, q.segs[0].start),
+		DiskBytes:      int64(q.wOff - q.segs[0].start),
+		PendingBytes:   int64(q.wOff - max(q.committed, q.segs[0].start)),
+		UnreadBytes:    int64(q.wOff - q.rOff),
+		Segments:       len(q.segs),
+		CorruptBytes:   q.corrupt,
+		RewrittenBytes: q.rewritten,
+		End:            q.wOff,
+		Committed:      max(q.committed, q.segs[0].start),
 	}
 }
 
@@ -509,7 +576,7 @@ func (q *Queue) Close() error {
 	close(q.done)
 	var err error
 	if len(q.segs) > 0 && q.opts.Sync != SyncNever {
-		err = errors.Join(q.segs[len(q.segs)-1].f.Sync(), q.pos.f.Sync())
+		err = errors.Join(q.syncLast(), q.pos.f.Sync())
 	}
 	q.mu.Unlock()
 	q.wg.Wait()
@@ -547,11 +614,68 @@ func (q *Queue) syncNow() {
 	if !q.dirty || q.closed {
 		return
 	}
-	if err := errors.Join(q.segs[len(q.segs)-1].f.Sync(), q.pos.f.Sync()); err != nil {
-		q.opts.Logger.Error("fsync of the buffer failed", zap.Error(err))
+	if err := errors.Join(q.syncLast(), q.pos.f.Sync()); err != nil {
+		q.opts.Logger.Error("fsync of the buffer failed; the data stays buffered and is written again before the next fsync",
+			zap.Uint64("unsynced_bytes", q.wOff-q.synced), zap.Error(err))
 		return
 	}
 	q.dirty = false
+}
+
+// syncLast fsyncs the written segment. After a failed fsync it first writes the unsynced range
+// again from the page cache, so that the next fsync has dirty pages to write instead of
+// succeeding over pages the kernel already gave up on.
+func (q *Queue) syncLast() error {
+	last := q.segs[len(q.segs)-1]
+	for try := 0; try < 2; try++ {
+		if q.resync {
+			if err := q.rewriteUnsynced(last); err != nil {
+				return err
+			}
+		}
+		err := q.fsync(last.f)
+		if err == nil {
+			q.resync = false
+			q.synced = q.wOff
+			return nil
+		}
+		q.resync = true
+		if try == 1 {
+			return fmt.Errorf("diskqueue: fsync: %w", err)
+		}
+	}
+	return nil
+}
+
+func (q *Queue) rewriteUnsynced(last *segment) error {
+	from := max(q.synced, last.start)
+	if from >= q.wOff {
+		return nil
+	}
+	b := make([]byte, q.wOff-from)
+	if _, err := last.f.ReadAt(b, int64(from-last.start)); err != nil {
+		return fmt.Errorf("diskqueue: re-reading unsynced data: %w", err)
+	}
+	if _, err := last.f.WriteAt(b, int64(from-last.start)); err != nil {
+		return fmt.Errorf("diskqueue: rewriting unsynced data: %w", err)
+	}
+	q.rewritten += int64(len(b))
+	return nil
+}
+
+// cutUnsynced removes what an Append under SyncAlways wrote when it could not be made durable,
+// so that its error means "not stored". The reader cannot have read it: Append holds the lock.
+func (q *Queue) cutUnsynced() {
+	last := q.segs[len(q.segs)-1]
+	to := max(q.synced, last.start)
+	if to >= q.wOff {
+		return
+	}
+	if err := last.f.Truncate(int64(to - last.start)); err != nil {
+		q.opts.Logger.Error("Cannot cut records whose fsync failed", zap.Error(err))
+		return
+	}
+	q.wOff = to
 }
 
 func (q *Queue) drop(reason string, records, items int) {
@@ -604,4 +728,51 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		_ = d.Close()
 	}
+}
+
+// checkSpace logs what the free space under the queue means for it and returns the segment
+// size to use: space is freed a segment at a time, so on a small file system segments are made
+// small enough that a full disk drops an eighth of the buffer, not all of it.
+func checkSpace(o Options) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(o.Dir, &st); err != nil {
+		o.Logger.Warn("Cannot read the free space under the buffer", zap.String("directory", o.Dir), zap.Error(err))
+		return o.SegmentSize
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	used := segmentFileBytes(o.Dir)
+	room := free + used
+	seg := o.SegmentSize
+	if room/8 < seg {
+		seg = min(seg, max(room/8, minSegmentSize))
+	}
+	fields := []zap.Field{zap.String("directory", o.Dir), zap.Int64("free_bytes", free),
+		zap.Int64("buffer_bytes", used), zap.Int64("max_bytes", o.MaxBytes), zap.Int64("segment_size", seg)}
+	if o.MaxBytes <= 0 {
+		o.Logger.Info("Buffer space checked: no max_bytes, so the buffer may fill the file system; when it does, "+
+			"the oldest buffered data is dropped (reason disk_full)", fields...)
+	} else if room < o.MaxBytes {
+		o.Logger.Warn("The file system under the buffer has less room than max_bytes: when it fills, the oldest "+
+			"buffered data is dropped (reason disk_full), and appends fail once nothing older is left", fields...)
+	} else {
+		o.Logger.Info("Buffer space checked: max_bytes fits in the free space", fields...)
+	}
+	return seg
+}
+
+// minSegmentSize keeps segments from becoming so small that every batch rolls a file.
+const minSegmentSize = 64 << 10
+
+func segmentFileBytes(dir string) int64 {
+	starts, err := listSegments(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, s := range starts {
+		if fi, err := os.Stat(segmentPath(dir, s)); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }

@@ -46,8 +46,13 @@ type Config struct {
 	MaxConcurrentScrapes int `mapstructure:"max_concurrent_scrapes"`
 	// BodySizeLimit is the largest response body accepted, in bytes.
 	BodySizeLimit int64 `mapstructure:"body_size_limit"`
-	// SampleLimit is the largest number of samples a target may expose (0: no limit).
-	SampleLimit     int  `mapstructure:"sample_limit"`
+	// SampleLimit is the largest number of samples one endpoint may expose after relabelling
+	// (0: no limit).
+	SampleLimit int `mapstructure:"sample_limit"`
+	// NodeSeriesLimit is the largest number of series, counted before relabelling, one node's
+	// endpoints may expose together in one round (0: no limit). It bounds the memory one node
+	// can take, whatever relabelling drops.
+	NodeSeriesLimit int  `mapstructure:"node_series_limit"`
 	HonorTimestamps bool `mapstructure:"honor_timestamps"`
 	// HonorLabels keeps scraped labels that collide with target labels instead of renaming them
 	// to exported_<name>.
@@ -178,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SampleLimit < 0 {
 		errs = append(errs, errors.New("sample_limit must not be negative"))
+	}
+	if c.NodeSeriesLimit < 0 {
+		errs = append(errs, errors.New("node_series_limit must not be negative"))
 	}
 	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateNodeLabels(),
 		c.Discovery.validate(), c.Transport.validate())

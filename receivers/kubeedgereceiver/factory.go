@@ -15,6 +15,17 @@ import (
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
 
+// Default limits. A real kubelet's largest endpoint, /metrics/cadvisor, exposes 4,621 samples
+// for 19 pods in 58 cgroups, about 80 per cgroup (fixtures/kubelet/metrics-cadvisor-1.35.txt);
+// /metrics 1,709 (metrics-kubelet-1.21.txt) and /metrics/resource 123. The kubelet's 110-pod
+// maximum with two containers per pod is about 330 cgroups, 27,000 cadvisor samples: 50,000 per
+// endpoint leaves room. 100,000 series per node covers all three endpoints of such a node and
+// bounds the series cache one node can fill at about 40 MB (≈ 400 B per cached series).
+const (
+	DefaultSampleLimit     = 50_000
+	DefaultNodeSeriesLimit = 100_000
+)
+
 // NewFactory returns the kubeedge receiver's factory.
 func NewFactory() receiver.Factory {
 	return receiver.NewFactory(metadata.Type, createDefaultConfig,
@@ -28,7 +39,8 @@ func createDefaultConfig() component.Config {
 		Job:                  "kubeedge",
 		MaxConcurrentScrapes: 256,
 		BodySizeLimit:        64 << 20,
-		SampleLimit:          0,
+		SampleLimit:          DefaultSampleLimit,
+		NodeSeriesLimit:      DefaultNodeSeriesLimit,
 		HonorTimestamps:      true,
 		Endpoints: EndpointsConfig{
 			Metrics:  EndpointConfig{Enabled: true, Path: "/metrics"},

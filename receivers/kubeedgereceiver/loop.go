@@ -40,6 +40,7 @@ const (
 	reasonTooLarge    = "body_too_large"
 	reasonParse       = "parse_error"
 	reasonSampleLimit = "sample_limit"
+	reasonSeriesLimit = "series_limit"
 	reasonContentType = "content_type"
 )
 
@@ -189,8 +190,12 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 	ms := now.UnixMilli()
 	md, dest := l.newMetrics()
 	anyUp := false
+	budget := l.r.cfg.NodeSeriesLimit
 	for _, t := range l.targets {
-		t.last = l.scrapeTarget(ctx, t, ms, dest)
+		t.last = l.scrapeTarget(ctx, t, ms, dest, budget)
+		if t.last.up {
+			budget -= t.last.scraped
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -215,8 +220,39 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 func (l *nodeLoop) consume(ctx context.Context, md pmetric.Metrics) {
 	if err := l.r.next.ConsumeMetrics(ctx, md); err != nil {
 		l.r.tel.refused.Add(context.Background(), 1)
-		l.r.set.Logger.Debug("kubeedge: next consumer refused data", zap.String("node", l.name), zap.Error(err))
+		l.r.refusals.report(l.name, md.DataPointCount(), err)
 	}
+}
+
+// refusalLog reports batches the next consumer refused (a full disk under the remote-write
+// buffer, an exporter that is down): the data is lost, so it is a warning, but a fleet's worth
+// of nodes refused every round would flood the log, so it is logged at most once per period
+// with the number of batches refused since.
+type refusalLog struct {
+	log     *zap.Logger
+	every   time.Duration
+	mu      sync.Mutex
+	last    time.Time
+	batches int // refused since the last log line, this one included
+	points  int
+}
+
+const refusalLogEvery = 10 * time.Second
+
+func (r *refusalLog) report(node string, points int, err error) {
+	r.mu.Lock()
+	now := time.Now()
+	r.batches++
+	r.points += points
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		r.mu.Unlock()
+		return
+	}
+	batches, lost := r.batches, r.points
+	r.last, r.batches, r.points = now, 0, 0
+	r.mu.Unlock()
+	r.log.Warn("kubeedge: the next consumer refused scraped data; it is lost",
+		zap.String("node", node), zap.Int("batches", batches), zap.Int("data_points", lost), zap.Error(err))
 }
 
 // end sends staleness markers for every series of the node, which went away.
@@ -237,7 +273,14 @@ func (l *nodeLoop) end() {
 	l.consume(ctx, md)
 }
 
-func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice) result {
+// scrapeTarget scrapes one endpoint; budget is what is left of the node's series limit this
+// round (unlimited when the limit is 0).
+func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice, budget int) result {
+	if l.r.cfg.NodeSeriesLimit > 0 && budget <= 0 {
+		return l.failed(t, result{}, promconv.Stats{},
+			fmt.Errorf("%w: the node's other endpoints used all of node_series_limit %d", promconv.ErrSeriesLimit, l.r.cfg.NodeSeriesLimit))
+	}
+	t.conv.SetSeriesLimit(max(budget, 0))
 	start := time.Now()
 	// Bodies are pooled across nodes rather than kept per node: a cadvisor body is 1-2 MB, and
 	// only the scrapes in progress need one.
@@ -256,20 +299,24 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 		return res
 	}
 	if err != nil {
-		reason := classify(err)
-		t.failures[reason]++
-		res.dropped = st.Scraped
-		res.scraped = 0
-		l.r.tel.failure(reason)
-		l.r.tel.scrape(false, 0, res.dropped, 0)
-		l.r.set.Logger.Debug("kubeedge scrape failed", zap.String("node", l.name),
-			zap.String("path", t.path), zap.String("reason", reason), zap.Error(err))
-		return res
+		return l.failed(t, res, st, err)
 	}
 	res.up = true
 	res.kept = st.PostRelabel
 	res.dropped = st.Scraped - st.PostRelabel
 	l.r.tel.scrape(true, res.kept, res.dropped, st.Stale)
+	return res
+}
+
+func (l *nodeLoop) failed(t *target, res result, st promconv.Stats, err error) result {
+	reason := classify(err)
+	t.failures[reason]++
+	res.dropped = st.Scraped
+	res.scraped = 0
+	l.r.tel.failure(reason)
+	l.r.tel.scrape(false, 0, res.dropped, 0)
+	l.r.set.Logger.Debug("kubeedge scrape failed", zap.String("node", l.name),
+		zap.String("path", t.path), zap.String("reason", reason), zap.Error(err))
 	return res
 }
 
@@ -326,6 +373,8 @@ func classify(err error) string {
 		return reasonTruncated
 	case errors.Is(err, promconv.ErrSampleLimit):
 		return reasonSampleLimit
+	case errors.Is(err, promconv.ErrSeriesLimit):
+		return reasonSeriesLimit
 	case errors.Is(err, promconv.ErrParse):
 		return reasonParse
 	case errors.Is(err, promconv.ErrUnsupported):

@@ -37,6 +37,7 @@ type kubeedgeReceiver struct {
 	sem       chan struct{}
 	bodies    sync.Pool // of *bytes.Buffer
 	tel       *telemetry
+	refusals  *refusalLog
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -64,6 +65,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*ku
 		restConfig: loadRestConfig,
 		kubeClient: func(c *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(c) },
 		tel:        tel,
+		refusals:   &refusalLog{log: set.Logger, every: refusalLogEvery},
 		loops:      map[string]*nodeLoop{},
 	}
 	r.bodies.New = func() any { return new(bytes.Buffer) }

@@ -22,6 +22,10 @@ import (
 // ErrSampleLimit fails a scrape whose target exposes more samples than allowed.
 var ErrSampleLimit = errors.New("sample limit exceeded")
 
+// ErrSeriesLimit fails a scrape whose target exposes more series (or metric families) than its
+// budget, before relabelling: the bound on what one scrape can add to the converter's state.
+var ErrSeriesLimit = errors.New("series limit exceeded")
+
 // ErrParse wraps every exposition syntax error.
 var ErrParse = errors.New("invalid exposition")
 
@@ -37,6 +41,10 @@ type Options struct {
 	HonorLabels bool
 	// SampleLimit fails a scrape with more samples than this after relabelling (0: none).
 	SampleLimit int
+	// SeriesLimit fails a scrape with more series, or more HELP/TYPE/UNIT names, than this
+	// before relabelling (0: none). Unlike SampleLimit it also bounds series and metadata that
+	// relabelling drops, which still cost memory while the scrape is parsed.
+	SeriesLimit int
 	Relabel     []*relabel.Config
 	// TargetLabels are added to every series (job, instance, node, metrics_path, ...). job and
 	// instance become resource attributes rather than data point attributes.
@@ -111,9 +119,15 @@ type family struct {
 	metricGen uint64
 }
 
+type freshGroup struct {
+	key uint64
+	g   *group
+}
+
 type meta struct {
 	typ        model.MetricType
 	help, unit string
+	gen        uint64 // the last full parse that declared it
 }
 
 // Converter converts the scrapes of one target. It is not safe for concurrent use.
@@ -131,9 +145,17 @@ type Converter struct {
 
 	gen         uint64
 	typeChanged bool
-	order       []*family
-	active      []*group
-	next        []*group
+	// What this scrape added to the cache, taken out again if it fails: otherwise a target
+	// failing every scrape with new series (a cardinality bomb past the limits) would grow the
+	// cache each time, since only a successful scrape evicts.
+	freshSeries   []uint64
+	freshGroups   []freshGroup
+	freshFamilies []string
+	freshMeta     []string
+	metaSeen      int
+	order         []*family
+	active        []*group
+	next          []*group
 
 	lset labels.Labels
 	lb   *labels.Builder
@@ -170,8 +192,10 @@ func (c *Converter) Convert(body []byte, mediaType string, scrapeMs int64, dest 
 	}
 	c.gen++
 	c.order = c.order[:0]
+	c.startFresh()
 	var st Stats
 	if err := c.parse(body, mediaType, scrapeMs, &st); err != nil {
+		c.forgetFresh()
 		return st, err
 	}
 	c.emit(scrapeMs, dest, &st)
@@ -195,10 +219,65 @@ func (c *Converter) parse(body []byte, mediaType string, scrapeMs int64, st *Sta
 	if err := c.parseFull(body, mediaType, scrapeMs, st); err != nil {
 		return err
 	}
+	c.evictMeta()
 	if mediaType == MediaText {
 		c.learnComments(body)
 	}
 	return nil
+}
+
+func (c *Converter) startFresh() {
+	c.freshSeries = c.freshSeries[:0]
+	c.freshGroups = c.freshGroups[:0]
+	c.freshFamilies = c.freshFamilies[:0]
+	c.freshMeta = c.freshMeta[:0]
+	c.metaSeen = 0
+}
+
+// forgetFresh takes out of the cache what a failed scrape added to it.
+func (c *Converter) forgetFresh() {
+	for _, k := range c.freshSeries {
+		delete(c.series, k)
+	}
+	for _, fg := range c.freshGroups {
+		c.unlinkGroup(fg.key, fg.g)
+	}
+	for _, k := range c.freshFamilies {
+		delete(c.families, k)
+	}
+	for _, name := range c.freshMeta {
+		delete(c.meta, name)
+	}
+	c.startFresh()
+}
+
+func (c *Converter) unlinkGroup(key uint64, g *group) {
+	first := c.groups[key]
+	if first == g {
+		if g.next == nil {
+			delete(c.groups, key)
+		} else {
+			c.groups[key] = g.next
+		}
+		return
+	}
+	for p := first; p != nil; p = p.next {
+		if p.next == g {
+			p.next = g.next
+			return
+		}
+	}
+}
+
+// evictMeta forgets the HELP/TYPE/UNIT of names a fully parsed body no longer declares, so
+// names that change every scrape do not pile up. (A body taken by the fast path has only
+// comment lines the last full parse had, and changes nothing here.)
+func (c *Converter) evictMeta() {
+	for name, m := range c.meta {
+		if m.gen != c.gen {
+			delete(c.meta, name)
+		}
+	}
 }
 
 func (c *Converter) parseFull(body []byte, mediaType string, scrapeMs int64, st *Stats) error {
@@ -218,20 +297,33 @@ func (c *Converter) parseFull(body []byte, mediaType string, scrapeMs int64, st 
 		switch entry {
 		case textparse.EntryType:
 			name, typ := p.Type()
-			c.setType(name, typ)
+			if err := c.setType(name, typ); err != nil {
+				return err
+			}
 		case textparse.EntryHelp:
 			name, help := p.Help()
-			if m := c.metaFor(name); m.help != string(help) {
+			m, err := c.metaFor(name)
+			if err != nil {
+				return err
+			}
+			if m.help != string(help) {
 				m.help = string(help)
 			}
 		case textparse.EntryUnit:
 			name, unit := p.Unit()
-			if m := c.metaFor(name); m.unit != string(unit) {
+			m, err := c.metaFor(name)
+			if err != nil {
+				return err
+			}
+			if m.unit != string(unit) {
 				m.unit = string(unit)
 			}
 		case textparse.EntryHistogram:
 			st.Scraped++
 			st.Unsupported++
+			if err := c.checkSeries(st); err != nil {
+				return err
+			}
 		case textparse.EntrySeries:
 			if err := c.sample(p, om, scrapeMs, st); err != nil {
 				return err
@@ -240,24 +332,51 @@ func (c *Converter) parseFull(body []byte, mediaType string, scrapeMs int64, st 
 	}
 }
 
-func (c *Converter) metaFor(name []byte) *meta {
+// metaFor returns the metadata entry of name, marked as declared in this parse; more names in
+// one body than SeriesLimit fail it.
+func (c *Converter) metaFor(name []byte) (*meta, error) {
 	m := c.meta[string(name)]
 	if m == nil {
 		m = &meta{}
 		c.meta[string(name)] = m
+		c.freshMeta = append(c.freshMeta, string(name))
 	}
-	return m
+	if m.gen != c.gen {
+		m.gen = c.gen
+		c.metaSeen++
+		if c.opts.SeriesLimit > 0 && c.metaSeen > c.opts.SeriesLimit {
+			return nil, fmt.Errorf("%w: more than %d metric names", ErrSeriesLimit, c.opts.SeriesLimit)
+		}
+	}
+	return m, nil
 }
+
+// checkSeries fails the scrape once it has more series than SeriesLimit, before the next one
+// is added to the cache.
+func (c *Converter) checkSeries(st *Stats) error {
+	if c.opts.SeriesLimit > 0 && st.Scraped > c.opts.SeriesLimit {
+		return fmt.Errorf("%w: more than %d series", ErrSeriesLimit, c.opts.SeriesLimit)
+	}
+	return nil
+}
+
+// SetSeriesLimit changes SeriesLimit for the next scrapes: a node's budget is shared by its
+// endpoints.
+func (c *Converter) SetSeriesLimit(n int) { c.opts.SeriesLimit = n }
 
 // setType records a family's type (HELP may have created its entry untyped). A type that
 // changes between scrapes invalidates the cache once the scrape is done, because every cached
 // series' family and role were derived from the types.
-func (c *Converter) setType(name []byte, typ model.MetricType) {
-	m := c.metaFor(name)
+func (c *Converter) setType(name []byte, typ model.MetricType) error {
+	m, err := c.metaFor(name)
+	if err != nil {
+		return err
+	}
 	if m.typ != "" && m.typ != typ {
 		c.typeChanged = true
 	}
 	m.typ = typ
+	return nil
 }
 
 // reset forgets every cached series after a type change. Series of the last scrape get no
@@ -275,6 +394,9 @@ func (c *Converter) reset() {
 func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stats) error {
 	raw, tsp, v := p.Series()
 	st.Scraped++
+	if err := c.checkSeries(st); err != nil {
+		return err
+	}
 	key := maphash.Bytes(c.seed, raw)
 	s := c.series[key]
 	if s == nil {
@@ -355,6 +477,7 @@ func (c *Converter) touch(g *group) {
 func (c *Converter) newSeries(p textparse.Parser, raw []byte, key uint64) (*series, error) {
 	s := &series{}
 	c.series[key] = s
+	c.freshSeries = append(c.freshSeries, key)
 	p.Labels(&c.lset)
 	c.lb.Reset(c.lset)
 	c.opts.TargetLabels.Range(func(l labels.Label) {
@@ -439,6 +562,7 @@ func (c *Converter) groupFor(f *family, attrs labels.Labels) *group {
 	}
 	g := &group{fam: f, attrs: attrs, next: first}
 	c.groups[key] = g
+	c.freshGroups = append(c.freshGroups, freshGroup{key, g})
 	return g
 }
 
@@ -509,6 +633,7 @@ func (c *Converter) familyFor(name string, m *meta) *family {
 		typ = model.MetricTypeUnknown
 	}
 	f := &family{name: name, typ: typ, help: m.help, unit: m.unit}
+	c.freshFamilies = append(c.freshFamilies, key)
 	switch typ {
 	case model.MetricTypeCounter:
 		f.mtype, f.monotonic = pmetric.MetricTypeSum, true
@@ -586,8 +711,14 @@ func (c *Converter) release() {
 	}
 }
 
-// evict forgets series and groups not in this scrape: a series that comes back is new again.
+// evict forgets series, groups and families not in this scrape: a series that comes back is
+// new again.
 func (c *Converter) evict() {
+	for k, f := range c.families {
+		if f.gen != c.gen {
+			delete(c.families, k)
+		}
+	}
 	for k, s := range c.series {
 		if s.gen != c.gen {
 			delete(c.series, k)

@@ -71,6 +71,9 @@ func (c *Converter) fastSample(line []byte, scrapeMs int64, st *Stats) bool {
 		return false
 	}
 	st.Scraped++
+	if c.checkSeries(st) != nil {
+		return false // the full parser reports it
+	}
 	_, err := c.observe(s, tsp, v, scrapeMs, st)
 	return err == nil
 }
