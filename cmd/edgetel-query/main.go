@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,14 +20,18 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return // the usage was asked for and printed: not an error
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "edgetel-query:", err)
 		os.Exit(1)
 	}
 }
 
 func run(args []string) error {
-	c, err := parseFlags(args)
+	c, err := parseFlags(args, os.Stdout)
 	if err != nil {
 		return err
 	}
@@ -35,9 +41,13 @@ func run(args []string) error {
 	return query.Run(ctx, c, logger, nil)
 }
 
-func parseFlags(args []string) (query.Config, error) {
+// parseFlags parses the command line; -h and --help print the usage to usage and return
+// flag.ErrHelp.
+func parseFlags(args []string, usage io.Writer) (query.Config, error) {
 	c := query.DefaultConfig()
 	fs := flag.NewFlagSet("edgetel-query", flag.ContinueOnError)
+	// The flag package prints errors and usage itself; errors are printed once, by main.
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve the Prometheus HTTP API on")
 	fs.StringVar(&c.BucketConfig, "bucket-config", "", "Thanos objstore bucket YAML file (FILESYSTEM, S3, GCS, AZURE); overrides --bucket-dir")
 	fs.StringVar(&c.BucketDir, "bucket-dir", c.BucketDir, "directory of a FILESYSTEM bucket, used when --bucket-config is not set")
@@ -47,7 +57,19 @@ func parseFlags(args []string) (query.Config, error) {
 	fs.DurationVar(&c.Engine.Timeout, "query.timeout", c.Engine.Timeout, "maximum time a query may take before it is aborted")
 	fs.IntVar(&c.Engine.MaxSamples, "query.max-samples", c.Engine.MaxSamples, "maximum number of samples a single query may load into memory")
 	fs.DurationVar(&c.Engine.LookbackDelta, "lookback-delta", c.Engine.LookbackDelta, "how far back an instant selector looks for a sample")
+	fs.IntVar(&c.Engine.MaxConcurrency, "query.max-concurrency", c.Engine.MaxConcurrency, "maximum number of queries evaluated at once; more wait in a queue (the wait counts against --query.timeout)")
+	fs.IntVar(&c.MaxResults, "api.max-results", c.MaxResults, "most series, label names or label values one /series, /labels or /label/<name>/values answer holds (a client's limit parameter above it, or none, is lowered to it; 0: no bound)")
+	fs.StringVar(&c.CORSOrigin, "web.cors.origin", "", "regexp of the origins browsers may read answers from, anchored (e.g. 'https?://grafana\\.example\\.com'); empty: none")
+	fs.StringVar(&c.BearerTokenFile, "web.bearer-token-file", "", "file holding the bearer token every API and /metrics request must carry (Authorization: Bearer <token>)")
+	fs.StringVar(&c.BasicAuthFile, "web.basic-auth-file", "", "file of user:password lines; API and /metrics requests must carry one of them as HTTP basic auth")
+	fs.StringVar(&c.TLSCertFile, "web.tls-cert-file", "", "PEM certificate (chain) to serve HTTPS with; required with credentials unless --listen is a loopback address")
+	fs.StringVar(&c.TLSKeyFile, "web.tls-key-file", "", "PEM private key of --web.tls-cert-file")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(usage, "Usage: edgetel-query [flags]\n\nServes the Prometheus HTTP query API over the TSDB blocks in a bucket.\n\nFlags:")
+			fs.SetOutput(usage)
+			fs.PrintDefaults()
+		}
 		return c, err
 	}
 	if fs.NArg() > 0 {

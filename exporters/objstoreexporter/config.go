@@ -35,6 +35,12 @@ type Config struct {
 	OutOfOrderWindow time.Duration `mapstructure:"out_of_order_window"`
 	// LocalRetention is how long a block stays on local disk after it was uploaded.
 	LocalRetention time.Duration `mapstructure:"local_retention"`
+	// LocalMaxBytes bounds the local TSDB (blocks, WAL and head chunks): beyond it the oldest
+	// blocks leave local disk, uploaded or not. 0: no bound.
+	LocalMaxBytes int64 `mapstructure:"local_max_bytes"`
+	// LocalMaxAge drops local blocks that end more than this behind the newest block, uploaded
+	// or not. 0: no bound.
+	LocalMaxAge time.Duration `mapstructure:"local_max_age"`
 	// UploadInterval is how often the exporter cuts due blocks and uploads pending ones.
 	UploadInterval time.Duration `mapstructure:"upload_interval"`
 	// UploadRetry is the backoff between failed upload attempts; max_elapsed_time is ignored
@@ -75,6 +81,15 @@ func (c *Config) Validate() error {
 	}
 	if c.LocalRetention < 0 {
 		errs = append(errs, fmt.Errorf("local_retention: %s: must not be negative", c.LocalRetention))
+	}
+	if c.LocalMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("local_max_bytes: %d: must not be negative", c.LocalMaxBytes))
+	}
+	if c.LocalMaxAge != 0 && c.LocalMaxAge < c.BlockDuration {
+		errs = append(errs, fmt.Errorf("local_max_age: %s: must be 0 (no bound) or at least block_duration", c.LocalMaxAge))
+	}
+	if c.TimeoutConfig.Timeout <= 0 {
+		errs = append(errs, errors.New("timeout: must be positive (a batch that cannot be stored within it is refused, so the pipeline never waits longer)"))
 	}
 	if c.UploadInterval <= 0 {
 		errs = append(errs, fmt.Errorf("upload_interval: %s: must be positive", c.UploadInterval))

@@ -37,6 +37,10 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 2*time.Hour, cfg.BlockDuration)
 	assert.Equal(t, 6*time.Hour, cfg.OutOfOrderWindow)
 	assert.Equal(t, 6*time.Hour, cfg.LocalRetention)
+	assert.Equal(t, int64(8<<30), cfg.LocalMaxBytes)
+	assert.Equal(t, 72*time.Hour, cfg.LocalMaxAge)
+	assert.False(t, cfg.RetryConfig.Enabled, "a failed append is refused, not retried inside the pipeline")
+	assert.Equal(t, 5*time.Second, cfg.TimeoutConfig.Timeout)
 	assert.Equal(t, "/var/lib/edgetel/objstore", cfg.Directory)
 	assert.False(t, cfg.QueueConfig.HasValue(), "no queue unless configured")
 	assert.False(t, cfg.AddMetricSuffixes, "names stay as scraped")
@@ -54,6 +58,9 @@ func TestConfigCustom(t *testing.T) {
 	assert.Equal(t, 2*time.Hour, cfg.OutOfOrderWindow)
 	assert.True(t, cfg.ResourceToTelemetry.Enabled)
 	assert.True(t, cfg.AddMetricSuffixes)
+	assert.Equal(t, int64(2<<30), cfg.LocalMaxBytes)
+	assert.Equal(t, 24*time.Hour, cfg.LocalMaxAge)
+	assert.Equal(t, 10*time.Second, cfg.TimeoutConfig.Timeout)
 	y, err := cfg.bucketYAML()
 	require.NoError(t, err)
 	assert.Contains(t, string(y), "type: S3")
@@ -70,7 +77,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	err = confmap.Validate(loadConfig(t, "bad_values"))
 	require.Error(t, err)
 	for _, key := range []string{"directory:", "external_labels:", "block_duration:", "out_of_order_window:",
-		"local_retention:", "upload_interval:", "upload_retry:"} {
+		"local_retention:", "local_max_bytes:", "local_max_age:", "timeout:", "upload_interval:", "upload_retry:"} {
 		assert.ErrorContains(t, err, key)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -15,7 +17,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/edgetel/edgetel/internal/bucket"
@@ -31,7 +35,15 @@ type objstoreExporter struct {
 	// newBucket opens the bucket; tests wrap it.
 	newBucket func(ctx context.Context) (objstore.Bucket, error)
 
-	mu      sync.Mutex // serializes appends: the converter and series cache are single-threaded
+	// lock serializes appends (the converter and series cache are single-threaded); a channel
+	// so that a push can give up waiting for it.
+	lock chan struct{}
+	// stalled is set while a commit runs past its batch's deadline: pushes are refused at once
+	// instead of each waiting out its own deadline.
+	stalled atomic.Bool
+	// commit writes an append to the WAL; tests slow it down.
+	commit func(storage.AppenderV2) error
+
 	db      *tsdb.DB
 	conv    *promconv.Converter
 	series  *seriesCache
@@ -58,6 +70,8 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		}),
 		series: newSeriesCache(cfg.ExternalLabels),
 		kick:   make(chan struct{}, 1),
+		lock:   make(chan struct{}, 1),
+		commit: func(app storage.AppenderV2) error { return app.Commit() },
 	}
 	e.newBucket = func(ctx context.Context) (objstore.Bucket, error) {
 		conf, err := cfg.bucketYAML()
@@ -93,6 +107,7 @@ func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
 		return fmt.Errorf("open local tsdb %s: %w", e.tsdbDir(), err)
 	}
 	e.shipper = sh
+	sh.setHeadSize(db.Head().Size)
 	// Cutting is driven by the loop below, so that every block cut is seen and counted.
 	db.DisableCompactions()
 	e.db = db
@@ -125,8 +140,8 @@ func (e *objstoreExporter) Shutdown(context.Context) error {
 		<-e.done
 		e.cancel = nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lock <- struct{}{} // waits for a commit still running
+	defer func() { <-e.lock }()
 	var errs []error
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
@@ -182,34 +197,88 @@ func (e *objstoreExporter) cut(ctx context.Context) error {
 	}
 	if cut > 0 {
 		e.tel.blocksCut.Add(ctx, int64(cut))
-		e.mu.Lock()
+		e.lock <- struct{}{}
 		e.series.sweep()
-		e.mu.Unlock()
+		<-e.lock
 	}
 	return nil
 }
 
+// push appends md to the local TSDB. It returns by ctx's deadline (the exporter's timeout) at
+// the latest: a batch that cannot be stored in time is refused with a permanent error and
+// counted, so that the exporters after this one in the pipeline (remote write) still receive
+// it. A commit that overruns the deadline finishes in the background; its samples are kept.
 func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	if e.stalled.Load() {
+		return e.refuse(ctx, reasonStalled, errors.New("the local disk has not finished the previous append"))
+	}
+	select {
+	case e.lock <- struct{}{}:
+	case <-ctx.Done():
+		return e.refuse(ctx, reasonBusy, fmt.Errorf("waiting for the previous append: %w", ctx.Err()))
+	}
 	if e.db == nil {
+		<-e.lock
 		return errors.New("objstore exporter not started")
 	}
 	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series, maxT: time.Now().Add(maxFutureSkew).UnixMilli()}
 	st, err := e.conv.Convert(md, app)
 	if err != nil {
 		_ = app.app.Rollback()
+		<-e.lock
 		return fmt.Errorf("append to local tsdb: %w", err)
 	}
-	if err := app.app.Commit(); err != nil {
-		return fmt.Errorf("commit to local tsdb: %w", err)
+	// md is not read after Convert: the commit may outlive this call.
+	done := make(chan error, 1)
+	var mu sync.Mutex // orders the commit's end and the deadline's verdict on stalled
+	finished := false
+	go func() {
+		defer func() { <-e.lock }()
+		err := e.commit(app.app)
+		mu.Lock()
+		finished = true
+		e.stalled.Store(false)
+		mu.Unlock()
+		if err == nil {
+			e.tel.recordAppend(context.WithoutCancel(ctx), app, st.Unsupported)
+			e.kickIfDue()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return e.commitFailed(ctx, err, st.Unsupported)
+	case <-ctx.Done():
+		mu.Lock()
+		if !finished {
+			e.stalled.Store(true)
+		}
+		mu.Unlock()
+		return e.refuse(ctx, reasonStalled, fmt.Errorf("the local disk did not store the batch in time (it may still be stored): %w", ctx.Err()))
 	}
-	e.tel.recordAppend(ctx, app, st.Unsupported)
-	if st.Unsupported > 0 {
-		e.logger.Debug("objstore exporter: skipped data points without a Prometheus form", "count", st.Unsupported)
+}
+
+// commitFailed turns a commit error into the push's result: a full disk also makes tsdb's next
+// retention pass drop the oldest local block.
+func (e *objstoreExporter) commitFailed(ctx context.Context, err error, unsupported int) error {
+	if err == nil {
+		if unsupported > 0 {
+			e.logger.Debug("objstore exporter: skipped data points without a Prometheus form", "count", unsupported)
+		}
+		return nil
 	}
-	e.kickIfDue()
-	return nil
+	if errors.Is(err, syscall.ENOSPC) {
+		e.shipper.makeRoom()
+		return e.refuse(ctx, reasonDiskFull, fmt.Errorf("commit to local tsdb: %w", err))
+	}
+	return e.refuse(ctx, reasonWriteError, fmt.Errorf("commit to local tsdb: %w", err))
+}
+
+// refuse counts a refused batch and returns its error as permanent: retrying it would hold up
+// the pipeline.
+func (e *objstoreExporter) refuse(ctx context.Context, reason metric.AddOption, err error) error {
+	e.tel.batchesRefused.Add(context.WithoutCancel(ctx), 1, reason)
+	return consumererror.NewPermanent(fmt.Errorf("objstore exporter refused the batch: %w", err))
 }
 
 // kickIfDue wakes the loop when the head spans enough time for tsdb to cut a block.

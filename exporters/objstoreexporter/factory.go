@@ -25,15 +25,22 @@ func createDefaultConfig() component.Config {
 	retry.InitialInterval = time.Second
 	retry.MaxInterval = 5 * time.Minute
 	retry.MaxElapsedTime = 0
+	// A failed append is not retried: retries would hold up the whole pipeline (the Collector
+	// calls its exporters in turn), and remote write in it, for minutes while the local disk is
+	// full or stalled.
+	appendRetry := configretry.NewDefaultBackOffConfig()
+	appendRetry.Enabled = false
 	return &Config{
 		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
 		// Appends go to a local WAL: no queue unless configured, so backpressure reaches the receiver.
 		QueueConfig:      configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
-		RetryConfig:      configretry.NewDefaultBackOffConfig(),
+		RetryConfig:      appendRetry,
 		Directory:        "/var/lib/edgetel/objstore",
 		BlockDuration:    2 * time.Hour,
 		OutOfOrderWindow: 6 * time.Hour,
 		LocalRetention:   6 * time.Hour,
+		LocalMaxBytes:    8 << 30,
+		LocalMaxAge:      72 * time.Hour,
 		UploadInterval:   30 * time.Second,
 		UploadRetry:      retry,
 	}
@@ -45,7 +52,12 @@ func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Con
 	if err != nil {
 		return nil, err
 	}
-	return exporterhelper.NewMetrics(ctx, set, cfg, e.push,
+	return wrapExporter(ctx, set, c, e)
+}
+
+// wrapExporter puts exporterhelper's timeout, retry and queue around e.
+func wrapExporter(ctx context.Context, set exporter.Settings, c *Config, e *objstoreExporter) (exporter.Metrics, error) {
+	return exporterhelper.NewMetrics(ctx, set, c, e.push,
 		exporterhelper.WithStart(e.Start),
 		exporterhelper.WithShutdown(e.Shutdown),
 		exporterhelper.WithTimeout(c.TimeoutConfig),

@@ -1,6 +1,7 @@
 package objstoreexporter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,41 +57,74 @@ type shipper struct {
 	logger *slog.Logger
 	path   string
 
-	mu    sync.Mutex // guards state: tsdb's reload goroutine reads it through deletable
+	mu    sync.Mutex // guards the fields below: tsdb's reload goroutine reads them through deletable
 	state *shipState
-	retry time.Duration
+	// headSize is the size of the WAL and head chunks, nil until the TSDB is open.
+	headSize func() int64
+	// needRoom asks the next retention pass to drop the oldest block: an append found the
+	// disk full.
+	needRoom bool
+	// dropped remembers the unuploaded blocks counted as dropped, so a deletion tsdb retries
+	// is counted once.
+	dropped map[ulidT]bool
+	retry   time.Duration
 }
 
 func newShipper(cfg *Config, bkt objstore.Bucket, st *shipState, tel *telemetry, logger *slog.Logger) *shipper {
-	return &shipper{cfg: cfg, bkt: bkt, state: st, tel: tel, logger: logger, path: filepath.Join(cfg.Directory, stateFilename)}
+	return &shipper{cfg: cfg, bkt: bkt, state: st, tel: tel, logger: logger, path: filepath.Join(cfg.Directory, stateFilename), dropped: map[ulidT]bool{}}
+}
+
+func (s *shipper) setHeadSize(f func() int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.headSize = f
+}
+
+// makeRoom makes the next retention pass (within tsdb's block reload interval) drop the oldest
+// local block.
+func (s *shipper) makeRoom() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.needRoom = true
 }
 
 func (s *shipper) uploaded(id ulidT) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Contains(s.state.Uploaded, id)
+	return s.uploadedLocked(id)
 }
 
-// ship uploads, oldest first, every local block not uploaded yet. It stops at the first failure
-// so that the next attempt resumes in order.
+func (s *shipper) uploadedLocked(id ulidT) bool { return slices.Contains(s.state.Uploaded, id) }
+
+// ship uploads, oldest first, every local block not uploaded yet. A block that fails is
+// retried at the next attempt and does not hold up the blocks after it (as Thanos' shipper).
 func (s *shipper) ship(ctx context.Context, blocks []*tsdb.Block) error {
 	slices.SortFunc(blocks, func(a, b *tsdb.Block) int { return a.Meta().ULID.Compare(b.Meta().ULID) })
 	var oldestPending time.Time
-	defer func() { s.tel.setLag(oldestPending) }()
+	var errs []error
 	for _, b := range blocks {
 		m := b.Meta()
+		if ctx.Err() != nil {
+			break
+		}
 		if s.uploaded(m.ULID) || m.Stats.NumSamples == 0 {
 			continue
 		}
 		if err := s.upload(ctx, b); err != nil {
-			oldestPending = ulidTime(m.ULID)
+			if oldestPending.IsZero() {
+				oldestPending = ulidTime(m.ULID)
+			}
 			s.tel.uploadFailures.Add(ctx, 1)
-			s.retry = s.nextRetry()
-			return err
+			errs = append(errs, fmt.Errorf("block %s: %w", m.ULID, err))
 		}
 	}
-	s.retry = 0
-	return s.prune(blocks)
+	s.tel.setLag(oldestPending)
+	if len(errs) > 0 {
+		s.retry = s.nextRetry()
+	} else {
+		s.retry = 0
+	}
+	return errors.Join(append(errs, s.prune(blocks))...)
 }
 
 func (s *shipper) upload(ctx context.Context, b *tsdb.Block) error {
@@ -167,12 +201,16 @@ func (s *shipper) saveLocked() error {
 	return os.Rename(tmp, s.path)
 }
 
-// deletable is tsdb's BlocksToDelete: a block leaves local disk local_retention after its upload,
-// never before; blocks tsdb itself marked deletable go too.
+// deletable is tsdb's BlocksToDelete. A block leaves local disk local_retention after its
+// upload; blocks tsdb itself marked deletable go too. Three bounds hold whether or not the
+// bucket is reachable, oldest blocks first, and count each unuploaded block they drop:
+// local_max_age (behind the newest block), local_max_bytes (blocks, WAL and head chunks;
+// uploaded blocks go before unuploaded ones) and a full disk (one block per failed append).
 func (s *shipper) deletable(blocks []*tsdb.Block, now time.Time) map[ulidT]struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[ulidT]struct{}{}
+	var kept []*tsdb.Block
 	for _, b := range blocks {
 		id := b.Meta().ULID
 		if b.Meta().Compaction.Deletable {
@@ -181,9 +219,77 @@ func (s *shipper) deletable(blocks []*tsdb.Block, now time.Time) map[ulidT]struc
 		}
 		if at, ok := s.state.UploadedAt[id]; ok && now.Sub(at) >= s.cfg.LocalRetention {
 			out[id] = struct{}{}
+			continue
+		}
+		kept = append(kept, b)
+	}
+	slices.SortFunc(kept, func(a, b *tsdb.Block) int {
+		if c := cmp.Compare(a.Meta().MaxTime, b.Meta().MaxTime); c != 0 {
+			return c
+		}
+		return a.Meta().ULID.Compare(b.Meta().ULID)
+	})
+	drop := func(b *tsdb.Block, reason string) {
+		id := b.Meta().ULID
+		out[id] = struct{}{}
+		if s.uploadedLocked(id) || s.dropped[id] {
+			return
+		}
+		s.dropped[id] = true
+		s.tel.recordLocalDrop(context.Background(), reason, b.Meta().Stats.NumSamples)
+		s.logger.Warn("objstore exporter: deleting a local block that was never uploaded",
+			"reason", reason, "ulid", id, "minTime", b.Meta().MinTime, "maxTime", b.Meta().MaxTime, "samples", b.Meta().Stats.NumSamples)
+	}
+	if s.cfg.LocalMaxAge > 0 && len(blocks) > 0 {
+		newest := slices.MaxFunc(blocks, func(a, b *tsdb.Block) int { return cmp.Compare(a.Meta().MaxTime, b.Meta().MaxTime) }).Meta().MaxTime
+		for _, b := range kept {
+			if newest-b.Meta().MaxTime >= s.cfg.LocalMaxAge.Milliseconds() {
+				drop(b, dropMaxAge)
+			}
+		}
+	}
+	if s.cfg.LocalMaxBytes > 0 {
+		total := int64(0)
+		if s.headSize != nil {
+			total = s.headSize()
+		}
+		for _, b := range kept {
+			if _, ok := out[b.Meta().ULID]; !ok {
+				total += b.Size()
+			}
+		}
+		s.dropOldest(kept, out, func() bool { return total > s.cfg.LocalMaxBytes }, func(b *tsdb.Block) {
+			drop(b, dropMaxBytes)
+			total -= b.Size()
+		})
+	}
+	if s.needRoom {
+		s.needRoom = false
+		n := 0
+		s.dropOldest(kept, out, func() bool { return n == 0 }, func(b *tsdb.Block) { drop(b, dropDiskFull); n++ })
+	}
+	for id := range s.dropped {
+		if !slices.ContainsFunc(blocks, func(b *tsdb.Block) bool { return b.Meta().ULID == id }) {
+			delete(s.dropped, id)
 		}
 	}
 	return out
+}
+
+// dropOldest drops blocks of kept (oldest first) not yet in out while more is true: uploaded
+// blocks first, as they are safe in the bucket.
+func (s *shipper) dropOldest(kept []*tsdb.Block, out map[ulidT]struct{}, more func() bool, drop func(*tsdb.Block)) {
+	for _, uploaded := range []bool{true, false} {
+		for _, b := range kept {
+			if !more() {
+				return
+			}
+			if _, ok := out[b.Meta().ULID]; ok || s.uploadedLocked(b.Meta().ULID) != uploaded {
+				continue
+			}
+			drop(b)
+		}
+	}
 }
 
 func (s *shipper) nextRetry() time.Duration {

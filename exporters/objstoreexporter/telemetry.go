@@ -16,6 +16,8 @@ import (
 type telemetry struct {
 	blocksCut, blocksUploaded, uploadFailures metric.Int64Counter
 	samplesAppended, samplesDropped           metric.Int64Counter
+	batchesRefused                            metric.Int64Counter
+	localBlocksDropped, localSamplesDropped   metric.Int64Counter
 
 	lagSince atomic.Int64 // unix ms of the oldest pending block's cut, 0 when none
 	head     atomic.Pointer[tsdb.Head]
@@ -28,6 +30,19 @@ var (
 	reasonOutOfOrder  = metric.WithAttributes(attribute.String("reason", "out_of_order"))
 	reasonUnsupported = metric.WithAttributes(attribute.String("reason", "unsupported"))
 	reasonFuture      = metric.WithAttributes(attribute.String("reason", "too_far_in_future"))
+
+	// Why a batch was refused (batches_refused).
+	reasonStalled    = metric.WithAttributes(attribute.String("reason", "stalled"))
+	reasonBusy       = metric.WithAttributes(attribute.String("reason", "busy"))
+	reasonDiskFull   = metric.WithAttributes(attribute.String("reason", "disk_full"))
+	reasonWriteError = metric.WithAttributes(attribute.String("reason", "write_error"))
+)
+
+// Why a block never uploaded left local disk (local_blocks_dropped).
+const (
+	dropMaxBytes = "max_bytes"
+	dropMaxAge   = "max_age"
+	dropDiskFull = "disk_full"
 )
 
 func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
@@ -47,6 +62,12 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	t.uploadFailures = counter("otelcol_objstore_exporter_upload_failures", "Failed block upload attempts.", "{attempt}")
 	t.samplesAppended = counter("otelcol_objstore_exporter_samples_appended", "Samples appended to the local TSDB.", "{sample}")
 	t.samplesDropped = counter("otelcol_objstore_exporter_samples_dropped", "Samples dropped, by reason.", "{sample}")
+	t.batchesRefused = counter("otelcol_exporter_objstore_batches_refused",
+		"Batches refused without being stored, by reason (stalled, busy, disk_full, write_error).", "{batch}")
+	t.localBlocksDropped = counter("otelcol_exporter_objstore_local_blocks_dropped",
+		"Blocks deleted from local disk before they were uploaded, by reason (max_bytes, max_age, disk_full).", "{block}")
+	t.localSamplesDropped = counter("otelcol_exporter_objstore_local_samples_dropped",
+		"Samples in blocks deleted from local disk before they were uploaded, by reason.", "{sample}")
 	if err != nil {
 		return nil, err
 	}
@@ -97,4 +118,10 @@ func (t *telemetry) recordAppend(ctx context.Context, a *tsdbAppender, unsupport
 			t.samplesDropped.Add(ctx, d.n, d.opt)
 		}
 	}
+}
+
+func (t *telemetry) recordLocalDrop(ctx context.Context, reason string, samples uint64) {
+	opt := metric.WithAttributes(attribute.String("reason", reason))
+	t.localBlocksDropped.Add(ctx, 1, opt)
+	t.localSamplesDropped.Add(ctx, int64(samples), opt)
 }

@@ -13,12 +13,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // edgetelServer serves the fleet's blocks from a filesystem bucket through a synced Store.
 func edgetelServer(t testing.TB, blockDirs []string, opts EngineOptions) string {
+	t.Helper()
+	return serve(t, edgetelHandler(t, newBlockStore(t, blockDirs), Options{Engine: opts, MaxResults: DefaultMaxResults}))
+}
+
+// edgetelHandler is the API handler over q, its active query log in a temporary directory.
+func edgetelHandler(t testing.TB, q storage.SampleAndChunkQueryable, opts Options) *Handler {
+	t.Helper()
+	if opts.ActiveQueryDir == "" {
+		opts.ActiveQueryDir = t.TempDir()
+	}
+	h, err := NewHandler(q, opts, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, h.Close()) })
+	return h
+}
+
+// newBlockStore is a Store over a FILESYSTEM bucket holding blockDirs, synced once.
+func newBlockStore(t testing.TB, blockDirs []string) *Store {
 	t.Helper()
 	bkt := fsBucket(t)
 	for _, b := range blockDirs {
@@ -29,9 +48,7 @@ func edgetelServer(t testing.TB, blockDirs []string, opts EngineOptions) string 
 	t.Cleanup(func() { require.NoError(t, store.Close()) })
 	require.NoError(t, store.Sync(context.Background()))
 	require.Len(t, store.Blocks(), len(blockDirs))
-	h, err := NewHandler(store, opts, nil)
-	require.NoError(t, err)
-	return serve(t, h)
+	return store
 }
 
 // serve serves h on loopback for the test.
@@ -122,6 +139,9 @@ func compareCases() []apiCase {
 		{name: "label values matched", path: "/api/v1/label/site/values", params: v("match[]", `up{region="us"}`, "start", start, "end", end)},
 		{name: "label values unknown", path: "/api/v1/label/nope/values"},
 		{name: "metadata", path: "/api/v1/metadata"},
+		{name: "rules", path: "/api/v1/rules"},
+		{name: "rules alerting only", path: "/api/v1/rules", params: v("type", "alert")},
+		{name: "alerts", path: "/api/v1/alerts"},
 		{name: "exemplars", path: "/api/v1/query_exemplars", params: v("query", `rate(container_cpu_usage_seconds_total[5m])`, "start", start, "end", end)},
 		{name: "format query", path: "/api/v1/format_query", params: v("query", `sum by(site)(rate(up[5m]))`)},
 	}
@@ -138,6 +158,7 @@ func compareCases() []apiCase {
 		{name: "series bad matcher", path: "/api/v1/series", params: v("match[]", `{node=~"("}`)},
 		{name: "label values bad start", path: "/api/v1/label/node/values", params: v("start", "soon")},
 		{name: "labels bad limit", path: "/api/v1/labels", params: v("limit", "many")},
+		{name: "rules bad type", path: "/api/v1/rules", params: v("type", "sometimes")},
 		{name: "execution error", path: "/api/v1/query", params: v("query", `label_replace(up, "node", "x", "node", ".*") * on() group_left up`, "time", mid)},
 	}
 	for _, c := range bad {

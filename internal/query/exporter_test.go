@@ -50,9 +50,7 @@ func TestServesObjstoreExporterBlocks(t *testing.T) {
 	store := newStore(t, bkt, t.TempDir(), 1<<30)
 	require.NoError(t, store.Sync(ctx))
 	require.GreaterOrEqual(t, len(store.Blocks()), 2)
-	h, err := NewHandler(store, DefaultEngineOptions, nil)
-	require.NoError(t, err)
-	srv := serve(t, h)
+	srv := serve(t, edgetelHandler(t, store, Options{Engine: DefaultEngineOptions}))
 
 	at := unix(t0.Add(3 * time.Hour))
 	code, body := get(t, srv, "/api/v1/query", v("query", `count(count by (node) (up{job="kubeedge"} == 1))`, "time", at), false)

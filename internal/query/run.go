@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grafana/regexp"
 	"github.com/thanos-io/objstore"
 
 	"github.com/edgetel/edgetel/internal/bucket"
@@ -27,6 +28,18 @@ type Config struct {
 	CacheMaxBytes int64
 	SyncInterval  time.Duration
 	Engine        EngineOptions
+	// MaxResults bounds /series, /labels and /label/<name>/values answers (Options.MaxResults).
+	MaxResults int
+	// CORSOrigin is the regexp (anchored, as Prometheus' --web.cors.origin) of the origins
+	// browsers may read answers from; empty: none.
+	CORSOrigin string
+	// BearerTokenFile and BasicAuthFile hold the credentials requests must carry (see LoadAuth);
+	// both empty: no check.
+	BearerTokenFile string
+	BasicAuthFile   string
+	// TLSCertFile and TLSKeyFile make the server speak HTTPS.
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // DefaultConfig holds the flag defaults.
@@ -38,6 +51,7 @@ func DefaultConfig() Config {
 		CacheMaxBytes: 10 << 30,
 		SyncInterval:  30 * time.Second,
 		Engine:        DefaultEngineOptions,
+		MaxResults:    DefaultMaxResults,
 	}
 }
 
@@ -69,6 +83,20 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	if c.SyncInterval <= 0 {
 		return fmt.Errorf("sync interval must be positive, got %s", c.SyncInterval)
 	}
+	cors, err := c.corsRegexp()
+	if err != nil {
+		return err
+	}
+	auth, err := LoadAuth(c.BearerTokenFile, c.BasicAuthFile)
+	if err != nil {
+		return err
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("TLS needs both a certificate and a key file")
+	}
+	if auth != nil && c.TLSCertFile == "" && !loopback(c.Listen) {
+		return errCleartextCredentials
+	}
 	bkt, err := c.OpenBucket(ctx, logger)
 	if err != nil {
 		return err
@@ -79,18 +107,24 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 		return err
 	}
 	defer store.Close()
-	handler, err := NewHandler(store, c.Engine, logger)
+	m := newMetrics(store)
+	handler, err := NewHandler(store, Options{
+		Engine: c.Engine, ActiveQueryDir: c.CacheDir, MaxResults: c.MaxResults, CORSOrigin: cors, Registerer: m.reg,
+	}, logger)
 	if err != nil {
 		return err
 	}
+	defer handler.Close()
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(APIPrefix+"/", handler)
+	// Probes carry no credentials and learn nothing but that the process runs.
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Ready.") })
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Healthy.") })
+	mux.Handle(APIPrefix+"/", auth.Wrap(m.instrument(handler), m.unauthorized.Inc))
+	mux.Handle("/metrics", auth.Wrap(m.handler(), m.unauthorized.Inc))
 	// Requests get their own context so that queries still running when the shutdown grace
 	// period ends are cancelled: the blocks they read can only close once they stop.
 	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
@@ -101,9 +135,15 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { store.Run(ctx, c.SyncInterval) })
+	wg.Go(func() { store.Run(ctx, c.SyncInterval, m.observeSync) })
 	serveErr := make(chan error, 1)
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	wg.Go(func() {
+		if c.TLSCertFile != "" {
+			serveErr <- srv.ServeTLS(ln, c.TLSCertFile, c.TLSKeyFile)
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	})
 	logger.Info("serving the Prometheus query API", "addr", ln.Addr().String(), "bucket", bkt.Name(),
 		"cacheDir", c.CacheDir, "syncInterval", c.SyncInterval)
 	if ready != nil {
@@ -127,4 +167,29 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	}
 	wg.Wait()
 	return err
+}
+
+// corsRegexp compiles CORSOrigin anchored, as Prometheus does; nil when empty.
+func (c Config) corsRegexp() (*regexp.Regexp, error) {
+	if c.CORSOrigin == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile("^(?:" + c.CORSOrigin + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("CORS origin: %w", err)
+	}
+	return re, nil
+}
+
+// loopback reports whether addr listens on a loopback address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

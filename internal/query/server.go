@@ -2,21 +2,26 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
@@ -33,10 +38,36 @@ type EngineOptions struct {
 	MaxSamples int
 	// LookbackDelta is how far back an instant selector looks for a sample (--query.lookback-delta).
 	LookbackDelta time.Duration
+	// MaxConcurrency bounds the queries evaluated at once (--query.max-concurrency); more wait
+	// in a queue, and the wait counts against Timeout, as in Prometheus.
+	MaxConcurrency int
 }
 
 // DefaultEngineOptions are Prometheus' defaults.
-var DefaultEngineOptions = EngineOptions{Timeout: 2 * time.Minute, MaxSamples: 50_000_000, LookbackDelta: 5 * time.Minute}
+var DefaultEngineOptions = EngineOptions{Timeout: 2 * time.Minute, MaxSamples: 50_000_000, LookbackDelta: 5 * time.Minute, MaxConcurrency: 20}
+
+// Options configure the API handler.
+type Options struct {
+	Engine EngineOptions
+	// ActiveQueryDir holds Prometheus' active query log (queries.active): the queries running
+	// when the process died are logged at the next start. Required.
+	ActiveQueryDir string
+	// MaxResults bounds the series, label names or label values one /series, /labels or
+	// /label/<name>/values answer holds; a client's limit above it, or none, is lowered to it.
+	// 0: no server-side bound.
+	MaxResults int
+	// CORSOrigin is the origin regexp browsers may read answers from; nil: no origin may.
+	CORSOrigin *regexp.Regexp
+	// Registerer receives the engine's metrics; nil: none.
+	Registerer prometheus.Registerer
+}
+
+// DefaultMaxResults is the default of Options.MaxResults: Grafana's default series limit.
+const DefaultMaxResults = 40_000
+
+// noOrigin is the CORS regexp when no origin is configured: it matches no Origin header, so
+// web/api/v1 sets no Access-Control-Allow-Origin and browsers keep answers from other pages.
+var noOrigin = regexp.MustCompile(`^\b$`)
 
 func (o EngineOptions) validate() error {
 	if o.Timeout <= 0 {
@@ -48,6 +79,9 @@ func (o EngineOptions) validate() error {
 	if o.LookbackDelta <= 0 {
 		return fmt.Errorf("lookback delta must be positive, got %s", o.LookbackDelta)
 	}
+	if o.MaxConcurrency <= 0 {
+		return fmt.Errorf("query max concurrency must be positive, got %d", o.MaxConcurrency)
+	}
 	return nil
 }
 
@@ -55,23 +89,51 @@ func (o EngineOptions) validate() error {
 // uses); the other routes of web/api/v1 need a scraper, rules or a writable TSDB and are 404.
 var servedPaths = []string{
 	"/query", "/query_range", "/series", "/labels", "/metadata", "/status/buildinfo",
-	"/format_query", "/parse_query", "/query_exemplars",
+	"/format_query", "/parse_query", "/query_exemplars", "/rules", "/alerts",
 }
+
+// limitedPaths take Prometheus' limit parameter and get Options.MaxResults.
+var limitedPaths = []string{"/series", "/labels"}
+
+// Handler serves the API; Close releases the active query log.
+type Handler struct {
+	http.Handler
+	engine *promql.Engine
+}
+
+// Close closes the engine and its active query log.
+func (h *Handler) Close() error { return h.engine.Close() }
 
 // NewHandler returns the Prometheus HTTP API (under APIPrefix) over q, served by Prometheus'
 // own web/api/v1 handlers and promql engine, so answers and errors are Prometheus' own.
-func NewHandler(q storage.SampleAndChunkQueryable, opts EngineOptions, logger *slog.Logger) (http.Handler, error) {
-	if err := opts.validate(); err != nil {
+func NewHandler(q storage.SampleAndChunkQueryable, opts Options, logger *slog.Logger) (*Handler, error) {
+	if err := opts.Engine.validate(); err != nil {
 		return nil, err
+	}
+	if opts.MaxResults < 0 {
+		return nil, fmt.Errorf("max results must not be negative, got %d", opts.MaxResults)
+	}
+	if opts.ActiveQueryDir == "" {
+		return nil, errors.New("active query log directory is required")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cors := opts.CORSOrigin
+	if cors == nil {
+		cors = noOrigin
+	}
+	tracker, err := promql.NewActiveQueryTracker(opts.ActiveQueryDir, opts.Engine.MaxConcurrency, logger.With("component", "activeQueryTracker"))
+	if err != nil {
+		return nil, err
+	}
 	engine := promql.NewEngine(promql.EngineOpts{
-		Logger:        logger.With("component", "query engine"),
-		MaxSamples:    opts.MaxSamples,
-		Timeout:       opts.Timeout,
-		LookbackDelta: opts.LookbackDelta,
+		Logger:             logger.With("component", "query engine"),
+		Reg:                opts.Registerer,
+		MaxSamples:         opts.Engine.MaxSamples,
+		Timeout:            opts.Engine.Timeout,
+		LookbackDelta:      opts.Engine.LookbackDelta,
+		ActiveQueryTracker: tracker,
 		// Prometheus' default global evaluation interval, for subqueries without a step.
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 		// Always on in Prometheus since v2.33.
@@ -79,7 +141,7 @@ func NewHandler(q storage.SampleAndChunkQueryable, opts EngineOptions, logger *s
 		EnableNegativeOffset: true,
 	})
 	// NewAPI takes Prometheus' whole server; edgetel-query has only storage and an engine, so
-	// the scraper, rules, alerting, admin and write parts are empty and their routes unserved.
+	// the scraper, alerting, admin and write parts are empty and their routes unserved.
 	api := apiv1.NewAPI(engine, q, nil /* ap */, nil /* apV2 */, noExemplars{},
 		nil, /* scrape pools */
 		func(context.Context) apiv1.TargetRetriever { return noTargets{} },
@@ -90,19 +152,18 @@ func NewHandler(q storage.SampleAndChunkQueryable, opts EngineOptions, logger *s
 		func(f http.HandlerFunc) http.HandlerFunc { return f }, /* ready */
 		nil /* TSDB admin */, "" /* db dir */, false /* admin */, false /* search */, 0, /* max search limit */
 		logger,
-		nil,     /* rules */
+		func(context.Context) apiv1.RulesRetriever { return noRules{} },
 		0, 1, 1, /* remote read limits */
 		false, /* agent */
-		// Prometheus' --web.cors.origin default; web/api/v1 dereferences it on every request
-		// that carries an Origin header.
-		regexp.MustCompile("^(?:.*)$"),
+		// web/api/v1 dereferences it on every request that carries an Origin header.
+		cors,
 		nil, /* runtime info */
 		buildInfo(),
 		nil, nil, /* notifications */
 		nil, nil, /* gatherer, registerer */
 		nil, /* stats renderer */
 		false /* remote write */, nil, false /* OTLP */, false, false, false,
-		opts.LookbackDelta,
+		opts.Engine.LookbackDelta,
 		false /* type and unit labels */, false, /* append metadata */
 		nil, /* override error code */
 		nil, /* feature registry */
@@ -111,10 +172,13 @@ func NewHandler(q storage.SampleAndChunkQueryable, opts EngineOptions, logger *s
 	)
 	r := route.New()
 	api.Register(r)
-	return &filter{next: http.StripPrefix(APIPrefix, r)}, nil
+	return &Handler{Handler: &filter{next: http.StripPrefix(APIPrefix, r), maxResults: opts.MaxResults}, engine: engine}, nil
 }
 
-type filter struct{ next http.Handler }
+type filter struct {
+	next       http.Handler
+	maxResults int
+}
 
 func (f *filter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, ok := strings.CutPrefix(r.URL.Path, APIPrefix)
@@ -122,18 +186,52 @@ func (f *filter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if f.maxResults > 0 && limited(p) {
+		if err := capLimit(r, f.maxResults); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "bad_data", "error": err.Error()})
+			return
+		}
+	}
 	f.next.ServeHTTP(w, r)
 }
 
-func served(p string) bool {
-	for _, s := range servedPaths {
-		if p == s {
-			return true
-		}
+// capLimit lowers the request's limit parameter to max when it is missing, 0 (no limit) or
+// above max; web/api/v1 then truncates the answer and adds the warning "results truncated due
+// to limit". A limit that does not parse is left for web/api/v1 to refuse.
+func capLimit(r *http.Request, max int) error {
+	// web/api/v1 reads parameters from r.Form; parsed here, the edit is what it reads.
+	if err := r.ParseForm(); err != nil {
+		return fmt.Errorf("error parsing form values: %w", err)
 	}
+	n, err := strconv.Atoi(r.Form.Get("limit"))
+	if r.Form.Get("limit") == "" || err == nil && (n == 0 || n > max) {
+		r.Form.Set("limit", strconv.Itoa(max))
+	}
+	return nil
+}
+
+func limited(p string) bool {
+	return slices.Contains(limitedPaths, p) || isLabelValues(p)
+}
+
+func served(p string) bool {
+	return slices.Contains(servedPaths, p) || isLabelValues(p)
+}
+
+func isLabelValues(p string) bool {
 	name, ok := strings.CutPrefix(p, "/label/")
 	return ok && strings.HasSuffix(name, "/values")
 }
+
+// noRules answers /api/v1/rules and /api/v1/alerts as a Prometheus without rules does (empty
+// groups, no alerts): Grafana Alerting asks every Prometheus data source for its rules and
+// reports a 404 as an error. Rules belong in Prometheus or Thanos Ruler.
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
 
 // noTargets answers /api/v1/metadata: blocks carry no metric metadata, and a Prometheus without
 // targets answers the same empty object.

@@ -93,7 +93,7 @@ func TestTimeoutCutsOffQuery(t *testing.T) {
 
 func TestOnlyQueryRoutesAreServed(t *testing.T) {
 	srv := edgetelServer(t, fleetBlocks(t)[:1], DefaultEngineOptions)
-	for _, p := range []string{"/api/v1/targets", "/api/v1/write", "/api/v1/admin/tsdb/snapshot", "/api/v1/status/config", "/api/v1/rules", "/api/v2/query", "/"} {
+	for _, p := range []string{"/api/v1/targets", "/api/v1/write", "/api/v1/admin/tsdb/snapshot", "/api/v1/status/config", "/api/v1/rules/x", "/api/v2/query", "/"} {
 		code, _ := get(t, srv, p, nil, false)
 		assert.Equal(t, http.StatusNotFound, code, p)
 	}
@@ -105,29 +105,18 @@ func TestOnlyQueryRoutesAreServed(t *testing.T) {
 	assert.Contains(t, info, "goVersion")
 }
 
-// TestCORS checks browser requests (Grafana's direct access mode): Prometheus' default allows
-// every origin.
-func TestCORS(t *testing.T) {
-	srv := edgetelServer(t, fleetBlocks(t)[:1], DefaultEngineOptions)
-	req, err := http.NewRequest(http.MethodGet, srv+"/api/v1/query?query=1", nil)
-	require.NoError(t, err)
-	req.Header.Set("Origin", "http://127.0.0.1:3000")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
-}
-
 func TestNewHandlerRejectsMissingLimits(t *testing.T) {
 	for _, o := range []EngineOptions{
-		{Timeout: time.Second, LookbackDelta: time.Minute},
-		{MaxSamples: 1, LookbackDelta: time.Minute},
-		{MaxSamples: 1, Timeout: time.Second},
+		{Timeout: time.Second, LookbackDelta: time.Minute, MaxConcurrency: 1},
+		{MaxSamples: 1, LookbackDelta: time.Minute, MaxConcurrency: 1},
+		{MaxSamples: 1, Timeout: time.Second, MaxConcurrency: 1},
+		{MaxSamples: 1, Timeout: time.Second, LookbackDelta: time.Minute},
 	} {
-		_, err := NewHandler(nil, o, nil)
+		_, err := NewHandler(nil, Options{Engine: o, ActiveQueryDir: t.TempDir()}, nil)
 		assert.Error(t, err, "%+v", o)
 	}
+	_, err := NewHandler(nil, Options{Engine: DefaultEngineOptions}, nil)
+	assert.ErrorContains(t, err, "active query log directory")
 }
 
 // TestPromVersionMatchesGoMod keeps the reported version in step with the linked engine.
@@ -208,9 +197,10 @@ func runAndQuery(t *testing.T, c Config) {
 	}
 	_, err := http.Get(base + "/-/ready")
 	assert.Error(t, err, "listener closed")
-	entries, err := os.ReadDir(c.CacheDir)
+	entries, err := filepath.Glob(filepath.Join(c.CacheDir, "01*"))
 	require.NoError(t, err)
 	assert.Len(t, entries, 3, "cached blocks stay for the next start")
+	assert.FileExists(t, filepath.Join(c.CacheDir, "queries.active"), "the active query log is in the cache directory")
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
@@ -238,6 +228,18 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"zero sync interval", func(c *Config) { c.SyncInterval = 0 }, "sync interval"},
 		{"zero cache bound", func(c *Config) { c.BucketDir = t.TempDir(); c.CacheMaxBytes = 0 }, "cache max bytes"},
 		{"zero max samples", func(c *Config) { c.BucketDir = t.TempDir(); c.Engine.MaxSamples = 0 }, "max samples"},
+		{"zero max concurrency", func(c *Config) { c.BucketDir = t.TempDir(); c.Engine.MaxConcurrency = 0 }, "max concurrency"},
+		{"negative max results", func(c *Config) { c.BucketDir = t.TempDir(); c.MaxResults = -1 }, "max results"},
+		{"bad CORS origin", func(c *Config) { c.BucketDir = t.TempDir(); c.CORSOrigin = "(" }, "CORS origin"},
+		{"missing token file", func(c *Config) { c.BucketDir = t.TempDir(); c.BearerTokenFile = filepath.Join(dir, "nope") }, "bearer token file"},
+		{"empty token file", func(c *Config) { c.BucketDir = t.TempDir(); c.BearerTokenFile = write("empty", "\n") }, "is empty"},
+		{"bad users file", func(c *Config) { c.BucketDir = t.TempDir(); c.BasicAuthFile = write("users", "alice\n") }, "line 1: want user:password"},
+		{"cert without key", func(c *Config) { c.BucketDir = t.TempDir(); c.TLSCertFile = write("c.pem", "x") }, "both a certificate and a key"},
+		{"credentials in clear text", func(c *Config) {
+			c.BucketDir = t.TempDir()
+			c.Listen = "0.0.0.0:0"
+			c.BearerTokenFile = write("token", "s3cret\n")
+		}, "clear text"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -127,13 +127,17 @@ func sortBlocks(bs []*cachedBlock) {
 }
 
 // Run syncs on every interval until ctx ends. Sync errors are logged: the blocks already cached
-// stay queryable while the bucket is unreachable.
-func (s *Store) Run(ctx context.Context, interval time.Duration) {
+// stay queryable while the bucket is unreachable. observe, if not nil, sees each outcome.
+func (s *Store) Run(ctx context.Context, interval time.Duration, observe func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+		err := s.Sync(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.logger.Error("bucket sync failed", "err", err)
+		}
+		if observe != nil && ctx.Err() == nil {
+			observe(err)
 		}
 		select {
 		case <-ctx.Done():
@@ -389,6 +393,17 @@ func (s *Store) Blocks() []tsdb.BlockMeta {
 		out = append(out, cb.block.Meta())
 	}
 	return out
+}
+
+// CachedBytes is the size of the cached blocks.
+func (s *Store) CachedBytes() int64 {
+	s.mtx.RLock()
+	defer s.mtx.RUnlock()
+	var n int64
+	for _, cb := range s.blocks {
+		n += cb.block.Size()
+	}
+	return n
 }
 
 // Querier implements storage.Queryable over the cached blocks overlapping [mint, maxt].

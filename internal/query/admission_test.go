@@ -1,0 +1,431 @@
+package query
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRulesAndAlertsAreEmpty: Grafana Alerting asks every Prometheus data source for its rules;
+// edgetel-query answers as a Prometheus without rule files does.
+func TestRulesAndAlertsAreEmpty(t *testing.T) {
+	srv := edgetelServer(t, fleetBlocks(t)[:1], DefaultEngineOptions)
+	for path, want := range map[string]string{
+		"/api/v1/rules":  `{"status":"success","data":{"groups":[]}}`,
+		"/api/v1/alerts": `{"status":"success","data":{"alerts":[]}}`,
+	} {
+		code, body := get(t, srv, path, nil, false)
+		assert.Equal(t, http.StatusOK, code, path)
+		assert.JSONEq(t, want, body, path)
+	}
+	code, body := get(t, srv, "/api/v1/rules", v("type", "record"), false)
+	assert.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `{"status":"success","data":{"groups":[]}}`, body)
+}
+
+// holdingQueryable blocks every Select of the series "up" until release is closed (or the
+// query's context ends), so a test controls how long a query runs.
+type holdingQueryable struct {
+	storage.SampleAndChunkQueryable
+	release chan struct{}
+	entered atomic.Int32 // Selects of up
+	others  atomic.Int32 // other Selects made while up is held
+}
+
+func (h *holdingQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := h.SampleAndChunkQueryable.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return &holdingQuerier{Querier: q, h: h}, nil
+}
+
+type holdingQuerier struct {
+	storage.Querier
+	h *holdingQueryable
+}
+
+func (q *holdingQuerier) Select(ctx context.Context, sort bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	for _, m := range ms {
+		if m.Name == labels.MetricName && m.Value == "up" {
+			// The query holds its slot until released, past its own deadline.
+			q.h.entered.Add(1)
+			<-q.h.release
+			return q.Querier.Select(ctx, sort, hints, ms...)
+		}
+	}
+	select {
+	case <-q.h.release:
+	default:
+		q.h.others.Add(1)
+	}
+	return q.Querier.Select(ctx, sort, hints, ms...)
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+type answer struct {
+	code int
+	body string
+}
+
+func queryAsync(t *testing.T, base, query, at string) chan answer {
+	out := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(base + "/api/v1/query?" + v("query", query, "time", at).Encode())
+		if err != nil {
+			out <- answer{0, err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		out <- answer{resp.StatusCode, string(b)}
+	}()
+	return out
+}
+
+// TestConcurrencyLimitQueues: with --query.max-concurrency 1, a second query waits in the queue
+// (it never reaches storage) while the first runs, and both answer once the first finishes.
+func TestConcurrencyLimitQueues(t *testing.T) {
+	hq := &holdingQueryable{SampleAndChunkQueryable: newBlockStore(t, fleetBlocks(t)), release: make(chan struct{})}
+	opts := DefaultEngineOptions
+	opts.MaxConcurrency = 1
+	reg := prometheus.NewRegistry()
+	h := edgetelHandler(t, hq, Options{Engine: opts, Registerer: reg})
+	var requests atomic.Int32
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	at := unix(testFleet.end().Add(-time.Minute))
+	assert.Equal(t, 1.0, gaugeValue(t, reg, "prometheus_engine_queries_concurrent_max"))
+
+	first := queryAsync(t, srv, `count(up)`, at)
+	require.Eventually(t, func() bool { return hq.entered.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	second := queryAsync(t, srv, `count(container_cpu_usage_seconds_total)`, at)
+	require.Eventually(t, func() bool { return requests.Load() == 2 }, 10*time.Second, 5*time.Millisecond)
+	assert.Zero(t, hq.others.Load(), "the queued query did not reach storage")
+	select {
+	case a := <-second:
+		t.Fatalf("the second query ran while the first held the only slot: %d %s", a.code, a.body)
+	default:
+	}
+
+	close(hq.release)
+	for _, ch := range []chan answer{first, second} {
+		a := <-ch
+		assert.Equal(t, http.StatusOK, a.code, a.body)
+	}
+	assert.Equal(t, "5", vectorValue(t, (<-queryAsync(t, srv, `count(up{metrics_path="/metrics"})`, at)).body))
+}
+
+// TestQueuedQueryTimesOut: the wait in the queue counts against --query.timeout, as in
+// Prometheus, so a full queue answers 503 instead of piling up requests.
+func TestQueuedQueryTimesOut(t *testing.T) {
+	hq := &holdingQueryable{SampleAndChunkQueryable: newBlockStore(t, fleetBlocks(t)[:1]), release: make(chan struct{})}
+	opts := DefaultEngineOptions
+	opts.MaxConcurrency = 1
+	opts.Timeout = time.Second
+	srv := serve(t, edgetelHandler(t, hq, Options{Engine: opts}))
+	at := unix(testFleet.base.Add(30 * time.Minute))
+
+	first := queryAsync(t, srv, `count(up)`, at)
+	require.Eventually(t, func() bool { return hq.entered.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	queued := <-queryAsync(t, srv, `count(container_cpu_usage_seconds_total)`, at)
+	assert.Equal(t, http.StatusServiceUnavailable, queued.code, queued.body)
+	r := decode(t, queued.body)
+	assert.Equal(t, "timeout", r.ErrorType)
+	assert.Contains(t, r.Error, "query queue")
+	close(hq.release)
+	<-first
+}
+
+// TestMaxResultsCapsSeriesAndLabels: /series, /labels and /label/<name>/values answer at most
+// MaxResults entries, with Prometheus' truncation warning, whether the client asked for no limit
+// or for a larger one; a smaller limit is kept.
+func TestMaxResultsCapsSeriesAndLabels(t *testing.T) {
+	srv := serve(t, edgetelHandler(t, newBlockStore(t, fleetBlocks(t)[:1]), Options{Engine: DefaultEngineOptions, MaxResults: 3}))
+	cases := []struct {
+		path   string
+		params map[string]string
+		want   int
+	}{
+		{"/api/v1/series", map[string]string{"match[]": "up"}, 3},
+		{"/api/v1/series", map[string]string{"match[]": "up", "limit": "0"}, 3},
+		{"/api/v1/series", map[string]string{"match[]": "up", "limit": "1000"}, 3},
+		{"/api/v1/series", map[string]string{"match[]": "up", "limit": "2"}, 2},
+		{"/api/v1/labels", nil, 3},
+		{"/api/v1/label/node/values", nil, 3},
+		{"/api/v1/label/__name__/values", map[string]string{"limit": "50"}, 3},
+	}
+	for _, c := range cases {
+		for _, form := range []bool{false, true} {
+			params := v()
+			for k, val := range c.params {
+				params.Set(k, val)
+			}
+			if form && strings.Contains(c.path, "/label/") {
+				continue // label values are GET only, as in Prometheus
+			}
+			code, body := get(t, srv, c.path, params, form)
+			require.Equal(t, http.StatusOK, code, body)
+			var r struct {
+				Data     []json.RawMessage `json:"data"`
+				Warnings []string          `json:"warnings"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(body), &r))
+			assert.Len(t, r.Data, c.want, "%s %v form=%v", c.path, c.params, form)
+			assert.Contains(t, r.Warnings, "results truncated due to limit", "%s %v", c.path, c.params)
+		}
+	}
+	// A limit that does not parse is Prometheus' error, not silently replaced.
+	code, body := get(t, srv, "/api/v1/labels", v("limit", "-1"), false)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Equal(t, "bad_data", decode(t, body).ErrorType)
+}
+
+func withOrigin(t *testing.T, url, origin string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", origin)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp
+}
+
+// TestCORSOffByDefault: a page from another origin (any site the operator opens while a
+// port-forward runs) cannot read answers: no Access-Control-Allow-Origin.
+func TestCORSOffByDefault(t *testing.T) {
+	srv := edgetelServer(t, fleetBlocks(t)[:1], DefaultEngineOptions)
+	resp := withOrigin(t, srv+"/api/v1/query?query=1", "https://evil.example.com")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+	resp = withOrigin(t, srv+"/api/v1/query?query=1", "null")
+	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+}
+
+// TestCORSOrigin: a configured origin regexp (anchored, as --web.cors.origin) lets Grafana's
+// browser access read answers, and no other origin.
+func TestCORSOrigin(t *testing.T) {
+	c := Config{CORSOrigin: `https?://grafana\.example\.com`}
+	re, err := c.corsRegexp()
+	require.NoError(t, err)
+	srv := serve(t, edgetelHandler(t, newBlockStore(t, fleetBlocks(t)[:1]), Options{Engine: DefaultEngineOptions, CORSOrigin: re}))
+	resp := withOrigin(t, srv+"/api/v1/query?query=1", "https://grafana.example.com")
+	assert.Equal(t, "https://grafana.example.com", resp.Header.Get("Access-Control-Allow-Origin"))
+	for _, o := range []string{"https://grafana.example.com.evil.io", "https://evil.io/https://grafana.example.com"} {
+		assert.Empty(t, withOrigin(t, srv+"/api/v1/query?query=1", o).Header.Get("Access-Control-Allow-Origin"), o)
+	}
+}
+
+// startRun runs the whole server with c over the fleet's blocks and returns its base URL.
+func startRun(t *testing.T, c Config, scheme string) string {
+	t.Helper()
+	bucketDir := t.TempDir()
+	for _, b := range fleetBlocks(t)[:1] {
+		copyDir(t, b, filepath.Join(bucketDir, filepath.Base(b)))
+	}
+	c.BucketDir = bucketDir
+	c.CacheDir = t.TempDir()
+	c.SyncInterval = 50 * time.Millisecond
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c, nil, func(a net.Addr) { addrs <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	select {
+	case a := <-addrs:
+		return scheme + "://" + a.String()
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+		return ""
+	}
+}
+
+func do(t *testing.T, client *http.Client, url string, edit func(*http.Request)) (int, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if edit != nil {
+		edit(req)
+	}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
+func writeSecret(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+// TestBearerToken: with --web.bearer-token-file, the API and /metrics need the token; probes
+// do not.
+func TestBearerToken(t *testing.T) {
+	c := DefaultConfig()
+	c.BearerTokenFile = writeSecret(t, "s3cret-token\n")
+	base := startRun(t, c, "http")
+	bearer := func(tok string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+	}
+	for _, p := range []string{"/api/v1/query?query=1", "/api/v1/labels", "/metrics"} {
+		code, h := do(t, http.DefaultClient, base+p, nil)
+		assert.Equal(t, http.StatusUnauthorized, code, p)
+		assert.Contains(t, h.Get("WWW-Authenticate"), "Bearer", p)
+		code, _ = do(t, http.DefaultClient, base+p, bearer("wrong"))
+		assert.Equal(t, http.StatusUnauthorized, code, p)
+		code, _ = do(t, http.DefaultClient, base+p, func(r *http.Request) { r.SetBasicAuth("s3cret-token", "s3cret-token") })
+		assert.Equal(t, http.StatusUnauthorized, code, p)
+		code, _ = do(t, http.DefaultClient, base+p, bearer("s3cret-token"))
+		assert.Equal(t, http.StatusOK, code, p)
+	}
+	for _, p := range []string{"/-/ready", "/-/healthy"} {
+		code, _ := do(t, http.DefaultClient, base+p, nil)
+		assert.Equal(t, http.StatusOK, code, p)
+	}
+	assert.Contains(t, scrapeText(t, base, bearer("s3cret-token")), "edgetel_query_http_unauthorized_requests_total 9")
+}
+
+// TestBasicAuthOverTLS: basic auth users from a file, on a non-loopback address, served over
+// TLS (credentials never cross the network in clear text).
+func TestBasicAuthOverTLS(t *testing.T) {
+	c := DefaultConfig()
+	c.Listen = "0.0.0.0:0"
+	c.BasicAuthFile = writeSecret(t, "# readers\nalice:wonder:land\n\ngrafana:pa55\n")
+	certPEM, cert, key := selfSigned(t)
+	c.TLSCertFile, c.TLSKeyFile = cert, key
+	base := startRun(t, c, "https")
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(certPEM))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(base, "https://"))
+	require.NoError(t, err)
+	base = "https://127.0.0.1:" + port
+
+	url := base + "/api/v1/query?query=1"
+	code, h := do(t, client, url, nil)
+	assert.Equal(t, http.StatusUnauthorized, code)
+	assert.Contains(t, h.Get("WWW-Authenticate"), "Basic")
+	for _, creds := range [][2]string{{"alice", "wonder"}, {"grafana", "pa55x"}, {"mallory", "pa55"}} {
+		code, _ = do(t, client, url, func(r *http.Request) { r.SetBasicAuth(creds[0], creds[1]) })
+		assert.Equal(t, http.StatusUnauthorized, code, creds)
+	}
+	for _, creds := range [][2]string{{"alice", "wonder:land"}, {"grafana", "pa55"}} {
+		code, _ = do(t, client, url, func(r *http.Request) { r.SetBasicAuth(creds[0], creds[1]) })
+		assert.Equal(t, http.StatusOK, code, creds)
+	}
+	code, _ = do(t, http.DefaultClient, strings.Replace(url, "https", "http", 1), nil)
+	assert.Equal(t, http.StatusBadRequest, code, "plain HTTP is not served")
+}
+
+func selfSigned(t *testing.T) (certPEM []byte, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edgetel-query"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+	return certPEM, certFile, keyFile
+}
+
+func scrapeText(t *testing.T, base string, edit func(*http.Request)) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	require.NoError(t, err)
+	if edit != nil {
+		edit(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestMetricsEndpoint: /metrics serves the engine's metrics under Prometheus' names and
+// edgetel-query's own under edgetel_query_*, in Prometheus' text format.
+func TestMetricsEndpoint(t *testing.T) {
+	base := startRun(t, DefaultConfig(), "http")
+	require.Eventually(t, func() bool {
+		return strings.Contains(scrapeText(t, base, nil), "edgetel_query_cached_blocks 1")
+	}, 20*time.Second, 20*time.Millisecond)
+	at := unix(testFleet.base.Add(30 * time.Minute))
+	code, body := get(t, base, "/api/v1/query", v("query", "count(up)", "time", at), false)
+	require.Equal(t, http.StatusOK, code, body)
+	code, _ = get(t, base, "/api/v1/query", v("query", "count(", "time", at), false)
+	require.Equal(t, http.StatusBadRequest, code)
+	get(t, base, "/api/v1/label/node/values", nil, false)
+
+	text := scrapeText(t, base, nil)
+	for _, want := range []string{
+		`edgetel_query_http_requests_total{code="200",handler="/api/v1/query"} 1`,
+		`edgetel_query_http_requests_total{code="400",handler="/api/v1/query"} 1`,
+		`edgetel_query_http_requests_total{code="200",handler="/api/v1/label/:name/values"} 1`,
+		`prometheus_engine_queries_concurrent_max 20`,
+		`prometheus_engine_query_duration_seconds_count{slice="inner_eval"} 1`,
+		`edgetel_query_bucket_syncs_total{result="success"}`,
+		`edgetel_query_bucket_last_successful_sync_timestamp_seconds`,
+		`edgetel_query_cache_bytes`,
+		`go_goroutines`,
+	} {
+		assert.Contains(t, text, want)
+	}
+}
