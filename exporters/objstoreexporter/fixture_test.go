@@ -3,8 +3,6 @@ package objstoreexporter
 import (
 	"context"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
