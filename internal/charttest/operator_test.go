@@ -469,3 +469,30 @@ edgetel:
 	_, err = RunHelm(helm, "template", "platform", parent, "--kube-version", KubeVersion, "--set", "edgetel.colector.shards=2")
 	require.ErrorContains(t, err, "schema", "the subchart's schema still rejects unknown keys")
 }
+
+// TestCollectorConfigIsValid runs `edgetelcol validate` (the real collector, from EDGETEL_BIN) on
+// the collector configuration of every rendering, with the pod's files and variables supplied.
+func TestCollectorConfigIsValid(t *testing.T) {
+	bin := os.Getenv("EDGETEL_BIN")
+	if bin == "" {
+		t.Skip("EDGETEL_BIN is not set: run through `make test`, which builds edgetelcol into ./bin")
+	}
+	for name, args := range renderings(t) {
+		t.Run(name, func(t *testing.T) {
+			objs := rendered(t, args...)
+			if !has(objs, "ConfigMap", "edgetel-collector") {
+				t.Skip("no collector")
+			}
+			cm := find[*corev1.ConfigMap](t, objs, "ConfigMap", "edgetel-collector")
+			dir := t.TempDir()
+			bucket := filepath.Join(dir, "objstore.yml")
+			require.NoError(t, os.WriteFile(bucket, []byte("type: FILESYSTEM\nconfig: {directory: "+dir+"/bucket}\n"), 0o600))
+			cfg := strings.ReplaceAll(cm.Data["config.yaml"], "/etc/edgetel/bucket/objstore.yml", bucket)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600))
+			cmd := exec.Command(filepath.Join(bin, "edgetelcol"), "validate", "--config="+filepath.Join(dir, "config.yaml"))
+			cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1", "SHARD_INDEX=0")
+			out, err := cmd.CombinedOutput()
+			assert.NoError(t, err, "%s\n%s", out, cfg)
+		})
+	}
+}
