@@ -92,6 +92,9 @@ Try:
   curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=count(count by (node) (up{job="kubeedge"} == 1))'
   curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=topk(5, sum by (node) (rate(container_cpu_usage_seconds_total{container!=""}[5m])))'
   curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=sum by (site) (container_memory_working_set_bytes{container!=""})'
+The collector scrapes its own telemetry into the same pipeline (job "edgetelcol"), which the
+pipeline-health dashboard shows:
+  curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=sum by (job) (rate(otelcol_exporter_objstore_samples_appended{job="edgetelcol"}[5m]))'
 Or point Grafana at http://$QUERY_ADDR (cmd/edgetel-query/README.md) and import examples/dashboards/.
 INFO
 

@@ -95,8 +95,8 @@ func TestFailingBlockDoesNotHoldUpTheOthers(t *testing.T) {
 		ids := localBlockIDs(e)
 		return len(ids) == 1 && ids[0] == fb.badBlock()
 	}, 30*time.Second, 20*time.Millisecond, "uploaded blocks leave local disk; the failing one stays")
-	assert.Positive(t, counterValue(t, tel, "otelcol_objstore_exporter_upload_failures", ""))
-	assert.Positive(t, gaugeValue(t, tel, "otelcol_objstore_exporter_upload_lag"), "the failing block shows as upload lag")
+	assert.Positive(t, counterValue(t, tel, "otelcol_exporter_objstore_upload_failures", ""))
+	assert.Positive(t, gaugeValue(t, tel, "otelcol_exporter_objstore_upload_lag"), "the failing block shows as upload lag")
 }
 
 func gaugeValue(t *testing.T, tel *componenttest.Telemetry, name string) float64 {
@@ -125,7 +125,7 @@ func TestLocalMaxAgeWhileBucketIsDown(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond, "only the newest block stays")
 	assert.Equal(t, int64(2), counterValue(t, tel, "otelcol_exporter_objstore_local_blocks_dropped", "max_age"))
 	assert.Equal(t, int64(len(ds.before(t0+4*hour))), counterValue(t, tel, "otelcol_exporter_objstore_local_samples_dropped", "max_age"))
-	assert.Zero(t, counterValue(t, tel, "otelcol_objstore_exporter_blocks_uploaded", ""))
+	assert.Zero(t, counterValue(t, tel, "otelcol_exporter_objstore_blocks_uploaded", ""))
 }
 
 // TestLocalMaxBytesWhileBucketIsDown: with the bucket down, local blocks beyond local_max_bytes
@@ -142,12 +142,12 @@ func TestLocalMaxBytesWhileBucketIsDown(t *testing.T) {
 		require.NoError(t, e.push(ctx, md))
 	}
 	require.Eventually(t, func() bool {
-		return counterValue(t, tel, "otelcol_objstore_exporter_blocks_cut", "") == 3 && len(e.db.Blocks()) == 0
+		return counterValue(t, tel, "otelcol_exporter_objstore_blocks_cut", "") == 3 && len(e.db.Blocks()) == 0
 	}, 30*time.Second, 20*time.Millisecond)
 	// Let a few more retention passes run over the same blocks: each block counts once.
-	failures := counterValue(t, tel, "otelcol_objstore_exporter_upload_failures", "")
+	failures := counterValue(t, tel, "otelcol_exporter_objstore_upload_failures", "")
 	require.Eventually(t, func() bool {
-		return counterValue(t, tel, "otelcol_objstore_exporter_upload_failures", "") >= failures+3
+		return counterValue(t, tel, "otelcol_exporter_objstore_upload_failures", "") >= failures+3
 	}, 30*time.Second, 20*time.Millisecond)
 	assert.Equal(t, int64(3), counterValue(t, tel, "otelcol_exporter_objstore_local_blocks_dropped", "max_bytes"))
 	assert.Equal(t, int64(len(ds.before(t0+6*hour))), counterValue(t, tel, "otelcol_exporter_objstore_local_samples_dropped", "max_bytes"))

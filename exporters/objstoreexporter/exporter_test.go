@@ -96,9 +96,9 @@ func TestKnownDataSetThroughExporter(t *testing.T) {
 	})
 
 	t.Run("self-metrics", func(t *testing.T) {
-		assertCounter(t, tel, "otelcol_objstore_exporter_blocks_cut", 2)
-		assertCounter(t, tel, "otelcol_objstore_exporter_blocks_uploaded", 2)
-		assertCounter(t, tel, "otelcol_objstore_exporter_samples_appended", int64(len(ds.expected)))
+		assertCounter(t, tel, "otelcol_exporter_objstore_blocks_cut", 2)
+		assertCounter(t, tel, "otelcol_exporter_objstore_blocks_uploaded", 2)
+		assertCounter(t, tel, "otelcol_exporter_objstore_samples_appended", int64(len(ds.expected)))
 	})
 
 	t.Run("promtool", func(t *testing.T) {
@@ -166,7 +166,7 @@ func TestOutOfOrder(t *testing.T) {
 		require.NoError(t, e.push(ctx, md))
 	}
 	tooOldSamples := int64(len(tooOld.expected))
-	assert.Equal(t, tooOldSamples, counterValue(t, tel, "otelcol_objstore_exporter_samples_dropped", "too_old"))
+	assert.Equal(t, tooOldSamples, counterValue(t, tel, "otelcol_exporter_objstore_samples_dropped", "too_old"))
 
 	// Queryable locally at once.
 	lateTS := lateFrom
@@ -278,8 +278,8 @@ func TestUploadRetriesUntilTheBucketIsBack(t *testing.T) {
 	}
 	// ~2s of failures: the tsdb reload loop (1s here) has applied retention at least once.
 	require.Eventually(t, func() bool { return fb.failures() >= 12 }, 60*time.Second, 10*time.Millisecond)
-	assert.GreaterOrEqual(t, counterValue(t, tel, "otelcol_objstore_exporter_upload_failures", ""), int64(3))
-	m, err := tel.GetMetric("otelcol_objstore_exporter_upload_lag")
+	assert.GreaterOrEqual(t, counterValue(t, tel, "otelcol_exporter_objstore_upload_failures", ""), int64(3))
+	m, err := tel.GetMetric("otelcol_exporter_objstore_upload_lag")
 	require.NoError(t, err)
 	lag := m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value
 	assert.Greater(t, lag, 0.0, "upload lag reports the waiting block")
@@ -297,7 +297,7 @@ func TestUploadRetriesUntilTheBucketIsBack(t *testing.T) {
 	}
 	// local_retention 0: uploaded blocks leave local disk at the next reload.
 	require.Eventually(t, func() bool { return len(e.db.Blocks()) == 0 }, 30*time.Second, 20*time.Millisecond)
-	m, err = tel.GetMetric("otelcol_objstore_exporter_upload_lag")
+	m, err = tel.GetMetric("otelcol_exporter_objstore_upload_lag")
 	require.NoError(t, err)
 	assert.Equal(t, 0.0, m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value)
 }
@@ -326,7 +326,7 @@ func TestUnsupportedPointsAreCountedAndTheRestStored(t *testing.T) {
 	fp.SetDoubleValue(1)
 	require.NoError(t, e.push(ctx, md))
 
-	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_objstore_exporter_samples_dropped", "unsupported"))
-	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_objstore_exporter_samples_dropped", "too_far_in_future"))
+	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_exporter_objstore_samples_dropped", "unsupported"))
+	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_exporter_objstore_samples_dropped", "too_far_in_future"))
 	assertSameSamples(t, ds.before(t0+hour), readSamples(t, e.db, t0, t0+hour), "local tsdb")
 }

@@ -57,11 +57,11 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		c, err = m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit(unit))
 		return c
 	}
-	t.blocksCut = counter("otelcol_objstore_exporter_blocks_cut", "TSDB blocks cut from the local head.", "{block}")
-	t.blocksUploaded = counter("otelcol_objstore_exporter_blocks_uploaded", "Blocks uploaded to the bucket.", "{block}")
-	t.uploadFailures = counter("otelcol_objstore_exporter_upload_failures", "Failed block upload attempts.", "{attempt}")
-	t.samplesAppended = counter("otelcol_objstore_exporter_samples_appended", "Samples appended to the local TSDB.", "{sample}")
-	t.samplesDropped = counter("otelcol_objstore_exporter_samples_dropped", "Samples dropped, by reason.", "{sample}")
+	t.blocksCut = counter("otelcol_exporter_objstore_blocks_cut", "TSDB blocks cut from the local head.", "{block}")
+	t.blocksUploaded = counter("otelcol_exporter_objstore_blocks_uploaded", "Blocks uploaded to the bucket.", "{block}")
+	t.uploadFailures = counter("otelcol_exporter_objstore_upload_failures", "Failed block upload attempts.", "{attempt}")
+	t.samplesAppended = counter("otelcol_exporter_objstore_samples_appended", "Samples appended to the local TSDB.", "{sample}")
+	t.samplesDropped = counter("otelcol_exporter_objstore_samples_dropped", "Samples dropped, by reason.", "{sample}")
 	t.batchesRefused = counter("otelcol_exporter_objstore_batches_refused",
 		"Batches refused without being stored, by reason (stalled, busy, disk_full, write_error).", "{batch}")
 	t.localBlocksDropped = counter("otelcol_exporter_objstore_local_blocks_dropped",
@@ -71,7 +71,7 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = m.Float64ObservableGauge("otelcol_objstore_exporter_upload_lag",
+	_, err = m.Float64ObservableGauge("otelcol_exporter_objstore_upload_lag",
 		metric.WithDescription("Age of the oldest cut block not yet uploaded, 0 when none waits."), metric.WithUnit("s"),
 		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
 			if since := t.lagSince.Load(); since != 0 {
@@ -84,7 +84,7 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = m.Int64ObservableGauge("otelcol_objstore_exporter_head_series",
+	_, err = m.Int64ObservableGauge("otelcol_exporter_objstore_head_series",
 		metric.WithDescription("Series in the local TSDB head."), metric.WithUnit("{series}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			if h := t.head.Load(); h != nil {

@@ -243,7 +243,7 @@ func TestSelfMetrics(t *testing.T) {
 	require.NoError(t, e.push(context.Background(), gaugeBatch(6, 0, time.Now().UnixMilli())))
 	waitFor(t, 10*time.Second, "delivery", func() bool { return sk.samples() == 6 })
 	waitFor(t, 5*time.Second, "sent counter", func() bool {
-		m, err := tt.GetMetric("edgeremotewrite_samples_sent_total")
+		m, err := tt.GetMetric("otelcol_exporter_edgeremotewrite_samples_sent")
 		if err != nil {
 			return false
 		}
@@ -251,12 +251,17 @@ func TestSelfMetrics(t *testing.T) {
 		return len(sum.DataPoints) == 1 && sum.DataPoints[0].Value == 6
 	})
 	for _, name := range []string{
-		"edgeremotewrite_samples_buffered_total", "edgeremotewrite_send_duration_seconds",
-		"edgeremotewrite_buffer_bytes", "edgeremotewrite_buffer_disk_bytes", "edgeremotewrite_oldest_sample_age_seconds",
+		"otelcol_exporter_edgeremotewrite_samples_buffered", "otelcol_exporter_edgeremotewrite_send_duration_seconds",
+		"otelcol_exporter_edgeremotewrite_buffer_bytes", "otelcol_exporter_edgeremotewrite_buffer_disk_bytes", "otelcol_exporter_edgeremotewrite_oldest_sample_age_seconds",
 	} {
 		_, err := tt.GetMetric(name)
 		assert.NoError(t, err, name)
 	}
+	m, err := tt.GetMetric("otelcol_exporter_edgeremotewrite_buffer_max_bytes")
+	require.NoError(t, err)
+	gauge := m.Data.(metricdata.Gauge[int64])
+	require.Len(t, gauge.DataPoints, 1)
+	assert.Equal(t, cfg.Buffer.MaxBytes, gauge.DataPoints[0].Value)
 }
 
 // Real TLS on loopback, with the server's CA from a file and a bearer token file.

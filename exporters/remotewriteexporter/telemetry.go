@@ -37,6 +37,7 @@ type telemetry struct {
 	registration   metric.Registration
 	meter          metric.Meter
 	pending, disk  metric.Int64ObservableGauge
+	capacity       metric.Int64ObservableGauge
 	age            metric.Float64ObservableGauge
 	outcome        map[string]metric.RecordOption
 
@@ -49,8 +50,13 @@ type telemetry struct {
 // gauges supplies the observable gauges' values.
 type gauges interface {
 	bufferBytes() (pending, disk int64)
+	bufferMaxBytes() int64
 	oldestAgeSeconds() float64
 }
+
+// bufferMaxBytes is buffer.max_bytes, exported so that an alert can compare the buffer's fill
+// with its bound.
+func (e *rwExporter) bufferMaxBytes() int64 { return e.cfg.Buffer.MaxBytes }
 
 // newTelemetry creates the instruments; observe starts the gauges once their source exists.
 func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
@@ -60,41 +66,44 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		t.outcome[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
 	}
 	var errs, err error
-	t.buffered, err = m.Int64Counter("edgeremotewrite_samples_buffered_total", metric.WithUnit("{sample}"),
+	t.buffered, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_samples_buffered", metric.WithUnit("{sample}"),
 		metric.WithDescription("Samples written to the buffer."))
 	errs = errors.Join(errs, err)
-	t.sent, err = m.Int64Counter("edgeremotewrite_samples_sent_total", metric.WithUnit("{sample}"),
+	t.sent, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_samples_sent", metric.WithUnit("{sample}"),
 		metric.WithDescription("Samples acknowledged by the remote end."))
 	errs = errors.Join(errs, err)
-	t.retried, err = m.Int64Counter("edgeremotewrite_samples_retried_total", metric.WithUnit("{sample}"),
+	t.retried, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_samples_retried", metric.WithUnit("{sample}"),
 		metric.WithDescription("Samples in requests that failed with a retryable error and were sent again."))
 	errs = errors.Join(errs, err)
-	t.dropped, err = m.Int64Counter("edgeremotewrite_samples_dropped_total", metric.WithUnit("{sample}"),
+	t.dropped, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_samples_dropped", metric.WithUnit("{sample}"),
 		metric.WithDescription("Samples given up on, by reason."))
 	errs = errors.Join(errs, err)
-	t.droppedRecords, err = m.Int64Counter("edgeremotewrite_records_dropped_total", metric.WithUnit("{record}"),
+	t.droppedRecords, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_records_dropped", metric.WithUnit("{record}"),
 		metric.WithDescription("Buffer records given up on, by reason."))
 	errs = errors.Join(errs, err)
-	t.latency, err = m.Float64Histogram("edgeremotewrite_send_duration_seconds", metric.WithUnit("s"),
+	t.latency, err = m.Float64Histogram("otelcol_exporter_edgeremotewrite_send_duration_seconds", metric.WithUnit("s"),
 		metric.WithDescription("Duration of remote-write requests, by outcome."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	errs = errors.Join(errs, err)
 	t.refusedReqs, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_requests_refused", metric.WithUnit("{request}"),
 		metric.WithDescription("Requests the remote end answered with an error status and that are retried (the data is kept), by status_code."))
 	errs = errors.Join(errs, err)
-	pending, err := m.Int64ObservableGauge("edgeremotewrite_buffer_bytes", metric.WithUnit("By"),
+	pending, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_buffer_bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes in the on-disk buffer not yet acknowledged by the remote end."))
 	errs = errors.Join(errs, err)
-	disk, err := m.Int64ObservableGauge("edgeremotewrite_buffer_disk_bytes", metric.WithUnit("By"),
+	disk, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_buffer_disk_bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes of the buffer's segment files on disk."))
 	errs = errors.Join(errs, err)
-	age, err := m.Float64ObservableGauge("edgeremotewrite_oldest_sample_age_seconds", metric.WithUnit("s"),
+	capacity, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_buffer_max_bytes", metric.WithUnit("By"),
+		metric.WithDescription("The buffer's bound on disk (buffer.max_bytes): past it the oldest data is dropped."))
+	errs = errors.Join(errs, err)
+	age, err := m.Float64ObservableGauge("otelcol_exporter_edgeremotewrite_oldest_sample_age_seconds", metric.WithUnit("s"),
 		metric.WithDescription("Age of the oldest sample buffered and not yet acknowledged."))
 	errs = errors.Join(errs, err)
 	if errs != nil {
 		return nil, errs
 	}
-	t.meter, t.pending, t.disk, t.age = m, pending, disk, age
+	t.meter, t.pending, t.disk, t.capacity, t.age = m, pending, disk, capacity, age
 	return t, nil
 }
 
@@ -104,9 +113,10 @@ func (t *telemetry) observe(g gauges) error {
 		p, d := g.bufferBytes()
 		o.ObserveInt64(t.pending, p)
 		o.ObserveInt64(t.disk, d)
+		o.ObserveInt64(t.capacity, g.bufferMaxBytes())
 		o.ObserveFloat64(t.age, g.oldestAgeSeconds())
 		return nil
-	}, t.pending, t.disk, t.age)
+	}, t.pending, t.disk, t.capacity, t.age)
 	return err
 }
 

@@ -11,10 +11,10 @@ import (
 
 func renderings(t *testing.T) map[string][]string {
 	cases := map[string][]string{"default values": nil}
-	for _, f := range ExampleValues(t) {
+	for _, f := range append(ExampleValues(t), CIValues(t)...) {
 		cases[f] = []string{"-f", RepoRoot(t) + "/" + f}
 	}
-	require.Greater(t, len(cases), 3, "the examples' values files should be found")
+	require.Greater(t, len(cases), 6, "the examples' and ci/ values files should be found")
 	return cases
 }
 

@@ -21,27 +21,45 @@ type Object struct {
 	GVK  schema.GroupVersionKind
 	Name string
 	Obj  runtime.Object
+	// External is the decoded object of a kind client-go does not know (see externalKinds).
+	External any
 }
 
 // externalKinds are rendered kinds that client-go's scheme does not know; each is decoded
 // strictly into the struct that holds the fields the chart may set.
 var externalKinds = map[schema.GroupVersionKind]func() any{
-	{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}: func() any { return &serviceMonitor{} },
+	{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}: func() any { return &ServiceMonitor{} },
+	{Group: "monitoring.coreos.com", Version: "v1", Kind: "PrometheusRule"}: func() any { return &PrometheusRule{} },
 }
 
-// serviceMonitor holds the prometheus-operator fields the chart uses; anything else is an error.
-type serviceMonitor struct {
+// ServiceMonitor holds the prometheus-operator fields the chart uses; anything else is an error.
+type ServiceMonitor struct {
 	APIVersion string         `json:"apiVersion"`
 	Kind       string         `json:"kind"`
 	Metadata   map[string]any `json:"metadata"`
 	Spec       struct {
+		JobLabel string `json:"jobLabel"`
 		Selector struct {
 			MatchLabels map[string]string `json:"matchLabels"`
 		} `json:"selector"`
+		NamespaceSelector struct {
+			MatchNames []string `json:"matchNames"`
+		} `json:"namespaceSelector"`
 		Endpoints []struct {
 			Port     string `json:"port"`
+			Path     string `json:"path"`
 			Interval string `json:"interval"`
 		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// PrometheusRule holds a prometheus-operator PrometheusRule: rule groups as in a Prometheus rule file.
+type PrometheusRule struct {
+	APIVersion string         `json:"apiVersion"`
+	Kind       string         `json:"kind"`
+	Metadata   map[string]any `json:"metadata"`
+	Spec       struct {
+		Groups []map[string]any `json:"groups"`
 	} `json:"spec"`
 }
 
@@ -106,7 +124,7 @@ func decodeOne(strict runtime.Decoder, doc []byte) (Object, error) {
 		if err := sigsyaml.UnmarshalStrict(doc, v); err != nil {
 			return Object{}, fmt.Errorf("%s: %w", id, err)
 		}
-		return Object{GVK: gvk, Name: meta.Metadata.Name}, nil
+		return Object{GVK: gvk, Name: meta.Metadata.Name, External: v}, nil
 	}
 	obj, _, err := strict.Decode(doc, nil, nil)
 	if err != nil {

@@ -88,3 +88,20 @@ func ExampleValues(t testing.TB) []string {
 	}
 	return files
 }
+
+// CIValues lists the chart's ci/*-values.yaml files (the chart-testing convention), relative to
+// the repo.
+func CIValues(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(ChartDir(t), "ci", "*-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no ci/*-values.yaml in the chart")
+	}
+	for i, f := range files {
+		files[i], _ = filepath.Rel(RepoRoot(t), f)
+	}
+	return files
+}

@@ -2,32 +2,35 @@ package query
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+
+	"github.com/edgetel/edgetel/internal/fixtures"
 )
 
 const dashboardDir = "../../examples/dashboards"
 
 // testDashboardVars select everything, and the flaky node for the node dashboard.
-var testDashboardVars = map[string]string{"region": ".*", "site": ".*", "node_group": ".*", "node": "edge-4"}
+var testDashboardVars = map[string]string{"cluster": ".*", "region": ".*", "site": ".*", "node_group": ".*", "node": "edge-4"}
 
 // dashboardMetrics is every metric name the shipped dashboards query: the names the receiver,
 // the exporters and the kubelet must produce.
 var dashboardMetrics = []string{
 	"container_cpu_usage_seconds_total",
 	"container_memory_working_set_bytes",
-	"edgeremotewrite_buffer_bytes",
-	"edgeremotewrite_buffer_disk_bytes",
-	"edgeremotewrite_oldest_sample_age_seconds",
-	"edgeremotewrite_samples_dropped_total",
 	"kubeedge_node_connected",
 	"kubeedge_node_disconnects_total",
 	"kubeedge_node_ready",
@@ -35,10 +38,14 @@ var dashboardMetrics = []string{
 	"kubeedge_scrape_failures_total",
 	"node_cpu_usage_seconds_total",
 	"node_memory_working_set_bytes",
-	"otelcol_objstore_exporter_blocks_uploaded",
-	"otelcol_objstore_exporter_samples_dropped",
-	"otelcol_objstore_exporter_upload_failures",
-	"otelcol_objstore_exporter_upload_lag",
+	"otelcol_exporter_edgeremotewrite_buffer_bytes",
+	"otelcol_exporter_edgeremotewrite_buffer_disk_bytes",
+	"otelcol_exporter_edgeremotewrite_oldest_sample_age_seconds",
+	"otelcol_exporter_edgeremotewrite_samples_dropped",
+	"otelcol_exporter_objstore_blocks_uploaded",
+	"otelcol_exporter_objstore_samples_dropped",
+	"otelcol_exporter_objstore_upload_failures",
+	"otelcol_exporter_objstore_upload_lag",
 	"otelcol_receiver_kubeedge_scrape_failures",
 	"scrape_duration_seconds",
 	"scrape_samples_scraped",
@@ -182,4 +189,111 @@ func TestVariableExpr(t *testing.T) {
 	assert.Equal(t, `topk(3, up)`, variableExpr(`query_result(topk(3, up))`))
 	assert.Empty(t, variableExpr(`label_values(site)`))
 	assert.Empty(t, variableExpr(`label_names()`))
+}
+
+// emittedMetrics is every metric name some part of the pipeline produces: each component's
+// metadata.yaml (its own telemetry under telemetry.metrics, the series it emits into the pipeline
+// under metrics), and every series name in the kubelet captures, which the receiver passes on as
+// scraped.
+func emittedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	root, err := fixtures.RepoRoot()
+	require.NoError(t, err)
+	files, err := filepath.Glob(filepath.Join(root, "*", "*", "metadata.yaml"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 4, "the components' metadata.yaml files")
+	out := map[string]bool{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var md struct {
+			Metrics   map[string]any `json:"metrics"`
+			Telemetry struct {
+				Metrics map[string]any `json:"metrics"`
+			} `json:"telemetry"`
+		}
+		require.NoError(t, yaml.Unmarshal(raw, &md), f)
+		for name := range md.Metrics {
+			out[name] = true
+		}
+		for name := range md.Telemetry.Metrics {
+			out[name] = true
+		}
+	}
+	dir, err := fixtures.Dir()
+	require.NoError(t, err)
+	captures, err := filepath.Glob(filepath.Join(dir, "kubelet", "metrics-*.txt"))
+	require.NoError(t, err)
+	require.NotEmpty(t, captures, "the kubelet captures in %s (set EDGETEL_FIXTURES)", dir)
+	for _, f := range captures {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for line := range strings.SplitSeq(string(raw), "\n") {
+			if line == "" || line[0] == '#' {
+				continue
+			}
+			out[line[:strings.IndexAny(line+" ", "{ ")]] = true
+		}
+	}
+	return out
+}
+
+// unemitted returns the metric names the expressions select that are not in emitted.
+func unemitted(exprs map[DashboardQuery]parser.Expr, emitted map[string]bool) []string {
+	var out []string
+	for q, expr := range exprs {
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if vs, ok := n.(*parser.VectorSelector); ok && !emitted[vs.Name] {
+				out = append(out, fmt.Sprintf("%s %s: %s", q.File, q.Where, vs.Name))
+			}
+			return nil
+		})
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestDashboardMetricsAreEmitted fails when a dashboard names a metric that no component lists in
+// its metadata.yaml and no kubelet serves, as a renamed self-telemetry metric would.
+func TestDashboardMetricsAreEmitted(t *testing.T) {
+	emitted := emittedMetrics(t)
+	assert.Empty(t, unemitted(parsedDashboardQueries(t), emitted))
+
+	old, err := parser.NewParser(parser.Options{}).ParseExpr(`sum(rate(edgeremotewrite_samples_dropped_total[5m])) / sum(up)`)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"x.json p / A: edgeremotewrite_samples_dropped_total"},
+		unemitted(map[DashboardQuery]parser.Expr{{File: "x.json", Where: "p / A"}: old}, emitted))
+}
+
+// TestDashboardsSelectCluster checks that every dashboard has a cluster variable and that every
+// selector of every expression (panels and variables alike) is restricted by it.
+func TestDashboardsSelectCluster(t *testing.T) {
+	qs, err := DashboardQueries(dashboardDir)
+	require.NoError(t, err)
+	files := map[string]bool{}
+	for _, q := range qs {
+		if q.Where == "variable cluster" {
+			files[q.File] = true
+			continue
+		}
+		vars := maps.Clone(testDashboardVars)
+		vars["cluster"] = "the-cluster"
+		s, err := Substitute(q.Expr, vars)
+		require.NoError(t, err)
+		expr, err := parser.NewParser(parser.Options{}).ParseExpr(s)
+		require.NoError(t, err)
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if vs, ok := n.(*parser.VectorSelector); ok {
+				assert.True(t, slices.ContainsFunc(vs.LabelMatchers, func(m *labels.Matcher) bool {
+					return m.Name == "cluster" && m.Value == "the-cluster"
+				}), "%s %s: %s has no cluster=~\"$cluster\"", q.File, q.Where, vs)
+			}
+			return nil
+		})
+	}
+	dashboards, err := filepath.Glob(filepath.Join(dashboardDir, "*.json"))
+	require.NoError(t, err)
+	for _, d := range dashboards {
+		assert.True(t, files[filepath.Base(d)], "%s has no cluster variable", d)
+	}
 }

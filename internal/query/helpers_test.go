@@ -129,14 +129,14 @@ func (f fleet) appendSelfMetrics(t testing.TB, app storage.AppenderV2, from, to 
 			l labels.Labels
 			v float64
 		}{
-			{ls("edgeremotewrite_buffer_bytes"), 4096 + float64(int(k)%5)*1024},
-			{ls("edgeremotewrite_buffer_disk_bytes"), 1 << 20},
-			{ls("edgeremotewrite_oldest_sample_age_seconds"), 2 + float64(int(k)%3)},
-			{ls("edgeremotewrite_samples_dropped_total"), k / 10},
-			{ls("otelcol_objstore_exporter_upload_lag"), float64(int(k) % 240 * 15)},
-			{ls("otelcol_objstore_exporter_upload_failures"), float64(int(k) / 100)},
-			{ls("otelcol_objstore_exporter_blocks_uploaded"), float64(int(k) / 240)},
-			{ls("otelcol_objstore_exporter_samples_dropped", "reason", "out_of_order"), k},
+			{ls("otelcol_exporter_edgeremotewrite_buffer_bytes"), 4096 + float64(int(k)%5)*1024},
+			{ls("otelcol_exporter_edgeremotewrite_buffer_disk_bytes"), 1 << 20},
+			{ls("otelcol_exporter_edgeremotewrite_oldest_sample_age_seconds"), 2 + float64(int(k)%3)},
+			{ls("otelcol_exporter_edgeremotewrite_samples_dropped"), k / 10},
+			{ls("otelcol_exporter_objstore_upload_lag"), float64(int(k) % 240 * 15)},
+			{ls("otelcol_exporter_objstore_upload_failures"), float64(int(k) / 100)},
+			{ls("otelcol_exporter_objstore_blocks_uploaded"), float64(int(k) / 240)},
+			{ls("otelcol_exporter_objstore_samples_dropped", "reason", "out_of_order"), k},
 			{ls("otelcol_receiver_kubeedge_scrape_failures"), k * 3},
 		} {
 			_, err := app.Append(0, s.l, 0, ts.UnixMilli(), s.v, nil, nil, storage.AppendV2Options{})

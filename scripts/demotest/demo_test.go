@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,6 +89,7 @@ func TestDemo(t *testing.T) {
 	require.Len(t, f.Nodes, nodes)
 	victim := f.Nodes[0]
 	vars := map[string]string{
+		"cluster":    "demo", // examples/local/config.yaml's external label
 		"node":       victim.Name,
 		"site":       victim.Labels[fleet.LabelSite],
 		"region":     victim.Labels[fleet.LabelRegion],
@@ -134,6 +136,7 @@ func TestDemo(t *testing.T) {
 	}
 	t.Logf("all %d dashboard expressions returned data %s after the demo reported running",
 		len(qs), time.Since(r1.running).Round(time.Second))
+	d.checkSelfTelemetry(t, qs, from)
 
 	// What the first run leaves: the blocks in the bucket and what the query API answers over them.
 	end := time.Now()
@@ -172,10 +175,10 @@ func TestDemo(t *testing.T) {
 //     scrape failures, up == 0, a tunnel disconnect;
 //   - edgesim's clock jumps 15 minutes ahead (/api/advance, 60 steps of 15s), as an edge node
 //     with a wrong clock: the objstore exporter drops its timestamped samples as too far in the
-//     future (otelcol_objstore_exporter_samples_dropped). edgesim's clock stays ahead for the
+//     future (otelcol_exporter_objstore_samples_dropped). edgesim's clock stays ahead for the
 //     rest of the run, so cAdvisor and resource data stop; the panels still have the earlier data;
 //   - the bucket becomes unreachable until a block upload has failed
-//     (otelcol_objstore_exporter_upload_failures), then comes back and the backlog is uploaded.
+//     (otelcol_exporter_objstore_upload_failures), then comes back and the backlog is uploaded.
 //
 // The remote-write rejections come from the demo's configuration (see TestDemo).
 func (d *demo) injectFaults(t *testing.T, node string) {
@@ -212,15 +215,42 @@ func (d *demo) injectFaults(t *testing.T, node string) {
 
 	d.admin(t, http.MethodPost, "/api/advance?steps=60")
 	waitFor(t, time.Minute, "samples dropped as too far in the future", func() bool {
-		return d.selfMetric(t, "otelcol_objstore_exporter_samples_dropped", `reason="too_far_in_future"`) > 0
+		return d.selfMetric(t, "otelcol_exporter_objstore_samples_dropped", `reason="too_far_in_future"`) > 0
 	})
 
 	// A block is cut every minute; its upload fails while the bucket is gone.
 	waitFor(t, 3*time.Minute, "a failed block upload", func() bool {
-		return d.selfMetric(t, "otelcol_objstore_exporter_upload_failures", "") > 0
+		return d.selfMetric(t, "otelcol_exporter_objstore_upload_failures", "") > 0
 	})
 	restore()
 }
+
+// checkSelfTelemetry checks that the data of the pipeline-health dashboard's own-telemetry panels
+// (every otelcol_* metric it names) is the collector's own, scraped into its pipeline as job
+// edgetelcol (examples/local/config.yaml's prometheus/self), and reached the query API.
+func (d *demo) checkSelfTelemetry(t *testing.T, qs []query.DashboardQuery, from time.Time) {
+	t.Helper()
+	names := map[string]bool{}
+	for _, q := range qs {
+		if q.File != "edgetel-pipeline-health.json" {
+			continue
+		}
+		for _, m := range otelcolMetricRe.FindAllString(q.Expr, -1) {
+			names[m] = true
+		}
+	}
+	require.GreaterOrEqual(t, len(names), 5, "the pipeline-health dashboard's own-telemetry metrics")
+	for name := range names {
+		expr := fmt.Sprintf(`count by (job) (%s{job="edgetelcol"})`, name)
+		code, resp, body, err := d.api("/api/v1/query_range", url.Values{"query": {expr},
+			"start": {unix(from)}, "end": {unix(time.Now())}, "step": {"15"}})
+		require.NoError(t, err, expr)
+		require.Equal(t, http.StatusOK, code, "%s: %s", expr, body)
+		assert.Len(t, resp.Data.Result, 1, "%s: the collector's own series of %s in the query API: %s", expr, name, body)
+	}
+}
+
+var otelcolMetricRe = regexp.MustCompile(`\botelcol_[a-z0-9_]+`)
 
 // demo is one data directory and set of ports, shared by the runs of a test.
 type demo struct {

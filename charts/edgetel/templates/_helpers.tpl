@@ -64,3 +64,44 @@ app.kubernetes.io/component: {{ .name }}
 {{- include "edgetel.component" (dict "root" . "name" "bucket") }}
 {{- end }}
 {{- end }}
+
+{{/* edgetel.goMemLimit: GOMEMLIMIT in bytes, percent of a memory limit such as 2Gi or 512M, e.g.
+(dict "limit" .Values.collector.resources.limits.memory "percent" 80). Empty without a limit. */}}
+{{- define "edgetel.goMemLimit" -}}
+{{- with .limit }}
+{{- $s := toString . }}
+{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $s }}
+{{- $unit := trimPrefix $num $s }}
+{{- if or (not $num) (and $unit (not (hasKey $units $unit))) }}
+{{- fail (printf "resources.limits.memory %q: want a number with an optional Ki, Mi, Gi, Ti, K, M, G or T suffix" $s) }}
+{{- end }}
+{{- $bytes := mulf (float64 $num) (float64 (default 1 (get $units $unit))) }}
+{{- printf "%d" (int64 (divf (mulf $bytes (float64 $.percent)) 100)) }}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.selfScrapeJob: the job of the collector's own telemetry, wherever it is scraped. */}}
+{{- define "edgetel.selfScrapeJob" -}}
+edgetelcol
+{{- end }}
+
+{{/* edgetel.cloudcoreCAMessage: what to do when the cloudcore CA Secret is missing. */}}
+{{- define "edgetel.cloudcoreCAMessage" -}}
+{{- $s := .Values.collector.cloudcore.caSecret -}}
+The collector needs cloudcore's stream CA in Secret {{ $s.name }} (key {{ $s.key }}) in namespace {{ .Release.Namespace }}.
+Create it from streamCA.crt alone (cloudcore's own Secret also holds its private key: do not copy that Secret):
+  kubectl -n {{ .Release.Namespace }} create secret generic {{ $s.name }} --from-file={{ $s.key }}=<(kubectl -n {{ .Values.onboard.kubeedgeNamespace }} get secret cloudcore -o jsonpath='{.data.streamCA\.crt}' | base64 -d)
+{{- end }}
+
+{{/* edgetel.checkCloudcoreCA: at install or upgrade against a cluster (not helm template, where
+lookup finds nothing, not even the release namespace), fail early when the CA Secret is missing. */}}
+{{- define "edgetel.checkCloudcoreCA" -}}
+{{- $c := .Values.collector -}}
+{{- if and $c.enabled (eq $c.transport "cloudcore") $c.cloudcore.caSecret.checkAtInstall (lookup "v1" "Namespace" "" .Release.Namespace) }}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace $c.cloudcore.caSecret.name }}
+{{- if not (and $secret (hasKey (default (dict) $secret.data) $c.cloudcore.caSecret.key)) }}
+{{- fail (printf "\nSecret %s (key %s) is missing in namespace %s.\n%s\n(collector.cloudcore.caSecret.checkAtInstall=false skips this check.)" $c.cloudcore.caSecret.name $c.cloudcore.caSecret.key .Release.Namespace (include "edgetel.cloudcoreCAMessage" .)) }}
+{{- end }}
+{{- end }}
+{{- end }}

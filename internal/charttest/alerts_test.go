@@ -1,0 +1,124 @@
+package charttest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// rulesFile is the one source of the alerting rules: the chart renders it as a PrometheusRule and
+// a ConfigMap, and it is loaded as it is by Prometheus or Thanos Ruler.
+const rulesFile = "charts/edgetel/files/edgetel-alerts.yaml"
+
+// rulesTest is its promtool unit test file.
+const rulesTest = "internal/charttest/testdata/edgetel-alerts_test.yaml"
+
+// Promtool returns the promtool binary the Makefile installed (EDGETEL_PROMTOOL); the test skips
+// when it is missing.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	path := os.Getenv("EDGETEL_PROMTOOL")
+	if path == "" {
+		t.Skip("EDGETEL_PROMTOOL is not set: run through `make test`, which installs promtool into ./bin")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("EDGETEL_PROMTOOL=%s: %v", path, err)
+	}
+	return path
+}
+
+type ruleGroups struct {
+	Groups []struct {
+		Name  string `json:"name"`
+		Rules []struct {
+			Alert string `json:"alert"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+func alertNames(t *testing.T, raw []byte) []string {
+	t.Helper()
+	var g ruleGroups
+	require.NoError(t, sigsyaml.Unmarshal(raw, &g))
+	var names []string
+	for _, grp := range g.Groups {
+		for _, r := range grp.Rules {
+			names = append(names, r.Alert)
+		}
+	}
+	return names
+}
+
+// TestAlertRules checks the rules with promtool and runs their unit tests, after checking that
+// the tests have, for every alert, a case where it fires and a case where it stays quiet.
+func TestAlertRules(t *testing.T) {
+	root := RepoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, rulesFile))
+	require.NoError(t, err)
+	alerts := alertNames(t, raw)
+	require.GreaterOrEqual(t, len(alerts), 10)
+
+	testRaw, err := os.ReadFile(filepath.Join(root, rulesTest))
+	require.NoError(t, err)
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `json:"alertname"`
+				ExpAlerts []any  `json:"exp_alerts"`
+			} `json:"alert_rule_test"`
+		} `json:"tests"`
+	}
+	require.NoError(t, sigsyaml.Unmarshal(testRaw, &tests))
+	fires, quiet := map[string]bool{}, map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			require.Contains(t, alerts, a.Alertname, "a test of an alert that does not exist")
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	for _, a := range alerts {
+		assert.True(t, fires[a], "%s: no promtool case where it fires", a)
+		assert.True(t, quiet[a], "%s: no promtool case where it stays quiet", a)
+	}
+
+	promtool := Promtool(t)
+	out, err := exec.Command(promtool, "check", "rules", filepath.Join(root, rulesFile)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command(promtool, "test", "rules", filepath.Join(root, rulesTest)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "SUCCESS")
+}
+
+// TestPrometheusRuleIsTheRulesFile checks that the PrometheusRule and the ConfigMap the chart
+// renders carry the rules file unchanged.
+func TestPrometheusRuleIsTheRulesFile(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(RepoRoot(t), rulesFile))
+	require.NoError(t, err)
+	var want struct {
+		Groups []map[string]any `json:"groups"`
+	}
+	require.NoError(t, sigsyaml.Unmarshal(raw, &want))
+
+	objs := rendered(t, ciValues(t, "monitoring-values.yaml")...)
+	pr := find[*PrometheusRule](t, objs, "PrometheusRule", "edgetel-alerts")
+	assert.Equal(t, want.Groups, pr.Spec.Groups)
+	assert.Equal(t, "kube-prometheus-stack", pr.Metadata["labels"].(map[string]any)["release"])
+	cm := find[*corev1.ConfigMap](t, objs, "ConfigMap", "edgetel-alerts")
+	assert.Equal(t, strings.TrimSpace(string(raw)), strings.TrimSpace(cm.Data["edgetel-alerts.yaml"]))
+
+	objs = rendered(t)
+	assert.False(t, slices.ContainsFunc(objs, func(o Object) bool { return o.GVK.Kind == "PrometheusRule" }),
+		"no PrometheusRule unless asked: the CRD may not exist")
+}
