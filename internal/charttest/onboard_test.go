@@ -32,7 +32,8 @@ func renderObjects(t *testing.T, args ...string) []Object {
 	return objs
 }
 
-func find[T any](objs []Object, name string) (T, bool) {
+// findNamed returns the first rendered object of type T (named name, unless name is empty).
+func findNamed[T any](objs []Object, name string) (T, bool) {
 	for _, o := range objs {
 		if v, ok := o.Obj.(T); ok && (name == "" || o.Name == name) {
 			return v, true
@@ -89,13 +90,13 @@ func TestJoinAPIIsTLSAndFenced(t *testing.T) {
 	objs := renderObjects(t, onboardingValues(t)...)
 	const name = "edgetel-onboard-controller"
 
-	svc, ok := find[*corev1.Service](objs, name)
+	svc, ok := findNamed[*corev1.Service](objs, name)
 	require.True(t, ok)
 	require.Len(t, svc.Spec.Ports, 1)
 	assert.Equal(t, int32(443), svc.Spec.Ports[0].Port)
 	assert.Equal(t, "https", svc.Spec.Ports[0].Name)
 
-	dep, ok := find[*appsv1.Deployment](objs, name)
+	dep, ok := findNamed[*appsv1.Deployment](objs, name)
 	require.True(t, ok)
 	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
 	for _, want := range []string{"-tls-cert-file=/etc/edgetel/join-tls/tls.crt", "-tls-key-file=/etc/edgetel/join-tls/tls.key",
@@ -108,7 +109,7 @@ func TestJoinAPIIsTLSAndFenced(t *testing.T) {
 			secretName = v.Secret.SecretName
 		}
 	}
-	sec, ok := find[*corev1.Secret](objs, secretName)
+	sec, ok := findNamed[*corev1.Secret](objs, secretName)
 	require.True(t, ok, "the join API's certificate Secret %q is rendered", secretName)
 	assert.Equal(t, corev1.SecretTypeTLS, sec.Type)
 	block, _ := pem.Decode(sec.Data["tls.crt"])
@@ -127,13 +128,13 @@ func TestJoinAPIIsTLSAndFenced(t *testing.T) {
 
 	// An operator's certificate replaces the generated one.
 	own := renderObjects(t, append(onboardingValues(t), "--set", "onboard.controller.joinAPI.tls.existingSecret=my-tls")...)
-	_, generated := find[*corev1.Secret](own, name+"-tls")
+	_, generated := findNamed[*corev1.Secret](own, name+"-tls")
 	assert.False(t, generated)
-	dep, _ = find[*appsv1.Deployment](own, name)
+	dep, _ = findNamed[*appsv1.Deployment](own, name)
 	assert.True(t, slices.ContainsFunc(dep.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Secret != nil && v.Secret.SecretName == "my-tls" }))
 
 	// The NetworkPolicy covers the controller's pods; the join port is open only to the peers named.
-	np, ok := find[*networkingv1.NetworkPolicy](objs, name)
+	np, ok := findNamed[*networkingv1.NetworkPolicy](objs, name)
 	require.True(t, ok)
 	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
 	require.NoError(t, err)
@@ -146,26 +147,26 @@ func TestJoinAPIIsTLSAndFenced(t *testing.T) {
 		}
 	}
 	closed := renderObjects(t, append(onboardingValues(t), "--set", "onboard.controller.networkPolicy.joinFrom=null")...)
-	np, _ = find[*networkingv1.NetworkPolicy](closed, name)
+	np, _ = findNamed[*networkingv1.NetworkPolicy](closed, name)
 	for _, rule := range np.Spec.Ingress {
 		assert.NotEqual(t, "join", rule.Ports[0].Port.String(), "no peer named: the join port is closed")
 	}
 
 	// Two replicas: a PDB keeps one through drains.
-	pdb, ok := find[*policyv1.PodDisruptionBudget](objs, name)
+	pdb, ok := findNamed[*policyv1.PodDisruptionBudget](objs, name)
 	require.True(t, ok)
 	assert.Equal(t, 1, pdb.Spec.MinAvailable.IntValue())
 	sel, err = metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 	require.NoError(t, err)
 	assert.True(t, sel.Matches(labels.Set(dep.Spec.Template.Labels)))
-	_, ok = find[*policyv1.PodDisruptionBudget](renderObjects(t, append(onboardingValues(t), "--set", "onboard.controller.replicas=1")...), name)
+	_, ok = findNamed[*policyv1.PodDisruptionBudget](renderObjects(t, append(onboardingValues(t), "--set", "onboard.controller.replicas=1")...), name)
 	assert.False(t, ok, "no PDB for a single replica: it would block every drain")
 }
 
 // The agent's rules stay through rollouts and drains: no preStop removes them.
 func TestAgentKeepsRulesOnRollout(t *testing.T) {
 	objs := renderObjects(t, onboardingValues(t)...)
-	ds, ok := find[*appsv1.DaemonSet](objs, "edgetel-onboard-agent")
+	ds, ok := findNamed[*appsv1.DaemonSet](objs, "edgetel-onboard-agent")
 	require.True(t, ok)
 	c := ds.Spec.Template.Spec.Containers[0]
 	assert.Nil(t, c.Lifecycle, "no lifecycle hook removes the rules")

@@ -18,7 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
-	"github.com/edgetel/edgetel/internal/fixtures"
+	"github.com/edgetel/edgetel/internal/edgesim/captures"
+	"github.com/edgetel/edgetel/internal/repo"
 )
 
 const dashboardDir = "../../examples/dashboards"
@@ -197,7 +198,7 @@ func TestVariableExpr(t *testing.T) {
 // scraped.
 func emittedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	root, err := fixtures.RepoRoot()
+	root, err := repo.Root()
 	require.NoError(t, err)
 	files, err := filepath.Glob(filepath.Join(root, "*", "*", "metadata.yaml"))
 	require.NoError(t, err)
@@ -220,13 +221,8 @@ func emittedMetrics(t *testing.T) map[string]bool {
 			out[name] = true
 		}
 	}
-	dir, err := fixtures.Dir()
-	require.NoError(t, err)
-	captures, err := filepath.Glob(filepath.Join(dir, "kubelet", "metrics-*.txt"))
-	require.NoError(t, err)
-	require.NotEmpty(t, captures, "the kubelet captures in %s (set EDGETEL_FIXTURES)", dir)
-	for _, f := range captures {
-		raw, err := os.ReadFile(f)
+	for _, name := range []string{captures.Cadvisor, captures.Resource, captures.Kubelet} {
+		raw, err := captures.Read(name)
 		require.NoError(t, err)
 		for line := range strings.SplitSeq(string(raw), "\n") {
 			if line == "" || line[0] == '#' {
