@@ -49,6 +49,17 @@ func TestOnboardingOffByDefault(t *testing.T) {
 		assert.NotContains(t, o.Name, "onboard", "%s %s rendered with the default values", o.GVK.Kind, o.Name)
 		assert.NotEqual(t, "CustomResourceDefinition", o.GVK.Kind, "CRD %s rendered with onboarding off", o.Name)
 	}
+	// With onboarding on, the CRD comes with it (rendered from files/, not helm's always-installed crds/).
+	crds := 0
+	for _, o := range renderObjects(t, onboardingValues(t)...) {
+		if o.GVK.Kind == "CustomResourceDefinition" && o.Name == "iptablesrules.onboard.edgetel.io" {
+			crds++
+		}
+	}
+	assert.Equal(t, 1, crds)
+	inCRDs, err := filepath.Glob(filepath.Join(ChartDir(t), "crds", "*"))
+	require.NoError(t, err)
+	assert.Empty(t, inCRDs, "nothing in crds/: helm would install it with every release")
 }
 
 // The join API hands out cloudcore's join token: the chart refuses to render it open to all.

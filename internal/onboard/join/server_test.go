@@ -33,8 +33,8 @@ const (
 	bearer      = "caller-secret-0123456789"
 	otherBearer = "operator-secret-0123456789"
 	outsider    = "outsider-secret-0123456789"
-	joinToken = "3b5a3e1d8c0f4a6b9e2d7c1a5f8e3b6d0a9c4e7f2b5d8a1c6e9f3b7d0a4c8e2f.eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDB9.c2lnbmF0dXJl"
-	ccYAML    = `modules:
+	joinToken   = "3b5a3e1d8c0f4a6b9e2d7c1a5f8e3b6d0a9c4e7f2b5d8a1c6e9f3b7d0a4c8e2f.eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDB9.c2lnbmF0dXJl"
+	ccYAML      = `modules:
   cloudHub:
     advertiseAddress: [192.168.1.10]
     websocket: {port: 10000}
