@@ -103,9 +103,18 @@ func TestJoinAPIIsTLSAndFenced(t *testing.T) {
 
 	svc, ok := findNamed[*corev1.Service](objs, name)
 	require.True(t, ok)
-	require.Len(t, svc.Spec.Ports, 1)
-	assert.Equal(t, int32(443), svc.Spec.Ports[0].Port)
-	assert.Equal(t, "https", svc.Spec.Ports[0].Name)
+	// The join port is served once, as TLS on 443; the only other port is the plain metrics one.
+	var join []corev1.ServicePort
+	for _, p := range svc.Spec.Ports {
+		if p.TargetPort.String() == "join" {
+			join = append(join, p)
+		} else {
+			assert.Equal(t, "metrics", p.Name)
+		}
+	}
+	require.Len(t, join, 1)
+	assert.Equal(t, int32(443), join[0].Port)
+	assert.Equal(t, "https", join[0].Name)
 
 	dep, ok := findNamed[*appsv1.Deployment](objs, name)
 	require.True(t, ok)

@@ -278,10 +278,6 @@ func TestNotesHintsWork(t *testing.T) {
 	assert.Contains(t, string(notes), "helm test edgetel -n edgetel")
 }
 
-// pdbPending are multi-replica components whose disruption budget another change of issue #22
-// brings (the onboarding controller's); remove an entry once that change is in.
-var pdbPending = map[string]bool{"edgetel-onboard-controller": true}
-
 // TestMultiReplicaWorkloadsHaveDisruptionBudgets checks, for every rendering, that each Deployment
 // or StatefulSet with more than one replica has a PodDisruptionBudget selecting its pods.
 func TestMultiReplicaWorkloadsHaveDisruptionBudgets(t *testing.T) {
@@ -305,7 +301,7 @@ func TestMultiReplicaWorkloadsHaveDisruptionBudgets(t *testing.T) {
 				default:
 					continue
 				}
-				if replicas == nil || *replicas < 2 || pdbPending[o.Name] {
+				if replicas == nil || *replicas < 2 {
 					continue
 				}
 				covered := false
@@ -369,7 +365,7 @@ func TestServiceMonitorsSelectTheirServices(t *testing.T) {
 		}
 		assert.Len(t, matched, 1, "%s selects %v", o.Name, matched)
 	}
-	assert.ElementsMatch(t, []string{"edgetel-collector", "edgetel-query"}, monitors)
+	assert.ElementsMatch(t, []string{"edgetel-collector", "edgetel-query", "edgetel-onboard-controller"}, monitors)
 	assert.Equal(t, "edgetel.io/job", find[*ServiceMonitor](t, objs, "ServiceMonitor", "edgetel-collector").Spec.JobLabel)
 }
 
