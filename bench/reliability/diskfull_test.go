@@ -36,7 +36,7 @@ func TestDiskFullUnderBuffer(t *testing.T) {
 	env := newEnv(t, 4)
 	sys := env.Dir + "/edgetelcol-direct/data"
 	// Mounted before the collector starts, so its cleanup (LIFO) runs after the collector stops.
-	mountTmpfs(t, sys, "3m")
+	mountTmpfs(t, sys, "1m")
 	c := startCollector(t, env, "direct", 0, nil)
 	require.Equal(t, sys, c.params.DataDir)
 	base := steady(t, c)
