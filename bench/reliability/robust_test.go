@@ -67,6 +67,13 @@ func TestCardinalityBombNode(t *testing.T) {
 		}
 	}
 	after := scrapeCounts(t, c)
+	if m, err := c.metrics(); err == nil {
+		for k, v := range m {
+			if strings.Contains(k, "kubeedge_scrape_failures") && strings.Contains(k, "{") {
+				t.Logf("%s %v", k, v)
+			}
+		}
+	}
 	rounds := int(time.Since(start) / interval)
 	t.Logf("RSS steady %d MiB, peak during the bomb %d MiB; %d rounds, %v good scrapes, %v failures",
 		base.RSS>>20, peak.RSS>>20, rounds, after.good-before.good, after.limited-before.limited)
