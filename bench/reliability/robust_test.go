@@ -55,12 +55,19 @@ func TestCardinalityBombNode(t *testing.T) {
 	c := startCollector(t, env, "direct", 0, nil)
 	base := steady(t, c)
 	bomb := env.Sim.Fleet().Nodes[0].Name
+	// The baseline: good scrapes of the whole fleet in as many rounds before the bomb.
+	const rounds = 12
 	before := scrapeCounts(t, c)
+	baseStart := time.Now()
+	wait(rounds * interval)
+	baseline := scrapeCounts(t, c).good - before.good
+	baseRounds := int(time.Since(baseStart) / interval)
+	before = scrapeCounts(t, c)
 	env.Sim.SetExplosion(bomb, 1_000_000)
 	t.Cleanup(func() { env.Sim.SetExplosion(bomb, 0) })
 	start := time.Now()
 	var peak harness.ProcSample
-	for range 12 {
+	for range rounds {
 		wait(interval)
 		if p := c.rss(); p.RSS > peak.RSS {
 			peak = p
@@ -74,12 +81,15 @@ func TestCardinalityBombNode(t *testing.T) {
 			}
 		}
 	}
-	rounds := int(time.Since(start) / interval)
-	t.Logf("RSS steady %d MiB, peak during the bomb %d MiB; %d rounds, %v good scrapes, %v failures",
-		base.RSS>>20, peak.RSS>>20, rounds, after.good-before.good, after.limited-before.limited)
+	bombRounds := int(time.Since(start) / interval)
+	good := after.good - before.good
+	t.Logf("RSS steady %d MiB, peak during the bomb %d MiB", base.RSS>>20, peak.RSS>>20)
+	t.Logf("good scrapes: %v in %d rounds before the bomb (every round: %d), %v of the other nodes in %d rounds during it (every round: %d); %v limit failures",
+		baseline, baseRounds, nodes*endpoints*baseRounds, good, bombRounds, (nodes-1)*endpoints*bombRounds, after.limited-before.limited)
 	assert.Positive(t, after.limited-before.limited, "the bomb's scrapes fail on the default limits")
-	assert.GreaterOrEqual(t, after.good-before.good, float64((nodes-1)*endpoints*(rounds-1)),
-		"every endpoint of every other node scraped every round")
+	// Every round on a quiet machine; on a loaded one, no fewer than the same nodes got before.
+	want := min(float64((nodes-1)*endpoints*(bombRounds-1)), baseline*(nodes-1)/nodes*0.9)
+	assert.GreaterOrEqual(t, good, want, "the other nodes are scraped as often as before the bomb")
 	exited, _ := c.proc.Exited()
 	require.False(t, exited, "the collector survives the bomb")
 	boundedRSS(t, base, peak)
