@@ -36,21 +36,23 @@ func TestDiskFullUnderBuffer(t *testing.T) {
 	env := newEnv(t, 4)
 	sys := env.Dir + "/edgetelcol-direct/data"
 	// Mounted before the collector starts, so its cleanup (LIFO) runs after the collector stops.
-	mountTmpfs(t, sys, "3m")
+	mountTmpfs(t, sys, "1m")
 	c := startCollector(t, env, "direct", 0, nil)
 	require.Equal(t, sys, c.params.DataDir)
 	base := steady(t, c)
 	env.Sink.SetDown(http.StatusServiceUnavailable)
-	wait(30 * interval)
-	m, err := c.metrics()
-	require.NoError(t, err)
+	var m map[string]float64
+	assert.Eventually(t, func() bool {
+		var err error
+		m, err = c.metrics()
+		return err == nil && dropped(m, "disk_full") > 0
+	}, 3*time.Minute, interval, "a full disk drops the oldest data to make room, counted")
 	refused := counter(m, "kubeedge_consume_errors")
-	assert.Positive(t, dropped(m, "disk_full"), "a full disk drops the oldest data to make room, counted")
 	exited, _ := c.proc.Exited()
 	require.False(t, exited, "the collector must survive a full disk")
 	env.Sink.SetDown(0)
 	a := c.drain(2 * time.Minute)
-	m, err = c.metrics()
+	m, err := c.metrics()
 	require.NoError(t, err)
 	t.Logf("refused batches %v, buffered %v, sent %v, dropped %v", refused, a.buffered, a.sent, a.dropped)
 	assert.Equal(t, a.dropped, dropped(m, "disk_full"), "only the full disk dropped data")

@@ -21,7 +21,11 @@ import (
 // maximum with two containers per pod is about 330 cgroups, 27,000 cadvisor samples: 50,000 per
 // endpoint leaves room. 100,000 series per node covers all three endpoints of such a node and
 // bounds the series cache one node can fill at about 40 MB (≈ 400 B per cached series).
+//
+// A cadvisor body is 1.4 MB for those 19 pods, about 8 MB at 110 pods: 16 MiB leaves twice that,
+// and a bomb's body fails (body_too_large) before it is parsed or held.
 const (
+	DefaultBodySizeLimit   = 16 << 20
 	DefaultSampleLimit     = 50_000
 	DefaultNodeSeriesLimit = 100_000
 )
@@ -38,7 +42,7 @@ func createDefaultConfig() component.Config {
 		ScrapeTimeout:        10 * time.Second,
 		Job:                  "kubeedge",
 		MaxConcurrentScrapes: 256,
-		BodySizeLimit:        64 << 20,
+		BodySizeLimit:        DefaultBodySizeLimit,
 		SampleLimit:          DefaultSampleLimit,
 		NodeSeriesLimit:      DefaultNodeSeriesLimit,
 		HonorTimestamps:      true,

@@ -285,7 +285,7 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 	// Bodies are pooled across nodes rather than kept per node: a cadvisor body is 1-2 MB, and
 	// only the scrapes in progress need one.
 	buf := l.r.bodies.Get().(*bytes.Buffer)
-	defer l.r.bodies.Put(buf)
+	defer l.putBody(buf)
 	body, contentType, err := l.fetch(ctx, t.path, buf)
 	var st promconv.Stats
 	if err == nil {
@@ -306,6 +306,16 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 	res.dropped = st.Scraped - st.PostRelabel
 	l.r.tel.scrape(true, res.kept, res.dropped, st.Stale)
 	return res
+}
+
+// maxPooledBody is the largest body buffer kept for reuse: one node serving a huge body (a
+// cardinality bomb) must not leave buffers of that size behind for every scrape slot.
+const maxPooledBody = 8 << 20
+
+func (l *nodeLoop) putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBody {
+		l.r.bodies.Put(buf)
+	}
 }
 
 func (l *nodeLoop) failed(t *target, res result, st promconv.Stats, err error) result {
