@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -186,6 +187,7 @@ func (e *objstoreExporter) cut(ctx context.Context) error {
 	for _, b := range e.db.Blocks() {
 		known[b.Meta().ULID] = struct{}{}
 	}
+	headMin := e.db.Head().MinTime()
 	if err := e.db.Compact(ctx); err != nil {
 		return fmt.Errorf("cut block: %w", err)
 	}
@@ -195,6 +197,9 @@ func (e *objstoreExporter) cut(ctx context.Context) error {
 			cut++
 		}
 	}
+	// A block that retention deleted within Compact (local_max_bytes) is not in Blocks(); the
+	// head still moved past its range.
+	cut = max(cut, e.headBlocksCut(headMin, e.db.Head().MinTime()))
 	if cut > 0 {
 		e.tel.blocksCut.Add(ctx, int64(cut))
 		e.lock <- struct{}{}
@@ -208,6 +213,16 @@ func (e *objstoreExporter) cut(ctx context.Context) error {
 // the latest: a batch that cannot be stored in time is refused with a permanent error and
 // counted, so that the exporters after this one in the pipeline (remote write) still receive
 // it. A commit that overruns the deadline finishes in the background; its samples are kept.
+// headBlocksCut is how many block ranges the head's start moved over.
+func (e *objstoreExporter) headBlocksCut(before, after int64) int {
+	d := e.cfg.BlockDuration.Milliseconds()
+	if before == math.MaxInt64 || after == math.MaxInt64 || after <= before {
+		return 0
+	}
+	start := before - ((before%d)+d)%d // the range holding before
+	return int((after - start) / d)
+}
+
 func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	if e.stalled.Load() {
 		return e.refuse(ctx, reasonStalled, errors.New("the local disk has not finished the previous append"))
@@ -221,6 +236,7 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 		<-e.lock
 		return errors.New("objstore exporter not started")
 	}
+	sh := e.shipper // read under the lock: Shutdown clears it
 	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series, maxT: time.Now().Add(maxFutureSkew).UnixMilli()}
 	st, err := e.conv.Convert(md, app)
 	if err != nil {
@@ -247,7 +263,7 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	}()
 	select {
 	case err := <-done:
-		return e.commitFailed(ctx, err, st.Unsupported)
+		return e.commitFailed(ctx, sh, err, st.Unsupported)
 	case <-ctx.Done():
 		mu.Lock()
 		if !finished {
@@ -260,7 +276,7 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 
 // commitFailed turns a commit error into the push's result: a full disk also makes tsdb's next
 // retention pass drop the oldest local block.
-func (e *objstoreExporter) commitFailed(ctx context.Context, err error, unsupported int) error {
+func (e *objstoreExporter) commitFailed(ctx context.Context, sh *shipper, err error, unsupported int) error {
 	if err == nil {
 		if unsupported > 0 {
 			e.logger.Debug("objstore exporter: skipped data points without a Prometheus form", "count", unsupported)
@@ -268,7 +284,7 @@ func (e *objstoreExporter) commitFailed(ctx context.Context, err error, unsuppor
 		return nil
 	}
 	if errors.Is(err, syscall.ENOSPC) {
-		e.shipper.makeRoom()
+		sh.makeRoom()
 		return e.refuse(ctx, reasonDiskFull, fmt.Errorf("commit to local tsdb: %w", err))
 	}
 	return e.refuse(ctx, reasonWriteError, fmt.Errorf("commit to local tsdb: %w", err))

@@ -39,7 +39,7 @@ type EngineOptions struct {
 	// LookbackDelta is how far back an instant selector looks for a sample (--query.lookback-delta).
 	LookbackDelta time.Duration
 	// MaxConcurrency bounds the queries evaluated at once (--query.max-concurrency); more wait
-	// in a queue, and the wait counts against Timeout, as in Prometheus.
+	// in a queue until a slot frees or their request ends, as in Prometheus.
 	MaxConcurrency int
 }
 
