@@ -189,7 +189,14 @@ func tunnelPortRules(in Input) Result {
 		res.Problems = append(res.Problems, "no ready cloudcore endpoint")
 		return res
 	}
-	for _, n := range sortedNodes(in.Nodes) {
+	res.nodeRules(in.Nodes, byPort, nil)
+	return res
+}
+
+// nodeRules adds a rule for each node with an IPv4 InternalIP to the cloudcore its kubelet port
+// names, or to fallback when no cloudcore does; without a fallback such a node is a problem.
+func (res *Result) nodeRules(nodes []*corev1.Node, byPort map[int]Cloudcore, fallback *Cloudcore) {
+	for _, n := range sortedNodes(nodes) {
 		ip, ok := internalIPv4(n)
 		if !ok {
 			res.Problems = append(res.Problems, fmt.Sprintf("node %s: no IPv4 InternalIP", n.Name))
@@ -197,15 +204,17 @@ func tunnelPortRules(in Input) Result {
 		}
 		port := kubeletPort(n)
 		cc, ok := byPort[port]
-		if !ok {
+		switch {
+		case !ok && fallback == nil:
 			res.Problems = append(res.Problems, fmt.Sprintf("node %s: kubelet port %d is no ready cloudcore's tunnel port", n.Name, port))
 			continue
+		case !ok:
+			cc = *fallback
 		}
 		r := dnat(ip, port, cc)
 		r.Node = n.Name
 		res.Rules = append(res.Rules, r)
 	}
-	return res
 }
 
 func sortedNodes(nodes []*corev1.Node) []*corev1.Node {
@@ -240,21 +249,7 @@ func edgeIPRules(in Input) Result {
 			byPort[port] = c
 		}
 	}
-	for _, n := range sortedNodes(in.Nodes) {
-		ip, ok := internalIPv4(n)
-		if !ok {
-			res.Problems = append(res.Problems, fmt.Sprintf("node %s: no IPv4 InternalIP", n.Name))
-			continue
-		}
-		port := kubeletPort(n)
-		cc, ok := byPort[port]
-		if !ok {
-			cc = in.Cloudcores[0]
-		}
-		r := dnat(ip, port, cc)
-		r.Node = n.Name
-		res.Rules = append(res.Rules, r)
-	}
+	res.nodeRules(in.Nodes, byPort, &in.Cloudcores[0])
 	return res
 }
 
