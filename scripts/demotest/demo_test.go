@@ -61,8 +61,10 @@ func TestDemo(t *testing.T) {
 	d := &demo{root: root, bin: binDir(t), data: t.TempDir(), ports: freePorts(t)}
 
 	// Run 1, with the edgeremotewrite exporter on. Its remote end is the demo's own edgetel-query,
-	// which serves no write API: every request is rejected (404), so the pipeline-health panels
-	// on the remote-write buffer and its drops have data from a real, counted failure.
+	// which serves no write API: every request is refused (404). The exporter keeps refused data
+	// and retries, so with a small buffer (8 MiB) the buffer fills and its oldest data is dropped
+	// (reason max_bytes): the pipeline-health panels on the buffer, refusals and drops have data
+	// from a real, counted failure.
 	r1 := d.start(t, true)
 
 	// (a) Every node counted as up through the query API within three minutes.
@@ -285,7 +287,7 @@ func (d *demo) start(t *testing.T, remoteWrite bool) *run {
 		env = append(env, fmt.Sprintf("EDGETEL_DEMO_%s_PORT=%d", p, d.ports[p]))
 	}
 	if remoteWrite {
-		env = append(env, "EDGETEL_REMOTE_WRITE_URL="+d.url("QUERY", "/api/v1/write"))
+		env = append(env, "EDGETEL_REMOTE_WRITE_URL="+d.url("QUERY", "/api/v1/write"), "EDGETEL_DEMO_RW_MAX_BYTES=8388608")
 	}
 	r := &run{out: &syncBuffer{}, done: make(chan struct{}), started: time.Now()}
 	r.cmd = exec.Command(filepath.Join(d.root, "scripts", "demo.sh"))
