@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/assert"
@@ -69,7 +70,7 @@ type holdingQuerier struct {
 
 func (q *holdingQuerier) Select(ctx context.Context, sort bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	for _, m := range ms {
-		if m.Name == labels.MetricName && m.Value == "up" {
+		if m.Name == model.MetricNameLabel && m.Value == "up" {
 			// The query holds its slot until released, past its own deadline.
 			q.h.entered.Add(1)
 			<-q.h.release
