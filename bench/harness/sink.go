@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,9 +41,12 @@ type Sink struct {
 	errors []statusShare // answered at random instead of accepting
 	rng    *rand.Rand
 
-	mu     sync.Mutex
-	series map[uint64]*seriesSlots
-	names  map[string]struct{} // distinct metric names (__name__)
+	mu      sync.Mutex
+	series  map[uint64]*seriesSlots
+	names   map[string]struct{} // distinct metric names (__name__)
+	watch   string              // a metric name whose series keep their labels (see Watch)
+	watchV  float64             // the value a watched sample must have to be kept
+	watched map[string]*seriesSlots
 }
 
 // seriesSlots holds the distinct timestamps a series arrived with, sorted (ms).
@@ -124,6 +129,28 @@ func (s *Sink) injected() int {
 
 // SetDelay makes every answer wait d (a slow remote store).
 func (s *Sink) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
+
+// Watch makes the sink keep, for each series of metric name, its labels and the timestamps of
+// its samples equal to value, so a test can tell which target missed which round (see Watched):
+// Watch("up", 1) keeps the successful scrapes. One name at a time; only a few series should
+// carry it.
+func (s *Sink) Watch(name string, value float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watch, s.watchV, s.watched = name, value, map[string]*seriesSlots{}
+}
+
+// Watched returns the watched series' timestamps (ms, sorted) by their labels, written as
+// name="value" pairs separated by commas in the order the sender sent them.
+func (s *Sink) Watched() map[string][]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]int64, len(s.watched))
+	for k, ss := range s.watched {
+		out[k] = slices.Clone(ss.stamps)
+	}
+	return out
+}
 
 // Stats is what the sink has counted since the last Reset.
 type Stats struct {
@@ -295,6 +322,7 @@ func (s *Sink) countSeries(b []byte) error {
 	var stamps []int64
 	var buf [64]int64
 	stamps = buf[:0]
+	var lbls, samples [][]byte
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -320,15 +348,91 @@ func (s *Sink) countSeries(b []byte) error {
 			if name == nil {
 				name = metricName(v)
 			}
+			lbls = append(lbls, v)
 		case 2:
 			stamps = append(stamps, fieldInt(v, 2))
+			samples = append(samples, v)
 		case 4:
 			stamps = append(stamps, fieldInt(v, 15))
 		}
 	}
 	s.samples.Add(int64(len(stamps)))
 	s.record(h.Sum64(), name, stamps)
+	s.recordWatched(name, lbls, samples)
 	return nil
+}
+
+// recordWatched keeps the timestamps of the float samples (encoded Sample messages) whose value
+// is the watched one.
+func (s *Sink) recordWatched(name []byte, lbls, samples [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watch == "" || string(name) != s.watch {
+		return
+	}
+	key := labelsText(lbls)
+	ss := s.watched[key]
+	if ss == nil {
+		ss = &seriesSlots{}
+		s.watched[key] = ss
+	}
+	for _, smp := range samples {
+		if fieldDouble(smp, 1) == s.watchV {
+			ss.add(fieldInt(smp, 2))
+		}
+	}
+}
+
+// fieldDouble returns fixed64 field num of message b as a float64 (0 when absent).
+func fieldDouble(b []byte, want protowire.Number) float64 {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0
+		}
+		b = b[n:]
+		if num == want && typ == protowire.Fixed64Type {
+			v, _ := protowire.ConsumeFixed64(b)
+			return math.Float64frombits(v)
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return 0
+		}
+		b = b[n:]
+	}
+	return 0
+}
+
+// labelsText writes Label messages (1 name, 2 value) as name="value",...
+func labelsText(lbls [][]byte) string {
+	var b []byte
+	for i, l := range lbls {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var n, v []byte
+		for len(l) > 0 {
+			num, _, k := protowire.ConsumeTag(l)
+			if k < 0 {
+				break
+			}
+			l = l[k:]
+			f, k := protowire.ConsumeBytes(l)
+			if k < 0 {
+				break
+			}
+			l = l[k:]
+			if num == 1 {
+				n = f
+			} else {
+				v = f
+			}
+		}
+		b = append(b, n...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, string(v))
+	}
+	return string(b)
 }
 
 // metricName returns the value of a Label message (1 name, 2 value) whose name is __name__, or

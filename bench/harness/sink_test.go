@@ -61,6 +61,19 @@ func TestSinkCountsSamplesSeriesAndGaps(t *testing.T) {
 	assert.Empty(t, s.Names())
 }
 
+func TestSinkWatchKeepsLabelsOfOneName(t *testing.T) {
+	s, err := NewSink("", 15*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	s.Watch("up", 1)
+	down := series("up", 40)
+	down.Samples[0].Value = 0
+	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("up", 30, 10), series("a", 10), series("up", 20), down,
+	}}, "snappy"))
+	assert.Equal(t, map[string][]int64{`__name__="up",node="edge-1"`: {10, 20, 30}}, s.Watched(), "only up == 1 is kept")
+}
+
 func TestSinkRefusesWhatItCannotRead(t *testing.T) {
 	s, err := NewSink("", 0)
 	require.NoError(t, err)

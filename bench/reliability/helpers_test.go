@@ -161,7 +161,7 @@ func counter(m map[string]float64, part string) float64 {
 
 func dropped(m map[string]float64, reason string) float64 {
 	for k, v := range m {
-		if strings.Contains(k, "samples_dropped") && strings.HasSuffix(k, "{reason="+reason+"}") {
+		if strings.Contains(k, "edgeremotewrite_samples_dropped") && strings.HasSuffix(k, "{reason="+reason+"}") {
 			return v
 		}
 	}
@@ -174,18 +174,24 @@ type accounts struct{ buffered, sent, dropped float64 }
 func (c *collector) accounts() accounts {
 	m, err := c.metrics()
 	require.NoError(c.t, err)
-	return accounts{counter(m, "samples_buffered"), counter(m, "samples_sent"), counter(m, "samples_dropped")}
+	// Named with the exporter's type: the receiver has a samples_dropped of its own.
+	return accounts{counter(m, "edgeremotewrite_samples_buffered"), counter(m, "edgeremotewrite_samples_sent"),
+		counter(m, "edgeremotewrite_samples_dropped")}
 }
 
 // drain waits until everything buffered is either sent or counted as dropped.
 func (c *collector) drain(timeout time.Duration) accounts {
 	c.t.Helper()
 	var a accounts
-	require.Eventually(c.t, func() bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(time.Second) {
 		a = c.accounts()
-		return a.buffered > 0 && a.buffered == a.sent+a.dropped
-	}, timeout, time.Second, "backlog not drained: %+v", a)
-	return a
+		if a.buffered > 0 && a.buffered == a.sent+a.dropped {
+			return a
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("backlog not drained in %v: %+v", timeout, a)
+		}
+	}
 }
 
 func (c *collector) rss() harness.ProcSample {

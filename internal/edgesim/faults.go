@@ -1,6 +1,7 @@
 package edgesim
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -166,7 +167,11 @@ func (s *Sim) Expected(name, path string) []byte {
 	if ep < 0 {
 		return nil
 	}
-	return s.render(nil, i, ep, s.Step())
+	step := s.Step()
+	var b bytes.Buffer
+	b.Write(s.render(nil, i, ep, step))
+	s.writeExplosion(&b, i, ep, step)
+	return b.Bytes()
 }
 
 func endpointOf(path string) int {

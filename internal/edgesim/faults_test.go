@@ -209,6 +209,17 @@ func TestExplosion(t *testing.T) {
 	after, err := parseText(body)
 	require.NoError(t, err)
 	assert.Len(t, after, len(before)+5000)
+	s.Advance(1)
+	_, body = get(t, c, s, n.Address(), "/metrics/cadvisor")
+	next, err := parseText(body)
+	require.NoError(t, err)
+	renewed := 0
+	for series := range next {
+		if _, seen := after[series]; !seen && strings.Contains(series, "edgesim_exploded_series") {
+			renewed++
+		}
+	}
+	assert.Equal(t, 5000, renewed, "a bomb's series are new at every step")
 	s.SetExplosion(n.Name, 0)
 	_, body = get(t, c, s, n.Address(), "/metrics/cadvisor")
 	again, err := parseText(body)

@@ -2,6 +2,7 @@ package edgesim
 
 import (
 	"bytes"
+	"io"
 	"strconv"
 	"sync/atomic"
 )
@@ -41,13 +42,13 @@ func (s *Sim) pods(i int, step int64) []podInstance {
 	return out
 }
 
-// variant is what besides the step changes a node's body: its malformed and explosion faults.
+// variant is what besides the step changes a node's rendered body: its malformed fault (the
+// explosion is streamed after it, see writeExplosion).
 func (s *Sim) variant(i int) uint64 {
-	v := uint64(s.faults.explosion[i].Load()) << 1
 	if s.faults.malformed[i].Load() {
-		v |= 1
+		return 1
 	}
-	return v
+	return 0
 }
 
 // render appends node i's body for endpoint ep at step.
@@ -87,9 +88,6 @@ func (s *Sim) render(dst []byte, i, ep int, step int64) []byte {
 		}
 		return dst
 	}
-	if series := int(s.faults.explosion[i].Load()); series > 0 {
-		dst = appendExplosion(dst, n.name, series)
-	}
 	if s.faults.malformed[i].Load() {
 		dst = malformText(dst, start)
 	}
@@ -121,16 +119,45 @@ func (s *Sim) renderProbes(dst []byte, i int, pods []podInstance) []byte {
 	return dst
 }
 
-func appendExplosion(dst, node []byte, series int) []byte {
-	dst = append(dst, "# HELP edgesim_exploded_series Extra unique series of edgesim's series-explosion fault.\n# TYPE edgesim_exploded_series gauge\n"...)
-	for k := 0; k < series; k++ {
+// explosionHeader starts the series of the explosion fault.
+const explosionHeader = "# HELP edgesim_exploded_series Extra unique series of edgesim's series-explosion fault.\n# TYPE edgesim_exploded_series gauge\n"
+
+// appendExplosion appends the explosion's series [from, to) at step. They are new at every
+// step, as a cardinality bomb's are (a request ID or a timestamp in a label): nothing a scraper
+// learnt from the last body helps.
+func appendExplosion(dst, node []byte, from, to int, step int64) []byte {
+	for k := from; k < to; k++ {
 		dst = append(dst, `edgesim_exploded_series{node="`...)
 		dst = append(dst, node...)
 		dst = append(dst, `",series="`...)
 		dst = strconv.AppendInt(dst, int64(k), 10)
+		dst = append(dst, `",step="`...)
+		dst = strconv.AppendInt(dst, step, 10)
 		dst = append(dst, "\"} 1\n"...)
 	}
 	return dst
+}
+
+// explosionChunk is how many of the explosion's series are rendered per write.
+const explosionChunk = 16 << 10
+
+// writeExplosion streams node i's explosion series for ep after its body, a chunk at a time,
+// and stops when the scraper stops reading: a bomb of a million series is a 70 MB body that
+// the scraper cuts at its body limit, and rendering all of it up front would cost edgesim the
+// CPU that the other simulated nodes need (a real bomb node has a CPU of its own).
+func (s *Sim) writeExplosion(w io.Writer, i, ep int, step int64) {
+	series := int(s.faults.explosion[i].Load())
+	if series <= 0 || ep == epSummary {
+		return
+	}
+	buf := append(make([]byte, 0, explosionChunk*80), explosionHeader...)
+	for from := 0; from < series; from += explosionChunk {
+		buf = appendExplosion(buf, s.nodes[i].name, from, min(from+explosionChunk, series), step)
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		buf = buf[:0]
+	}
 }
 
 // malformedLine is a sample Prometheus' text parser rejects: its label set is never closed.

@@ -103,7 +103,8 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		w.Write([]byte("404 page not found\n"))
 		return
 	}
-	body, release := s.body(i, ep, s.Step())
+	step := s.Step()
+	body, release := s.body(i, ep, step)
 	defer release()
 	if !tunnel {
 		if ep == epSummary {
@@ -127,7 +128,9 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		dribble(r.Context(), w, body, d)
 		return
 	}
-	w.Write(body)
+	if _, err := w.Write(body); err == nil {
+		s.writeExplosion(w, i, ep, step)
+	}
 }
 
 // cutAtLine moves n back to the start of its line: cloudcore relays the edge's body line by line.
