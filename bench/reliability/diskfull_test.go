@@ -2,32 +2,14 @@ package reliability
 
 import (
 	"net/http"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// mountTmpfs mounts a tmpfs of size at dir, or skips the test when that is not possible (not
-// root, no mount permission).
-func mountTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("disk-full test needs root to mount a small tmpfs under the buffer")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s): disk-full test skipped", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
+	"github.com/edgetel/edgetel/internal/testfs"
+)
 
 // The filesystem under the buffer fills up during an outage (the quota is larger than the
 // disk): the oldest buffered data makes room for the newest, counted as disk_full, the
@@ -36,7 +18,7 @@ func TestDiskFullUnderBuffer(t *testing.T) {
 	env := newEnv(t, 4)
 	sys := env.Dir + "/edgetelcol-direct/data"
 	// Mounted before the collector starts, so its cleanup (LIFO) runs after the collector stops.
-	mountTmpfs(t, sys, "1m")
+	testfs.MountTmpfs(t, sys, "1m")
 	c := startCollector(t, env, "direct", 0, nil)
 	require.Equal(t, sys, c.params.DataDir)
 	base := steady(t, c)

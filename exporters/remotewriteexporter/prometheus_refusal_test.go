@@ -58,30 +58,55 @@ func newRefusingProxy(t *testing.T, target string) *refusingProxy {
 	return p
 }
 
+// refusedBacklog is a real Prometheus behind a refusingProxy, and an exporter that has pushed
+// nBatches of nSeries series to it while the proxy refused them.
+type refusedBacklog struct {
+	prom              *promServer
+	proxy             *refusingProxy
+	e                 *rwExporter
+	now               time.Time
+	base              int64
+	nSeries, nBatches int
+}
+
+// newRefusedBacklog pushes the batches while the proxy answers status, and returns once the
+// proxy has refused refusals requests.
+func newRefusedBacklog(t *testing.T, status, shards, nSeries, nBatches int, refusals int64) *refusedBacklog {
+	b := &refusedBacklog{prom: newPromServer(t), nSeries: nSeries, nBatches: nBatches}
+	b.prom.start()
+	b.proxy = newRefusingProxy(t, b.prom.writeURL())
+	b.proxy.status.Store(int64(status))
+	cfg := testConfig(t, b.proxy.url)
+	if shards > 0 {
+		cfg.Sending.Shards = shards
+	}
+	b.e = startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+	b.now = time.Now().Truncate(time.Second)
+	b.base = b.now.Add(-30 * time.Minute).UnixMilli()
+	for i := range nBatches {
+		require.NoError(t, b.e.push(context.Background(), gaugeBatch(nSeries, i, b.base)))
+	}
+	waitFor(t, 30*time.Second, "refused tries", func() bool { return b.proxy.refused.Load() >= refusals })
+	return b
+}
+
+// allDelivered checks that Prometheus ends up with every pushed sample and nothing was dropped.
+func (b *refusedBacklog) allDelivered(t *testing.T, timeout time.Duration) {
+	q := testMetric + "[1h]"
+	settle(timeout, func() bool { return countSamples(b.prom.query(q, b.now)) >= b.nSeries*b.nBatches })
+	checkBatches(t, b.prom.query(q, b.now), b.nSeries, seqInts(0, b.nBatches), b.base)
+	assert.Zero(t, b.e.tel.droppedTotal.Load())
+}
+
 // A credential the remote end refuses for a while (401 from an auth proxy restarting, 403 from
 // a rotated token) keeps every sample: once it accepts again, all of them are in Prometheus.
 func TestPrometheusRefusalKeepsEverySample(t *testing.T) {
 	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
-			prom := newPromServer(t)
-			prom.start()
-			proxy := newRefusingProxy(t, prom.writeURL())
-			proxy.status.Store(int64(status))
-			cfg := testConfig(t, proxy.url)
-			e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
-			now := time.Now().Truncate(time.Second)
-			base := now.Add(-30 * time.Minute).UnixMilli()
-			const nSeries, nBatches = 25, 60
-			for i := range nBatches {
-				require.NoError(t, e.push(context.Background(), gaugeBatch(nSeries, i, base)))
-			}
-			waitFor(t, 30*time.Second, "refused retries", func() bool { return proxy.refused.Load() >= 10 })
-			proxy.status.Store(0)
-			q := testMetric + "[1h]"
-			settle(60*time.Second, func() bool { return countSamples(prom.query(q, now)) >= nSeries*nBatches })
-			checkBatches(t, prom.query(q, now), nSeries, seqInts(0, nBatches), base)
-			assert.Zero(t, e.tel.droppedTotal.Load())
-			assert.GreaterOrEqual(t, e.tel.refusedTotal.Load(), int64(10))
+			b := newRefusedBacklog(t, status, 0, 25, 60, 10)
+			b.proxy.status.Store(0)
+			b.allDelivered(t, 60*time.Second)
+			assert.GreaterOrEqual(t, b.e.tel.refusedTotal.Load(), int64(10))
 		})
 	}
 }
@@ -89,28 +114,13 @@ func TestPrometheusRefusalKeepsEverySample(t *testing.T) {
 // A remote end whose size limit is below max_bytes_per_send answers 413 for the merged requests
 // of a backlog: the batches are split until they fit, and every sample arrives.
 func TestPrometheusRequestTooLargeSplits(t *testing.T) {
-	prom := newPromServer(t)
-	prom.start()
-	proxy := newRefusingProxy(t, prom.writeURL())
-	proxy.status.Store(http.StatusServiceUnavailable) // an outage builds a backlog first
-	cfg := testConfig(t, proxy.url)
-	cfg.Sending.Shards = 2
-	e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
-	now := time.Now().Truncate(time.Second)
-	base := now.Add(-30 * time.Minute).UnixMilli()
-	const nSeries, nBatches = 100, 100
-	for i := range nBatches {
-		require.NoError(t, e.push(context.Background(), gaugeBatch(nSeries, i, base)))
-	}
-	waitFor(t, 30*time.Second, "the outage to be noticed", func() bool { return proxy.refused.Load() >= 2 })
-	proxy.maxBody.Store(4 << 10)
-	proxy.status.Store(0)
-	q := testMetric + "[1h]"
-	settle(90*time.Second, func() bool { return countSamples(prom.query(q, now)) >= nSeries*nBatches })
-	checkBatches(t, prom.query(q, now), nSeries, seqInts(0, nBatches), base)
-	assert.Zero(t, e.tel.droppedTotal.Load())
-	assert.Positive(t, proxy.tooBig.Load(), "the backlog's requests were larger than the limit")
-	t.Logf("413 answers %d, requests passed %d", proxy.tooBig.Load(), proxy.passed.Load())
+	// An outage builds a backlog first.
+	b := newRefusedBacklog(t, http.StatusServiceUnavailable, 2, 100, 100, 2)
+	b.proxy.maxBody.Store(4 << 10)
+	b.proxy.status.Store(0)
+	b.allDelivered(t, 90*time.Second)
+	assert.Positive(t, b.proxy.tooBig.Load(), "the backlog's requests were larger than the limit")
+	t.Logf("413 answers %d, requests passed %d", b.proxy.tooBig.Load(), b.proxy.passed.Load())
 }
 
 // Prometheus answers 400 naming the samples for data outside its out-of-order window: that

@@ -350,24 +350,42 @@ func splitV1(raw []byte) ([][]byte, []int, error) {
 	if err := req.Unmarshal(raw); err != nil {
 		return nil, nil, fmt.Errorf("decode: %w", err)
 	}
-	if len(req.Timeseries) < 2 {
-		return [][]byte{raw}, []int{countV1(req.Timeseries)}, nil
-	}
-	mid := len(req.Timeseries) / 2
-	parts := [][]prompb.TimeSeries{req.Timeseries[:mid], req.Timeseries[mid:]}
-	out := make([][]byte, 0, 2)
-	counts := make([]int, 0, 2)
-	for i, ts := range parts {
+	return halve(raw, req.Timeseries, countV1, func(ts []prompb.TimeSeries, first bool) ([]byte, error) {
 		half := prompb.WriteRequest{Timeseries: ts}
-		if i == 0 {
+		if first {
 			half.Metadata = req.Metadata
 		}
-		b, err := half.Marshal()
+		return half.Marshal()
+	})
+}
+
+func splitV2(raw []byte) ([][]byte, []int, error) {
+	var req writev2.Request
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, nil, fmt.Errorf("decode: %w", err)
+	}
+	return halve(raw, req.Timeseries, countV2, func(ts []writev2.TimeSeries, _ bool) ([]byte, error) {
+		half := writev2.Request{Symbols: req.Symbols, Timeseries: ts}
+		return half.Marshal()
+	})
+}
+
+// halve encodes each half of series with marshal (told whether it is the first half) and
+// compresses it; raw, the decoded request, comes back whole when it has one series.
+func halve[T any](raw []byte, series []T, count func([]T) int, marshal func(half []T, first bool) ([]byte, error)) ([][]byte, []int, error) {
+	if len(series) < 2 {
+		return [][]byte{raw}, []int{count(series)}, nil
+	}
+	mid := len(series) / 2
+	out := make([][]byte, 0, 2)
+	counts := make([]int, 0, 2)
+	for i, half := range [][]T{series[:mid], series[mid:]} {
+		b, err := marshal(half, i == 0)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode: %w", err)
 		}
 		out = append(out, s2.EncodeSnappy(nil, b))
-		counts = append(counts, countV1(ts))
+		counts = append(counts, count(half))
 	}
 	return out, counts, nil
 }
@@ -378,29 +396,6 @@ func countV1(ts []prompb.TimeSeries) int {
 		n += len(t.Samples) + len(t.Histograms)
 	}
 	return n
-}
-
-func splitV2(raw []byte) ([][]byte, []int, error) {
-	var req writev2.Request
-	if err := req.Unmarshal(raw); err != nil {
-		return nil, nil, fmt.Errorf("decode: %w", err)
-	}
-	if len(req.Timeseries) < 2 {
-		return [][]byte{raw}, []int{countV2(req.Timeseries)}, nil
-	}
-	mid := len(req.Timeseries) / 2
-	out := make([][]byte, 0, 2)
-	counts := make([]int, 0, 2)
-	for _, ts := range [][]writev2.TimeSeries{req.Timeseries[:mid], req.Timeseries[mid:]} {
-		half := writev2.Request{Symbols: req.Symbols, Timeseries: ts}
-		b, err := half.Marshal()
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode: %w", err)
-		}
-		out = append(out, s2.EncodeSnappy(nil, b))
-		counts = append(counts, countV2(ts))
-	}
-	return out, counts, nil
 }
 
 func countV2(ts []writev2.TimeSeries) int {

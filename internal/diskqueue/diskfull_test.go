@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -15,25 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-)
 
-// mountTmpfs mounts a tmpfs of size at dir: a real file system that fills up. It skips when
-// that is not possible (not root, no mount permission).
-func mountTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("disk-full test needs root to mount a small tmpfs")
-	}
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s)", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
+	"github.com/edgetel/edgetel/internal/testfs"
+)
 
 // bigRec is record i with a 4 KiB payload carrying i in its first 8 bytes.
 func bigRec(i int) (Meta, []byte) {
@@ -46,7 +29,7 @@ func bigRec(i int) (Meta, []byte) {
 // disk_full, every append succeeds, and what is left is the newest data, in order.
 func TestDiskFullDropsOldest(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
-	mountTmpfs(t, dir, "1m")
+	testfs.MountTmpfs(t, dir, "1m")
 	d := newDrops()
 	core, logs := observer.New(zap.InfoLevel)
 	q := open(t, dir, d, func(o *Options) {
@@ -83,7 +66,7 @@ func TestDiskFullDropsOldest(t *testing.T) {
 // fails with ErrDiskFull and leaves nothing half-written; once space is back, appends work.
 func TestDiskFullWithNothingToDrop(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
-	mountTmpfs(t, dir, "1m")
+	testfs.MountTmpfs(t, dir, "1m")
 	filler := filepath.Join(dir, "other-data")
 	f, err := os.Create(filler)
 	require.NoError(t, err)
