@@ -19,6 +19,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/value"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -43,15 +44,18 @@ type Sink struct {
 
 	mu      sync.Mutex
 	series  map[uint64]*seriesSlots
-	names   map[string]struct{} // distinct metric names (__name__)
-	watch   string              // a metric name whose series keep their labels (see Watch)
-	watchV  float64             // the value a watched sample must have to be kept
+	names   map[string]string // distinct metric names (__name__), interned
+	watch   string            // a metric name whose series keep their labels (see Watch)
+	watchV  float64           // the value a watched sample must have to be kept
 	watched map[string]*seriesSlots
+	nodes   map[string]string // interned node label values
 }
 
-// seriesSlots holds the distinct timestamps a series arrived with, sorted (ms).
+// seriesSlots holds the distinct timestamps a series arrived with, sorted (ms), staleness
+// markers left out, and the series' name and node label (interned) for Delivered.
 type seriesSlots struct {
-	stamps []int64
+	stamps     []int64
+	name, node string
 }
 
 const (
@@ -69,7 +73,8 @@ func NewSink(addr string, slot time.Duration) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink: listen: %w", err)
 	}
-	s := &Sink{ln: ln, slot: slot.Milliseconds(), series: make(map[uint64]*seriesSlots), names: map[string]struct{}{}}
+	s := &Sink{ln: ln, slot: slot.Milliseconds(), series: make(map[uint64]*seriesSlots), names: map[string]string{},
+		nodes: map[string]string{}}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -152,6 +157,24 @@ func (s *Sink) Watched() map[string][]int64 {
 	return out
 }
 
+// Delivered counts the distinct (series, timestamp) pairs received of the series whose name
+// count accepts, staleness markers left out, in total and by the series' node label: the
+// other side of edgesim's Served. Only with slots.
+func (s *Sink) Delivered(count func(name string) bool) (total int64, byNode map[string]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byNode = map[string]int64{}
+	for _, ss := range s.series {
+		if ss == nil || !count(ss.name) {
+			continue
+		}
+		n := int64(len(ss.stamps))
+		byNode[ss.node] += n
+		total += n
+	}
+	return total, byNode
+}
+
 // Stats is what the sink has counted since the last Reset.
 type Stats struct {
 	Requests int64 // accepted write requests
@@ -185,7 +208,8 @@ func (s *Sink) Names() []string {
 func (s *Sink) Reset() {
 	s.mu.Lock()
 	s.series = make(map[uint64]*seriesSlots)
-	s.names = map[string]struct{}{}
+	s.names = map[string]string{}
+	s.nodes = map[string]string{}
 	s.mu.Unlock()
 	s.requests.Store(0)
 	s.rejected.Store(0)
@@ -318,11 +342,12 @@ func (s *Sink) count(b []byte) error {
 
 func (s *Sink) countSeries(b []byte) error {
 	h := xxhash.New()
-	var name []byte
+	var name, node []byte
 	var stamps []int64
 	var buf [64]int64
 	stamps = buf[:0]
 	var lbls, samples [][]byte
+	count := 0
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -345,19 +370,26 @@ func (s *Sink) countSeries(b []byte) error {
 		case 1: // label: hashed as encoded; senders sort labels, so a series hashes the same each time
 			h.Write(v)
 			h.Write([]byte{0xff})
-			if name == nil {
-				name = metricName(v)
+			switch ln, lv := labelPair(v); string(ln) {
+			case "__name__":
+				name = lv
+			case "node":
+				node = lv
 			}
 			lbls = append(lbls, v)
 		case 2:
-			stamps = append(stamps, fieldInt(v, 2))
+			count++
 			samples = append(samples, v)
+			if !value.IsStaleNaN(fieldDouble(v, 1)) {
+				stamps = append(stamps, fieldInt(v, 2))
+			}
 		case 4:
+			count++
 			stamps = append(stamps, fieldInt(v, 15))
 		}
 	}
-	s.samples.Add(int64(len(stamps)))
-	s.record(h.Sum64(), name, stamps)
+	s.samples.Add(int64(count))
+	s.record(h.Sum64(), name, node, stamps)
 	s.recordWatched(name, lbls, samples)
 	return nil
 }
@@ -435,33 +467,27 @@ func labelsText(lbls [][]byte) string {
 	return string(b)
 }
 
-// metricName returns the value of a Label message (1 name, 2 value) whose name is __name__, or
-// nil.
-func metricName(b []byte) []byte {
-	var isName bool
-	var value []byte
+// labelPair returns a Label message's name (1) and value (2).
+func labelPair(b []byte) (name, value []byte) {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || typ != protowire.BytesType {
-			return nil
+			return name, value
 		}
 		b = b[n:]
 		v, n := protowire.ConsumeBytes(b)
 		if n < 0 {
-			return nil
+			return name, value
 		}
 		b = b[n:]
 		switch num {
 		case 1:
-			isName = string(v) == "__name__"
+			name = v
 		case 2:
 			value = v
 		}
 	}
-	if !isName {
-		return nil
-	}
-	return value
+	return name, value
 }
 
 // fieldInt returns varint field num of message b (0 when absent).
@@ -484,13 +510,12 @@ func fieldInt(b []byte, want protowire.Number) int64 {
 	return 0
 }
 
-func (s *Sink) record(key uint64, name []byte, stamps []int64) {
+func (s *Sink) record(key uint64, name, node []byte, stamps []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	iname := ""
 	if name != nil {
-		if _, ok := s.names[string(name)]; !ok {
-			s.names[string(name)] = struct{}{}
-		}
+		iname = intern(s.names, name)
 	}
 	if s.slot == 0 {
 		if _, ok := s.series[key]; !ok {
@@ -500,7 +525,7 @@ func (s *Sink) record(key uint64, name []byte, stamps []int64) {
 	}
 	ss := s.series[key]
 	if ss == nil {
-		ss = &seriesSlots{}
+		ss = &seriesSlots{name: iname, node: intern(s.nodes, node)}
 		s.series[key] = ss
 	}
 	for _, ts := range stamps {
@@ -508,6 +533,16 @@ func (s *Sink) record(key uint64, name []byte, stamps []int64) {
 			s.dupes.Add(1)
 		}
 	}
+}
+
+// intern returns the string in m equal to b, adding it when new.
+func intern(m map[string]string, b []byte) string {
+	if v, ok := m[string(b)]; ok {
+		return v
+	}
+	v := string(b)
+	m[v] = v
+	return v
 }
 
 func roundDiv(a, b int64) int64 { return (a + b/2) / b }

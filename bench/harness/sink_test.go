@@ -2,12 +2,14 @@ package harness
 
 import (
 	"bytes"
+	"math"
 	"net/http"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,6 +74,26 @@ func TestSinkWatchKeepsLabelsOfOneName(t *testing.T) {
 		series("up", 30, 10), series("a", 10), series("up", 20), down,
 	}}, "snappy"))
 	assert.Equal(t, map[string][]int64{`__name__="up",node="edge-1"`: {10, 20, 30}}, s.Watched(), "only up == 1 is kept")
+}
+
+func TestSinkDeliveredCountsDistinctPairsWithoutStaleMarkers(t *testing.T) {
+	s, err := NewSink("", 15*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	stale := series("a", 40)
+	stale.Samples[0].Value = math.Float64frombits(value.StaleNaN)
+	other := series("a", 10)
+	other.Labels[1].Value = "edge-2"
+	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("a", 10, 20), series("up", 10), stale, other,
+	}}, "snappy"))
+	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("a", 20, 30), // 20 again: a duplicate
+	}}, "snappy"))
+	total, byNode := s.Delivered(func(name string) bool { return name != "up" })
+	assert.EqualValues(t, 4, total, "a at 10, 20 and 30 on edge-1, a at 10 on edge-2")
+	assert.Equal(t, map[string]int64{"edge-1": 3, "edge-2": 1}, byNode)
+	assert.EqualValues(t, 7, s.Stats().Samples, "the stale marker and the duplicate are samples received")
 }
 
 func TestSinkRefusesWhatItCannotRead(t *testing.T) {

@@ -58,8 +58,14 @@ func newEnv(t *testing.T, nodes int) *harness.Env {
 // newEnvIn is newEnv in dir, which may already hold edgesim's tls/ (certificates it then uses).
 func newEnvIn(t *testing.T, dir string, nodes int) *harness.Env {
 	t.Helper()
+	return newEnvEvery(t, dir, nodes, interval)
+}
+
+// newEnvEvery is newEnvIn with a scrape interval (and edgesim step) of its own.
+func newEnvEvery(t *testing.T, dir string, nodes int, every time.Duration) *harness.Env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: dir, Nodes: nodes, Interval: interval,
+	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: dir, Nodes: nodes, Interval: every,
 		SinkSlots: true})
 	require.NoError(t, err)
 	t.Cleanup(func() {

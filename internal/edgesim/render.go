@@ -198,6 +198,7 @@ type cacheEntry struct {
 	step    int64
 	variant uint64
 	body    []byte
+	counts  sampleCounts
 }
 
 func (c *bodyCache) init(n int, limit int64) {
@@ -205,16 +206,16 @@ func (c *bodyCache) init(n int, limit int64) {
 	c.limit = limit
 }
 
-func (c *bodyCache) get(key int, step int64, variant uint64) []byte {
+func (c *bodyCache) get(key int, step int64, variant uint64) ([]byte, sampleCounts) {
 	e := c.entries[key].Load()
 	if e != nil && e.step == step && e.variant == variant {
-		return e.body
+		return e.body, e.counts
 	}
-	return nil
+	return nil, sampleCounts{}
 }
 
 // put keeps body if the budget allows; it reports whether the cache now owns body.
-func (c *bodyCache) put(key int, step int64, variant uint64, body []byte) bool {
+func (c *bodyCache) put(key int, step int64, variant uint64, body []byte, counts sampleCounts) bool {
 	if c.limit <= 0 {
 		return false
 	}
@@ -226,28 +227,33 @@ func (c *bodyCache) put(key int, step int64, variant uint64, body []byte) bool {
 	if c.bytes.Load()-oldLen+int64(cap(body)) > c.limit {
 		return false
 	}
-	if !c.entries[key].CompareAndSwap(old, &cacheEntry{step: step, variant: variant, body: body}) {
+	if !c.entries[key].CompareAndSwap(old, &cacheEntry{step: step, variant: variant, body: body, counts: counts}) {
 		return false
 	}
 	c.bytes.Add(int64(cap(body)) - oldLen)
 	return true
 }
 
-// body returns node i's body for ep at step, and a release func to call once it is written.
-func (s *Sim) body(i, ep int, step int64) ([]byte, func()) {
+// body returns node i's body for ep at step, its samples (text endpoints), and a release func
+// to call once it is written.
+func (s *Sim) body(i, ep int, step int64) ([]byte, sampleCounts, func()) {
 	key := i*numEndpoints + ep
 	variant := s.variant(i)
-	if b := s.cache.get(key, step, variant); b != nil {
-		return b, func() {}
+	if b, n := s.cache.get(key, step, variant); b != nil {
+		return b, n, func() {}
 	}
 	buf := s.getBuf(ep)
 	b := s.render((*buf)[:0], i, ep, step)
+	var n sampleCounts
+	if ep != epSummary {
+		n = countSamples(b)
+	}
 	s.cache.sizes[ep].Store(int64(len(b)))
-	if s.cache.put(key, step, variant, b) {
-		return b, func() {}
+	if s.cache.put(key, step, variant, b, n) {
+		return b, n, func() {}
 	}
 	*buf = b
-	return b, func() { s.pool.Put(buf) }
+	return b, n, func() { s.pool.Put(buf) }
 }
 
 func (s *Sim) getBuf(ep int) *[]byte {

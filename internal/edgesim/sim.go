@@ -89,6 +89,7 @@ type Sim struct {
 
 	faults faults
 	stats  counters
+	served served
 	cache  bodyCache
 	pool   sync.Pool
 
@@ -155,6 +156,7 @@ func New(cfg Config) (*Sim, error) {
 	s.buildFleet()
 	s.faults.init(cfg.Nodes)
 	s.cache.init(cfg.Nodes*numEndpoints, cfg.CacheBytes)
+	s.served.init(cfg.Nodes)
 	return s, nil
 }
 

@@ -104,7 +104,7 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		return
 	}
 	step := s.Step()
-	body, release := s.body(i, ep, step)
+	body, samples, release := s.body(i, ep, step)
 	defer release()
 	if !tunnel {
 		if ep == epSummary {
@@ -128,9 +128,13 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		dribble(r.Context(), w, body, d)
 		return
 	}
-	if _, err := w.Write(body); err == nil {
-		s.writeExplosion(w, i, ep, step)
+	if _, err := w.Write(body); err != nil {
+		return
 	}
+	if s.variant(i) == 0 && s.faults.explosion[i].Load() == 0 {
+		s.served.add(i, ep, step, samples)
+	}
+	s.writeExplosion(w, i, ep, step)
 }
 
 // cutAtLine moves n back to the start of its line: cloudcore relays the edge's body line by line.
