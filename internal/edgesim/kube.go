@@ -116,10 +116,10 @@ func (r *Registrar) Delete(ctx context.Context, names ...string) error {
 	})
 }
 
-// Run registers the fleet and then syncs it every interval until ctx ends.
+// Run syncs the registered fleet every interval until ctx ends (Register it first).
 func (r *Registrar) Run(ctx context.Context, every time.Duration) error {
-	if err := r.Register(ctx); err != nil {
-		return err
+	if every <= 0 {
+		return fmt.Errorf("edgesim: sync interval %v must be positive", every)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
