@@ -102,7 +102,8 @@ func (r *Registrar) Delete(ctx context.Context, names ...string) error {
 		if r.opts.Pods {
 			for _, p := range r.sim.pods(i, r.sim.Step()) {
 				ns := r.sim.tmpl.pods[p.tmpl].namespace
-				err := r.opts.Client.CoreV1().Pods(ns).Delete(ctx, string(p.name), metav1.DeleteOptions{})
+				// No kubelet confirms a graceful deletion here: the pod is removed at once.
+				err := r.opts.Client.CoreV1().Pods(ns).Delete(ctx, string(p.name), metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 				if err != nil && !apierrors.IsNotFound(err) {
 					return fmt.Errorf("deleting pod %s/%s: %w", ns, p.name, err)
 				}
