@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
 	"github.com/edgetel/edgetel/internal/fleet"
@@ -136,7 +137,8 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 	require.NoError(t, err)
 
 	rec := &recorder{nodes: map[string]nodeView{}}
-	startReceiver(t, kubeconfigFor(t, c, "edgetel-collector"), rec)
+	kubeconfig := kubeconfigFor(t, c, "edgetel-collector")
+	startReceiver(t, kubeconfig, rec)
 	check := func(step string) {
 		t.Helper()
 		since := time.Now()
@@ -146,7 +148,8 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 			diff = compare(rec.snapshot(), want, since)
 			return diff == ""
 		})
-		require.True(t, ok, "%s: the receiver's scraped nodes differ from the API server's Ready edge nodes of shard 0: %s", step, diff)
+		require.True(t, ok, "%s: the receiver's scraped nodes differ from the API server's Ready edge nodes of shard 0: %s\n%s",
+			step, diff, probe(kubeconfig, want))
 		t.Logf("%s: %d Ready edge nodes of shard 0 scraped through the node proxy (%v)", step, len(want), time.Since(since))
 	}
 	check("added")
@@ -197,6 +200,27 @@ func compare(views map[string]nodeView, want map[string]bool, since time.Time) s
 	sort.Strings(extra)
 	return fmt.Sprintf("not scraped (or not up) since the change: %d %v; scraped though not Ready, not in the shard or deleted: %d %v",
 		len(missing), head(missing), len(extra), head(extra))
+}
+
+// probe explains a failure: what one expected node answers through the node proxy to the
+// collector's identity (a 403 names the missing permission).
+func probe(kubeconfig string, want map[string]bool) string {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err.Error()
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err.Error()
+	}
+	for n := range want {
+		body, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", n, "proxy", "metrics", "resource").DoRaw(context.Background())
+		if err != nil {
+			return fmt.Sprintf("GET node %s through the node proxy as the collector: %v", n, err)
+		}
+		return fmt.Sprintf("GET node %s through the node proxy as the collector: %d bytes", n, len(body))
+	}
+	return ""
 }
 
 func head(s []string) []string { return s[:min(len(s), 10)] }
