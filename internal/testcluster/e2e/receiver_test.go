@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
@@ -209,16 +211,18 @@ func probe(kubeconfig string, want map[string]bool) string {
 	if err != nil {
 		return err.Error()
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return err.Error()
 	}
 	for n := range want {
-		body, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", n, "proxy", "metrics", "resource").DoRaw(context.Background())
+		resp, err := client.Get(cfg.Host + "/api/v1/nodes/" + n + "/proxy/metrics/resource")
 		if err != nil {
-			return fmt.Sprintf("GET node %s through the node proxy as the collector: %v", n, err)
+			return err.Error()
 		}
-		return fmt.Sprintf("GET node %s through the node proxy as the collector: %d bytes", n, len(body))
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Sprintf("GET node %s through the node proxy as the collector: %s: %s", n, resp.Status, body)
 	}
 	return ""
 }
