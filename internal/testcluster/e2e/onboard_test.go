@@ -21,10 +21,15 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/onboard/apis"
+	"github.com/edgetel/edgetel/internal/onboard/rules"
 )
 
 const (
@@ -45,7 +50,9 @@ const (
 // of the chart's Deployment and the onboard-controller ServiceAccount, and calls its join API
 // with real ServiceAccount tokens: TokenReview by the API server with the chart's audience
 // decides who the caller is, the chart's allow-list who may join, and the chart's RBAC lets the
-// controller read the nodes, cloudcore's ConfigMap and the join token.
+// controller read the nodes, cloudcore's ConfigMap and the join token. The rules controller in
+// the same process must write the IPTablesRules object from the nodes, cloudcore's EndpointSlices
+// and the tunnelport record, which it watches with that identity.
 func TestJoinAPIWithRealTokenReview(t *testing.T) {
 	c := cluster(t)
 	bin := onboardBinary(t)
@@ -62,6 +69,22 @@ func TestJoinAPIWithRealTokenReview(t *testing.T) {
 	_, err = admin.CoreV1().Nodes().Create(ctx, fleet.Node{Name: "edge-joined", IP: "192.0.2.50"}.KubeNode(corev1.ConditionTrue), metav1.CreateOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.CoreV1().Nodes().Delete(ctx, "edge-joined", metav1.DeleteOptions{}) })
+	// What the rules controller turns into a DNAT rule: an edge node on cloudcore's tunnel port,
+	// the tunnelport record and cloudcore's ready endpoint.
+	_, err = admin.CoreV1().Nodes().Create(ctx, fleet.Node{Name: "edge-tunnel", IP: "198.51.100.7", Port: 10351}.KubeNode(corev1.ConditionTrue), metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.CoreV1().Nodes().Delete(ctx, "edge-tunnel", metav1.DeleteOptions{}) })
+	_, err = admin.CoreV1().ConfigMaps(kubeedgeNamespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: rules.TunnelPortConfigMap, Annotations: map[string]string{
+			rules.TunnelPortAnnotation: `{"ipTunnelPort":{"192.0.2.20":10351},"port":{"10351":true}}`}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = admin.DiscoveryV1().EndpointSlices(kubeedgeNamespace).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "cloudcore-1", Labels: map[string]string{discoveryv1.LabelServiceName: "cloudcore"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To(rules.StreamPortName), Port: ptr.To[int32](10003)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.20"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
 	for _, sa := range []string{"joiner", "outsider"} {
 		_, err = admin.CoreV1().ServiceAccounts(Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
 		require.NoError(t, err)
@@ -118,6 +141,38 @@ func TestJoinAPIWithRealTokenReview(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, code, body)
 	code, body = get("", "edge-x", "192.0.2.52")
 	assert.Equal(t, http.StatusUnauthorized, code, body)
+
+	// The rules controller, with the same identity, wrote the IPTablesRules object.
+	dyn, err := dynamic.NewForConfig(c.Admin)
+	require.NoError(t, err)
+	var got []apis.Rule
+	ok := waitFor(30*time.Second, func() bool {
+		u, err := dyn.Resource(apis.GVR).Namespace(Namespace).Get(ctx, flagOr(controllerArgs(t), "-rules-name", "edgetel-onboard"), metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		obj, err := apis.FromUnstructured(u)
+		if err != nil {
+			return false
+		}
+		got = obj.Spec.Rules
+		return len(got) > 0
+	})
+	require.True(t, ok, "the rules controller wrote no rules")
+	require.Len(t, got, 1)
+	assert.Equal(t, "198.51.100.7", got[0].SourceIP)
+	assert.Equal(t, "10351", got[0].SourcePort)
+	assert.Equal(t, "192.0.2.20", got[0].DestinationIP)
+	assert.Equal(t, "10003", got[0].DestinationPort)
+}
+
+func flagOr(args []string, name, def string) string {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+	}
+	return def
 }
 
 // onboardBinary is edgetel-onboard as `make build` puts it in EDGETEL_BIN.

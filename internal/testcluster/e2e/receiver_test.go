@@ -137,6 +137,7 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 	delete(cloud.Labels, fleet.LabelAgentRole)
 	_, err = admin.CoreV1().Nodes().Create(ctx, cloud, metav1.CreateOptions{})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.CoreV1().Nodes().Delete(ctx, cloud.Name, metav1.DeleteOptions{}) })
 
 	rec := &recorder{nodes: map[string]nodeView{}}
 	kubeconfig := kubeconfigFor(t, c, "edgetel-collector")
