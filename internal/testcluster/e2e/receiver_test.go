@@ -171,12 +171,18 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 	deleted := append(append([]string{}, names[0:40]...), flapped[60:80]...)
 	require.NoError(t, reg.Delete(ctx, deleted...))
 	check("60 nodes deleted")
-	views := rec.snapshot()
-	for _, n := range deleted {
-		if v, ok := views[n]; ok {
-			require.True(t, v.stale, "deleted node %s: last batch is not staleness markers", n)
+	var views map[string]nodeView
+	var notEnded []string
+	ended := waitFor(2*collectionInterval, func() bool {
+		views, notEnded = rec.snapshot(), nil
+		for _, n := range deleted {
+			if v, ok := views[n]; ok && !v.stale {
+				notEnded = append(notEnded, n)
+			}
 		}
-	}
+		return len(notEnded) == 0
+	})
+	require.True(t, ended, "deleted nodes whose last batch is not staleness markers: %v", notEnded)
 	require.NotContains(t, views, "cloud-1")
 	require.Positive(t, sim.Stats().Bodies)
 }
