@@ -84,7 +84,15 @@ type Cluster struct {
 	KubeletTLS tlsutil.Files
 
 	dir   string
-	procs []*exec.Cmd
+	procs []*proc
+}
+
+// proc is a control plane process; done closes when it has exited, with its state in state.
+type proc struct {
+	name  string
+	cmd   *exec.Cmd
+	done  chan struct{}
+	state string
 }
 
 // Start runs etcd and kube-apiserver with their state in dir and waits until the API server is
@@ -210,8 +218,10 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 // exited reports a control plane process that has already ended.
 func (c *Cluster) exited() error {
 	for _, p := range c.procs {
-		if p.ProcessState != nil {
-			return fmt.Errorf("%s exited: %s; see %s", filepath.Base(p.Path), p.ProcessState, c.dir)
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited: %s; see %s", p.name, p.state, filepath.Join(c.dir, p.name+".log"))
+		default:
 		}
 	}
 	return nil
@@ -231,10 +241,13 @@ func (c *Cluster) run(bin, name string, args ...string) error {
 		log.Close()
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
-	c.procs = append(c.procs, cmd)
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	c.procs = append(c.procs, p)
 	go func() {
 		_ = cmd.Wait()
+		p.state = cmd.ProcessState.String()
 		log.Close()
+		close(p.done)
 	}()
 	return nil
 }
@@ -248,8 +261,8 @@ func (c *Cluster) Stop() {
 	c.procs = nil
 }
 
-func stopGroup(cmd *exec.Cmd) {
-	pgid := cmd.Process.Pid
+func stopGroup(p *proc) {
+	pgid := p.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

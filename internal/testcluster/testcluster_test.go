@@ -3,9 +3,8 @@ package testcluster
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,12 +67,12 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	require.NoError(t, err)
 	pids := make([]int, 0, len(c.procs))
 	for _, p := range c.procs {
-		pids = append(pids, p.Process.Pid)
+		pids = append(pids, p.cmd.Process.Pid)
 	}
 	c.Stop()
 	c.Stop()
-	for _, pid := range pids {
-		out, _ := exec.Command("ps", "-o", "pid=", "-g", strconv.Itoa(pid)).Output()
-		assert.Empty(t, string(out), "process group %d still has processes", pid)
+	for _, pgid := range pids {
+		// Signal 0 to the group finds any process left in it, zombies included.
+		assert.ErrorIs(t, syscall.Kill(-pgid, 0), syscall.ESRCH, "process group %d still has processes", pgid)
 	}
 }
