@@ -74,3 +74,13 @@ func (s *Shared) stop() {
 		os.RemoveAll(s.dir)
 	}
 }
+
+// NodeAddress is the cluster's NodeIP; a test that needs the node proxy skips, with the reason,
+// on a machine without a global unicast address.
+func (c *Cluster) NodeAddress(t testing.TB) string {
+	t.Helper()
+	if c.NodeIP == "" {
+		t.Skipf("the API server's node proxy cannot reach this machine: %v", c.nodeIPErr)
+	}
+	return c.NodeIP
+}

@@ -30,7 +30,7 @@ func TestEdgesimRegistersItsFleet(t *testing.T) {
 	for _, ns := range sim.PodNamespaces() {
 		require.NoError(t, c.EnsureNamespace(ctx, ns))
 	}
-	reg, err := sim.Registrar(edgesim.KubeOptions{Client: admin, NodeIP: c.NodeIP, Port: 10350, Pods: true})
+	reg, err := sim.Registrar(edgesim.KubeOptions{Client: admin, NodeIP: "192.0.2.99", Port: 10350, Pods: true})
 	require.NoError(t, err)
 	require.NoError(t, reg.Register(ctx))
 	require.NoError(t, reg.Register(ctx), "registering again updates what exists")
@@ -45,7 +45,7 @@ func TestEdgesimRegistersItsFleet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "", kn.Labels[fleet.LabelEdgeRole])
 	assert.Equal(t, node.Labels[fleet.LabelRegion], kn.Labels[fleet.LabelRegion])
-	assert.Equal(t, []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: c.NodeIP}}, kn.Status.Addresses)
+	assert.Equal(t, []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.99"}}, kn.Status.Addresses)
 	assert.Equal(t, int32(10350), kn.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	assert.Equal(t, corev1.ConditionTrue, readyOf(kn))
 	pods, err := admin.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node.Name})

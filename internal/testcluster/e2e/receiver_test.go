@@ -266,8 +266,9 @@ func inShard(name string, index, count int) bool {
 // serving with the kubelet PKI the API server trusts and requiring its client certificate.
 func startFleet(t *testing.T, c *testcluster.Cluster, nodes int) (*edgesim.Sim, *edgesim.Registrar) {
 	t.Helper()
+	nodeIP := c.NodeAddress(t)
 	sim, err := edgesim.New(edgesim.Config{
-		Nodes: nodes, Seed: 7, Listen: net.JoinHostPort(c.NodeIP, "0"), TLSDir: filepath.Dir(c.KubeletTLS.CAFile),
+		Nodes: nodes, Seed: 7, Listen: net.JoinHostPort(nodeIP, "0"), TLSDir: filepath.Dir(c.KubeletTLS.CAFile),
 		RequireClientCert: true, ManualStep: true,
 	})
 	require.NoError(t, err)
@@ -275,7 +276,7 @@ func startFleet(t *testing.T, c *testcluster.Cluster, nodes int) (*edgesim.Sim, 
 	t.Cleanup(func() { sim.Close() })
 	client, err := kubernetes.NewForConfig(c.Admin)
 	require.NoError(t, err)
-	reg, err := sim.Registrar(edgesim.KubeOptions{Client: client, NodeIP: c.NodeIP, Port: portOf(t, sim.Addr())})
+	reg, err := sim.Registrar(edgesim.KubeOptions{Client: client, NodeIP: nodeIP, Port: portOf(t, sim.Addr())})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		var names []string
