@@ -14,13 +14,17 @@ OCB_VERSION := v0.165.0
 STATICCHECK_VERSION := v0.8.2
 PROMETHEUS_VERSION := v0.316.0
 HELM_VERSION := v3.22.0
+# kube-apiserver of internal/testcluster: tools/kube-apiserver/go.mod pins it (its own module).
+KUBE_VERSION := v1.37.2
+# etcd comes from the system (Debian/Ubuntu: apt-get install etcd-server; .ci/run installs it).
+ETCD ?= $(shell command -v etcd 2>/dev/null)
 
 COMMANDS := $(notdir $(wildcard cmd/*))
 GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: build build-cross test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
-	tool-builder tool-staticcheck tool-prometheus tool-helm
+	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd
 
 build:
 	@mkdir -p $(BIN)
@@ -36,7 +40,8 @@ build-cross:
 # Test-time programs (real Prometheus, promtool, helm...) are passed to the tests by path.
 # The kubelet captures are embedded (internal/edgesim/captures); EDGETEL_FIXTURES, when set in the
 # environment, replaces them with a directory of one's own.
-TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm
+TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
+	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD)
 
 # scripts/demotest runs the demo with the commands `build` puts in $(BIN).
 test: tools build
@@ -59,7 +64,7 @@ check-standalone:
 	@if git grep -n '$(STANDALONE_PATTERN)' -- . ; then \
 		echo "tracked files above refer to a directory outside the repository: write the fact into docs/ instead"; exit 1; fi
 
-tools: tool-builder tool-staticcheck tool-prometheus tool-helm
+tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd
 
 tool-builder:
 	@test -x $(BIN)/builder && $(BIN)/builder version 2>/dev/null | grep -q $(OCB_VERSION) || \
@@ -75,6 +80,18 @@ tool-prometheus:
 
 tool-helm:
 	@test -x $(BIN)/helm || $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# The control-plane tests (internal/testcluster) run kube-apiserver built from its pinned module
+# (about 1 GB of modules and a few CPU-minutes the first time) and the system's etcd.
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION)
+tool-kube-apiserver:
+	@test -x $(BIN)/kube-apiserver || { cd tools/kube-apiserver && \
+		$(GO) build -o $(BIN)/kube-apiserver -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-apiserver; }
+
+tool-etcd:
+	@test -n "$(ETCD)" || echo "etcd not found: the control-plane tests will skip (apt-get install etcd-server)"
 
 # OCB writes main.go, main_others.go, main_windows.go and components.go (gofmt'd here: OCB's
 # templates are not). They are copied into the root module (one module for the whole repo), whose go.mod pins the components' modules.

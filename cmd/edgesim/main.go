@@ -49,6 +49,7 @@ type options struct {
 	explode      string
 	explodeCount int
 	logLevel     string
+	kube         kubeOptions
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -79,6 +80,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.explode, "explode", "", "comma-separated nodes with a series explosion of --explode-series extra series")
 	fs.IntVar(&o.explodeCount, "explode-series", 10000, "extra unique series per exploding node")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.kube.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -147,10 +149,15 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- *edg
 	log.Info("cloudcore stream endpoint", "addr", sim.Addr(), "ca", f.CAFile, "client_cert", f.ClientCertFile, "client_key", f.ClientKeyFile)
 	log.Info("routes", "paths", "/metrics /metrics/cadvisor /metrics/resource /metrics/probes /stats/summary",
 		"select_node_by", "Host: <node IP or name>[:port] or X-Forwarded-Uri: /api/v1/nodes/<name>/proxy/<path>")
+	regDone, err := o.kube.start(ctx, sim, log)
+	if err != nil {
+		return err
+	}
 	if ready != nil {
 		ready <- sim
 	}
 	logStats(ctx, sim, log, o.statsEvery)
+	<-regDone
 	log.Info("stopping", "served", sim.Stats())
 	return sim.Close()
 }
