@@ -16,6 +16,8 @@ PROMETHEUS_VERSION := v0.316.0
 HELM_VERSION := v3.22.0
 # kube-apiserver of internal/testcluster: tools/kube-apiserver/go.mod pins it (its own module).
 KUBE_VERSION := v1.37.2
+# Thanos of the bucket tests: tools/thanos/go.mod pins it (its own module, for Thanos' replaces).
+THANOS_VERSION := v0.42.4
 # etcd comes from the system (Debian/Ubuntu: apt-get install etcd-server; .ci/run installs it).
 ETCD ?= $(shell command -v etcd 2>/dev/null)
 
@@ -24,7 +26,7 @@ GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: build build-cross test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
-	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd
+	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos
 
 build:
 	@mkdir -p $(BIN)
@@ -41,7 +43,7 @@ build-cross:
 # The kubelet captures are embedded (internal/edgesim/captures); EDGETEL_FIXTURES, when set in the
 # environment, replaces them with a directory of one's own.
 TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
-	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD)
+	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD) EDGETEL_THANOS=$(BIN)/thanos
 
 # scripts/demotest runs the demo with the commands `build` puts in $(BIN).
 test: tools build
@@ -64,7 +66,7 @@ check-standalone:
 	@if git grep -n '$(STANDALONE_PATTERN)' -- . ; then \
 		echo "tracked files above refer to a directory outside the repository: write the fact into docs/ instead"; exit 1; fi
 
-tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd
+tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos
 
 tool-builder:
 	@test -x $(BIN)/builder && $(BIN)/builder version 2>/dev/null | grep -q $(OCB_VERSION) || \
@@ -89,6 +91,13 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 tool-kube-apiserver:
 	@test -x $(BIN)/kube-apiserver || { cd tools/kube-apiserver && \
 		$(GO) build -o $(BIN)/kube-apiserver -ldflags "$(KUBE_LDFLAGS)" k8s.io/kubernetes/cmd/kube-apiserver; }
+
+# Thanos builds with its release tags: without slicelabels its zero-copy label code corrupts
+# Prometheus' default string labels.
+tool-thanos:
+	@test -x $(BIN)/thanos || { cd tools/thanos && $(GO) build -tags netgo,slicelabels -o $(BIN)/thanos \
+		-ldflags "-X github.com/prometheus/common/version.Version=$(THANOS_VERSION:v%=%) -X github.com/prometheus/common/version.Branch=edgetel" \
+		github.com/thanos-io/thanos/cmd/thanos; }
 
 tool-etcd:
 	@test -n "$(ETCD)" || echo "etcd not found: the control-plane tests will skip (apt-get install etcd-server)"
