@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/edgetel/edgetel/internal/bucket"
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // t0 is a 2h-aligned start, so blocks of the data set start at t0 + k*2h.
@@ -256,13 +257,7 @@ func instant(t testing.TB, q storage.Queryable, query string, at int64) map[stri
 // promtool returns the promtool binary from EDGETEL_PROMTOOL: skip when unset, fail when missing.
 func promtool(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("EDGETEL_PROMTOOL")
-	if p == "" {
-		t.Skip("EDGETEL_PROMTOOL is not set: run `make test` (it installs promtool with `make tool-prometheus`) to check blocks with the real promtool")
-	}
-	_, err := os.Stat(p)
-	require.NoError(t, err, "EDGETEL_PROMTOOL=%s does not exist: run `make tool-prometheus`", p)
-	return p
+	return testprog.Path(t, "EDGETEL_PROMTOOL", "tool-prometheus")
 }
 
 func runPromtool(t *testing.T, bin string, args ...string) string {

@@ -14,18 +14,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // prometheusQuery starts the real Prometheus server (EDGETEL_PROMETHEUS) on a copy of dir, a
 // TSDB directory of blocks downloaded from the bucket, and returns a function that runs an
 // instant query through its HTTP API. Skips when EDGETEL_PROMETHEUS is unset.
 func prometheusQuery(t *testing.T, dir string) func(q string, at int64) map[string]string {
-	bin := os.Getenv("EDGETEL_PROMETHEUS")
-	if bin == "" {
-		t.Skip("EDGETEL_PROMETHEUS is not set: run `make test` (it installs prometheus with `make tool-prometheus`)")
-	}
-	_, err := os.Stat(bin)
-	require.NoError(t, err, "EDGETEL_PROMETHEUS=%s does not exist: run `make tool-prometheus`", bin)
+	bin := testprog.Path(t, "EDGETEL_PROMETHEUS", "tool-prometheus")
 
 	work := t.TempDir()
 	require.NoError(t, os.CopyFS(filepath.Join(work, "data"), os.DirFS(dir)))

@@ -12,17 +12,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // thanosBin is the real Thanos (EDGETEL_THANOS, built by `make tool-thanos`).
 func thanosBin(t *testing.T) string {
-	bin := os.Getenv("EDGETEL_THANOS")
-	if bin == "" {
-		t.Skip("EDGETEL_THANOS is not set: run `make test` (it builds thanos with `make tool-thanos`)")
-	}
-	_, err := os.Stat(bin)
-	require.NoError(t, err, "EDGETEL_THANOS=%s does not exist: run `make tool-thanos`", bin)
-	return bin
+	t.Helper()
+	return testprog.Path(t, "EDGETEL_THANOS", "tool-thanos")
 }
 
 // thanos runs a thanos command on the bucket of cfg and returns its log; it fails the test when

@@ -29,20 +29,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // prometheusBin is the Prometheus binary the Makefile installs (make tool-prometheus) and
 // passes in EDGETEL_PROMETHEUS.
 func prometheusBin(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("EDGETEL_PROMETHEUS")
-	if p == "" {
-		t.Skip("EDGETEL_PROMETHEUS is not set: run `make tool-prometheus` and `make test`, or point it at a prometheus binary")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("EDGETEL_PROMETHEUS=%s: %v", p, err)
-	}
-	return p
+	return testprog.Path(t, "EDGETEL_PROMETHEUS", "tool-prometheus")
 }
 
 // promServer is a real Prometheus on loopback with its remote-write receiver and a one-hour

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // rulesFile is the one source of the alerting rules: the chart renders it as a PrometheusRule and
@@ -21,18 +23,11 @@ const rulesFile = "charts/edgetel/files/edgetel-alerts.yaml"
 // rulesTest is its promtool unit test file.
 const rulesTest = "internal/charttest/testdata/edgetel-alerts_test.yaml"
 
-// Promtool returns the promtool binary the Makefile installed (EDGETEL_PROMTOOL); the test skips
-// when it is missing.
+// Promtool returns the promtool binary the Makefile installed (EDGETEL_PROMTOOL); see
+// testprog.Path.
 func Promtool(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("EDGETEL_PROMTOOL")
-	if path == "" {
-		t.Skip("EDGETEL_PROMTOOL is not set: run through `make test`, which installs promtool into ./bin")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("EDGETEL_PROMTOOL=%s: %v", path, err)
-	}
-	return path
+	return testprog.Path(t, "EDGETEL_PROMTOOL", "tool-prometheus")
 }
 
 type ruleGroups struct {

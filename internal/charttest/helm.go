@@ -12,20 +12,14 @@ import (
 	"testing"
 
 	"github.com/edgetel/edgetel/internal/repo"
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // Helm returns the helm binary the Makefile installed (EDGETEL_HELM). Tests skip when it is not
 // configured (plain `go test`), and fail when it is configured but missing.
 func Helm(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv("EDGETEL_HELM")
-	if path == "" {
-		t.Skip("EDGETEL_HELM is not set: run through `make test`, which installs helm into ./bin")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("EDGETEL_HELM=%s: %v", path, err)
-	}
-	return path
+	return testprog.Path(t, "EDGETEL_HELM", "tool-helm")
 }
 
 // RepoRoot is the directory holding go.mod, found upwards from the test's working directory.

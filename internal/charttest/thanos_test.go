@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // The compactor is off by default, refuses the FILESYSTEM bucket it could not reach, and when on
@@ -36,10 +38,7 @@ func TestThanosCompactor(t *testing.T) {
 // The compactor's rendered command line starts the real Thanos (EDGETEL_THANOS): every flag the
 // chart passes exists in the pinned version. Paths and the address are moved to the test's own.
 func TestThanosCompactorArgsRunTheRealThanos(t *testing.T) {
-	bin := os.Getenv("EDGETEL_THANOS")
-	if bin == "" {
-		t.Skip("EDGETEL_THANOS is not set: run `make test` (it builds thanos with `make tool-thanos`)")
-	}
+	bin := testprog.Path(t, "EDGETEL_THANOS", "tool-thanos")
 	objs := rendered(t, "--set", "thanos.compactor.enabled=true", "--set", "bucket.existingSecret=b",
 		"--set", "thanos.compactor.retention.raw=30d")
 	d := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-compactor")

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // edgetelServer serves the fleet's blocks from a filesystem bucket through a synced Store.
@@ -171,9 +173,7 @@ func compareCases() []apiCase {
 // TestMatchesPrometheus runs the same API requests against edgetel-query and a real Prometheus
 // over the same blocks and requires identical answers.
 func TestMatchesPrometheus(t *testing.T) {
-	if os.Getenv("EDGETEL_PROMETHEUS") == "" {
-		t.Skip("EDGETEL_PROMETHEUS is not set: run `make tool-prometheus` and `make test`, or set it to a prometheus binary")
-	}
+	testprog.Path(t, "EDGETEL_PROMETHEUS", "tool-prometheus")
 	blocks := fleetBlocks(t)
 	prom := startPrometheus(t, blocks)
 	ours := edgetelServer(t, blocks, DefaultEngineOptions)

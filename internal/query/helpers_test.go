@@ -27,6 +27,7 @@ import (
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/edgetel/edgetel/internal/bucket"
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 // fleet is the test data set: a few edge nodes in two regions, with the metric names the
@@ -211,12 +212,7 @@ func freeAddr(t testing.TB) string {
 // loopback, with no scrape targets and a retention that keeps old blocks.
 func startPrometheus(t testing.TB, blockDirs []string) string {
 	t.Helper()
-	bin := os.Getenv("EDGETEL_PROMETHEUS")
-	if bin == "" {
-		t.Skip("EDGETEL_PROMETHEUS is not set: run `make tool-prometheus` and `make test`, or set it to a prometheus binary")
-	}
-	_, err := os.Stat(bin)
-	require.NoError(t, err, "EDGETEL_PROMETHEUS is set but the binary is missing")
+	bin := testprog.Path(t, "EDGETEL_PROMETHEUS", "tool-prometheus")
 
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
