@@ -146,8 +146,10 @@ func TestRegistrySharesAndReleases(t *testing.T) {
 	a.Release()
 	a.Release() // a second release of the same holder changes nothing
 	upserts := make(chan Node, 10)
-	remove, err := b.Handle(NodeHandler{Upsert: func(n Node) { upserts <- n }})
+	sub, err := b.Handle(NodeHandler{Upsert: func(n Node) { upserts <- n }})
 	require.NoError(t, err)
+	require.True(t, sub.WaitForSync(ctx))
+	assert.Len(t, upserts, 2, "the known nodes are handed over before WaitForSync returns")
 	_, err = client.CoreV1().Nodes().Create(ctx, edgeNode("edge-3", "10.0.0.3", corev1.ConditionFalse), metav1.CreateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(b.List()) == 3 }, 5*time.Second, 10*time.Millisecond, "b still holds a running informer")
@@ -155,7 +157,7 @@ func TestRegistrySharesAndReleases(t *testing.T) {
 	for len(seen) < 3 {
 		seen[(<-upserts).Name] = true
 	}
-	remove()
+	sub.Remove()
 	b.Release()
 	assert.Empty(t, reg.running)
 
@@ -174,4 +176,14 @@ func TestAcquireErrors(t *testing.T) {
 	_, err = failing.AcquireNodes(NodeWatch{})
 	assert.ErrorIs(t, err, os.ErrNotExist)
 	assert.Empty(t, failing.running)
+}
+
+func TestObjectRoundTrip(t *testing.T) {
+	n := Node{Name: "edge-1", IP: "10.0.0.1", Addresses: []string{"10.0.0.1", "192.0.2.1"}, KubeletPort: 10351,
+		Ready: ReadyFalse, Labels: map[string]string{LabelEdgeRole: ""}, Annotations: map[string]string{"a": "b"}}
+	assert.Equal(t, n, FromKube(n.Object()))
+	short := Node{Name: "edge-2", IP: "10.0.0.2", Ready: ReadyUnknown}
+	got := FromKube(short.Object())
+	assert.Equal(t, []string{"10.0.0.2"}, got.Addresses)
+	assert.Equal(t, ReadyUnknown, got.Ready)
 }

@@ -128,3 +128,30 @@ func slimNode(obj any) (any, error) {
 		},
 	}, nil
 }
+
+// Object renders n as the Kubernetes Node object it was read from: the inverse of FromKube, for
+// simulators and tests that register nodes with an API server.
+func (n Node) Object() *corev1.Node {
+	kn := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels, Annotations: n.Annotations},
+		Status: corev1.NodeStatus{
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(n.KubeletPort)}},
+		},
+	}
+	addrs := n.Addresses
+	if len(addrs) == 0 && n.IP != "" {
+		addrs = []string{n.IP}
+	}
+	for _, a := range addrs {
+		t := corev1.NodeExternalIP
+		if a == n.IP {
+			t = corev1.NodeInternalIP
+		}
+		kn.Status.Addresses = append(kn.Status.Addresses, corev1.NodeAddress{Type: t, Address: a})
+	}
+	status := map[Readiness]corev1.ConditionStatus{ReadyTrue: corev1.ConditionTrue, ReadyFalse: corev1.ConditionFalse, ReadyUnknown: corev1.ConditionUnknown}[n.Ready]
+	if status != "" {
+		kn.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status}}
+	}
+	return kn
+}

@@ -149,9 +149,26 @@ type NodeHandler struct {
 	Delete func(name string)
 }
 
-// Handle calls h on every change, starting with an Upsert for each node already known. The
-// returned function removes h; call it before Release.
-func (n *Nodes) Handle(h NodeHandler) (remove func(), err error) {
+// Subscription is one NodeHandler added to a shared informer.
+type Subscription struct {
+	informer cache.SharedIndexInformer
+	reg      cache.ResourceEventHandlerRegistration
+}
+
+// WaitForSync blocks until the handler has been given every node of the first list, or ctx
+// ends, and says which. The informer's own sync is not enough: its store fills before its
+// handlers have run.
+func (s *Subscription) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), s.reg.HasSynced)
+}
+
+// Remove stops calls to the handler; call it before releasing the Nodes.
+func (s *Subscription) Remove() {
+	_ = s.informer.RemoveEventHandler(s.reg)
+}
+
+// Handle calls h on every change, starting with an Upsert for each node already known.
+func (n *Nodes) Handle(h NodeHandler) (*Subscription, error) {
 	upsert := func(obj any) {
 		if kn, ok := obj.(*corev1.Node); ok && h.Upsert != nil {
 			h.Upsert(FromKube(kn))
@@ -172,7 +189,7 @@ func (n *Nodes) Handle(h NodeHandler) (remove func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("adding node event handler: %w", err)
 	}
-	return func() { _ = n.s.informer.RemoveEventHandler(reg) }, nil
+	return &Subscription{informer: n.s.informer, reg: reg}, nil
 }
 
 func deletedName(obj any) string {

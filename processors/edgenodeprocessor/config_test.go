@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/metadata"
 )
 
@@ -34,7 +35,7 @@ func TestLoadConfig(t *testing.T) {
 	custom, err := loadConfig(t, "custom")
 	require.NoError(t, err)
 	want := createDefaultConfig().(*Config)
-	want.AuthType = AuthKubeConfig
+	want.AuthType = kube.AuthKubeConfig
 	want.KubeConfig = "/etc/edgetel/kubeconfig"
 	want.Context = "edge-cluster"
 	want.NodeSelector = "node-role.kubernetes.io/edge,topology.kubernetes.io/region in (eu,us)"
@@ -45,8 +46,8 @@ func TestLoadConfig(t *testing.T) {
 	want.Attributes = AttributesConfig{
 		NodeName:    "k8s.node.name",
 		NodeGroup:   "kubeedge.nodegroup",
-		Labels:      []AttributeMapping{{Key: "topology.kubernetes.io/region", Attribute: "region"}},
-		Annotations: []AttributeMapping{{Key: "example.com/owner", Attribute: "owner"}},
+		Labels:      []kube.LabelMapping{{Key: "topology.kubernetes.io/region", Attribute: "region"}},
+		Annotations: []kube.LabelMapping{{Key: "example.com/owner", Attribute: "owner"}},
 	}
 	want.Guard = GuardConfig{Enabled: true, MaxSeriesPerNode: 5000, MaxSeriesPerMetric: 500, Window: time.Hour, LogInterval: 30 * time.Second}
 	assert.Equal(t, want, custom)
