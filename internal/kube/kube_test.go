@@ -187,3 +187,10 @@ func TestObjectRoundTrip(t *testing.T) {
 	assert.Equal(t, []string{"10.0.0.2"}, got.Addresses)
 	assert.Equal(t, ReadyUnknown, got.Ready)
 }
+
+func TestNodeValidate(t *testing.T) {
+	assert.NoError(t, Node{Name: "a", IP: "10.0.0.1", KubeletPort: 10350}.Validate())
+	assert.ErrorContains(t, Node{IP: "10.0.0.1"}.Validate(), "without a name")
+	assert.ErrorContains(t, Node{Name: "a", IP: "nope"}.Validate(), "not an IP address")
+	assert.ErrorContains(t, Node{Name: "a", IP: "10.0.0.1", KubeletPort: 70000}.Validate(), "out of range")
+}

@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -154,4 +156,18 @@ func (n Node) Object() *corev1.Node {
 		kn.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status}}
 	}
 	return kn
+}
+
+// Validate reports the first field that makes a configured node unusable.
+func (n Node) Validate() error {
+	if n.Name == "" {
+		return errors.New("node without a name")
+	}
+	if net.ParseIP(n.IP) == nil {
+		return fmt.Errorf("node %q: ip %q is not an IP address", n.Name, n.IP)
+	}
+	if n.KubeletPort < 0 || n.KubeletPort > 65535 {
+		return fmt.Errorf("node %q: port %d out of range", n.Name, n.KubeletPort)
+	}
+	return nil
 }

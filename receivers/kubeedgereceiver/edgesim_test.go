@@ -28,6 +28,7 @@ import (
 
 	"github.com/edgetel/edgetel/internal/edgesim"
 	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
@@ -207,7 +208,7 @@ func TestEdgesimThousandNodesThroughOneEndpoint(t *testing.T) {
 	cfg := simConfig(s, fleetFile, time.Minute)
 	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
 	check := newCheckingSink(s, paths)
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, check)
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, check, testRegistry)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
@@ -372,12 +373,12 @@ func TestEdgesimThroughAPIServerProxy(t *testing.T) {
 	cfg := simConfig(s, fleetFile, time.Second)
 	cfg.Transport.Mode = TransportAPIServer
 	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), testRegistry)
 	require.NoError(t, err)
 	sink := new(consumertest.MetricsSink)
 	r.next = sink
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})
-	r.restConfig = func(APIConfig) (*rest.Config, error) {
+	r.restConfig = func(kube.APIConfig) (*rest.Config, error) {
 		return &rest.Config{Host: api.URL, BearerToken: "sa-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}, nil
 	}
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))

@@ -14,9 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/rest"
 
 	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
 
@@ -86,12 +86,11 @@ func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	cfg.Endpoints.Cadvisor.Enabled = false
 	cfg.Endpoints.Metrics.Enabled = true
 	require.NoError(t, cfg.Validate())
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
+	reg := kube.NewRegistry(func(kube.APIConfig) (kubernetes.Interface, error) { return client, nil })
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink), reg)
 	require.NoError(t, err)
 	sink := new(consumertest.MetricsSink)
 	r.next = sink
-	r.restConfig = func(APIConfig) (*rest.Config, error) { return &rest.Config{Host: "https://127.0.0.1:1"}, nil }
-	r.kubeClient = func(*rest.Config) (kubernetes.Interface, error) { return client, nil }
 	require.NoError(t, r.Start(ctx, nil))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(ctx)) })
 

@@ -90,7 +90,7 @@ func TestRefusedBatchesAreWarnings(t *testing.T) {
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	cfg := testConfig(t, cc, StaticNode{Name: "edge-1", IP: "10.0.0.1", Port: 10351})
-	r, err := newReceiver(set, cfg, &refusingConsumer{})
+	r, err := newReceiver(set, cfg, &refusingConsumer{}, testRegistry)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })

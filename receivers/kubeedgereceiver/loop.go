@@ -69,7 +69,7 @@ type nodeLoop struct {
 	stale   atomic.Bool
 
 	mu   sync.Mutex
-	node discovery.Node
+	node discovery.Target
 
 	connected, known bool
 	disconnects      int
@@ -78,7 +78,7 @@ type nodeLoop struct {
 	text             []byte
 }
 
-func newNodeLoop(r *kubeedgeReceiver, n discovery.Node) *nodeLoop {
+func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 	l := &nodeLoop{r: r, name: n.Name, node: n, labels: r.targetLabels(n)}
 	for _, p := range r.paths {
 		b := labels.NewBuilder(l.labels)
@@ -101,31 +101,31 @@ func newNodeLoop(r *kubeedgeReceiver, n discovery.Node) *nodeLoop {
 
 // targetLabels are the labels every series of a node gets: job, instance (the node name, unique
 // and stable whatever the transport), node, and the mapped node labels.
-func (r *kubeedgeReceiver) targetLabels(n discovery.Node) labels.Labels {
-	b := labels.NewScratchBuilder(4 + len(r.cfg.NodeLabels))
+func (r *kubeedgeReceiver) targetLabels(n discovery.Target) labels.Labels {
+	b := labels.NewScratchBuilder(3 + len(r.labels))
 	b.Add("job", r.cfg.Job)
 	b.Add("instance", n.Name)
 	b.Add("node", n.Name)
-	for series, nodeLabel := range r.cfg.NodeLabels {
-		if v := n.Labels[nodeLabel]; nodeLabel != "" && v != "" {
-			b.Add(series, v)
+	for _, m := range r.labels {
+		if v := n.Labels[m.Key]; v != "" {
+			b.Add(m.Attribute, v)
 		}
 	}
 	b.Sort()
 	return b.Labels()
 }
 
-func (l *nodeLoop) sameSeries(n discovery.Node) bool {
+func (l *nodeLoop) sameSeries(n discovery.Target) bool {
 	return labels.Equal(l.labels, l.r.targetLabels(n))
 }
 
-func (l *nodeLoop) update(n discovery.Node) {
+func (l *nodeLoop) update(n discovery.Target) {
 	l.mu.Lock()
 	l.node = n
 	l.mu.Unlock()
 }
 
-func (l *nodeLoop) current() discovery.Node {
+func (l *nodeLoop) current() discovery.Target {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.node
@@ -202,7 +202,7 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 		anyUp = anyUp || t.last.up
 	}
 	node := l.current()
-	connected := node.Ready && anyUp
+	connected := node.IsReady() && anyUp
 	if l.known && l.connected && !connected {
 		l.disconnects++
 	}
@@ -398,7 +398,7 @@ var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 // healthText renders the node's health as an exposition, so it goes through the same conversion
 // and staleness handling as scraped data: the synthetic series Prometheus adds per target (up,
 // scrape_duration_seconds, ...) plus per-node connectivity.
-func (l *nodeLoop) healthText(b []byte, node discovery.Node, now time.Time) []byte {
+func (l *nodeLoop) healthText(b []byte, node discovery.Target, now time.Time) []byte {
 	perTarget := func(name, typ string, v func(*target) float64) {
 		b = append(b, "# TYPE "+name+" "+typ+"\n"...)
 		for _, t := range l.targets {
@@ -435,7 +435,7 @@ func (l *nodeLoop) healthText(b []byte, node discovery.Node, now time.Time) []by
 			b = append(b, '\n')
 		}
 	}
-	perNode("kubeedge_node_ready", "gauge", boolValue(node.Ready))
+	perNode("kubeedge_node_ready", "gauge", boolValue(node.IsReady()))
 	perNode("kubeedge_node_connected", "gauge", boolValue(l.connected))
 	since := l.started
 	if !l.lastGood.IsZero() {
