@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/onboard"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
 )
@@ -73,11 +74,11 @@ func runCollectorReceiver(t *testing.T, transport string) []Permission {
 	f := kubeedgereceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*kubeedgereceiver.Config)
 	cfg.CollectionInterval = 200 * time.Millisecond
-	cfg.Discovery.Kubernetes.AuthType = kubeedgereceiver.AuthKubeConfig
+	cfg.Discovery.Kubernetes.AuthType = kube.AuthKubeConfig
 	cfg.Discovery.Kubernetes.KubeConfig = kubeconfig
 	cfg.Transport.Mode = transport
 	cfg.Transport.Cloudcore.Endpoints = []string{"127.0.0.1:1"}
-	cfg.Transport.APIServer.AuthType = kubeedgereceiver.AuthKubeConfig
+	cfg.Transport.APIServer.AuthType = kube.AuthKubeConfig
 	cfg.Transport.APIServer.KubeConfig = kubeconfig
 	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, consumertest.NewNop())
 	require.NoError(t, err)
