@@ -20,7 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/onboard"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
@@ -29,7 +29,7 @@ import (
 // apiServerStandIn answers the calls the collector makes (node list and watch, node proxy) and
 // records the permission each one needs.
 func apiServerStandIn(t *testing.T, rec *Recorder) string {
-	node := fleet.Node{Name: "edge-1", IP: "10.30.0.1", Port: fleet.DefaultKubeletPort}.KubeNode(corev1.ConditionTrue)
+	node := fleet.Node{Name: "edge-1", IP: "10.30.0.1", Port: kube.DefaultKubeletPort}.KubeNode(corev1.ConditionTrue)
 	node.ResourceVersion = "1"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := rec.Record(r); err != nil {

@@ -27,7 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
@@ -106,7 +106,7 @@ func nodeProblems(s *edgesim.Sim, n fleet.Node, md pmetric.Metrics, paths []stri
 			return []string{n.Name + " " + p + ": edgesim serves nothing"}
 		}
 		extra := labels.FromStrings("job", "kubeedge", "instance", n.Name, "node", n.Name, "metrics_path", p,
-			"region", n.Labels[fleet.LabelRegion], "site", n.Labels[fleet.LabelSite])
+			"region", n.Labels[kube.LabelRegion], "site", n.Labels[kube.LabelSite])
 		series, err := scrapetest.FromExposition(body, extra)
 		if err != nil {
 			return []string{err.Error()}

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
@@ -68,15 +68,15 @@ func attrOf(md pmetric.Metrics, metric, key string) string {
 func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	cc := newFakeCloudcore(t)
 	body := []byte("# TYPE edge_temp_celsius gauge\nedge_temp_celsius 40\n")
-	edge1 := fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351, Labels: map[string]string{fleet.LabelRegion: "eu"}}
+	edge1 := fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351, Labels: map[string]string{kube.LabelRegion: "eu"}}
 	edge2 := fleet.Node{Name: "edge-2", IP: "10.0.0.2", Port: 10351}
 	cloudNode := fleet.Node{Name: "cloud-1", IP: "10.0.9.1", Port: 10351}
 	for _, n := range []fleet.Node{edge1, edge2, cloudNode} {
 		cc.set(n.Address(), "/metrics", body)
 	}
 	cloud := cloudNode.KubeNode(corev1.ConditionTrue)
-	delete(cloud.Labels, fleet.LabelEdgeRole)
-	delete(cloud.Labels, fleet.LabelAgentRole)
+	delete(cloud.Labels, kube.LabelEdgeRole)
+	delete(cloud.Labels, kube.LabelAgentRole)
 	client := fake.NewClientset(edge1.KubeNode(corev1.ConditionTrue), edge2.KubeNode(corev1.ConditionTrue), cloud)
 	nodes := client.CoreV1().Nodes()
 	ctx := context.Background()
@@ -105,7 +105,7 @@ func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	// Relabelled: edge-1's series now carry the new region.
 	n1, err := nodes.Get(ctx, "edge-1", metav1.GetOptions{})
 	require.NoError(t, err)
-	n1.Labels[fleet.LabelRegion] = "us"
+	n1.Labels[kube.LabelRegion] = "us"
 	_, err = nodes.Update(ctx, n1, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -144,7 +144,7 @@ func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	// Given the edge label, it becomes a target.
 	c, err := nodes.Get(ctx, "cloud-1", metav1.GetOptions{})
 	require.NoError(t, err)
-	c.Labels[fleet.LabelEdgeRole] = ""
+	c.Labels[kube.LabelEdgeRole] = ""
 	_, err = nodes.Update(ctx, c, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(batches(sink, "cloud-1")) > 0 }, 10*time.Second, 20*time.Millisecond)
