@@ -111,8 +111,13 @@ func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
 	sh.setHeadSize(db.Head().Size)
 	// Cutting is driven by the loop below, so that every block cut is seen and counted.
 	db.DisableCompactions()
+	if err := e.tel.observe(db.Head()); err != nil {
+		db.Close()
+		bkt.Close()
+		e.shipper = nil
+		return err
+	}
 	e.db = db
-	e.tel.observeHead(db.Head())
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
@@ -143,7 +148,7 @@ func (e *objstoreExporter) Shutdown(context.Context) error {
 	}
 	e.lock <- struct{}{} // waits for a commit still running
 	defer func() { <-e.lock }()
-	var errs []error
+	errs := []error{e.tel.stop()}
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
 		e.db = nil
