@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -148,4 +149,37 @@ func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	_, err = nodes.Update(ctx, c, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(batches(sink, "cloud-1")) > 0 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// Shutdown releases what Start acquired: the scrape loops, discovery and the shared Node
+// informer (its last holder), so a second Start opens a fresh watch and nothing keeps running.
+func TestStartStopStartReleasesTheInformer(t *testing.T) {
+	cc := newFakeCloudcore(t)
+	// The fake cloudcore's listener is the test's; everything started after it must end.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	edge := fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351}
+	cc.set(edge.Address(), "/metrics/cadvisor", []byte("x 1\n"))
+	client := fake.NewClientset(edge.KubeNode(corev1.ConditionTrue))
+	watches := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "watch" {
+				n++
+			}
+		}
+		return n
+	}
+	reg := kube.NewRegistry(func(kube.APIConfig) (kubernetes.Interface, error) { return client, nil })
+	cfg := testConfig(t, cc, StaticNode{Name: "unused", IP: "127.0.0.1"})
+	cfg.Discovery.Mode = DiscoveryKubernetes
+	ctx := context.Background()
+	for round := 1; round <= 2; round++ {
+		sink := new(consumertest.MetricsSink)
+		r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, sink, reg)
+		require.NoError(t, err)
+		require.NoError(t, r.Start(ctx, nil))
+		require.Eventually(t, func() bool { return len(batches(sink, "edge-1")) > 0 }, 10*time.Second, 20*time.Millisecond)
+		require.NoError(t, r.Shutdown(ctx))
+		assert.Equal(t, round, watches())
+	}
 }
