@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v2"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/promconv"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // Config is the objstore exporter's configuration.
@@ -69,7 +69,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("external_labels: at least one label is required (Thanos groups and deduplicates blocks by them)"))
 	}
 	for k, v := range c.ExternalLabels {
-		if k == "" || v == "" || promconv.SanitizeLabelName(k) != k {
+		if k == "" || v == "" || sampleconv.SanitizeLabelName(k) != k {
 			errs = append(errs, fmt.Errorf("external_labels: %q=%q: names must be valid Prometheus label names and values non-empty", k, v))
 		}
 	}

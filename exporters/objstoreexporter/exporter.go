@@ -24,7 +24,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/promconv"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // objstoreExporter appends metrics to a local TSDB and ships the blocks it cuts to a bucket.
@@ -46,7 +46,7 @@ type objstoreExporter struct {
 	commit func(storage.AppenderV2) error
 
 	db      *tsdb.DB
-	conv    *promconv.Converter
+	conv    *sampleconv.Converter
 	series  *seriesCache
 	shipper *shipper
 
@@ -65,7 +65,7 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		cfg:    cfg,
 		logger: logger,
 		tel:    tel,
-		conv: promconv.New(promconv.Options{
+		conv: sampleconv.New(sampleconv.Options{
 			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
 			WithoutSuffixes:  !cfg.AddMetricSuffixes,
 		}),

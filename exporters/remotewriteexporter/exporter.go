@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
-	"github.com/edgetel/edgetel/internal/promconv"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // rwExporter converts each batch to remote-write records, stores them in the disk buffer before
@@ -25,7 +25,7 @@ type rwExporter struct {
 	now func() time.Time
 
 	mu   sync.Mutex // one conversion at a time: the converter and encoder reuse their buffers
-	conv *promconv.Converter
+	conv *sampleconv.Converter
 	enc  *encoder
 
 	q        *diskqueue.Queue
@@ -42,7 +42,7 @@ func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 		cfg: cfg,
 		set: set,
 		now: time.Now,
-		conv: promconv.New(promconv.Options{
+		conv: sampleconv.New(sampleconv.Options{
 			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
 			WithoutSuffixes:  !cfg.AddMetricSuffixes,
 		}),

@@ -31,7 +31,7 @@ import (
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/scrapeconv"
 )
 
 // startSim runs a simulated fleet that, unlike cloudcore, requires a client certificate, with
@@ -123,7 +123,7 @@ func nodeProblems(s *edgesim.Sim, n fleet.Node, md pmetric.Metrics, paths []stri
 		return []string{err.Error()}
 	}
 	problems = append(problems, scrapetest.Diff(want, withoutHealth(got), 5)...)
-	for name, typ := range scrapetest.MetricTypes(md, promconv.MetadataTypeKey) {
+	for name, typ := range scrapetest.MetricTypes(md, scrapeconv.MetadataTypeKey) {
 		if wantTyp, ok := types[name]; ok && wantTyp != typ {
 			problems = append(problems, fmt.Sprintf("%s: type %s, want %s", name, typ, wantTyp))
 		}

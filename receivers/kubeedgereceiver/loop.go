@@ -22,7 +22,7 @@ import (
 
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/scrapeconv"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
 
@@ -47,7 +47,7 @@ const (
 // target is one endpoint of a node.
 type target struct {
 	path     string
-	conv     *promconv.Converter
+	conv     *scrapeconv.Converter
 	failures map[string]int
 	last     result
 }
@@ -64,7 +64,7 @@ type nodeLoop struct {
 	name    string
 	labels  labels.Labels
 	targets []*target
-	health  *promconv.Converter
+	health  *scrapeconv.Converter
 	cancel  context.CancelFunc
 	stale   atomic.Bool
 
@@ -86,7 +86,7 @@ func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 		l.targets = append(l.targets, &target{
 			path:     p,
 			failures: map[string]int{},
-			conv: promconv.New(promconv.Options{
+			conv: scrapeconv.New(scrapeconv.Options{
 				HonorTimestamps: r.cfg.HonorTimestamps,
 				HonorLabels:     r.cfg.HonorLabels,
 				SampleLimit:     r.cfg.SampleLimit,
@@ -95,7 +95,7 @@ func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 			}),
 		})
 	}
-	l.health = promconv.New(promconv.Options{TargetLabels: l.labels})
+	l.health = scrapeconv.New(scrapeconv.Options{TargetLabels: l.labels})
 	return l
 }
 
@@ -211,7 +211,7 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 		l.lastGood = now
 	}
 	l.text = l.healthText(l.text[:0], node, now)
-	if _, err := l.health.Convert(l.text, promconv.MediaText, ms, dest); err != nil {
+	if _, err := l.health.Convert(l.text, scrapeconv.MediaText, ms, dest); err != nil {
 		l.r.set.Logger.Error("kubeedge health series", zap.Error(err))
 	}
 	l.consume(ctx, md)
@@ -277,8 +277,8 @@ func (l *nodeLoop) end() {
 // round (unlimited when the limit is 0).
 func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice, budget int) result {
 	if l.r.cfg.NodeSeriesLimit > 0 && budget <= 0 {
-		return l.failed(t, result{}, promconv.Stats{},
-			fmt.Errorf("%w: the node's other endpoints used all of node_series_limit %d", promconv.ErrSeriesLimit, l.r.cfg.NodeSeriesLimit))
+		return l.failed(t, result{}, scrapeconv.Stats{},
+			fmt.Errorf("%w: the node's other endpoints used all of node_series_limit %d", scrapeconv.ErrSeriesLimit, l.r.cfg.NodeSeriesLimit))
 	}
 	t.conv.SetSeriesLimit(max(budget, 0))
 	start := time.Now()
@@ -287,10 +287,10 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 	buf := l.r.bodies.Get().(*bytes.Buffer)
 	defer l.putBody(buf)
 	body, contentType, err := l.fetch(ctx, t.path, buf)
-	var st promconv.Stats
+	var st scrapeconv.Stats
 	if err == nil {
 		var mt string
-		if mt, err = promconv.MediaType(body, contentType); err == nil {
+		if mt, err = scrapeconv.MediaType(body, contentType); err == nil {
 			st, err = t.conv.Convert(body, mt, scrapeMs, dest)
 		}
 	}
@@ -318,7 +318,7 @@ func (l *nodeLoop) putBody(buf *bytes.Buffer) {
 	}
 }
 
-func (l *nodeLoop) failed(t *target, res result, st promconv.Stats, err error) result {
+func (l *nodeLoop) failed(t *target, res result, st scrapeconv.Stats, err error) result {
 	reason := classify(err)
 	t.failures[reason]++
 	res.dropped = st.Scraped
@@ -377,17 +377,17 @@ func classify(err error) string {
 		return reasonStatus
 	case errors.Is(err, ErrBodyTooLarge):
 		return reasonTooLarge
-	case errors.Is(err, promconv.ErrEmptyBody):
+	case errors.Is(err, scrapeconv.ErrEmptyBody):
 		return reasonEmpty
-	case errors.Is(err, promconv.ErrTruncated), errors.Is(err, promconv.ErrMissingEOF):
+	case errors.Is(err, scrapeconv.ErrTruncated), errors.Is(err, scrapeconv.ErrMissingEOF):
 		return reasonTruncated
-	case errors.Is(err, promconv.ErrSampleLimit):
+	case errors.Is(err, scrapeconv.ErrSampleLimit):
 		return reasonSampleLimit
-	case errors.Is(err, promconv.ErrSeriesLimit):
+	case errors.Is(err, scrapeconv.ErrSeriesLimit):
 		return reasonSeriesLimit
-	case errors.Is(err, promconv.ErrParse):
+	case errors.Is(err, scrapeconv.ErrParse):
 		return reasonParse
-	case errors.Is(err, promconv.ErrUnsupported):
+	case errors.Is(err, scrapeconv.ErrUnsupported):
 		return reasonContentType
 	}
 	return reasonTransport
