@@ -65,10 +65,7 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		cfg:    cfg,
 		logger: logger,
 		tel:    tel,
-		conv: sampleconv.New(sampleconv.Options{
-			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
-			WithoutSuffixes:  !cfg.AddMetricSuffixes,
-		}),
+		conv:   sampleconv.New(cfg.Options()),
 		series: newSeriesCache(cfg.ExternalLabels),
 		kick:   make(chan struct{}, 1),
 		lock:   make(chan struct{}, 1),

@@ -6,11 +6,11 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // Remote-write protocol versions.
@@ -28,14 +28,10 @@ type Config struct {
 	// ProtocolVersion is the remote-write protocol: "1.0" (prometheus.WriteRequest) or "2.0"
 	// (io.prometheus.write.v2.Request).
 	ProtocolVersion string `mapstructure:"protocol_version"`
-	// AddMetricSuffixes adds "_total" to monotonic sums that lack it. Off by default: the
-	// kubeedge receiver keeps the names it scraped, and a counter scraped without _total must
-	// arrive under that name.
-	AddMetricSuffixes bool `mapstructure:"add_metric_suffixes"`
-	// ResourceToTelemetry copies every resource attribute to a label, besides job and instance.
-	ResourceToTelemetry ResourceToTelemetryConfig `mapstructure:"resource_to_telemetry_conversion"`
-	// ExternalLabels are added to every series that does not have the label already.
-	ExternalLabels map[string]string `mapstructure:"external_labels"`
+	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion and external_labels,
+	// shared with the objstore exporter. External labels are added to every series that does not
+	// have the label already.
+	sampleconv.OutputConfig `mapstructure:",squash"`
 	// BasicAuth sets the Authorization header from a username and a password or password file.
 	BasicAuth *BasicAuthConfig `mapstructure:"basic_auth"`
 	// BearerTokenFile is read on every request, so a rotated token is picked up.
@@ -44,11 +40,6 @@ type Config struct {
 	Buffer  BufferConfig  `mapstructure:"buffer"`
 	Sending SendingConfig `mapstructure:"sending"`
 	Retry   RetryConfig   `mapstructure:"retry"`
-}
-
-// ResourceToTelemetryConfig is contrib's resource_to_telemetry_conversion.
-type ResourceToTelemetryConfig struct {
-	Enabled bool `mapstructure:"enabled"`
 }
 
 // BasicAuthConfig is HTTP basic authentication.
@@ -105,10 +96,8 @@ func (c *Config) Validate() error {
 	if c.ProtocolVersion != ProtocolV1 && c.ProtocolVersion != ProtocolV2 {
 		add("protocol_version: must be %q or %q, got %q", ProtocolV1, ProtocolV2, c.ProtocolVersion)
 	}
-	for k := range c.ExternalLabels {
-		if !model.LegacyValidation.IsValidLabelName(k) || k == model.MetricNameLabel {
-			add("external_labels: %q is not a valid label name", k)
-		}
+	if err := c.ValidateExternalLabels(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BasicAuth != nil {
 		if c.BasicAuth.Username == "" {

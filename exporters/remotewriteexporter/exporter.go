@@ -39,13 +39,10 @@ type rwExporter struct {
 
 func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 	return &rwExporter{
-		cfg: cfg,
-		set: set,
-		now: time.Now,
-		conv: sampleconv.New(sampleconv.Options{
-			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
-			WithoutSuffixes:  !cfg.AddMetricSuffixes,
-		}),
+		cfg:  cfg,
+		set:  set,
+		now:  time.Now,
+		conv: sampleconv.New(cfg.Options()),
 		enc: newEncoder(cfg.Sending.Shards, cfg.ProtocolVersion == ProtocolV2, cfg.ExternalLabels,
 			cfg.Sending.MaxSamplesPerSend, cfg.Sending.MaxBytesPerSend),
 	}

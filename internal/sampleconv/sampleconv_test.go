@@ -223,3 +223,15 @@ func TestFormatFloatLikeTheCollector(t *testing.T) {
 		assert.Equal(t, want, FormatFloat(f))
 	}
 }
+
+func TestOutputConfig(t *testing.T) {
+	o := OutputConfig{ExternalLabels: map[string]string{"cluster": "c1", "replica": "a"}}
+	assert.NoError(t, o.ValidateExternalLabels())
+	assert.Equal(t, Options{WithoutSuffixes: true}, o.Options())
+	o.AddMetricSuffixes, o.ResourceToTelemetry.Enabled = true, true
+	assert.Equal(t, Options{ResourceToLabels: true}, o.Options())
+	for _, bad := range []map[string]string{{"bad-name": "x"}, {"edge.site": "a"}, {"__name__": "x"}, {"": "x"}, {"cluster": ""}} {
+		err := OutputConfig{ExternalLabels: bad}.ValidateExternalLabels()
+		assert.ErrorContains(t, err, "external_labels: ", "%v", bad)
+	}
+}
