@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configretry"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
 	"github.com/edgetel/edgetel/internal/sampleconv"
@@ -39,7 +40,13 @@ type Config struct {
 
 	Buffer  BufferConfig  `mapstructure:"buffer"`
 	Sending SendingConfig `mapstructure:"sending"`
-	Retry   RetryConfig   `mapstructure:"retry"`
+	// RetryConfig is the sender's backoff for retryable failures (network errors, 5xx, 429), on
+	// the Collector's configretry keys. Retries never give up: the data stays in the buffer,
+	// bounded by max_bytes and max_age, so enabled must stay true and max_elapsed_time 0.
+	RetryConfig configretry.BackOffConfig `mapstructure:"retry_on_failure"`
+	// Retry is the deprecated retry block that retry_on_failure and sending.max_retry_after
+	// replace; read for one release, its keys win over theirs, with a warning at start.
+	Retry *RetryConfig `mapstructure:"retry"`
 }
 
 // BasicAuthConfig is HTTP basic authentication.
@@ -73,10 +80,11 @@ type SendingConfig struct {
 	// MaxSamplesPerSend and MaxBytesPerSend (uncompressed) bound one request.
 	MaxSamplesPerSend int `mapstructure:"max_samples_per_send"`
 	MaxBytesPerSend   int `mapstructure:"max_bytes_per_send"`
+	// MaxRetryAfter caps how long a Retry-After header can make a shard wait.
+	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
 }
 
-// RetryConfig is the backoff for retryable failures (network errors, 5xx, 429). Retries never
-// give up: the data stays in the buffer, bounded by max_bytes and max_age.
+// RetryConfig is the resolved backoff of the sender, and the shape of the deprecated retry block.
 type RetryConfig struct {
 	InitialInterval     time.Duration `mapstructure:"initial_interval"`
 	MaxInterval         time.Duration `mapstructure:"max_interval"`
@@ -146,15 +154,56 @@ func (c *Config) Validate() error {
 		// A record holds up to max_bytes_per_send; one that cannot fit the buffer is refused.
 		add("sending.max_bytes_per_send: must not exceed half of buffer.max_bytes (%d)", b.MaxBytes/2)
 	}
-	r := c.Retry
+	key := "retry_on_failure"
+	if c.Retry != nil {
+		key = "retry (deprecated) merged into retry_on_failure"
+	}
+	r := c.retry()
 	if r.InitialInterval <= 0 || r.MaxInterval < r.InitialInterval {
-		add("retry: initial_interval must be positive and max_interval at least initial_interval")
+		add("%s: initial_interval must be positive and max_interval at least initial_interval", key)
 	}
 	if r.Multiplier < 1 {
-		add("retry.multiplier: must be at least 1")
+		add("%s.multiplier: must be at least 1", key)
 	}
 	if r.RandomizationFactor < 0 || r.RandomizationFactor > 1 {
-		add("retry.randomization_factor: must be between 0 and 1")
+		add("%s.randomization_factor: must be between 0 and 1", key)
+	}
+	if !c.RetryConfig.Enabled {
+		add("retry_on_failure.enabled: must be true: the sender retries until the buffer's max_bytes or max_age drops the data")
+	}
+	if c.RetryConfig.MaxElapsedTime != 0 {
+		add("retry_on_failure.max_elapsed_time: must be 0: retries never give up, max_bytes and max_age bound the buffer")
+	}
+	if r.MaxRetryAfter < 0 {
+		add("sending.max_retry_after: must not be negative")
 	}
 	return errors.Join(errs...)
+}
+
+// retry is the sender's backoff: retry_on_failure and sending.max_retry_after, with the keys set
+// in the deprecated retry block taking precedence.
+func (c *Config) retry() RetryConfig {
+	b := c.RetryConfig
+	r := RetryConfig{InitialInterval: b.InitialInterval, MaxInterval: b.MaxInterval, Multiplier: b.Multiplier,
+		RandomizationFactor: b.RandomizationFactor, MaxRetryAfter: c.Sending.MaxRetryAfter}
+	old := c.Retry
+	if old == nil {
+		return r
+	}
+	if old.InitialInterval != 0 {
+		r.InitialInterval = old.InitialInterval
+	}
+	if old.MaxInterval != 0 {
+		r.MaxInterval = old.MaxInterval
+	}
+	if old.Multiplier != 0 {
+		r.Multiplier = old.Multiplier
+	}
+	if old.RandomizationFactor != 0 {
+		r.RandomizationFactor = old.RandomizationFactor
+	}
+	if old.MaxRetryAfter != 0 {
+		r.MaxRetryAfter = old.MaxRetryAfter
+	}
+	return r
 }

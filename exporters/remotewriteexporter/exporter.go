@@ -38,6 +38,10 @@ type rwExporter struct {
 }
 
 func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
+	if cfg.Retry != nil {
+		set.Logger.Warn("edgeremotewrite: the retry block is deprecated and will be removed in the next release; " +
+			"use retry_on_failure (initial_interval, max_interval, multiplier, randomization_factor) and sending.max_retry_after")
+	}
 	return &rwExporter{
 		cfg:  cfg,
 		set:  set,
@@ -90,7 +94,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		userAgent:  "edgetel/" + e.set.BuildInfo.Version,
 		maxSamples: e.cfg.Sending.MaxSamplesPerSend,
 		maxBytes:   e.cfg.Sending.MaxBytesPerSend,
-		retry:      e.cfg.Retry,
+		retry:      e.cfg.retry(),
 		auth:       e.cfg.authFunc(),
 		stop:       make(chan struct{}),
 		refusals:   &refusalLog{log: e.set.Logger, every: refusalLogEvery},
