@@ -152,7 +152,7 @@ bench: tool-prometheus tool-vmagent tool-otelcol-upstream
 	$(GO) build -o $(BIN)/edgetelcol ./cmd/edgetelcol
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/edgesim ./internal/diskqueue \
 		./exporters/remotewriteexporter ./exporters/objstoreexporter ./processors/edgenodeprocessor \
-		./receivers/kubeedgereceiver/... ./internal/promconv
+		./receivers/kubeedgereceiver/... ./internal/sampleconv
 	$(TEST_ENV) $(GO) run ./bench/cmd/peerbench -bin $(BIN) -nodes $(BENCH_NODES) -interval $(BENCH_INTERVAL) \
 		-warmup 75s -duration $(BENCH_DURATION) -out BENCHMARKS.md
 

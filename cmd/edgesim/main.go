@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 func main() {
@@ -65,7 +65,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.cfg.RequireClientCert, "require-client-cert", false, "reject clients without a certificate signed by the CA (cloudcore does not)")
 	fs.BoolVar(&o.cfg.Direct, "direct", false, "also serve each node's kubelet endpoints over plain HTTP on its own loopback port")
 	fs.StringVar(&o.cfg.CapturesDir, "captures", "", "directory of kubelet captures of your own, or its parent holding kubelet/ (default: $EDGETEL_FIXTURES, else the embedded captures)")
-	fs.IntVar(&o.cfg.KubeletPort, "kubelet-port", fleet.DefaultKubeletPort, "the nodes' kubelet endpoint port, as published in the fleet and expected in Host")
+	fs.IntVar(&o.cfg.KubeletPort, "kubelet-port", kube.DefaultKubeletPort, "the nodes' kubelet endpoint port, as published in the fleet and expected in Host")
 	fs.DurationVar(&o.cfg.Step, "step", 15*time.Second, "how often values advance (counters grow, gauges move, pods churn)")
 	fs.Int64Var(&o.cfg.CacheBytes, "cache-bytes", 64<<20, "bytes of rendered bodies kept for reuse within a step; negative disables")
 	fs.StringVar(&o.disconnect, "disconnect", "", "comma-separated nodes started without a tunnel session")

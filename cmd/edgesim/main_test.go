@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.

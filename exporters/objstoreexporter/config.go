@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v2"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/promconv"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // Config is the objstore exporter's configuration.
@@ -26,9 +26,11 @@ type Config struct {
 	// Bucket is Thanos' bucket configuration (type, config, prefix). Empty: a FILESYSTEM bucket
 	// under Directory.
 	Bucket map[string]any `mapstructure:"bucket"`
-	// ExternalLabels identify this writer in the bucket (thanos.labels of every block). Required:
-	// Thanos refuses blocks without them, and each writer needs its own set.
-	ExternalLabels map[string]string `mapstructure:"external_labels"`
+	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion and external_labels,
+	// shared with the remote-write exporter. External labels identify this writer in the bucket
+	// (thanos.labels of every block). Required: Thanos refuses blocks without them, and each
+	// writer needs its own set.
+	sampleconv.OutputConfig `mapstructure:",squash"`
 	// BlockDuration is the time range of one block (tsdb min = max block duration).
 	BlockDuration time.Duration `mapstructure:"block_duration"`
 	// OutOfOrderWindow is how far behind the newest sample a sample may be and still be stored.
@@ -46,17 +48,6 @@ type Config struct {
 	// UploadRetry is the backoff between failed upload attempts; max_elapsed_time is ignored
 	// (a block is retried until it is uploaded).
 	UploadRetry configretry.BackOffConfig `mapstructure:"upload_retry"`
-	// AddMetricSuffixes appends "_total" to monotonic sums that lack it. Off by default: the
-	// kubeedge receiver delivers the names it scraped, and text-format counters need not end in
-	// _total.
-	AddMetricSuffixes bool `mapstructure:"add_metric_suffixes"`
-	// ResourceToTelemetry copies all resource attributes to labels.
-	ResourceToTelemetry ResourceToTelemetry `mapstructure:"resource_to_telemetry_conversion"`
-}
-
-// ResourceToTelemetry is the Collector's resource_to_telemetry_conversion block.
-type ResourceToTelemetry struct {
-	Enabled bool `mapstructure:"enabled"`
 }
 
 // Validate checks the configuration and names the offending key.
@@ -68,10 +59,8 @@ func (c *Config) Validate() error {
 	if len(c.ExternalLabels) == 0 {
 		errs = append(errs, errors.New("external_labels: at least one label is required (Thanos groups and deduplicates blocks by them)"))
 	}
-	for k, v := range c.ExternalLabels {
-		if k == "" || v == "" || promconv.SanitizeLabelName(k) != k {
-			errs = append(errs, fmt.Errorf("external_labels: %q=%q: names must be valid Prometheus label names and values non-empty", k, v))
-		}
+	if err := c.ValidateExternalLabels(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BlockDuration < time.Minute || c.BlockDuration%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("block_duration: %s: must be at least 1m and whole milliseconds", c.BlockDuration))

@@ -24,7 +24,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/promconv"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // objstoreExporter appends metrics to a local TSDB and ships the blocks it cuts to a bucket.
@@ -46,7 +46,7 @@ type objstoreExporter struct {
 	commit func(storage.AppenderV2) error
 
 	db      *tsdb.DB
-	conv    *promconv.Converter
+	conv    *sampleconv.Converter
 	series  *seriesCache
 	shipper *shipper
 
@@ -65,10 +65,7 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		cfg:    cfg,
 		logger: logger,
 		tel:    tel,
-		conv: promconv.New(promconv.Options{
-			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
-			WithoutSuffixes:  !cfg.AddMetricSuffixes,
-		}),
+		conv:   sampleconv.New(cfg.Options()),
 		series: newSeriesCache(cfg.ExternalLabels),
 		kick:   make(chan struct{}, 1),
 		lock:   make(chan struct{}, 1),
@@ -111,8 +108,13 @@ func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
 	sh.setHeadSize(db.Head().Size)
 	// Cutting is driven by the loop below, so that every block cut is seen and counted.
 	db.DisableCompactions()
+	if err := e.tel.observe(db.Head()); err != nil {
+		db.Close()
+		bkt.Close()
+		e.shipper = nil
+		return err
+	}
 	e.db = db
-	e.tel.observeHead(db.Head())
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
@@ -143,7 +145,7 @@ func (e *objstoreExporter) Shutdown(context.Context) error {
 	}
 	e.lock <- struct{}{} // waits for a commit still running
 	defer func() { <-e.lock }()
-	var errs []error
+	errs := []error{e.tel.stop()}
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
 		e.db = nil

@@ -330,3 +330,40 @@ func TestUnsupportedPointsAreCountedAndTheRestStored(t *testing.T) {
 	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_exporter_objstore_samples_dropped", "too_far_in_future"))
 	assertSameSamples(t, ds.before(t0+hour), readSamples(t, e.db, t0, t0+hour), "local tsdb")
 }
+
+// Shutdown releases what Start acquired: the gauges' callback is unregistered (a stopped exporter
+// reports no head series) and the closed head is let go; a second Start registers again and
+// finds the data the first one wrote. goleak (TestMain) checks the goroutines.
+func TestStartStopStartReleasesTelemetryAndHead(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { _ = tel.Shutdown(ctx) })
+	e := newTestExporter(t, cfg, tel, nil)
+	headSeries := func() (int64, bool) {
+		m, err := tel.GetMetric("otelcol_exporter_objstore_head_series")
+		if err != nil {
+			return 0, false
+		}
+		points := m.Data.(metricdata.Gauge[int64]).DataPoints
+		return points[0].Value, len(points) == 1
+	}
+
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	require.NoError(t, e.push(ctx, newDataset(3, t0, t0+hour).batches[0]))
+	series, ok := headSeries()
+	require.True(t, ok)
+	assert.Positive(t, series)
+
+	require.NoError(t, e.Shutdown(ctx))
+	_, ok = headSeries()
+	assert.False(t, ok, "no callback left after Shutdown")
+	assert.Nil(t, e.tel.head, "the closed head is not referenced")
+	assert.Nil(t, e.tel.registration)
+
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	n, ok := headSeries()
+	require.True(t, ok)
+	assert.Equal(t, series, n, "the WAL replayed into the new head")
+	require.NoError(t, e.Shutdown(ctx))
+}

@@ -2,6 +2,7 @@ package objstoreexporter
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,14 @@ type telemetry struct {
 	localBlocksDropped, localSamplesDropped   metric.Int64Counter
 
 	lagSince atomic.Int64 // unix ms of the oldest pending block's cut, 0 when none
-	head     atomic.Pointer[tsdb.Head]
+
+	// The gauges are observed by a callback registered from Start to Shutdown, so a stopped
+	// exporter neither reports nor holds its closed TSDB head.
+	meter        metric.Meter
+	uploadLag    metric.Float64ObservableGauge
+	headSeries   metric.Int64ObservableGauge
+	registration metric.Registration
+	head         *tsdb.Head // the open head while registered, for tests
 }
 
 var (
@@ -71,34 +79,49 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = m.Float64ObservableGauge("otelcol_exporter_objstore_upload_lag",
-		metric.WithDescription("Age of the oldest cut block not yet uploaded, 0 when none waits."), metric.WithUnit("s"),
-		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
-			if since := t.lagSince.Load(); since != 0 {
-				o.Observe(time.Since(time.UnixMilli(since)).Seconds())
-			} else {
-				o.Observe(0)
-			}
-			return nil
-		}))
+	t.meter = m
+	t.uploadLag, err = m.Float64ObservableGauge("otelcol_exporter_objstore_upload_lag",
+		metric.WithDescription("Age of the oldest cut block not yet uploaded, 0 when none waits."), metric.WithUnit("s"))
 	if err != nil {
 		return nil, err
 	}
-	_, err = m.Int64ObservableGauge("otelcol_exporter_objstore_head_series",
-		metric.WithDescription("Series in the local TSDB head."), metric.WithUnit("{series}"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			if h := t.head.Load(); h != nil {
-				o.Observe(int64(h.NumSeries()))
-			}
-			return nil
-		}))
+	t.headSeries, err = m.Int64ObservableGauge("otelcol_exporter_objstore_head_series",
+		metric.WithDescription("Series in the local TSDB head."), metric.WithUnit("{series}"))
 	if err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-func (t *telemetry) observeHead(h *tsdb.Head) { t.head.Store(h) }
+// observe starts reporting the gauges, from head while it is open; Start calls it.
+func (t *telemetry) observe(head *tsdb.Head) error {
+	t.head = head
+	reg, err := t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		lag := 0.0
+		if since := t.lagSince.Load(); since != 0 {
+			lag = time.Since(time.UnixMilli(since)).Seconds()
+		}
+		o.ObserveFloat64(t.uploadLag, lag)
+		o.ObserveInt64(t.headSeries, int64(head.NumSeries()))
+		return nil
+	}, t.uploadLag, t.headSeries)
+	if err != nil {
+		return fmt.Errorf("registering telemetry callbacks: %w", err)
+	}
+	t.registration = reg
+	return nil
+}
+
+// stop unregisters the gauges' callback and lets go of the closed head; Shutdown calls it.
+func (t *telemetry) stop() error {
+	t.head = nil
+	if t.registration == nil {
+		return nil
+	}
+	err := t.registration.Unregister()
+	t.registration = nil
+	return err
+}
 
 func (t *telemetry) setLag(oldestPending time.Time) {
 	if oldestPending.IsZero() {

@@ -50,7 +50,7 @@ func BenchmarkBacklogDrain(b *testing.B) {
 			sk.down.Store(true)
 			cfg := testConfig(b, sk.url())
 			cfg.Sending.MaxSamplesPerSend = maxSamples
-			cfg.Retry.MaxInterval = 50 * time.Millisecond
+			cfg.RetryConfig.MaxInterval = 50 * time.Millisecond
 			e := startExporter(b, cfg, componenttest.NewNopTelemetrySettings(), nil)
 			md := bigMetrics(200, time.Now().UnixMilli())
 			for i := 0; i < b.N; i++ {

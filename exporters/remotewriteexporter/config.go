@@ -6,11 +6,12 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configretry"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // Remote-write protocol versions.
@@ -28,14 +29,10 @@ type Config struct {
 	// ProtocolVersion is the remote-write protocol: "1.0" (prometheus.WriteRequest) or "2.0"
 	// (io.prometheus.write.v2.Request).
 	ProtocolVersion string `mapstructure:"protocol_version"`
-	// AddMetricSuffixes adds "_total" to monotonic sums that lack it. Off by default: the
-	// kubeedge receiver keeps the names it scraped, and a counter scraped without _total must
-	// arrive under that name.
-	AddMetricSuffixes bool `mapstructure:"add_metric_suffixes"`
-	// ResourceToTelemetry copies every resource attribute to a label, besides job and instance.
-	ResourceToTelemetry ResourceToTelemetryConfig `mapstructure:"resource_to_telemetry_conversion"`
-	// ExternalLabels are added to every series that does not have the label already.
-	ExternalLabels map[string]string `mapstructure:"external_labels"`
+	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion and external_labels,
+	// shared with the objstore exporter. External labels are added to every series that does not
+	// have the label already.
+	sampleconv.OutputConfig `mapstructure:",squash"`
 	// BasicAuth sets the Authorization header from a username and a password or password file.
 	BasicAuth *BasicAuthConfig `mapstructure:"basic_auth"`
 	// BearerTokenFile is read on every request, so a rotated token is picked up.
@@ -43,12 +40,13 @@ type Config struct {
 
 	Buffer  BufferConfig  `mapstructure:"buffer"`
 	Sending SendingConfig `mapstructure:"sending"`
-	Retry   RetryConfig   `mapstructure:"retry"`
-}
-
-// ResourceToTelemetryConfig is contrib's resource_to_telemetry_conversion.
-type ResourceToTelemetryConfig struct {
-	Enabled bool `mapstructure:"enabled"`
+	// RetryConfig is the sender's backoff for retryable failures (network errors, 5xx, 429), on
+	// the Collector's configretry keys. Retries never give up: the data stays in the buffer,
+	// bounded by max_bytes and max_age, so enabled must stay true and max_elapsed_time 0.
+	RetryConfig configretry.BackOffConfig `mapstructure:"retry_on_failure"`
+	// Retry is the deprecated retry block that retry_on_failure and sending.max_retry_after
+	// replace; read for one release, its keys win over theirs, with a warning at start.
+	Retry *RetryConfig `mapstructure:"retry"`
 }
 
 // BasicAuthConfig is HTTP basic authentication.
@@ -82,10 +80,11 @@ type SendingConfig struct {
 	// MaxSamplesPerSend and MaxBytesPerSend (uncompressed) bound one request.
 	MaxSamplesPerSend int `mapstructure:"max_samples_per_send"`
 	MaxBytesPerSend   int `mapstructure:"max_bytes_per_send"`
+	// MaxRetryAfter caps how long a Retry-After header can make a shard wait.
+	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
 }
 
-// RetryConfig is the backoff for retryable failures (network errors, 5xx, 429). Retries never
-// give up: the data stays in the buffer, bounded by max_bytes and max_age.
+// RetryConfig is the resolved backoff of the sender, and the shape of the deprecated retry block.
 type RetryConfig struct {
 	InitialInterval     time.Duration `mapstructure:"initial_interval"`
 	MaxInterval         time.Duration `mapstructure:"max_interval"`
@@ -105,10 +104,8 @@ func (c *Config) Validate() error {
 	if c.ProtocolVersion != ProtocolV1 && c.ProtocolVersion != ProtocolV2 {
 		add("protocol_version: must be %q or %q, got %q", ProtocolV1, ProtocolV2, c.ProtocolVersion)
 	}
-	for k := range c.ExternalLabels {
-		if !model.LegacyValidation.IsValidLabelName(k) || k == model.MetricNameLabel {
-			add("external_labels: %q is not a valid label name", k)
-		}
+	if err := c.ValidateExternalLabels(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BasicAuth != nil {
 		if c.BasicAuth.Username == "" {
@@ -157,15 +154,56 @@ func (c *Config) Validate() error {
 		// A record holds up to max_bytes_per_send; one that cannot fit the buffer is refused.
 		add("sending.max_bytes_per_send: must not exceed half of buffer.max_bytes (%d)", b.MaxBytes/2)
 	}
-	r := c.Retry
+	key := "retry_on_failure"
+	if c.Retry != nil {
+		key = "retry (deprecated) merged into retry_on_failure"
+	}
+	r := c.retry()
 	if r.InitialInterval <= 0 || r.MaxInterval < r.InitialInterval {
-		add("retry: initial_interval must be positive and max_interval at least initial_interval")
+		add("%s: initial_interval must be positive and max_interval at least initial_interval", key)
 	}
 	if r.Multiplier < 1 {
-		add("retry.multiplier: must be at least 1")
+		add("%s.multiplier: must be at least 1", key)
 	}
 	if r.RandomizationFactor < 0 || r.RandomizationFactor > 1 {
-		add("retry.randomization_factor: must be between 0 and 1")
+		add("%s.randomization_factor: must be between 0 and 1", key)
+	}
+	if !c.RetryConfig.Enabled {
+		add("retry_on_failure.enabled: must be true: the sender retries until the buffer's max_bytes or max_age drops the data")
+	}
+	if c.RetryConfig.MaxElapsedTime != 0 {
+		add("retry_on_failure.max_elapsed_time: must be 0: retries never give up, max_bytes and max_age bound the buffer")
+	}
+	if r.MaxRetryAfter < 0 {
+		add("sending.max_retry_after: must not be negative")
 	}
 	return errors.Join(errs...)
+}
+
+// retry is the sender's backoff: retry_on_failure and sending.max_retry_after, with the keys set
+// in the deprecated retry block taking precedence.
+func (c *Config) retry() RetryConfig {
+	b := c.RetryConfig
+	r := RetryConfig{InitialInterval: b.InitialInterval, MaxInterval: b.MaxInterval, Multiplier: b.Multiplier,
+		RandomizationFactor: b.RandomizationFactor, MaxRetryAfter: c.Sending.MaxRetryAfter}
+	old := c.Retry
+	if old == nil {
+		return r
+	}
+	if old.InitialInterval != 0 {
+		r.InitialInterval = old.InitialInterval
+	}
+	if old.MaxInterval != 0 {
+		r.MaxInterval = old.MaxInterval
+	}
+	if old.Multiplier != 0 {
+		r.Multiplier = old.Multiplier
+	}
+	if old.RandomizationFactor != 0 {
+		r.RandomizationFactor = old.RandomizationFactor
+	}
+	if old.MaxRetryAfter != 0 {
+		r.MaxRetryAfter = old.MaxRetryAfter
+	}
+	return r
 }

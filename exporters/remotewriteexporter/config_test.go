@@ -10,8 +10,13 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
 	"github.com/edgetel/edgetel/internal/diskqueue"
@@ -55,9 +60,41 @@ func TestConfigFull(t *testing.T) {
 		Directory: "/var/lib/edgetel/rw-full", MaxBytes: 256 << 20, MaxAge: 2 * time.Hour,
 		SegmentSize: 4 << 20, Fsync: diskqueue.SyncAlways, FsyncInterval: time.Second,
 	}, cfg.Buffer)
-	assert.Equal(t, SendingConfig{Shards: 8, MaxSamplesPerSend: 10000, MaxBytesPerSend: 2 << 20}, cfg.Sending)
+	assert.Equal(t, SendingConfig{Shards: 8, MaxSamplesPerSend: 10000, MaxBytesPerSend: 2 << 20, MaxRetryAfter: 2 * time.Minute}, cfg.Sending)
+	assert.Equal(t, configretry.BackOffConfig{Enabled: true, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Minute,
+		Multiplier: 1.5, RandomizationFactor: 0.2}, cfg.RetryConfig)
 	assert.Equal(t, RetryConfig{InitialInterval: 50 * time.Millisecond, MaxInterval: time.Minute,
-		Multiplier: 1.5, RandomizationFactor: 0.2, MaxRetryAfter: 2 * time.Minute}, cfg.Retry)
+		Multiplier: 1.5, RandomizationFactor: 0.2, MaxRetryAfter: 2 * time.Minute}, cfg.retry())
+}
+
+// The deprecated retry block still works for one release: its keys set the sender's backoff,
+// and the exporter warns once, naming the replacement.
+func TestDeprecatedRetryWarnsAndWorks(t *testing.T) {
+	cfg := loadConfig(t, "deprecated_retry")
+	require.NoError(t, confmap.Validate(cfg))
+	assert.Equal(t, RetryConfig{InitialInterval: 50 * time.Millisecond, MaxInterval: time.Minute,
+		Multiplier: 1.5, RandomizationFactor: 0.2, MaxRetryAfter: 2 * time.Minute}, cfg.retry())
+	core, logs := observer.New(zapcore.WarnLevel)
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.Logger = zap.New(core)
+	newExporter(cfg, set)
+	warnings := logs.FilterMessageSnippet("retry block is deprecated").All()
+	require.Len(t, warnings, 1)
+	assert.Contains(t, warnings[0].Message, "retry_on_failure")
+
+	quiet, quietLogs := observer.New(zapcore.WarnLevel)
+	set.Logger = zap.New(quiet)
+	newExporter(loadConfig(t, ""), set)
+	assert.Zero(t, quietLogs.Len())
+
+	cfg.Retry.Multiplier = 0.5
+	assert.ErrorContains(t, confmap.Validate(cfg), "retry (deprecated) merged into retry_on_failure.multiplier: must be at least 1")
+}
+
+func TestRetryNeverGivesUp(t *testing.T) {
+	err := confmap.Validate(loadConfig(t, "retry_gives_up"))
+	assert.ErrorContains(t, err, "retry_on_failure.enabled: must be true")
+	assert.ErrorContains(t, err, "retry_on_failure.max_elapsed_time: must be 0")
 }
 
 func TestConfigInvalid(t *testing.T) {

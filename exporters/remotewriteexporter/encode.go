@@ -15,7 +15,7 @@ import (
 )
 
 // encoder turns the samples of one ConsumeMetrics call into buffer records, one or more per
-// shard. It implements promconv.PairsAppender. Each sample is written straight into its shard's
+// shard. It implements sampleconv.PairsAppender. Each sample is written straight into its shard's
 // protobuf bytes, so nothing is kept per sample and nothing decodes again before sending.
 //
 // RW 1.0 records are a sequence of WriteRequest.timeseries fields: a valid WriteRequest by
@@ -76,14 +76,14 @@ func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, max
 	return e
 }
 
-// Append implements promconv.Appender.
+// Append implements sampleconv.Appender.
 func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
 	e.pairs = e.pairs[:0]
 	ls.Range(func(l labels.Label) { e.pairs = append(e.pairs, l) })
 	return e.AppendPairs(e.pairs, t, v)
 }
 
-// AppendPairs implements promconv.PairsAppender: ls is sorted, names unique.
+// AppendPairs implements sampleconv.PairsAppender: ls is sorted, names unique.
 func (e *encoder) AppendPairs(ls []labels.Label, t int64, v float64) error {
 	e.mergeLabels(ls)
 	e.lbuf = appendLabels(e.lbuf[:0], e.merged)

@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/edgetel/edgetel/internal/promconv"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // testMetrics builds one batch of every kind the kubeedge receiver produces, with resource
@@ -108,7 +108,7 @@ func seriesKey(ls []prompb.Label) string {
 
 func encodeBatch(t testing.TB, e *encoder, md pmetric.Metrics) ([]uint32, [][]byte) {
 	t.Helper()
-	_, err := promconv.New(promconv.Options{}).Convert(md, e)
+	_, err := sampleconv.New(sampleconv.Options{}).Convert(md, e)
 	require.NoError(t, err)
 	metas, payloads := e.finish()
 	var tags []uint32
@@ -210,7 +210,7 @@ func BenchmarkEncode(b *testing.B) {
 	for _, v2 := range []bool{false, true} {
 		b.Run(fmt.Sprintf("v2=%v", v2), func(b *testing.B) {
 			e := newEncoder(4, v2, map[string]string{"cluster": "c1"}, 5000, 4<<20)
-			conv := promconv.New(promconv.Options{})
+			conv := sampleconv.New(sampleconv.Options{})
 			samples := 0
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
-	"github.com/edgetel/edgetel/internal/promconv"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // rwExporter converts each batch to remote-write records, stores them in the disk buffer before
@@ -25,7 +25,7 @@ type rwExporter struct {
 	now func() time.Time
 
 	mu   sync.Mutex // one conversion at a time: the converter and encoder reuse their buffers
-	conv *promconv.Converter
+	conv *sampleconv.Converter
 	enc  *encoder
 
 	q        *diskqueue.Queue
@@ -38,14 +38,15 @@ type rwExporter struct {
 }
 
 func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
+	if cfg.Retry != nil {
+		set.Logger.Warn("edgeremotewrite: the retry block is deprecated and will be removed in the next release; " +
+			"use retry_on_failure (initial_interval, max_interval, multiplier, randomization_factor) and sending.max_retry_after")
+	}
 	return &rwExporter{
-		cfg: cfg,
-		set: set,
-		now: time.Now,
-		conv: promconv.New(promconv.Options{
-			ResourceToLabels: cfg.ResourceToTelemetry.Enabled,
-			WithoutSuffixes:  !cfg.AddMetricSuffixes,
-		}),
+		cfg:  cfg,
+		set:  set,
+		now:  time.Now,
+		conv: sampleconv.New(cfg.Options()),
 		enc: newEncoder(cfg.Sending.Shards, cfg.ProtocolVersion == ProtocolV2, cfg.ExternalLabels,
 			cfg.Sending.MaxSamplesPerSend, cfg.Sending.MaxBytesPerSend),
 	}
@@ -93,7 +94,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		userAgent:  "edgetel/" + e.set.BuildInfo.Version,
 		maxSamples: e.cfg.Sending.MaxSamplesPerSend,
 		maxBytes:   e.cfg.Sending.MaxBytesPerSend,
-		retry:      e.cfg.Retry,
+		retry:      e.cfg.retry(),
 		auth:       e.cfg.authFunc(),
 		stop:       make(chan struct{}),
 		refusals:   &refusalLog{log: e.set.Logger, every: refusalLogEvery},

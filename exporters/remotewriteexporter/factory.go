@@ -40,13 +40,14 @@ func createDefaultConfig() component.Config {
 			Shards:            4,
 			MaxSamplesPerSend: 5000,
 			MaxBytesPerSend:   4 << 20,
+			MaxRetryAfter:     5 * time.Minute,
 		},
-		Retry: RetryConfig{
+		RetryConfig: configretry.BackOffConfig{
+			Enabled:             true,
 			InitialInterval:     100 * time.Millisecond,
 			MaxInterval:         10 * time.Second,
 			Multiplier:          2,
 			RandomizationFactor: 0.5,
-			MaxRetryAfter:       5 * time.Minute,
 		},
 	}
 }

@@ -256,7 +256,7 @@ func TestHelperCollector(t *testing.T) {
 	cfg.Endpoint = os.Getenv("RW_ENDPOINT")
 	cfg.Buffer.Directory = os.Getenv("RW_DIR")
 	cfg.ExternalLabels = map[string]string{"cluster": "c1"}
-	cfg.Retry.MaxInterval = 500 * time.Millisecond
+	cfg.RetryConfig.MaxInterval = 500 * time.Millisecond
 	cfg.ProtocolVersion = os.Getenv("RW_PROTOCOL")
 	exp, err := f.CreateMetrics(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
 	require.NoError(t, err)

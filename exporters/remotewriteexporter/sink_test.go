@@ -152,8 +152,8 @@ func testConfig(t testing.TB, endpoint string) *Config {
 	cfg.Endpoint = endpoint
 	cfg.Buffer.Directory = t.TempDir()
 	cfg.Buffer.Fsync = "never"
-	cfg.Retry.InitialInterval = 10 * time.Millisecond
-	cfg.Retry.MaxInterval = 200 * time.Millisecond
+	cfg.RetryConfig.InitialInterval = 10 * time.Millisecond
+	cfg.RetryConfig.MaxInterval = 200 * time.Millisecond
 	cfg.ExternalLabels = map[string]string{"cluster": "c1"}
 	return cfg
 }

@@ -20,7 +20,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/onboard"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
 )
@@ -28,7 +29,7 @@ import (
 // apiServerStandIn answers the calls the collector makes (node list and watch, node proxy) and
 // records the permission each one needs.
 func apiServerStandIn(t *testing.T, rec *Recorder) string {
-	node := fleet.Node{Name: "edge-1", IP: "10.30.0.1", Port: fleet.DefaultKubeletPort}.KubeNode(corev1.ConditionTrue)
+	node := fleet.Node{Name: "edge-1", IP: "10.30.0.1", Port: kube.DefaultKubeletPort}.KubeNode(corev1.ConditionTrue)
 	node.ResourceVersion = "1"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := rec.Record(r); err != nil {
@@ -73,11 +74,11 @@ func runCollectorReceiver(t *testing.T, transport string) []Permission {
 	f := kubeedgereceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*kubeedgereceiver.Config)
 	cfg.CollectionInterval = 200 * time.Millisecond
-	cfg.Discovery.Kubernetes.AuthType = kubeedgereceiver.AuthKubeConfig
+	cfg.Discovery.Kubernetes.AuthType = kube.AuthKubeConfig
 	cfg.Discovery.Kubernetes.KubeConfig = kubeconfig
 	cfg.Transport.Mode = transport
 	cfg.Transport.Cloudcore.Endpoints = []string{"127.0.0.1:1"}
-	cfg.Transport.APIServer.AuthType = kubeedgereceiver.AuthKubeConfig
+	cfg.Transport.APIServer.AuthType = kube.AuthKubeConfig
 	cfg.Transport.APIServer.KubeConfig = kubeconfig
 	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, consumertest.NewNop())
 	require.NoError(t, err)

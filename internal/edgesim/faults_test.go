@@ -16,7 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 func TestRouting(t *testing.T) {
@@ -287,11 +288,11 @@ func TestSameSeedSameFleet(t *testing.T) {
 	assert.Equal(t, a.Fleet(), b.Fleet())
 	assert.NotEqual(t, a.Fleet(), other.Fleet())
 	for _, n := range a.Fleet().Nodes {
-		assert.Equal(t, "", n.Labels[fleet.LabelEdgeRole])
-		assert.NotEmpty(t, n.Labels[fleet.LabelRegion])
-		assert.NotEmpty(t, n.Labels[fleet.LabelSite])
-		assert.NotEmpty(t, n.Labels[fleet.LabelNodeGroup])
-		assert.Equal(t, fleet.DefaultKubeletPort, n.Port)
+		assert.Equal(t, "", n.Labels[kube.LabelEdgeRole])
+		assert.NotEmpty(t, n.Labels[kube.LabelRegion])
+		assert.NotEmpty(t, n.Labels[kube.LabelSite])
+		assert.NotEmpty(t, n.Labels[kube.LabelNodeGroup])
+		assert.Equal(t, kube.DefaultKubeletPort, n.Port)
 		ip := net.ParseIP(n.IP)
 		require.NotNil(t, ip)
 		assert.True(t, ip.IsPrivate(), n.IP)

@@ -21,7 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/tlsutil"
 )
 
@@ -38,7 +39,7 @@ type Config struct {
 	RequireClientCert bool   // off by default: cloudcore asks for one but never requires it (docs/kubeedge.md §2.3)
 	Direct            bool   // also serve each node on its own loopback address/port (edge-side view)
 	FleetFile         string // written with fleet.Save; "" = none
-	KubeletPort       int    // default fleet.DefaultKubeletPort
+	KubeletPort       int    // default kube.DefaultKubeletPort
 	CapturesDir       string // kubelet captures of one's own; empty: the embedded ones (internal/edgesim/captures)
 
 	// Step is how often values advance (counters grow, gauges move, pods come and go); default 15s.
@@ -119,7 +120,7 @@ func New(cfg Config) (*Sim, error) {
 		return nil, errors.New("edgesim: tls dir is empty")
 	}
 	if cfg.KubeletPort == 0 {
-		cfg.KubeletPort = fleet.DefaultKubeletPort
+		cfg.KubeletPort = kube.DefaultKubeletPort
 	}
 	if cfg.KubeletPort < 1 || cfg.KubeletPort > 65535 {
 		return nil, fmt.Errorf("edgesim: kubelet port %d out of range", cfg.KubeletPort)
@@ -187,10 +188,10 @@ func (s *Sim) buildFleet() {
 			IP:   ip,
 			Port: s.cfg.KubeletPort,
 			Labels: map[string]string{
-				fleet.LabelEdgeRole:  "",
-				fleet.LabelRegion:    region,
-				fleet.LabelSite:      site,
-				fleet.LabelNodeGroup: group,
+				kube.LabelEdgeRole:  "",
+				kube.LabelRegion:    region,
+				kube.LabelSite:      site,
+				kube.LabelNodeGroup: group,
 			},
 		}
 		s.byKey[name] = i

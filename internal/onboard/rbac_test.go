@@ -25,7 +25,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 	"github.com/edgetel/edgetel/internal/onboard"
 	"github.com/edgetel/edgetel/internal/onboard/agent"
 	"github.com/edgetel/edgetel/internal/onboard/apis"

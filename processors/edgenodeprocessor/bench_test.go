@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/metadata"
 )
 
@@ -47,7 +48,7 @@ func benchProcessor(b *testing.B, guardOn bool, nodes int) *edgeNodeProcessor {
 	p, err := newProcessor(processortest.NewNopSettings(metadata.Type), cfg, newNodeSources(nil).get(cfg), true)
 	require.NoError(b, err)
 	for _, n := range edgeFleet(nodes) {
-		p.cache.Upsert(n.KubeNode(corev1.ConditionTrue))
+		p.cache.Upsert(kube.FromKube(kubeNode(n, corev1.ConditionTrue)))
 	}
 	return p
 }

@@ -6,12 +6,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
-)
 
-// Authentication modes for the Kubernetes API.
-const (
-	AuthServiceAccount = "serviceAccount"
-	AuthKubeConfig     = "kubeConfig"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // Node sources.
@@ -22,12 +18,8 @@ const (
 
 // Config is the edgenode processor's configuration.
 type Config struct {
-	// AuthType is how to reach the Kubernetes API: serviceAccount (in-cluster) or kubeConfig.
-	AuthType string `mapstructure:"auth_type"`
-	// KubeConfig is the kubeconfig file for kubeConfig; empty means $KUBECONFIG or ~/.kube/config.
-	KubeConfig string `mapstructure:"kubeconfig"`
-	// Context is the kubeconfig context; empty means the current one.
-	Context string `mapstructure:"context"`
+	// APIConfig says how to reach the Kubernetes API (auth_type, kubeconfig, context).
+	kube.APIConfig `mapstructure:",squash"`
 	// NodeSelector is a label selector choosing the nodes to watch.
 	NodeSelector string `mapstructure:"node_selector"`
 	// ResyncPeriod is the informer's resync period; 0 disables resync.
@@ -60,15 +52,10 @@ type AttributesConfig struct {
 	NodeName  string `mapstructure:"node_name"`
 	NodeGroup string `mapstructure:"node_group"`
 	Ready     string `mapstructure:"ready"`
-	// Labels and Annotations copy node labels and annotations into attributes.
-	Labels      []AttributeMapping `mapstructure:"labels"`
-	Annotations []AttributeMapping `mapstructure:"annotations"`
-}
-
-// AttributeMapping copies the node label or annotation Key into the attribute Attribute.
-type AttributeMapping struct {
-	Key       string `mapstructure:"key"`
-	Attribute string `mapstructure:"attribute"`
+	// Labels copy node labels into attributes, in the vocabulary the kubeedge receiver shares;
+	// Annotations do the same for node annotations.
+	Labels      []kube.LabelMapping `mapstructure:"labels"`
+	Annotations []kube.LabelMapping `mapstructure:"annotations"`
 }
 
 // GuardConfig configures the cardinality guard. A limit of 0 means no limit of that kind.
@@ -83,18 +70,7 @@ type GuardConfig struct {
 // Validate checks the configuration and names the offending key.
 func (c *Config) Validate() error {
 	var errs []error
-	switch c.AuthType {
-	case AuthServiceAccount:
-		if c.KubeConfig != "" {
-			errs = append(errs, fmt.Errorf("kubeconfig: only allowed with auth_type %s", AuthKubeConfig))
-		}
-		if c.Context != "" {
-			errs = append(errs, fmt.Errorf("context: only allowed with auth_type %s", AuthKubeConfig))
-		}
-	case AuthKubeConfig:
-	default:
-		errs = append(errs, fmt.Errorf("auth_type: %q is not %s or %s", c.AuthType, AuthServiceAccount, AuthKubeConfig))
-	}
+	errs = append(errs, c.APIConfig.Validate())
 	if _, err := labels.Parse(c.NodeSelector); err != nil {
 		errs = append(errs, fmt.Errorf("node_selector: %w", err))
 	}
@@ -148,7 +124,7 @@ func (a *AttributesConfig) validate() []error {
 	claim(a.NodeName, "attributes.node_name")
 	claim(a.NodeGroup, "attributes.node_group")
 	claim(a.Ready, "attributes.ready")
-	check := func(list []AttributeMapping, kind string) {
+	check := func(list []kube.LabelMapping, kind string) {
 		for i, m := range list {
 			key := fmt.Sprintf("attributes.%s[%d]", kind, i)
 			if m.Key == "" {

@@ -1,29 +1,20 @@
 package edgenodeprocessor
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/confmap"
-	"go.opentelemetry.io/collector/confmap/confmaptest"
 
-	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/metadata"
+	"github.com/edgetel/edgetel/internal/configtest"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
-	require.NoError(t, err)
-	cfg := NewFactory().CreateDefaultConfig().(*Config)
-	require.NoError(t, sub.Unmarshal(cfg))
-	return cfg, confmap.Validate(cfg)
+	return configtest.Load[*Config](t, NewFactory(), name)
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -34,7 +25,7 @@ func TestLoadConfig(t *testing.T) {
 	custom, err := loadConfig(t, "custom")
 	require.NoError(t, err)
 	want := createDefaultConfig().(*Config)
-	want.AuthType = AuthKubeConfig
+	want.AuthType = kube.AuthKubeConfig
 	want.KubeConfig = "/etc/edgetel/kubeconfig"
 	want.Context = "edge-cluster"
 	want.NodeSelector = "node-role.kubernetes.io/edge,topology.kubernetes.io/region in (eu,us)"
@@ -45,8 +36,8 @@ func TestLoadConfig(t *testing.T) {
 	want.Attributes = AttributesConfig{
 		NodeName:    "k8s.node.name",
 		NodeGroup:   "kubeedge.nodegroup",
-		Labels:      []AttributeMapping{{Key: "topology.kubernetes.io/region", Attribute: "region"}},
-		Annotations: []AttributeMapping{{Key: "example.com/owner", Attribute: "owner"}},
+		Labels:      []kube.LabelMapping{{Key: "topology.kubernetes.io/region", Attribute: "region"}},
+		Annotations: []kube.LabelMapping{{Key: "example.com/owner", Attribute: "owner"}},
 	}
 	want.Guard = GuardConfig{Enabled: true, MaxSeriesPerNode: 5000, MaxSeriesPerMetric: 500, Window: time.Hour, LogInterval: 30 * time.Second}
 	assert.Equal(t, want, custom)

@@ -4,33 +4,28 @@ package edgenodeprocessor
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/metadata"
 )
-
-// nodeGroupLabel is the label KubeEdge's NodeGroup controller puts on its member nodes.
-const nodeGroupLabel = fleet.LabelNodeGroup
 
 var capabilities = consumer.Capabilities{MutatesData: true}
 
 // NewFactory returns the edgenode processor's factory.
 func NewFactory() processor.Factory {
-	return newFactory(kubeClient)
+	return newFactory(kube.Shared)
 }
 
-func newFactory(newClient clientFunc) processor.Factory {
-	nodes := newNodeSources(newClient)
+// newFactory takes the registry of shared informers: kube.Shared in a collector, a registry
+// over a fake clientset in tests.
+func newFactory(reg *kube.Registry) processor.Factory {
+	nodes := newNodeSources(reg)
 	return processor.NewFactory(metadata.Type, createDefaultConfig,
 		processor.WithMetrics(createMetrics(nodes), metadata.MetricsStability),
 		processor.WithLogs(createLogs(nodes), metadata.LogsStability),
@@ -39,8 +34,8 @@ func newFactory(newClient clientFunc) processor.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		AuthType:               AuthServiceAccount,
-		NodeSelector:           fleet.LabelEdgeRole,
+		APIConfig:              kube.DefaultAPIConfig(),
+		NodeSelector:           kube.DefaultEdgeSelector,
 		WaitForMetadataTimeout: 10 * time.Second,
 		NodeFrom: []NodeSource{
 			{From: FromResourceAttribute, Name: "k8s.node.name"},
@@ -50,10 +45,7 @@ func createDefaultConfig() component.Config {
 			NodeName:  "k8s.node.name",
 			NodeGroup: "node_group",
 			Ready:     "node_ready",
-			Labels: []AttributeMapping{
-				{Key: fleet.LabelRegion, Attribute: "region"},
-				{Key: fleet.LabelSite, Attribute: "site"},
-			},
+			Labels:    kube.DefaultLabelMappings(),
 		},
 		Guard: GuardConfig{
 			Enabled:            true,
@@ -99,25 +91,4 @@ func createTraces(nodes *nodeSources) processor.CreateTracesFunc {
 			processorhelper.WithCapabilities(capabilities),
 			processorhelper.WithStart(p.start), processorhelper.WithShutdown(p.shutdown))
 	}
-}
-
-// kubeClient builds the client from the in-cluster service account or a kubeconfig.
-func kubeClient(cfg *Config) (kubernetes.Interface, error) {
-	var rc *rest.Config
-	var err error
-	switch cfg.AuthType {
-	case AuthServiceAccount:
-		rc, err = rest.InClusterConfig()
-	case AuthKubeConfig:
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		rules.ExplicitPath = cfg.KubeConfig
-		overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
-		rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
-	default:
-		err = fmt.Errorf("auth_type %q is not supported", cfg.AuthType)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("auth_type %s: %w", cfg.AuthType, err)
-	}
-	return kubernetes.NewForConfig(rc)
 }

@@ -22,7 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 func freeLoopbackAddr(t *testing.T) string {
@@ -37,16 +37,16 @@ func freeLoopbackAddr(t *testing.T) string {
 // An edge application sends OTLP over gRPC with no node attribute at all: the real OTLP receiver
 // puts the sender's address in client.Info, and the processor finds the node by it.
 func TestOTLPFromEdgeNodeFoundBySenderAddress(t *testing.T) {
-	node := fleet.Node{Name: "edge-loopback", IP: "127.0.0.1", Labels: map[string]string{
-		fleet.LabelRegion: "eu", fleet.LabelSite: "eu-lab", fleet.LabelNodeGroup: "lab",
+	node := kube.Node{Name: "edge-loopback", IP: "127.0.0.1", Labels: map[string]string{
+		kube.LabelRegion: "eu", kube.LabelSite: "eu-lab", kube.LabelNodeGroup: "lab",
 	}}
-	client := fake.NewClientset(node.KubeNode(corev1.ConditionTrue))
+	client := fake.NewClientset(kubeNode(node, corev1.ConditionTrue))
 	cfg := testConfig()
 	cfg.NodeFrom = []NodeSource{{From: FromConnection}}
 	set, _, _ := settings(t)
 	sink := new(consumertest.MetricsSink)
 	ctx := context.Background()
-	proc, err := newFactory(fakeClient(client)).CreateMetrics(ctx, set, cfg, sink)
+	proc, err := newFactory(fakeRegistry(client)).CreateMetrics(ctx, set, cfg, sink)
 	require.NoError(t, err)
 	require.NoError(t, proc.Start(ctx, componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, proc.Shutdown(ctx)) })
@@ -82,8 +82,8 @@ func TestOTLPFromEdgeNodeFoundBySenderAddress(t *testing.T) {
 
 func TestLogsAndTracesAreEnriched(t *testing.T) {
 	nodes := edgeFleet(2)
-	client := fake.NewClientset(nodes[0].KubeNode(corev1.ConditionFalse), nodes[1].KubeNode(corev1.ConditionTrue))
-	f := newFactory(fakeClient(client))
+	client := fake.NewClientset(kubeNode(nodes[0], corev1.ConditionFalse), kubeNode(nodes[1], corev1.ConditionTrue))
+	f := newFactory(fakeRegistry(client))
 	ctx := context.Background()
 	set, _, _ := settings(t)
 

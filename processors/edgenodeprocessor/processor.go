@@ -15,14 +15,11 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 	"go.uber.org/zap"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/guard"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/nodecache"
 )
-
-// clientFunc makes the Kubernetes client; tests pass one that returns a fake clientset.
-type clientFunc func(*Config) (kubernetes.Interface, error)
 
 type edgeNodeProcessor struct {
 	cfg    *Config
@@ -66,19 +63,14 @@ func newProcessor(set processor.Settings, cfg *Config, nodes *nodeSource, withGu
 }
 
 func cacheOptions(cfg *Config) nodecache.Options {
-	opts := nodecache.Options{
+	return nodecache.Options{
 		NodeNameAttribute:  cfg.Attributes.NodeName,
 		NodeGroupAttribute: cfg.Attributes.NodeGroup,
-		NodeGroupLabel:     nodeGroupLabel,
+		NodeGroupLabel:     kube.LabelNodeGroup,
 		ReadyAttribute:     cfg.Attributes.Ready,
+		Labels:             cfg.Attributes.Labels,
+		Annotations:        cfg.Attributes.Annotations,
 	}
-	for _, m := range cfg.Attributes.Labels {
-		opts.Labels = append(opts.Labels, nodecache.Mapping{Key: m.Key, Attribute: m.Attribute})
-	}
-	for _, m := range cfg.Attributes.Annotations {
-		opts.Annotations = append(opts.Annotations, nodecache.Mapping{Key: m.Key, Attribute: m.Attribute})
-	}
-	return opts
 }
 
 func (p *edgeNodeProcessor) activeSeries() int64 {
@@ -166,7 +158,7 @@ func addrIP(a net.Addr) string {
 }
 
 // lookup finds the resource's node by the configured sources, in order.
-func (p *edgeNodeProcessor) lookup(b *batch, res pcommon.Resource) *nodecache.Node {
+func (p *edgeNodeProcessor) lookup(b *batch, res pcommon.Resource) *nodecache.Entry {
 	identified := false
 	for _, s := range p.cfg.NodeFrom {
 		var key string

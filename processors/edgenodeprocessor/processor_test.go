@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/metadata"
 )
 
@@ -58,20 +59,29 @@ func settings(t *testing.T) (processor.Settings, *componenttest.Telemetry, *obse
 	return set, tel, logs
 }
 
-func fakeClient(c kubernetes.Interface) clientFunc {
-	return func(*Config) (kubernetes.Interface, error) { return c, nil }
+func fakeRegistry(c kubernetes.Interface) *kube.Registry {
+	return kube.NewRegistry(func(kube.APIConfig) (kubernetes.Interface, error) { return c, nil })
 }
 
-func newHarness(t *testing.T, cfg *Config, nodes ...fleet.Node) *harness {
+// kubeNode is n registered as an edge node, with the given Ready condition.
+func kubeNode(n kube.Node, ready corev1.ConditionStatus) *corev1.Node {
+	kn := n.Object()
+	kn.Labels = map[string]string{kube.LabelEdgeRole: ""}
+	maps.Copy(kn.Labels, n.Labels)
+	kn.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}
+	return kn
+}
+
+func newHarness(t *testing.T, cfg *Config, nodes ...kube.Node) *harness {
 	t.Helper()
 	objs := make([]runtime.Object, 0, len(nodes))
 	for _, n := range nodes {
-		objs = append(objs, n.KubeNode(corev1.ConditionTrue))
+		objs = append(objs, kubeNode(n, corev1.ConditionTrue))
 	}
 	h := &harness{client: fake.NewClientset(objs...), sink: new(consumertest.MetricsSink)}
 	set, tel, logs := settings(t)
 	h.tel, h.logs = tel, logs
-	proc, err := newFactory(fakeClient(h.client)).CreateMetrics(context.Background(), set, cfg, h.sink)
+	proc, err := newFactory(fakeRegistry(h.client)).CreateMetrics(context.Background(), set, cfg, h.sink)
 	require.NoError(t, err)
 	require.NoError(t, proc.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, proc.Shutdown(context.Background())) })
@@ -79,17 +89,17 @@ func newHarness(t *testing.T, cfg *Config, nodes ...fleet.Node) *harness {
 	return h
 }
 
-func edgeFleet(n int) []fleet.Node {
-	nodes := make([]fleet.Node, n)
+func edgeFleet(n int) []kube.Node {
+	nodes := make([]kube.Node, n)
 	for i := range nodes {
 		region := []string{"eu", "us", "apac"}[i%3]
-		nodes[i] = fleet.Node{
+		nodes[i] = kube.Node{
 			Name: fmt.Sprintf("edge-%04d", i),
 			IP:   fmt.Sprintf("10.20.%d.%d", i/250, i%250+1),
 			Labels: map[string]string{
-				fleet.LabelRegion:    region,
-				fleet.LabelSite:      fmt.Sprintf("%s-site-%d", region, i%7),
-				fleet.LabelNodeGroup: fmt.Sprintf("group-%d", i%4),
+				kube.LabelRegion:    region,
+				kube.LabelSite:      fmt.Sprintf("%s-site-%d", region, i%7),
+				kube.LabelNodeGroup: fmt.Sprintf("group-%d", i%4),
 			},
 		}
 	}
@@ -180,8 +190,8 @@ func TestNodeChangesShowUp(t *testing.T) {
 	ctx := context.Background()
 
 	changed := nodes[1]
-	changed.Labels = map[string]string{fleet.LabelRegion: "moon", fleet.LabelNodeGroup: "lunar"}
-	_, err := h.client.CoreV1().Nodes().Update(ctx, changed.KubeNode(corev1.ConditionUnknown), metav1.UpdateOptions{})
+	changed.Labels = map[string]string{kube.LabelRegion: "moon", kube.LabelNodeGroup: "lunar"}
+	_, err := h.client.CoreV1().Nodes().Update(ctx, kubeNode(changed, corev1.ConditionUnknown), metav1.UpdateOptions{})
 	require.NoError(t, err)
 
 	require.Eventually(t, func() bool {
@@ -328,7 +338,7 @@ func TestStartFailsWhenTheNodeListNeverArrives(t *testing.T) {
 	cfg := testConfig()
 	cfg.WaitForMetadataTimeout = 200 * time.Millisecond
 	set, _, _ := settings(t)
-	proc, err := newFactory(fakeClient(client)).CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
+	proc, err := newFactory(fakeRegistry(client)).CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
 	require.NoError(t, err)
 	err = proc.Start(context.Background(), componenttest.NewNopHost())
 	require.ErrorContains(t, err, "wait_for_metadata_timeout")
@@ -337,7 +347,7 @@ func TestStartFailsWhenTheNodeListNeverArrives(t *testing.T) {
 
 func TestStartFailsOnBadKubeconfig(t *testing.T) {
 	cfg := testConfig()
-	cfg.AuthType = AuthKubeConfig
+	cfg.AuthType = kube.AuthKubeConfig
 	cfg.KubeConfig = "/nonexistent/kubeconfig"
 	set, _, _ := settings(t)
 	proc, err := NewFactory().CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())

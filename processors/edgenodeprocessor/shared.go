@@ -5,21 +5,23 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/nodecache"
 )
 
 // nodeSources lets the metrics, logs and traces instances of one configured component share a
-// single node informer and cache. The Collector hands every instance of a component the same
-// *Config, which is the key. It belongs to a factory, so there is no package-level state.
+// single node cache. The Collector hands every instance of a component the same *Config, which
+// is the key. The informer behind the cache comes from the kube registry, so the kubeedge
+// receiver watching the same nodes shares it too.
 type nodeSources struct {
-	newClient clientFunc
+	reg *kube.Registry
 
 	mu       sync.Mutex
 	byConfig map[*Config]*nodeSource
 }
 
-func newNodeSources(newClient clientFunc) *nodeSources {
-	return &nodeSources{newClient: newClient, byConfig: make(map[*Config]*nodeSource)}
+func newNodeSources(reg *kube.Registry) *nodeSources {
+	return &nodeSources{reg: reg, byConfig: make(map[*Config]*nodeSource)}
 }
 
 func (s *nodeSources) get(cfg *Config) *nodeSource {
@@ -33,50 +35,53 @@ func (s *nodeSources) get(cfg *Config) *nodeSource {
 	return src
 }
 
-// nodeSource is one node cache; its informer runs while at least one instance is started.
+// nodeSource is one node cache; it follows the informer while at least one instance is started.
 type nodeSource struct {
 	owner *nodeSources
 	cfg   *Config
 	cache *nodecache.Cache
 
-	mu      sync.Mutex
-	refs    int
-	watcher *nodecache.Watcher
+	mu    sync.Mutex
+	refs  int
+	nodes *kube.Nodes
+	sub   *kube.Subscription
 }
 
 func (src *nodeSource) acquire(ctx context.Context) error {
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	if src.refs == 0 {
-		w, err := src.start(ctx)
-		if err != nil {
+		if err := src.start(ctx); err != nil {
 			return err
 		}
-		src.watcher = w
 	}
 	src.refs++
 	return nil
 }
 
-func (src *nodeSource) start(ctx context.Context) (*nodecache.Watcher, error) {
-	client, err := src.owner.newClient(src.cfg)
+func (src *nodeSource) start(ctx context.Context) error {
+	nodes, err := src.owner.reg.AcquireNodes(kube.NodeWatch{
+		API: src.cfg.APIConfig, Selector: src.cfg.NodeSelector, Resync: src.cfg.ResyncPeriod,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("edgenode: creating Kubernetes client: %w", err)
+		return fmt.Errorf("edgenode: watching nodes: %w", err)
 	}
-	w, err := nodecache.Watch(client, src.cfg.NodeSelector, src.cfg.ResyncPeriod, src.cache)
+	sub, err := nodes.Handle(kube.NodeHandler{Upsert: src.cache.Upsert, Delete: src.cache.Delete})
 	if err != nil {
-		return nil, fmt.Errorf("edgenode: watching nodes: %w", err)
+		nodes.Release()
+		return fmt.Errorf("edgenode: watching nodes: %w", err)
 	}
-	if !src.cfg.WaitForMetadata {
-		return w, nil
+	if src.cfg.WaitForMetadata {
+		waitCtx, cancel := context.WithTimeout(ctx, src.cfg.WaitForMetadataTimeout)
+		defer cancel()
+		if !sub.WaitForSync(waitCtx) {
+			sub.Remove()
+			nodes.Release()
+			return fmt.Errorf("edgenode: node list not synced within wait_for_metadata_timeout %v", src.cfg.WaitForMetadataTimeout)
+		}
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, src.cfg.WaitForMetadataTimeout)
-	defer cancel()
-	if !w.WaitForSync(waitCtx) {
-		w.Stop()
-		return nil, fmt.Errorf("edgenode: node list not synced within wait_for_metadata_timeout %v", src.cfg.WaitForMetadataTimeout)
-	}
-	return w, nil
+	src.nodes, src.sub = nodes, sub
+	return nil
 }
 
 func (src *nodeSource) release() {
@@ -86,8 +91,9 @@ func (src *nodeSource) release() {
 	if src.refs > 0 {
 		return
 	}
-	src.watcher.Stop()
-	src.watcher = nil
+	src.sub.Remove()
+	src.nodes.Release()
+	src.nodes, src.sub = nil, nil
 	src.owner.mu.Lock()
 	if src.owner.byConfig[src.cfg] == src {
 		delete(src.owner.byConfig, src.cfg)

@@ -29,8 +29,8 @@ func watches(c *fake.Clientset) int {
 // of them shuts down.
 func TestSignalsOfOneComponentShareTheInformer(t *testing.T) {
 	nodes := edgeFleet(1)
-	client := fake.NewClientset(nodes[0].KubeNode(corev1.ConditionTrue))
-	f := newFactory(fakeClient(client))
+	client := fake.NewClientset(kubeNode(nodes[0], corev1.ConditionTrue))
+	f := newFactory(fakeRegistry(client))
 	cfg := testConfig()
 	ctx := context.Background()
 	set, _, _ := settings(t)
@@ -49,7 +49,7 @@ func TestSignalsOfOneComponentShareTheInformer(t *testing.T) {
 	require.NoError(t, mp.Shutdown(ctx))
 	changed := nodes[0]
 	changed.Labels = map[string]string{"topology.kubernetes.io/region": "moon"}
-	_, err = client.CoreV1().Nodes().Update(ctx, changed.KubeNode(corev1.ConditionTrue), metav1.UpdateOptions{})
+	_, err = client.CoreV1().Nodes().Update(ctx, kubeNode(changed, corev1.ConditionTrue), metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		logSink.Reset()

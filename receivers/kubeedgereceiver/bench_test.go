@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
@@ -30,7 +31,7 @@ func BenchmarkScrapeCadvisor(b *testing.B) {
 	cfg.Endpoints.Metrics.Enabled, cfg.Endpoints.Resource.Enabled = false, false
 	cfg.Transport.Cloudcore.Endpoints = []string{cc.Listener.Addr().String()}
 	cfg.Transport.Cloudcore.TLS.InsecureSkipVerify = true
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), testRegistry)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,8 +39,8 @@ func BenchmarkScrapeCadvisor(b *testing.B) {
 		b.Fatal(err)
 	}
 	r.sem = make(chan struct{}, 1)
-	n := discovery.Node{Ready: true}
-	n.Name, n.IP, n.Port = "edge-1", "10.0.0.1", 10351
+	n := discovery.Target{Node: kube.Node{Ready: kube.ReadyTrue}}
+	n.Name, n.IP, n.KubeletPort = "edge-1", "10.0.0.1", 10351
 	loop := newNodeLoop(r, n)
 	tgt := loop.targets[0]
 	ctx := context.Background()

@@ -13,7 +13,7 @@ import (
 	"go.yaml.in/yaml/v2"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // Discovery modes.
@@ -28,12 +28,6 @@ const (
 	TransportCloudcore = "cloudcore"
 	TransportAPIServer = "apiserver"
 	TransportDirect    = "direct"
-)
-
-// Kubernetes API authentication types.
-const (
-	AuthServiceAccount = "serviceAccount"
-	AuthKubeConfig     = "kubeConfig"
 )
 
 // Config is the kubeedge receiver's configuration.
@@ -59,8 +53,11 @@ type Config struct {
 	HonorLabels bool `mapstructure:"honor_labels"`
 
 	Endpoints EndpointsConfig `mapstructure:"endpoints"`
-	// NodeLabels maps a series label to the node label whose value it takes; an empty node label
-	// removes a default mapping (maps merge with the defaults).
+	// Attributes says which node labels every series of a node carries.
+	Attributes AttributesConfig `mapstructure:"attributes"`
+	// NodeLabels is the deprecated series label → node label map that attributes.labels
+	// replaces; read for one release and merged into attributes.labels (an empty node label
+	// removes a mapping), with a warning at start.
 	NodeLabels map[string]string `mapstructure:"node_labels"`
 	Shard      ShardConfig       `mapstructure:"shard"`
 	Discovery  DiscoveryConfig   `mapstructure:"discovery"`
@@ -68,6 +65,13 @@ type Config struct {
 
 	// MetricRelabelConfigs are Prometheus metric_relabel_configs, in Prometheus' YAML shape.
 	MetricRelabelConfigs []map[string]any `mapstructure:"metric_relabel_configs"`
+}
+
+// AttributesConfig maps node labels to series labels, in the vocabulary the edgenode processor
+// shares.
+type AttributesConfig struct {
+	// Labels copies node label key into series label attribute, when the node has it non-empty.
+	Labels []kube.LabelMapping `mapstructure:"labels"`
 }
 
 // EndpointsConfig selects the kubelet endpoints to scrape.
@@ -97,19 +101,11 @@ type DiscoveryConfig struct {
 	File       FileDiscoveryConfig       `mapstructure:"file"`
 }
 
-// APIConfig says how to reach the Kubernetes API server.
-type APIConfig struct {
-	AuthType string `mapstructure:"auth_type"`
-	// KubeConfig is the kubeconfig file for auth_type kubeConfig (empty: the default loading rules).
-	KubeConfig string `mapstructure:"kubeconfig"`
-	Context    string `mapstructure:"context"`
-}
-
 // KubernetesDiscoveryConfig watches Node objects.
 type KubernetesDiscoveryConfig struct {
-	APIConfig     `mapstructure:",squash"`
-	LabelSelector string        `mapstructure:"label_selector"`
-	ResyncPeriod  time.Duration `mapstructure:"resync_period"`
+	kube.APIConfig `mapstructure:",squash"`
+	LabelSelector  string        `mapstructure:"label_selector"`
+	ResyncPeriod   time.Duration `mapstructure:"resync_period"`
 }
 
 // StaticDiscoveryConfig lists nodes in the configuration.
@@ -125,7 +121,7 @@ type StaticNode struct {
 	Labels map[string]string `mapstructure:"labels"`
 }
 
-// FileDiscoveryConfig reads a fleet file and re-reads it when it changes.
+// FileDiscoveryConfig reads a node file and re-reads it when it changes.
 type FileDiscoveryConfig struct {
 	Path            string        `mapstructure:"path"`
 	RefreshInterval time.Duration `mapstructure:"refresh_interval"`
@@ -148,12 +144,12 @@ type CloudcoreTransportConfig struct {
 
 // APIServerTransportConfig goes through the API server's node proxy.
 type APIServerTransportConfig struct {
-	APIConfig `mapstructure:",squash"`
+	kube.APIConfig `mapstructure:",squash"`
 }
 
 // DirectTransportConfig talks to the node's own read-only kubelet endpoint.
 type DirectTransportConfig struct {
-	// Endpoint is host:port; a node's own direct address (fleet file) takes precedence.
+	// Endpoint is host:port; a node's own deprecated direct address (node file) takes precedence.
 	Endpoint string `mapstructure:"endpoint"`
 	// Scheme is http (edged's read-only server) or https.
 	Scheme string                 `mapstructure:"scheme"`
@@ -187,7 +183,7 @@ func (c *Config) Validate() error {
 	if c.NodeSeriesLimit < 0 {
 		errs = append(errs, errors.New("node_series_limit must not be negative"))
 	}
-	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateNodeLabels(),
+	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateLabels(),
 		c.Discovery.validate(), c.Transport.validate())
 	if _, err := c.relabelConfigs(); err != nil {
 		errs = append(errs, err)
@@ -233,28 +229,42 @@ func (s ShardConfig) validate() error {
 	return nil
 }
 
-// reservedLabels are set by the receiver itself and cannot come from node_labels.
+// reservedLabels are set by the receiver itself and cannot come from node labels.
 var reservedLabels = map[string]bool{
 	"job": true, "instance": true, "node": true, "metrics_path": true, model.MetricNameLabel: true,
 }
 
-func (c *Config) validateNodeLabels() error {
-	for series := range c.NodeLabels {
-		if !model.UTF8Validation.IsValidLabelName(series) || strings.HasPrefix(series, "__") {
-			return fmt.Errorf("node_labels: %q is not a valid series label name", series)
+// labelMappings is attributes.labels with the deprecated node_labels merged in.
+func (c *Config) labelMappings() []kube.LabelMapping {
+	return kube.MergeLabelMap(c.Attributes.Labels, c.NodeLabels)
+}
+
+func (c *Config) validateLabels() error {
+	key := "attributes.labels"
+	if c.NodeLabels != nil {
+		key = "node_labels (deprecated) merged into attributes.labels"
+	}
+	list := c.labelMappings()
+	errs := []error{kube.ValidateMappings(key, list)}
+	for i, m := range list {
+		if m.Attribute == "" {
+			continue
 		}
-		if reservedLabels[series] {
-			return fmt.Errorf("node_labels: %q is set by the receiver and cannot be mapped", series)
+		if !model.UTF8Validation.IsValidLabelName(m.Attribute) || strings.HasPrefix(m.Attribute, "__") {
+			errs = append(errs, fmt.Errorf("%s[%d].attribute: %q is not a valid series label name", key, i, m.Attribute))
+		}
+		if reservedLabels[m.Attribute] {
+			errs = append(errs, fmt.Errorf("%s[%d].attribute: %q is set by the receiver and cannot be mapped", key, i, m.Attribute))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (d DiscoveryConfig) validate() error {
 	switch d.Mode {
 	case DiscoveryKubernetes:
-		if err := d.Kubernetes.APIConfig.validate("discovery.kubernetes"); err != nil {
-			return err
+		if err := d.Kubernetes.APIConfig.Validate(); err != nil {
+			return fmt.Errorf("discovery.kubernetes.%w", err)
 		}
 		if _, err := labels.Parse(d.Kubernetes.LabelSelector); err != nil {
 			return fmt.Errorf("discovery.kubernetes.label_selector: %w", err)
@@ -283,7 +293,7 @@ func (s StaticDiscoveryConfig) validate() error {
 	}
 	seen := map[string]bool{}
 	for i, n := range s.Nodes {
-		if err := n.fleetNode().Validate(); err != nil {
+		if err := n.node().Validate(); err != nil {
 			return fmt.Errorf("discovery.static.nodes[%d]: %w", i, err)
 		}
 		if seen[n.Name] {
@@ -294,17 +304,8 @@ func (s StaticDiscoveryConfig) validate() error {
 	return nil
 }
 
-func (n StaticNode) fleetNode() fleet.Node {
-	return fleet.Node{Name: n.Name, IP: n.IP, Port: n.Port, Labels: n.Labels}
-}
-
-func (a APIConfig) validate(key string) error {
-	switch a.AuthType {
-	case AuthServiceAccount, AuthKubeConfig:
-		return nil
-	default:
-		return fmt.Errorf("%s.auth_type must be %s or %s; got %q", key, AuthServiceAccount, AuthKubeConfig, a.AuthType)
-	}
+func (n StaticNode) node() kube.Node {
+	return kube.Node{Name: n.Name, IP: n.IP, Addresses: []string{n.IP}, KubeletPort: n.Port, Labels: n.Labels}
 }
 
 func (t TransportConfig) validate() error {
@@ -322,7 +323,9 @@ func (t TransportConfig) validate() error {
 			return fmt.Errorf("transport.cloudcore.tls: %w", err)
 		}
 	case TransportAPIServer:
-		return t.APIServer.validate("transport.apiserver")
+		if err := t.APIServer.Validate(); err != nil {
+			return fmt.Errorf("transport.apiserver.%w", err)
+		}
 	case TransportDirect:
 		if t.Direct.Endpoint != "" {
 			if _, _, err := net.SplitHostPort(t.Direct.Endpoint); err != nil {

@@ -27,10 +27,11 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/scrapeconv"
 )
 
 // startSim runs a simulated fleet that, unlike cloudcore, requires a client certificate, with
@@ -105,7 +106,7 @@ func nodeProblems(s *edgesim.Sim, n fleet.Node, md pmetric.Metrics, paths []stri
 			return []string{n.Name + " " + p + ": edgesim serves nothing"}
 		}
 		extra := labels.FromStrings("job", "kubeedge", "instance", n.Name, "node", n.Name, "metrics_path", p,
-			"region", n.Labels[fleet.LabelRegion], "site", n.Labels[fleet.LabelSite])
+			"region", n.Labels[kube.LabelRegion], "site", n.Labels[kube.LabelSite])
 		series, err := scrapetest.FromExposition(body, extra)
 		if err != nil {
 			return []string{err.Error()}
@@ -122,7 +123,7 @@ func nodeProblems(s *edgesim.Sim, n fleet.Node, md pmetric.Metrics, paths []stri
 		return []string{err.Error()}
 	}
 	problems = append(problems, scrapetest.Diff(want, withoutHealth(got), 5)...)
-	for name, typ := range scrapetest.MetricTypes(md, promconv.MetadataTypeKey) {
+	for name, typ := range scrapetest.MetricTypes(md, scrapeconv.MetadataTypeKey) {
 		if wantTyp, ok := types[name]; ok && wantTyp != typ {
 			problems = append(problems, fmt.Sprintf("%s: type %s, want %s", name, typ, wantTyp))
 		}
@@ -207,7 +208,7 @@ func TestEdgesimThousandNodesThroughOneEndpoint(t *testing.T) {
 	cfg := simConfig(s, fleetFile, time.Minute)
 	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
 	check := newCheckingSink(s, paths)
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, check)
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, check, testRegistry)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
@@ -372,12 +373,12 @@ func TestEdgesimThroughAPIServerProxy(t *testing.T) {
 	cfg := simConfig(s, fleetFile, time.Second)
 	cfg.Transport.Mode = TransportAPIServer
 	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), testRegistry)
 	require.NoError(t, err)
 	sink := new(consumertest.MetricsSink)
 	r.next = sink
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})
-	r.restConfig = func(APIConfig) (*rest.Config, error) {
+	r.restConfig = func(kube.APIConfig) (*rest.Config, error) {
 		return &rest.Config{Host: api.URL, BearerToken: "sa-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}, nil
 	}
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))

@@ -9,8 +9,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
-	"github.com/edgetel/edgetel/internal/fleet"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
@@ -32,8 +31,16 @@ const (
 
 // NewFactory returns the kubeedge receiver's factory.
 func NewFactory() receiver.Factory {
+	return newFactory(kube.Shared)
+}
+
+// newFactory takes the registry of shared informers: kube.Shared in a collector, a registry
+// over a fake clientset in tests.
+func newFactory(reg *kube.Registry) receiver.Factory {
 	return receiver.NewFactory(metadata.Type, createDefaultConfig,
-		receiver.WithMetrics(createMetrics, metadata.MetricsStability))
+		receiver.WithMetrics(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+			return newReceiver(set, cfg.(*Config), next, reg)
+		}, metadata.MetricsStability))
 }
 
 func createDefaultConfig() component.Config {
@@ -51,25 +58,21 @@ func createDefaultConfig() component.Config {
 			Cadvisor: EndpointConfig{Enabled: true, Path: "/metrics/cadvisor"},
 			Resource: EndpointConfig{Enabled: true, Path: "/metrics/resource"},
 		},
-		NodeLabels: map[string]string{"region": fleet.LabelRegion, "site": fleet.LabelSite},
+		Attributes: AttributesConfig{Labels: kube.DefaultLabelMappings()},
 		Shard:      ShardConfig{Index: 0, Count: 1},
 		Discovery: DiscoveryConfig{
 			Mode: DiscoveryKubernetes,
 			Kubernetes: KubernetesDiscoveryConfig{
-				APIConfig:     APIConfig{AuthType: AuthServiceAccount},
-				LabelSelector: discovery.DefaultEdgeSelector,
+				APIConfig:     kube.DefaultAPIConfig(),
+				LabelSelector: kube.DefaultEdgeSelector,
 			},
 			File: FileDiscoveryConfig{RefreshInterval: 10 * time.Second},
 		},
 		Transport: TransportConfig{
 			Mode:      TransportCloudcore,
 			Cloudcore: CloudcoreTransportConfig{Endpoints: []string{"cloudcore.kubeedge.svc:10003"}, TLS: configtls.NewDefaultClientConfig()},
-			APIServer: APIServerTransportConfig{APIConfig: APIConfig{AuthType: AuthServiceAccount}},
+			APIServer: APIServerTransportConfig{APIConfig: kube.DefaultAPIConfig()},
 			Direct:    DirectTransportConfig{Endpoint: transport.DefaultDirectEndpoint, Scheme: "http", TLS: configtls.NewDefaultClientConfig()},
 		},
 	}
-}
-
-func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-	return newReceiver(set, cfg.(*Config), next)
 }

@@ -10,13 +10,14 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/rest"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
 
@@ -68,15 +69,15 @@ func attrOf(md pmetric.Metrics, metric, key string) string {
 func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	cc := newFakeCloudcore(t)
 	body := []byte("# TYPE edge_temp_celsius gauge\nedge_temp_celsius 40\n")
-	edge1 := fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351, Labels: map[string]string{fleet.LabelRegion: "eu"}}
+	edge1 := fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351, Labels: map[string]string{kube.LabelRegion: "eu"}}
 	edge2 := fleet.Node{Name: "edge-2", IP: "10.0.0.2", Port: 10351}
 	cloudNode := fleet.Node{Name: "cloud-1", IP: "10.0.9.1", Port: 10351}
 	for _, n := range []fleet.Node{edge1, edge2, cloudNode} {
 		cc.set(n.Address(), "/metrics", body)
 	}
 	cloud := cloudNode.KubeNode(corev1.ConditionTrue)
-	delete(cloud.Labels, fleet.LabelEdgeRole)
-	delete(cloud.Labels, fleet.LabelAgentRole)
+	delete(cloud.Labels, kube.LabelEdgeRole)
+	delete(cloud.Labels, kube.LabelAgentRole)
 	client := fake.NewClientset(edge1.KubeNode(corev1.ConditionTrue), edge2.KubeNode(corev1.ConditionTrue), cloud)
 	nodes := client.CoreV1().Nodes()
 	ctx := context.Background()
@@ -86,12 +87,11 @@ func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	cfg.Endpoints.Cadvisor.Enabled = false
 	cfg.Endpoints.Metrics.Enabled = true
 	require.NoError(t, cfg.Validate())
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
+	reg := kube.NewRegistry(func(kube.APIConfig) (kubernetes.Interface, error) { return client, nil })
+	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink), reg)
 	require.NoError(t, err)
 	sink := new(consumertest.MetricsSink)
 	r.next = sink
-	r.restConfig = func(APIConfig) (*rest.Config, error) { return &rest.Config{Host: "https://127.0.0.1:1"}, nil }
-	r.kubeClient = func(*rest.Config) (kubernetes.Interface, error) { return client, nil }
 	require.NoError(t, r.Start(ctx, nil))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(ctx)) })
 
@@ -106,7 +106,7 @@ func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	// Relabelled: edge-1's series now carry the new region.
 	n1, err := nodes.Get(ctx, "edge-1", metav1.GetOptions{})
 	require.NoError(t, err)
-	n1.Labels[fleet.LabelRegion] = "us"
+	n1.Labels[kube.LabelRegion] = "us"
 	_, err = nodes.Update(ctx, n1, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -145,8 +145,41 @@ func TestKubernetesDiscoveryFollowsNodes(t *testing.T) {
 	// Given the edge label, it becomes a target.
 	c, err := nodes.Get(ctx, "cloud-1", metav1.GetOptions{})
 	require.NoError(t, err)
-	c.Labels[fleet.LabelEdgeRole] = ""
+	c.Labels[kube.LabelEdgeRole] = ""
 	_, err = nodes.Update(ctx, c, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(batches(sink, "cloud-1")) > 0 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// Shutdown releases what Start acquired: the scrape loops, discovery and the shared Node
+// informer (its last holder), so a second Start opens a fresh watch and nothing keeps running.
+func TestStartStopStartReleasesTheInformer(t *testing.T) {
+	cc := newFakeCloudcore(t)
+	// The fake cloudcore's listener is the test's; everything started after it must end.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	edge := fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351}
+	cc.set(edge.Address(), "/metrics/cadvisor", []byte("x 1\n"))
+	client := fake.NewClientset(edge.KubeNode(corev1.ConditionTrue))
+	watches := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "watch" {
+				n++
+			}
+		}
+		return n
+	}
+	reg := kube.NewRegistry(func(kube.APIConfig) (kubernetes.Interface, error) { return client, nil })
+	cfg := testConfig(t, cc, StaticNode{Name: "unused", IP: "127.0.0.1"})
+	cfg.Discovery.Mode = DiscoveryKubernetes
+	ctx := context.Background()
+	for round := 1; round <= 2; round++ {
+		sink := new(consumertest.MetricsSink)
+		r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, sink, reg)
+		require.NoError(t, err)
+		require.NoError(t, r.Start(ctx, nil))
+		require.Eventually(t, func() bool { return len(batches(sink, "edge-1")) > 0 }, 10*time.Second, 20*time.Millisecond)
+		require.NoError(t, r.Shutdown(ctx))
+		assert.Equal(t, round, watches())
+	}
 }

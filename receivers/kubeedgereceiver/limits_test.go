@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/scrapeconv"
 )
 
 // The default limits take a real kubelet's endpoints whole (the captures of /metrics,
@@ -29,8 +29,8 @@ func TestDefaultLimitsFitARealKubelet(t *testing.T) {
 	require.Positive(t, cfg.NodeSeriesLimit)
 	total := 0
 	for _, name := range []string{"metrics-kubelet-1.21.txt", "metrics-cadvisor-1.35.txt", "metrics-resource-1.35.txt"} {
-		c := promconv.New(promconv.Options{SampleLimit: cfg.SampleLimit, SeriesLimit: cfg.NodeSeriesLimit})
-		st, err := c.Convert(fixture(t, name), promconv.MediaText, time.Now().UnixMilli(), pmetric.NewMetricSlice())
+		c := scrapeconv.New(scrapeconv.Options{SampleLimit: cfg.SampleLimit, SeriesLimit: cfg.NodeSeriesLimit})
+		st, err := c.Convert(fixture(t, name), scrapeconv.MediaText, time.Now().UnixMilli(), pmetric.NewMetricSlice())
 		require.NoError(t, err, name)
 		assert.LessOrEqual(t, 5*st.PostRelabel, cfg.SampleLimit, "%s: %d samples, the default leaves less than 5x room", name, st.PostRelabel)
 		total += st.Scraped
@@ -90,7 +90,7 @@ func TestRefusedBatchesAreWarnings(t *testing.T) {
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	cfg := testConfig(t, cc, StaticNode{Name: "edge-1", IP: "10.0.0.1", Port: 10351})
-	r, err := newReceiver(set, cfg, &refusingConsumer{})
+	r, err := newReceiver(set, cfg, &refusingConsumer{}, testRegistry)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })

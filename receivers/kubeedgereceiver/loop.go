@@ -22,7 +22,7 @@ import (
 
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/promconv"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/scrapeconv"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
 
@@ -47,7 +47,7 @@ const (
 // target is one endpoint of a node.
 type target struct {
 	path     string
-	conv     *promconv.Converter
+	conv     *scrapeconv.Converter
 	failures map[string]int
 	last     result
 }
@@ -64,12 +64,12 @@ type nodeLoop struct {
 	name    string
 	labels  labels.Labels
 	targets []*target
-	health  *promconv.Converter
+	health  *scrapeconv.Converter
 	cancel  context.CancelFunc
 	stale   atomic.Bool
 
 	mu   sync.Mutex
-	node discovery.Node
+	node discovery.Target
 
 	connected, known bool
 	disconnects      int
@@ -78,7 +78,7 @@ type nodeLoop struct {
 	text             []byte
 }
 
-func newNodeLoop(r *kubeedgeReceiver, n discovery.Node) *nodeLoop {
+func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 	l := &nodeLoop{r: r, name: n.Name, node: n, labels: r.targetLabels(n)}
 	for _, p := range r.paths {
 		b := labels.NewBuilder(l.labels)
@@ -86,7 +86,7 @@ func newNodeLoop(r *kubeedgeReceiver, n discovery.Node) *nodeLoop {
 		l.targets = append(l.targets, &target{
 			path:     p,
 			failures: map[string]int{},
-			conv: promconv.New(promconv.Options{
+			conv: scrapeconv.New(scrapeconv.Options{
 				HonorTimestamps: r.cfg.HonorTimestamps,
 				HonorLabels:     r.cfg.HonorLabels,
 				SampleLimit:     r.cfg.SampleLimit,
@@ -95,37 +95,37 @@ func newNodeLoop(r *kubeedgeReceiver, n discovery.Node) *nodeLoop {
 			}),
 		})
 	}
-	l.health = promconv.New(promconv.Options{TargetLabels: l.labels})
+	l.health = scrapeconv.New(scrapeconv.Options{TargetLabels: l.labels})
 	return l
 }
 
 // targetLabels are the labels every series of a node gets: job, instance (the node name, unique
 // and stable whatever the transport), node, and the mapped node labels.
-func (r *kubeedgeReceiver) targetLabels(n discovery.Node) labels.Labels {
-	b := labels.NewScratchBuilder(4 + len(r.cfg.NodeLabels))
+func (r *kubeedgeReceiver) targetLabels(n discovery.Target) labels.Labels {
+	b := labels.NewScratchBuilder(3 + len(r.labels))
 	b.Add("job", r.cfg.Job)
 	b.Add("instance", n.Name)
 	b.Add("node", n.Name)
-	for series, nodeLabel := range r.cfg.NodeLabels {
-		if v := n.Labels[nodeLabel]; nodeLabel != "" && v != "" {
-			b.Add(series, v)
+	for _, m := range r.labels {
+		if v := n.Labels[m.Key]; v != "" {
+			b.Add(m.Attribute, v)
 		}
 	}
 	b.Sort()
 	return b.Labels()
 }
 
-func (l *nodeLoop) sameSeries(n discovery.Node) bool {
+func (l *nodeLoop) sameSeries(n discovery.Target) bool {
 	return labels.Equal(l.labels, l.r.targetLabels(n))
 }
 
-func (l *nodeLoop) update(n discovery.Node) {
+func (l *nodeLoop) update(n discovery.Target) {
 	l.mu.Lock()
 	l.node = n
 	l.mu.Unlock()
 }
 
-func (l *nodeLoop) current() discovery.Node {
+func (l *nodeLoop) current() discovery.Target {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.node
@@ -202,7 +202,7 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 		anyUp = anyUp || t.last.up
 	}
 	node := l.current()
-	connected := node.Ready && anyUp
+	connected := node.IsReady() && anyUp
 	if l.known && l.connected && !connected {
 		l.disconnects++
 	}
@@ -211,7 +211,7 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 		l.lastGood = now
 	}
 	l.text = l.healthText(l.text[:0], node, now)
-	if _, err := l.health.Convert(l.text, promconv.MediaText, ms, dest); err != nil {
+	if _, err := l.health.Convert(l.text, scrapeconv.MediaText, ms, dest); err != nil {
 		l.r.set.Logger.Error("kubeedge health series", zap.Error(err))
 	}
 	l.consume(ctx, md)
@@ -277,8 +277,8 @@ func (l *nodeLoop) end() {
 // round (unlimited when the limit is 0).
 func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice, budget int) result {
 	if l.r.cfg.NodeSeriesLimit > 0 && budget <= 0 {
-		return l.failed(t, result{}, promconv.Stats{},
-			fmt.Errorf("%w: the node's other endpoints used all of node_series_limit %d", promconv.ErrSeriesLimit, l.r.cfg.NodeSeriesLimit))
+		return l.failed(t, result{}, scrapeconv.Stats{},
+			fmt.Errorf("%w: the node's other endpoints used all of node_series_limit %d", scrapeconv.ErrSeriesLimit, l.r.cfg.NodeSeriesLimit))
 	}
 	t.conv.SetSeriesLimit(max(budget, 0))
 	start := time.Now()
@@ -287,10 +287,10 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 	buf := l.r.bodies.Get().(*bytes.Buffer)
 	defer l.putBody(buf)
 	body, contentType, err := l.fetch(ctx, t.path, buf)
-	var st promconv.Stats
+	var st scrapeconv.Stats
 	if err == nil {
 		var mt string
-		if mt, err = promconv.MediaType(body, contentType); err == nil {
+		if mt, err = scrapeconv.MediaType(body, contentType); err == nil {
 			st, err = t.conv.Convert(body, mt, scrapeMs, dest)
 		}
 	}
@@ -318,7 +318,7 @@ func (l *nodeLoop) putBody(buf *bytes.Buffer) {
 	}
 }
 
-func (l *nodeLoop) failed(t *target, res result, st promconv.Stats, err error) result {
+func (l *nodeLoop) failed(t *target, res result, st scrapeconv.Stats, err error) result {
 	reason := classify(err)
 	t.failures[reason]++
 	res.dropped = st.Scraped
@@ -377,17 +377,17 @@ func classify(err error) string {
 		return reasonStatus
 	case errors.Is(err, ErrBodyTooLarge):
 		return reasonTooLarge
-	case errors.Is(err, promconv.ErrEmptyBody):
+	case errors.Is(err, scrapeconv.ErrEmptyBody):
 		return reasonEmpty
-	case errors.Is(err, promconv.ErrTruncated), errors.Is(err, promconv.ErrMissingEOF):
+	case errors.Is(err, scrapeconv.ErrTruncated), errors.Is(err, scrapeconv.ErrMissingEOF):
 		return reasonTruncated
-	case errors.Is(err, promconv.ErrSampleLimit):
+	case errors.Is(err, scrapeconv.ErrSampleLimit):
 		return reasonSampleLimit
-	case errors.Is(err, promconv.ErrSeriesLimit):
+	case errors.Is(err, scrapeconv.ErrSeriesLimit):
 		return reasonSeriesLimit
-	case errors.Is(err, promconv.ErrParse):
+	case errors.Is(err, scrapeconv.ErrParse):
 		return reasonParse
-	case errors.Is(err, promconv.ErrUnsupported):
+	case errors.Is(err, scrapeconv.ErrUnsupported):
 		return reasonContentType
 	}
 	return reasonTransport
@@ -398,7 +398,7 @@ var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 // healthText renders the node's health as an exposition, so it goes through the same conversion
 // and staleness handling as scraped data: the synthetic series Prometheus adds per target (up,
 // scrape_duration_seconds, ...) plus per-node connectivity.
-func (l *nodeLoop) healthText(b []byte, node discovery.Node, now time.Time) []byte {
+func (l *nodeLoop) healthText(b []byte, node discovery.Target, now time.Time) []byte {
 	perTarget := func(name, typ string, v func(*target) float64) {
 		b = append(b, "# TYPE "+name+" "+typ+"\n"...)
 		for _, t := range l.targets {
@@ -435,7 +435,7 @@ func (l *nodeLoop) healthText(b []byte, node discovery.Node, now time.Time) []by
 			b = append(b, '\n')
 		}
 	}
-	perNode("kubeedge_node_ready", "gauge", boolValue(node.Ready))
+	perNode("kubeedge_node_ready", "gauge", boolValue(node.IsReady()))
 	perNode("kubeedge_node_connected", "gauge", boolValue(l.connected))
 	since := l.started
 	if !l.lastGood.IsZero() {

@@ -3,7 +3,6 @@ package kubeedgereceiver
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,11 +12,9 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
@@ -28,10 +25,14 @@ type kubeedgeReceiver struct {
 	next    consumer.Metrics
 	relabel []*relabel.Config
 	paths   []string
+	// labels is attributes.labels with the deprecated node_labels merged in.
+	labels []kube.LabelMapping
 
-	// restConfig and kubeClient are replaced in tests, where there is no cluster.
-	restConfig func(APIConfig) (*rest.Config, error)
-	kubeClient func(*rest.Config) (kubernetes.Interface, error)
+	// registry shares the Node informer with other components; restConfig loads the API
+	// server's config for transport apiserver and is replaced in tests, where there is no cluster.
+	registry   *kube.Registry
+	restConfig func(kube.APIConfig) (*rest.Config, error)
+	nodes      *kube.Nodes // held from Start to Shutdown with discovery.mode kubernetes
 
 	transport transport.Transport
 	sem       chan struct{}
@@ -47,7 +48,7 @@ type kubeedgeReceiver struct {
 	stopping bool
 }
 
-func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*kubeedgeReceiver, error) {
+func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, reg *kube.Registry) (*kubeedgeReceiver, error) {
 	rc, err := cfg.relabelConfigs()
 	if err != nil {
 		return nil, err
@@ -62,13 +63,19 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics) (*ku
 		next:       next,
 		relabel:    rc,
 		paths:      cfg.Endpoints.paths(),
-		restConfig: loadRestConfig,
-		kubeClient: func(c *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(c) },
+		labels:     cfg.labelMappings(),
+		registry:   reg,
+		restConfig: kube.RestConfig,
 		tel:        tel,
 		refusals:   &refusalLog{log: set.Logger, every: refusalLogEvery},
 		loops:      map[string]*nodeLoop{},
 	}
 	r.bodies.New = func() any { return new(bytes.Buffer) }
+	if cfg.NodeLabels != nil {
+		set.Logger.Warn("kubeedge receiver: node_labels is deprecated and will be removed in the next release; "+
+			"it is merged into attributes.labels, a list of {key: <node label>, attribute: <series label>}",
+			zap.Any("attributes.labels", r.labels))
+	}
 	return r, nil
 }
 
@@ -90,7 +97,7 @@ func (r *kubeedgeReceiver) Start(ctx context.Context, _ component.Host) error {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		if err := disc.Run(runCtx, func(nodes []discovery.Node) { r.sync(runCtx, nodes) }); err != nil {
+		if err := disc.Run(runCtx, func(nodes []discovery.Target) { r.sync(runCtx, nodes) }); err != nil {
 			r.set.Logger.Error("kubeedge discovery stopped", zap.String("mode", r.cfg.Discovery.Mode), zap.Error(err))
 		}
 	}()
@@ -109,6 +116,10 @@ func (r *kubeedgeReceiver) Shutdown(context.Context) error {
 	r.wg.Wait()
 	if r.transport != nil {
 		r.transport.Close()
+	}
+	if r.nodes != nil {
+		r.nodes.Release()
+		r.nodes = nil
 	}
 	return nil
 }
@@ -144,46 +155,28 @@ func (r *kubeedgeReceiver) newDiscoverer() (discovery.Discoverer, error) {
 	dc := r.cfg.Discovery
 	switch dc.Mode {
 	case DiscoveryStatic:
-		nodes := make([]fleet.Node, len(dc.Static.Nodes))
+		nodes := make([]kube.Node, len(dc.Static.Nodes))
 		for i, n := range dc.Static.Nodes {
-			nodes[i] = n.fleetNode()
+			nodes[i] = n.node()
 		}
 		return discovery.Static{Nodes: nodes}, nil
 	case DiscoveryFile:
 		return discovery.File{Path: dc.File.Path, Interval: dc.File.RefreshInterval, Logger: r.set.Logger}, nil
 	case DiscoveryKubernetes:
-		rc, err := r.restConfig(dc.Kubernetes.APIConfig)
+		nodes, err := r.registry.AcquireNodes(kube.NodeWatch{API: dc.Kubernetes.APIConfig,
+			Selector: dc.Kubernetes.LabelSelector, Resync: dc.Kubernetes.ResyncPeriod})
 		if err != nil {
 			return nil, fmt.Errorf("discovery.kubernetes: %w", err)
 		}
-		client, err := r.kubeClient(rc)
-		if err != nil {
-			return nil, fmt.Errorf("discovery.kubernetes: %w", err)
-		}
-		return discovery.Kubernetes{Client: client, Selector: dc.Kubernetes.LabelSelector,
-			Resync: dc.Kubernetes.ResyncPeriod, Settle: 100 * time.Millisecond}, nil
+		r.nodes = nodes
+		return discovery.Kubernetes{Nodes: nodes, Settle: 100 * time.Millisecond}, nil
 	}
 	return nil, fmt.Errorf("discovery.mode %q unknown", dc.Mode)
 }
 
-func loadRestConfig(a APIConfig) (*rest.Config, error) {
-	switch a.AuthType {
-	case AuthServiceAccount:
-		return rest.InClusterConfig()
-	case AuthKubeConfig:
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if a.KubeConfig != "" {
-			rules.ExplicitPath = a.KubeConfig
-		}
-		overrides := &clientcmd.ConfigOverrides{CurrentContext: a.Context}
-		return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
-	}
-	return nil, errors.New("auth_type " + a.AuthType + " unknown")
-}
-
 // sync makes the running scrape loops match a discovery snapshot: new nodes of this shard get
 // a loop, vanished ones end theirs (with staleness markers), and changed ones are updated.
-func (r *kubeedgeReceiver) sync(ctx context.Context, nodes []discovery.Node) {
+func (r *kubeedgeReceiver) sync(ctx context.Context, nodes []discovery.Target) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopping {
@@ -215,7 +208,7 @@ func (r *kubeedgeReceiver) sync(ctx context.Context, nodes []discovery.Node) {
 	r.tel.setTargets(len(r.loops))
 }
 
-func (r *kubeedgeReceiver) startLoop(ctx context.Context, n discovery.Node) {
+func (r *kubeedgeReceiver) startLoop(ctx context.Context, n discovery.Target) {
 	loop := newNodeLoop(r, n)
 	r.loops[n.Name] = loop
 	loopCtx, cancel := context.WithCancel(ctx)

@@ -22,9 +22,14 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/edgetel/edgetel/internal/edgesim/captures"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
+
+// testRegistry is a registry of its own for tests, so none of them touches kube.Shared; it
+// builds real clients, which fail without a cluster.
+var testRegistry = kube.NewRegistry(kube.NewClient)
 
 // fakeCloudcore answers like cloudcore's stream server: the node is chosen by the Host header,
 // an unknown node gets 500 with an empty body.
@@ -117,7 +122,7 @@ func startReceiver(t *testing.T, cfg *Config, sink *consumertest.MetricsSink) *k
 
 func startReceiverWith(t *testing.T, set receiver.Settings, cfg *Config, sink *consumertest.MetricsSink) *kubeedgeReceiver {
 	t.Helper()
-	r, err := newReceiver(set, cfg, sink)
+	r, err := newReceiver(set, cfg, sink, testRegistry)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })

@@ -18,7 +18,7 @@ func TestShardsSplitTheFleet(t *testing.T) {
 	for i := range 60 {
 		n := StaticNode{Name: fmt.Sprintf("edge-%03d", i), IP: fmt.Sprintf("10.1.%d.%d", i/200, i%200+1), Port: 10351}
 		nodes = append(nodes, n)
-		cc.set(n.fleetNode().Address(), "/metrics/cadvisor", body)
+		cc.set(n.node().Address(), "/metrics/cadvisor", body)
 	}
 	for count := 1; count <= 8; count++ {
 		t.Run(fmt.Sprint(count), func(t *testing.T) {

@@ -36,7 +36,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/query"
 	"github.com/edgetel/edgetel/internal/repo"
 )
@@ -93,9 +94,9 @@ func TestDemo(t *testing.T) {
 	vars := map[string]string{
 		"cluster":    "demo", // examples/local/config.yaml's external label
 		"node":       victim.Name,
-		"site":       victim.Labels[fleet.LabelSite],
-		"region":     victim.Labels[fleet.LabelRegion],
-		"node_group": victim.Labels[fleet.LabelNodeGroup],
+		"site":       victim.Labels[kube.LabelSite],
+		"region":     victim.Labels[kube.LabelRegion],
+		"node_group": victim.Labels[kube.LabelNodeGroup],
 	}
 	for k, v := range vars {
 		require.NotEmpty(t, v, "dashboard variable %s from the fleet file", k)

@@ -26,7 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 const (
@@ -54,7 +55,7 @@ type fixture struct {
 
 func cloudNode(name, ip string) *corev1.Node {
 	n := fleet.Node{Name: name, IP: ip}.KubeNode(corev1.ConditionTrue)
-	delete(n.Labels, fleet.LabelEdgeRole)
+	delete(n.Labels, kube.LabelEdgeRole)
 	n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "203.0.113.7"})
 	return n
 }

@@ -22,7 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/onboard/apis"
 	"github.com/edgetel/edgetel/internal/onboard/policy"
 )
@@ -176,7 +177,7 @@ func TestTunnelPortModelFollowsRecordAndEndpoints(t *testing.T) {
 func TestEdgeIPModelFollowsNodes(t *testing.T) {
 	ctx := context.Background()
 	cloud := node("master-1", "192.168.1.1", 10250)
-	delete(cloud.Labels, fleet.LabelEdgeRole)
+	delete(cloud.Labels, kube.LabelEdgeRole)
 	h := newHarness(t, apis.ModelEdgeIP, cloud,
 		node("edge-a", "10.20.0.1", 10351), node("edge-b", "10.20.0.2", 10352),
 		slice("cloudcore-a", 10003, map[string]bool{"10.0.0.5": true, "10.0.0.6": true}),
@@ -236,7 +237,7 @@ func TestControllerRestoresEditedAndDeletedObject(t *testing.T) {
 // says so in Degraded and in a metric, and keeps the honest nodes' rules.
 func TestControllerRefusesHostileNodeStatus(t *testing.T) {
 	cloud := node("master-1", "192.168.1.1", 10250)
-	delete(cloud.Labels, fleet.LabelEdgeRole)
+	delete(cloud.Labels, kube.LabelEdgeRole)
 	h := newHarness(t, apis.ModelEdgeIP, cloud,
 		node("edge-a", "10.20.0.1", 10351),
 		node("evil-loopback", "127.0.0.1", 10350),

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // TestEdgesimRegistersItsFleet checks the Node and Pod objects edgesim writes: what KubeEdge's
@@ -43,8 +43,8 @@ func TestEdgesimRegistersItsFleet(t *testing.T) {
 
 	kn, err := admin.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
 	require.NoError(t, err)
-	assert.Equal(t, "", kn.Labels[fleet.LabelEdgeRole])
-	assert.Equal(t, node.Labels[fleet.LabelRegion], kn.Labels[fleet.LabelRegion])
+	assert.Equal(t, "", kn.Labels[kube.LabelEdgeRole])
+	assert.Equal(t, node.Labels[kube.LabelRegion], kn.Labels[kube.LabelRegion])
 	assert.Equal(t, []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.99"}}, kn.Status.Addresses)
 	assert.Equal(t, int32(10350), kn.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	assert.Equal(t, corev1.ConditionTrue, readyOf(kn))

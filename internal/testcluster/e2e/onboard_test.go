@@ -27,7 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 	"github.com/edgetel/edgetel/internal/onboard/apis"
 	"github.com/edgetel/edgetel/internal/onboard/rules"
 )

@@ -24,7 +24,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/testcluster"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
 )
@@ -133,8 +134,8 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 
 	// A non-edge node with the same kubelet endpoint is never a target.
 	cloud := fleet.Node{Name: "cloud-1", IP: c.NodeIP, Port: portOf(t, sim.Addr())}.KubeNode(corev1.ConditionTrue)
-	delete(cloud.Labels, fleet.LabelEdgeRole)
-	delete(cloud.Labels, fleet.LabelAgentRole)
+	delete(cloud.Labels, kube.LabelEdgeRole)
+	delete(cloud.Labels, kube.LabelAgentRole)
 	_, err = admin.CoreV1().Nodes().Create(ctx, cloud, metav1.CreateOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.CoreV1().Nodes().Delete(ctx, cloud.Name, metav1.DeleteOptions{}) })
@@ -239,7 +240,7 @@ func head(s []string) []string { return s[:min(len(s), 10)] }
 // readyShard is the API server's view: edge nodes whose Ready is True and that fall in shard 0.
 func readyShard(t *testing.T, admin kubernetes.Interface) map[string]bool {
 	t.Helper()
-	list, err := admin.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: fleet.LabelEdgeRole + "="})
+	list, err := admin.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: kube.LabelEdgeRole + "="})
 	require.NoError(t, err)
 	out := map[string]bool{}
 	for _, n := range list.Items {

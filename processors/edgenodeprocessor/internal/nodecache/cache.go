@@ -1,22 +1,16 @@
-// Package nodecache keeps, for each Kubernetes Node, the resource attributes the edgenode
-// processor adds to telemetry from that node. A client-go informer feeds it (see Watch); lookups
+// Package nodecache keeps, for each edge node, the resource attributes the edgenode processor
+// adds to telemetry from that node. The shared node informer of internal/kube feeds it; lookups
 // read only memory, so no batch ever waits on the API server.
 package nodecache
 
 import (
 	"slices"
-	"strings"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	corev1 "k8s.io/api/core/v1"
-)
 
-// Mapping copies the node label or annotation Key to the resource attribute Attribute.
-type Mapping struct {
-	Key       string
-	Attribute string
-}
+	"github.com/edgetel/edgetel/internal/kube"
+)
 
 // Options says which attributes a node yields. An empty attribute name leaves that one out.
 type Options struct {
@@ -27,12 +21,12 @@ type Options struct {
 	NodeGroupLabel     string
 	// ReadyAttribute receives the Ready condition: "true", "false" or "unknown".
 	ReadyAttribute string
-	Labels         []Mapping
-	Annotations    []Mapping
+	Labels         []kube.LabelMapping
+	Annotations    []kube.LabelMapping
 }
 
-// Node is the immutable view of one Kubernetes Node; a change replaces the whole value.
-type Node struct {
+// Entry is the immutable set of attributes of one node; a change replaces the whole value.
+type Entry struct {
 	Name  string
 	IPs   []string
 	attrs []kv
@@ -42,14 +36,14 @@ type kv struct{ k, v string }
 
 // Apply writes the node's attributes into m, replacing values already there: the cluster, not
 // the sender, is the authority on where a node is.
-func (n *Node) Apply(m pcommon.Map) {
+func (n *Entry) Apply(m pcommon.Map) {
 	for _, a := range n.attrs {
 		m.PutStr(a.k, a.v)
 	}
 }
 
 // Attributes returns the node's attributes as a map, for tests and logs.
-func (n *Node) Attributes() map[string]string {
+func (n *Entry) Attributes() map[string]string {
 	out := make(map[string]string, len(n.attrs))
 	for _, a := range n.attrs {
 		out[a.k] = a.v
@@ -57,22 +51,22 @@ func (n *Node) Attributes() map[string]string {
 	return out
 }
 
-// Cache maps node names and addresses to Nodes. It is safe for concurrent use.
+// Cache maps node names and addresses to Entries. It is safe for concurrent use.
 type Cache struct {
 	opts Options
 
 	mu     sync.RWMutex
-	byName map[string]*Node
+	byName map[string]*Entry
 	byIP   map[string][]string // address → names; an address shared by several nodes is ambiguous
 }
 
 // New returns an empty Cache.
 func New(opts Options) *Cache {
-	return &Cache{opts: opts, byName: make(map[string]*Node), byIP: make(map[string][]string)}
+	return &Cache{opts: opts, byName: make(map[string]*Entry), byIP: make(map[string][]string)}
 }
 
 // ByName returns the named node, or nil.
-func (c *Cache) ByName(name string) *Node {
+func (c *Cache) ByName(name string) *Entry {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.byName[name]
@@ -80,7 +74,7 @@ func (c *Cache) ByName(name string) *Node {
 
 // ByIP returns the node with that InternalIP or ExternalIP, or nil when none or several have it
 // (edge sites often reuse the same private ranges).
-func (c *Cache) ByIP(ip string) *Node {
+func (c *Cache) ByIP(ip string) *Entry {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	names := c.byIP[ip]
@@ -97,8 +91,8 @@ func (c *Cache) Len() int {
 	return len(c.byName)
 }
 
-// Upsert records the current state of a Kubernetes Node.
-func (c *Cache) Upsert(kn *corev1.Node) {
+// Upsert records the current state of a node.
+func (c *Cache) Upsert(kn kube.Node) {
 	n := c.build(kn)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -121,7 +115,7 @@ func (c *Cache) Delete(name string) {
 	}
 }
 
-func (c *Cache) unindex(n *Node) {
+func (c *Cache) unindex(n *Entry) {
 	for _, ip := range n.IPs {
 		names := slices.DeleteFunc(c.byIP[ip], func(s string) bool { return s == n.Name })
 		if len(names) == 0 {
@@ -132,14 +126,8 @@ func (c *Cache) unindex(n *Node) {
 	}
 }
 
-func (c *Cache) build(kn *corev1.Node) *Node {
-	n := &Node{Name: kn.Name}
-	for _, a := range kn.Status.Addresses {
-		if (a.Type == corev1.NodeInternalIP || a.Type == corev1.NodeExternalIP) && a.Address != "" &&
-			!slices.Contains(n.IPs, a.Address) {
-			n.IPs = append(n.IPs, a.Address)
-		}
-	}
+func (c *Cache) build(kn kube.Node) *Entry {
+	n := &Entry{Name: kn.Name, IPs: kn.Addresses}
 	add := func(k, v string) {
 		if k != "" {
 			n.attrs = append(n.attrs, kv{k, v})
@@ -149,7 +137,7 @@ func (c *Cache) build(kn *corev1.Node) *Node {
 	if g, ok := kn.Labels[c.opts.NodeGroupLabel]; ok && c.opts.NodeGroupLabel != "" {
 		add(c.opts.NodeGroupAttribute, g)
 	}
-	add(c.opts.ReadyAttribute, readiness(kn))
+	add(c.opts.ReadyAttribute, string(kn.Ready))
 	for _, m := range c.opts.Labels {
 		if v, ok := kn.Labels[m.Key]; ok {
 			add(m.Attribute, v)
@@ -161,15 +149,4 @@ func (c *Cache) build(kn *corev1.Node) *Node {
 		}
 	}
 	return n
-}
-
-// readiness follows cloudcore's nodes.IsReadyNode: ready means condition Ready == True. A node
-// with no Ready condition yet is unknown.
-func readiness(kn *corev1.Node) string {
-	for _, c := range kn.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return strings.ToLower(string(c.Status))
-		}
-	}
-	return "unknown"
 }

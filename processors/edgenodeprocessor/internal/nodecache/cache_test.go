@@ -1,33 +1,30 @@
 package nodecache
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 var opts = Options{
 	NodeNameAttribute:  "k8s.node.name",
 	NodeGroupAttribute: "node_group",
-	NodeGroupLabel:     fleet.LabelNodeGroup,
+	NodeGroupLabel:     kube.LabelNodeGroup,
 	ReadyAttribute:     "node_ready",
-	Labels:             []Mapping{{Key: fleet.LabelRegion, Attribute: "region"}},
-	Annotations:        []Mapping{{Key: "example.com/owner", Attribute: "owner"}},
+	Labels:             []kube.LabelMapping{{Key: kube.LabelRegion, Attribute: "region"}},
+	Annotations:        []kube.LabelMapping{{Key: "example.com/owner", Attribute: "owner"}},
 }
 
-func edgeNode(name, ip, region string) *corev1.Node {
-	return fleet.Node{Name: name, IP: ip, Labels: map[string]string{
-		fleet.LabelRegion: region, fleet.LabelNodeGroup: "group-" + region,
-	}}.KubeNode(corev1.ConditionTrue)
+func edgeNode(name, ip, region string) kube.Node {
+	return kube.Node{Name: name, IP: ip, Addresses: []string{ip}, Ready: kube.ReadyTrue, Labels: map[string]string{
+		kube.LabelRegion: region, kube.LabelNodeGroup: "group-" + region,
+	}}
 }
 
 func TestBuildAttributes(t *testing.T) {
@@ -40,8 +37,7 @@ func TestBuildAttributes(t *testing.T) {
 		"region": "eu", "owner": "team-a",
 	}, c.ByName("edge-1").Attributes())
 
-	bare := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}
-	c.Upsert(bare)
+	c.Upsert(kube.FromKube(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}))
 	assert.Equal(t, map[string]string{"k8s.node.name": "bare", "node_ready": "unknown"},
 		c.ByName("bare").Attributes(), "absent labels are left out, not set empty")
 }
@@ -75,30 +71,4 @@ func TestByIP(t *testing.T) {
 	assert.Nil(t, c.ByIP("10.0.0.2"))
 	assert.Equal(t, "edge-2", c.ByIP("10.0.0.9").Name)
 	assert.Equal(t, 2, c.Len())
-}
-
-func TestWatchFollowsTheAPI(t *testing.T) {
-	client := fake.NewClientset(edgeNode("edge-1", "10.0.0.1", "eu"),
-		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cloud-1"}})
-	c := New(opts)
-	w, err := Watch(client, fleet.LabelEdgeRole, 0, c)
-	require.NoError(t, err)
-	defer w.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	require.True(t, w.WaitForSync(ctx))
-	require.NotNil(t, c.ByName("edge-1"))
-	assert.Nil(t, c.ByName("cloud-1"), "the selector keeps cloud nodes out")
-
-	kn := edgeNode("edge-1", "10.0.0.1", "apac")
-	kn.Status.Conditions[0].Status = corev1.ConditionUnknown
-	_, err = client.CoreV1().Nodes().Update(ctx, kn, metav1.UpdateOptions{})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		a := c.ByName("edge-1").Attributes()
-		return a["region"] == "apac" && a["node_ready"] == "unknown"
-	}, 5*time.Second, 10*time.Millisecond)
-
-	require.NoError(t, client.CoreV1().Nodes().Delete(ctx, "edge-1", metav1.DeleteOptions{}))
-	require.Eventually(t, func() bool { return c.ByName("edge-1") == nil }, 5*time.Second, 10*time.Millisecond)
 }

@@ -1,5 +1,5 @@
 // Package discovery finds the edge nodes to scrape: from Kubernetes Node objects, a static list,
-// or a fleet file. Every source reports complete snapshots; the receiver diffs them.
+// or a node file. Every source reports complete snapshots; the receiver diffs them.
 package discovery
 
 import (
@@ -7,21 +7,22 @@ import (
 	"hash/fnv"
 	"sort"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
-// Node is a discovered edge node.
-type Node struct {
-	fleet.Node
-	// Ready is the node's Ready condition (true for sources without one).
-	Ready bool
+// Target is an edge node to scrape.
+type Target struct {
+	kube.Node
+	// Direct is host:port where this node's kubelet answers directly. Only the deprecated
+	// `direct` field of a node file sets it (edgesim's per-node direct mode); empty otherwise.
+	Direct string
 }
 
 // Discoverer reports snapshots of the fleet until its context ends.
 type Discoverer interface {
-	// Run calls update with the complete current set of nodes whenever it may have changed. It
-	// returns when ctx is done, or early with an error when it cannot start.
-	Run(ctx context.Context, update func([]Node)) error
+	// Run calls update with the complete current set of targets whenever it may have changed.
+	// It returns when ctx is done, or early with an error when it cannot start.
+	Run(ctx context.Context, update func([]Target)) error
 }
 
 // Shard says whether a node belongs to shard index of count. The hash is FNV-1a of the node
@@ -35,6 +36,6 @@ func Shard(name string, index, count int) bool {
 	return h.Sum64()%uint64(count) == uint64(index)
 }
 
-func sortNodes(nodes []Node) {
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+func sortTargets(targets []Target) {
+	sort.Slice(targets, func(i, j int) bool { return targets[i].Name < targets[j].Name })
 }

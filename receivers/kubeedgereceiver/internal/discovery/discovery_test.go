@@ -12,8 +12,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 func TestShardEveryNodeExactlyOnce(t *testing.T) {
@@ -40,16 +42,16 @@ func TestShardEveryNodeExactlyOnce(t *testing.T) {
 // recorder collects snapshots from a discoverer.
 type recorder struct {
 	mu    sync.Mutex
-	snaps [][]Node
+	snaps [][]Target
 }
 
-func (r *recorder) update(nodes []Node) {
+func (r *recorder) update(nodes []Target) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.snaps = append(r.snaps, nodes)
 }
 
-func (r *recorder) last() []Node {
+func (r *recorder) last() []Target {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.snaps) == 0 {
@@ -64,7 +66,7 @@ func (r *recorder) count() int {
 	return len(r.snaps)
 }
 
-func names(nodes []Node) []string {
+func names(nodes []Target) []string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.Name)
@@ -85,19 +87,19 @@ func run(t *testing.T, d Discoverer) *recorder {
 }
 
 func TestStatic(t *testing.T) {
-	rec := run(t, Static{Nodes: []fleet.Node{{Name: "b", IP: "10.0.0.2"}, {Name: "a", IP: "10.0.0.1"}}})
+	rec := run(t, Static{Nodes: []kube.Node{{Name: "b", IP: "10.0.0.2"}, {Name: "a", IP: "10.0.0.1"}}})
 	require.Eventually(t, func() bool { return rec.count() == 1 }, time.Second, time.Millisecond)
 	assert.Equal(t, []string{"a", "b"}, names(rec.last()))
-	assert.True(t, rec.last()[0].Ready)
+	assert.True(t, rec.last()[0].IsReady())
 }
 
 func TestFileFollowsChangesAndKeepsLastGood(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fleet.json")
-	require.NoError(t, fleet.Save(path, fleet.File{Nodes: []fleet.Node{{Name: "a", IP: "10.0.0.1"}}}))
+	writeFile(t, path, `{"nodes": [{"name": "a", "ip": "10.0.0.1"}]}`)
 	rec := run(t, File{Path: path, Interval: 10 * time.Millisecond, Logger: zap.NewNop()})
 	require.Eventually(t, func() bool { return rec.count() == 1 }, time.Second, time.Millisecond)
 
-	require.NoError(t, fleet.Save(path, fleet.File{Nodes: []fleet.Node{{Name: "a", IP: "10.0.0.1"}, {Name: "b", IP: "10.0.0.2"}}}))
+	writeFile(t, path, `{"nodes": [{"name": "a", "ip": "10.0.0.1"}, {"name": "b", "ip": "10.0.0.2", "port": 10351}]}`)
 	require.Eventually(t, func() bool { return len(rec.last()) == 2 }, 2*time.Second, time.Millisecond)
 
 	// A broken or missing file keeps the last good nodes.
@@ -109,12 +111,59 @@ func TestFileFollowsChangesAndKeepsLastGood(t *testing.T) {
 	assert.Equal(t, n, rec.count())
 	assert.Equal(t, []string{"a", "b"}, names(rec.last()))
 
-	require.NoError(t, fleet.Save(path, fleet.File{Nodes: []fleet.Node{{Name: "c", IP: "10.0.0.3"}}}))
+	writeFile(t, path, `{"nodes": [{"name": "c", "ip": "10.0.0.3"}]}`)
 	require.Eventually(t, func() bool { return len(rec.last()) == 1 && rec.last()[0].Name == "c" }, 2*time.Second, time.Millisecond)
 }
 
 func TestFileMustExistAtStart(t *testing.T) {
 	err := File{Path: filepath.Join(t.TempDir(), "none.json"), Interval: time.Second, Logger: zap.NewNop()}.
-		Run(context.Background(), func([]Node) { t.Fatal("no update expected") })
+		Run(context.Background(), func([]Target) { t.Fatal("no update expected") })
 	require.Error(t, err)
+}
+
+// writeFile replaces path atomically, as a ConfigMap update does.
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(body), 0o600))
+	require.NoError(t, os.Rename(tmp, path))
+}
+
+func TestFileRejectsBadFiles(t *testing.T) {
+	for name, body := range map[string]string{
+		"not json":      "{",
+		"bad ip":        `{"nodes":[{"name":"a","ip":"nope"}]}`,
+		"no name":       `{"nodes":[{"ip":"10.0.0.1"}]}`,
+		"duplicate":     `{"nodes":[{"name":"a","ip":"10.0.0.1"},{"name":"a","ip":"10.0.0.2"}]}`,
+		"bad port":      `{"nodes":[{"name":"a","ip":"10.0.0.1","port":70000}]}`,
+		"unknown field": `{"nodes":[{"name":"a","ip":"10.0.0.1","lables":{}}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "nodes.json")
+			writeFile(t, path, body)
+			err := File{Path: path, Interval: time.Second, Logger: zap.NewNop()}.Run(context.Background(), func([]Target) { t.Fatal("no update expected") })
+			assert.ErrorContains(t, err, path)
+		})
+	}
+}
+
+// The file format names nodes, addresses, kubelet ports and labels; edgesim's per-node "direct"
+// address is still read, with a deprecation warning, for one release.
+func TestFileReadsDeprecatedDirect(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nodes.json")
+	writeFile(t, path, `{"nodes": [{"name": "a", "ip": "10.0.0.1", "port": 10351, "labels": {"x": "y"}, "direct": "127.0.0.1:4000"}]}`)
+	core, logs := observer.New(zapcore.WarnLevel)
+	rec := run(t, File{Path: path, Interval: time.Hour, Logger: zap.New(core)})
+	require.Eventually(t, func() bool { return rec.count() == 1 }, time.Second, time.Millisecond)
+	got := rec.last()[0]
+	assert.Equal(t, "127.0.0.1:4000", got.Direct)
+	assert.Equal(t, "10.0.0.1:10351", got.Address())
+	assert.Equal(t, map[string]string{"x": "y"}, got.Labels)
+	require.Equal(t, 1, logs.FilterMessageSnippet("deprecated").Len())
+
+	writeFile(t, path, `{"nodes": [{"name": "a", "ip": "10.0.0.1"}]}`)
+	quiet := run(t, File{Path: path, Interval: time.Hour, Logger: zap.New(core)})
+	require.Eventually(t, func() bool { return quiet.count() == 1 }, time.Second, time.Millisecond)
+	assert.Empty(t, quiet.last()[0].Direct)
+	assert.Equal(t, 1, logs.FilterMessageSnippet("deprecated").Len(), "no warning without the field")
 }

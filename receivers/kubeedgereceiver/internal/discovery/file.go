@@ -3,15 +3,33 @@ package discovery
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
-// File polls a fleet file and reports it when its content changes. Polling rather than inotify
+// nodeFile is the node file's format (documented in the receiver's README):
+//
+//	{"nodes": [{"name": "edge-0001", "ip": "10.20.0.1", "port": 10350, "labels": {...}}]}
+type nodeFile struct {
+	Nodes []fileNode `json:"nodes"`
+}
+
+type fileNode struct {
+	Name   string            `json:"name"`
+	IP     string            `json:"ip"`
+	Port   int               `json:"port"`
+	Labels map[string]string `json:"labels"`
+	// Direct is deprecated: edgesim's per-node direct address, still read for one release.
+	Direct string `json:"direct"`
+}
+
+// File polls a node file and reports it when its content changes. Polling rather than inotify
 // because the file is usually a ConfigMap or a volume whose writes arrive as symlink swaps,
 // which inotify watches on the file itself miss.
 type File struct {
@@ -22,16 +40,16 @@ type File struct {
 
 // Run reads the file now and every Interval. A missing or invalid file keeps the last good
 // snapshot and is logged; the first read must succeed.
-func (f File) Run(ctx context.Context, update func([]Node)) error {
+func (f File) Run(ctx context.Context, update func([]Target)) error {
 	last, err := os.ReadFile(f.Path)
 	if err != nil {
 		return err
 	}
-	nodes, err := f.load()
+	targets, err := f.parse(last)
 	if err != nil {
 		return err
 	}
-	update(nodes)
+	update(targets)
 	t := time.NewTicker(f.Interval)
 	defer t.Stop()
 	for {
@@ -42,31 +60,50 @@ func (f File) Run(ctx context.Context, update func([]Node)) error {
 		}
 		data, err := os.ReadFile(f.Path)
 		if err != nil {
-			f.Logger.Warn("fleet file unreadable, keeping the last nodes", zap.String("path", f.Path), zap.Error(err))
+			f.Logger.Warn("node file unreadable, keeping the last nodes", zap.String("path", f.Path), zap.Error(err))
 			continue
 		}
 		if bytes.Equal(data, last) {
 			continue
 		}
-		nodes, err := f.load()
+		targets, err := f.parse(data)
 		if err != nil {
-			f.Logger.Warn("fleet file invalid, keeping the last nodes", zap.String("path", f.Path), zap.Error(err))
+			f.Logger.Warn("node file invalid, keeping the last nodes", zap.String("path", f.Path), zap.Error(err))
 			continue
 		}
 		last = data
-		update(nodes)
+		update(targets)
 	}
 }
 
-func (f File) load() ([]Node, error) {
-	file, err := fleet.Load(f.Path)
-	if err != nil {
-		return nil, err
+// parse decodes and checks a node file; nodes in it count as Ready.
+func (f File) parse(data []byte) ([]Target, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var file nodeFile
+	if err := dec.Decode(&file); err != nil {
+		return nil, fmt.Errorf("parsing node file %s: %w", f.Path, err)
 	}
-	nodes := make([]Node, len(file.Nodes))
-	for i, n := range file.Nodes {
-		nodes[i] = Node{Node: n, Ready: true}
+	targets := make([]Target, len(file.Nodes))
+	seen := make(map[string]bool, len(file.Nodes))
+	direct := false
+	for i, fn := range file.Nodes {
+		n := kube.Node{Name: fn.Name, IP: fn.IP, Addresses: []string{fn.IP}, KubeletPort: fn.Port,
+			Ready: kube.ReadyTrue, Labels: fn.Labels}
+		if err := n.Validate(); err != nil {
+			return nil, fmt.Errorf("node file %s: %w", f.Path, err)
+		}
+		if seen[n.Name] {
+			return nil, fmt.Errorf("node file %s: node %q listed twice", f.Path, n.Name)
+		}
+		seen[n.Name] = true
+		targets[i] = Target{Node: n, Direct: fn.Direct}
+		direct = direct || fn.Direct != ""
 	}
-	sortNodes(nodes)
-	return nodes, nil
+	if direct {
+		f.Logger.Warn("node file: the per-node \"direct\" field is deprecated and will be removed in the next release; "+
+			"it is the simulator's, and a production file names each node's ip and port only", zap.String("path", f.Path))
+	}
+	sortTargets(targets)
+	return targets, nil
 }

@@ -5,39 +5,19 @@ import (
 	"errors"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
-// DefaultEdgeSelector selects KubeEdge edge nodes: edged registers them with the edge role label
-// and an empty value, which is also what cloudcore's IsEdgeNode requires.
-const DefaultEdgeSelector = fleet.LabelEdgeRole + "="
-
-// Kubernetes watches Node objects matching a label selector.
+// Kubernetes follows a shared Node informer.
 type Kubernetes struct {
-	Client   kubernetes.Interface
-	Selector string
-	Resync   time.Duration
+	Nodes *kube.Nodes
 	// Settle is how long to wait after an event for more before reporting, so a burst of node
 	// updates costs one snapshot.
 	Settle time.Duration
 }
 
-// Run starts an informer on Nodes and reports a snapshot after the initial list and after
-// every change.
-func (k Kubernetes) Run(ctx context.Context, update func([]Node)) error {
-	if _, err := labels.Parse(k.Selector); err != nil {
-		return err
-	}
-	factory := informers.NewSharedInformerFactoryWithOptions(k.Client, k.Resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = k.Selector }))
-	informer := factory.Core().V1().Nodes()
+// Run reports a snapshot after the initial list and after every change.
+func (k Kubernetes) Run(ctx context.Context, update func([]Target)) error {
 	changed := make(chan struct{}, 1)
 	notify := func() {
 		select {
@@ -45,33 +25,27 @@ func (k Kubernetes) Run(ctx context.Context, update func([]Node)) error {
 		default:
 		}
 	}
-	if _, err := informer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { notify() },
-		UpdateFunc: func(_, _ any) { notify() },
-		DeleteFunc: func(any) { notify() },
-	}); err != nil {
+	sub, err := k.Nodes.Handle(kube.NodeHandler{
+		Upsert: func(kube.Node) { notify() },
+		Delete: func(string) { notify() },
+	})
+	if err != nil {
 		return err
 	}
-	lister := informer.Lister()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
+	defer sub.Remove()
+	if !sub.WaitForSync(ctx) {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return errors.New("node informer did not sync")
 	}
 	for {
-		list, err := lister.List(labels.Everything())
-		if err != nil {
-			return err
+		nodes := k.Nodes.List()
+		targets := make([]Target, len(nodes))
+		for i, n := range nodes {
+			targets[i] = Target{Node: n}
 		}
-		nodes := make([]Node, 0, len(list))
-		for _, n := range list {
-			nodes = append(nodes, fromKube(n))
-		}
-		sortNodes(nodes)
-		update(nodes)
+		update(targets)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -85,24 +59,4 @@ func (k Kubernetes) Run(ctx context.Context, update func([]Node)) error {
 			}
 		}
 	}
-}
-
-func fromKube(n *corev1.Node) Node {
-	out := Node{Node: fleet.Node{
-		Name:   n.Name,
-		Port:   int(n.Status.DaemonEndpoints.KubeletEndpoint.Port),
-		Labels: n.Labels,
-	}}
-	for _, a := range n.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP {
-			out.IP = a.Address
-			break
-		}
-	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			out.Ready = c.Status == corev1.ConditionTrue
-		}
-	}
-	return out
 }

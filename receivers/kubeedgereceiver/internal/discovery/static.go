@@ -3,22 +3,23 @@ package discovery
 import (
 	"context"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
-// Static is a fixed list of nodes.
+// Static is a fixed list of nodes; they count as Ready.
 type Static struct {
-	Nodes []fleet.Node
+	Nodes []kube.Node
 }
 
 // Run reports the list once and waits for ctx.
-func (s Static) Run(ctx context.Context, update func([]Node)) error {
-	nodes := make([]Node, len(s.Nodes))
+func (s Static) Run(ctx context.Context, update func([]Target)) error {
+	targets := make([]Target, len(s.Nodes))
 	for i, n := range s.Nodes {
-		nodes[i] = Node{Node: n, Ready: true}
+		n.Ready = kube.ReadyTrue
+		targets[i] = Target{Node: n}
 	}
-	sortNodes(nodes)
-	update(nodes)
+	sortTargets(targets)
+	update(targets)
 	<-ctx.Done()
 	return nil
 }

@@ -41,7 +41,7 @@ func ProxyPath(node, path string) string {
 }
 
 // Get fetches path from node through the proxy.
-func (a *APIServer) Get(ctx context.Context, n discovery.Node, path string) (*http.Response, error) {
+func (a *APIServer) Get(ctx context.Context, n discovery.Target, path string) (*http.Response, error) {
 	req, err := newRequest(ctx, a.base+ProxyPath(n.Name, path), a.timeout)
 	if err != nil {
 		return nil, err

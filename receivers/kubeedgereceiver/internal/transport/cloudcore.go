@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 )
 
@@ -44,20 +44,20 @@ func NewCloudcore(endpoints []string, tlsCfg *tls.Config, maxConns int, timeout 
 
 // hostFor is what cloudcore looks the session up by: the InternalIP (or, without one, the node
 // name, which cloudcore registers as a second key) and the kubelet endpoint port.
-func hostFor(n discovery.Node) string {
+func hostFor(n discovery.Target) string {
 	host := n.IP
 	if host == "" {
 		host = n.Name
 	}
-	port := n.Port
+	port := n.KubeletPort
 	if port == 0 {
-		port = fleet.DefaultKubeletPort
+		port = kube.DefaultKubeletPort
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // Get tries the node's preferred endpoint first and then the others.
-func (c *Cloudcore) Get(ctx context.Context, n discovery.Node, path string) (*http.Response, error) {
+func (c *Cloudcore) Get(ctx context.Context, n discovery.Target, path string) (*http.Response, error) {
 	start := c.start(n.Name)
 	var errs []error
 	for i := range c.endpoints {
@@ -75,7 +75,7 @@ func (c *Cloudcore) Get(ctx context.Context, n discovery.Node, path string) (*ht
 	return nil, errors.Join(errs...)
 }
 
-func (c *Cloudcore) try(ctx context.Context, endpoint string, n discovery.Node, path string) (*http.Response, error) {
+func (c *Cloudcore) try(ctx context.Context, endpoint string, n discovery.Target, path string) (*http.Response, error) {
 	req, err := newRequest(ctx, "https://"+endpoint+path, c.timeout)
 	if err != nil {
 		return nil, err

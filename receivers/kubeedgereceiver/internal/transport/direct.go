@@ -34,7 +34,7 @@ func NewDirect(scheme, endpoint string, tlsCfg *tls.Config, maxConns int, timeou
 }
 
 // Get fetches path from the node's own address when it has one, else the configured endpoint.
-func (d *Direct) Get(ctx context.Context, n discovery.Node, path string) (*http.Response, error) {
+func (d *Direct) Get(ctx context.Context, n discovery.Target, path string) (*http.Response, error) {
 	endpoint := n.Direct
 	if endpoint == "" {
 		endpoint = d.endpoint

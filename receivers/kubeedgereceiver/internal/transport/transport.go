@@ -21,7 +21,7 @@ const AcceptHeader = "application/openmetrics-text;version=1.0.0;q=0.75,text/pla
 
 // Transport performs a GET of path on a node.
 type Transport interface {
-	Get(ctx context.Context, n discovery.Node, path string) (*http.Response, error)
+	Get(ctx context.Context, n discovery.Target, path string) (*http.Response, error)
 	// Close releases idle connections.
 	Close()
 }

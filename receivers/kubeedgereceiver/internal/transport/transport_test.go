@@ -16,11 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/rest"
 
-	"github.com/edgetel/edgetel/internal/fleet"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 )
 
-var edge1 = discovery.Node{Node: fleet.Node{Name: "edge-1", IP: "10.0.0.1", Port: 10351}, Ready: true}
+var edge1 = discovery.Target{Node: kube.Node{Name: "edge-1", IP: "10.0.0.1", KubeletPort: 10351, Ready: kube.ReadyTrue}}
 
 // cloudcore is a stream server that holds sessions for the given hosts only.
 func cloudcore(t *testing.T, sessions ...string) (*httptest.Server, *atomic.Int32) {
@@ -43,7 +43,7 @@ func tlsOf(srv *httptest.Server) *tls.Config {
 	return srv.Client().Transport.(*http.Transport).TLSClientConfig
 }
 
-func get(t *testing.T, tr Transport, n discovery.Node, path string) (string, error) {
+func get(t *testing.T, tr Transport, n discovery.Target, path string) (string, error) {
 	resp, err := tr.Get(context.Background(), n, path)
 	if err != nil {
 		return "", err
@@ -91,7 +91,7 @@ func TestCloudcoreHostFallsBackToNodeName(t *testing.T) {
 	srv, _ := cloudcore(t, "edge-2:10350")
 	cc, err := NewCloudcore([]string{srv.Listener.Addr().String()}, tlsOf(srv), 4, time.Second)
 	require.NoError(t, err)
-	_, err = get(t, cc, discovery.Node{Node: fleet.Node{Name: "edge-2"}}, "/metrics")
+	_, err = get(t, cc, discovery.Target{Node: kube.Node{Name: "edge-2"}}, "/metrics")
 	require.NoError(t, err)
 }
 

@@ -1,4 +1,4 @@
-package promconv
+package scrapeconv
 
 import (
 	"fmt"

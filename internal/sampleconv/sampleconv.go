@@ -1,4 +1,4 @@
-// Package promconv turns OTLP metrics (pdata) into Prometheus samples the way the Collector's
+// Package sampleconv turns OTLP metrics (pdata) into Prometheus samples the way the Collector's
 // Prometheus exporters do, for every edgetel component that writes Prometheus data (the objstore
 // exporter's local TSDB, remote write). One converter: do not write a second one.
 //
@@ -18,7 +18,7 @@
 //
 // The hot path allocates nothing per sample once names, label names and bucket bounds were seen:
 // label sets are built in a reused buffer and handed to the Appender, which must copy what it keeps.
-package promconv
+package sampleconv
 
 import (
 	"math"

@@ -1,35 +1,19 @@
-// Package fleet is the model of a KubeEdge edge fleet shared by edgesim (which writes it), the
-// kubeedge receiver's file discovery (which reads it) and the tests that turn it into Kubernetes
-// Node objects for client-go's fake clientset.
+// Package fleet is edgesim's model of its simulated fleet: what it writes to its fleet file
+// (which the kubeedge receiver's file discovery reads as a node file) and what tests turn into
+// Kubernetes Node objects. The Direct field is the simulator's own; everything else converts
+// into edgetel's one Node type, kube.Node.
 package fleet
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
-// Well-known node labels of a KubeEdge fleet.
-const (
-	// LabelEdgeRole marks an edge node; KubeEdge requires it present with an empty value.
-	LabelEdgeRole = "node-role.kubernetes.io/edge"
-	// LabelAgentRole is set by edged next to LabelEdgeRole.
-	LabelAgentRole = "node-role.kubernetes.io/agent"
-	// LabelRegion and LabelSite are the standard topology labels, used for region and site.
-	LabelRegion = "topology.kubernetes.io/region"
-	LabelSite   = "topology.kubernetes.io/zone"
-	// LabelNodeGroup is the label KubeEdge's NodeGroup controller puts on its members.
-	LabelNodeGroup = "apps.kubeedge.io/belonging-to"
-)
-
-// DefaultKubeletPort is edged's read-only port, and the port cloudcore's stream server expects in Host.
-const DefaultKubeletPort = 10350
-
-// Node is one edge node as discovery sees it.
+// Node is one simulated edge node, as the fleet file lists it.
 type Node struct {
 	Name string `json:"name"`
 	// IP is the node's InternalIP. Through cloudcore it only travels in the Host header.
@@ -42,28 +26,17 @@ type Node struct {
 	Direct string `json:"direct,omitempty"`
 }
 
-// Address is what cloudcore's stream server takes from the Host header: <nodeIP>:<port>.
-func (n Node) Address() string {
-	port := n.Port
-	if port == 0 {
-		port = DefaultKubeletPort
-	}
-	return net.JoinHostPort(n.IP, strconv.Itoa(port))
+// Kube is n as edgetel's Node, Ready.
+func (n Node) Kube() kube.Node {
+	return kube.Node{Name: n.Name, IP: n.IP, Addresses: []string{n.IP}, KubeletPort: n.Port,
+		Ready: kube.ReadyTrue, Labels: n.Labels}
 }
 
+// Address is what cloudcore's stream server takes from the Host header: <nodeIP>:<port>.
+func (n Node) Address() string { return n.Kube().Address() }
+
 // Validate reports the first field that makes the node unusable.
-func (n Node) Validate() error {
-	if n.Name == "" {
-		return errors.New("node without a name")
-	}
-	if net.ParseIP(n.IP) == nil {
-		return fmt.Errorf("node %q: ip %q is not an IP address", n.Name, n.IP)
-	}
-	if n.Port < 0 || n.Port > 65535 {
-		return fmt.Errorf("node %q: port %d out of range", n.Name, n.Port)
-	}
-	return nil
-}
+func (n Node) Validate() error { return n.Kube().Validate() }
 
 // File is the fleet file's content.
 type File struct {

@@ -1,4 +1,4 @@
-package promconv
+package sampleconv
 
 import (
 	"math/rand/v2"

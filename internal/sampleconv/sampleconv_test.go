@@ -1,4 +1,4 @@
-package promconv
+package sampleconv
 
 import (
 	"errors"
@@ -221,5 +221,17 @@ func TestConvertWithoutSuffixes(t *testing.T) {
 func TestFormatFloatLikeTheCollector(t *testing.T) {
 	for f, want := range map[float64]string{1: "1", 0.005: "0.005", 1e6: "1000000", 1e-5: "0.00001", math.Inf(1): "+Inf", 2.5: "2.5"} {
 		assert.Equal(t, want, FormatFloat(f))
+	}
+}
+
+func TestOutputConfig(t *testing.T) {
+	o := OutputConfig{ExternalLabels: map[string]string{"cluster": "c1", "replica": "a"}}
+	assert.NoError(t, o.ValidateExternalLabels())
+	assert.Equal(t, Options{WithoutSuffixes: true}, o.Options())
+	o.AddMetricSuffixes, o.ResourceToTelemetry.Enabled = true, true
+	assert.Equal(t, Options{ResourceToLabels: true}, o.Options())
+	for _, bad := range []map[string]string{{"bad-name": "x"}, {"edge.site": "a"}, {"__name__": "x"}, {"": "x"}, {"cluster": ""}} {
+		err := OutputConfig{ExternalLabels: bad}.ValidateExternalLabels()
+		assert.ErrorContains(t, err, "external_labels: ", "%v", bad)
 	}
 }

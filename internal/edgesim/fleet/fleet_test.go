@@ -8,12 +8,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 func TestSaveLoadRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fleet.json")
 	want := File{Nodes: []Node{
-		{Name: "edge-0001", IP: "10.20.0.1", Port: 10350, Labels: map[string]string{LabelRegion: "eu"}},
+		{Name: "edge-0001", IP: "10.20.0.1", Port: 10350, Labels: map[string]string{kube.LabelRegion: "eu"}},
 		{Name: "edge-0002", IP: "10.20.0.2", Direct: "127.0.0.2:10350"},
 	}}
 	require.NoError(t, Save(path, want))
@@ -41,9 +43,9 @@ func TestLoadRejectsBadFleet(t *testing.T) {
 }
 
 func TestKubeNode(t *testing.T) {
-	kn := Node{Name: "edge-1", IP: "10.0.0.9", Labels: map[string]string{LabelSite: "s1"}}.KubeNode(corev1.ConditionTrue)
-	assert.Equal(t, "", kn.Labels[LabelEdgeRole])
-	assert.Equal(t, "s1", kn.Labels[LabelSite])
-	assert.Equal(t, int32(DefaultKubeletPort), kn.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	kn := Node{Name: "edge-1", IP: "10.0.0.9", Labels: map[string]string{kube.LabelSite: "s1"}}.KubeNode(corev1.ConditionTrue)
+	assert.Equal(t, "", kn.Labels[kube.LabelEdgeRole])
+	assert.Equal(t, "s1", kn.Labels[kube.LabelSite])
+	assert.Equal(t, int32(kube.DefaultKubeletPort), kn.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	assert.Equal(t, "10.0.0.9", kn.Status.Addresses[0].Address)
 }

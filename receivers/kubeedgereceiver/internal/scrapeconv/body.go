@@ -1,7 +1,7 @@
-// Package promconv turns a Prometheus or OpenMetrics exposition into pmetric data, with a
+// Package scrapeconv turns a Prometheus or OpenMetrics exposition into pmetric data, with a
 // per-target cache of series so steady-state scrapes do not re-parse labels, and with
 // Prometheus' staleness semantics across scrapes.
-package promconv
+package scrapeconv
 
 import (
 	"bytes"
