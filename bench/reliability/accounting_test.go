@@ -65,6 +65,13 @@ func TestEveryServedSampleIsDelivered(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d nodes lost samples, each to failed scrapes", lossy, nodes)
+	if m, err := c.metrics(); err == nil {
+		for k, v := range m {
+			if strings.Contains(k, "kubeedge_rounds_") || strings.Contains(k, "kubeedge_scrape_failures") {
+				t.Logf("%s %v", k, v)
+			}
+		}
+	}
 }
 
 // failedScrapes lists node's failed scrapes (up == 0 in the sink) before t, by endpoint.

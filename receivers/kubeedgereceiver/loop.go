@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
@@ -76,6 +77,8 @@ type nodeLoop struct {
 	lastGood         time.Time
 	started          time.Time
 	text             []byte
+	// Where the last round's time went, for the reason of a round it made late or missed.
+	roundTime, slotWait, consumeTime time.Duration
 }
 
 func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
@@ -153,21 +156,55 @@ func (l *nodeLoop) run(ctx context.Context) {
 	}()
 	interval := l.r.cfg.CollectionInterval
 	wait := time.NewTimer(offset(l.name, interval))
-	select {
-	case <-ctx.Done():
-		wait.Stop()
-		return
-	case <-wait.C:
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	defer wait.Stop()
+	// Rounds are due on a fixed grid from the node's offset. A round that runs past the next
+	// one's time makes it late, or skips whole rounds; neither happens silently (roundsLate,
+	// roundsMissed).
+	var due time.Time
 	for {
-		l.scrape(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-wait.C:
 		}
+		if due.IsZero() {
+			due = time.Now()
+		}
+		l.scrape(ctx)
+		due = l.nextDue(due, interval)
+		wait.Reset(time.Until(due))
+	}
+}
+
+// nextDue returns the time of the round after the one due at due, counting the rounds the last
+// one made late or skipped.
+func (l *nodeLoop) nextDue(due time.Time, interval time.Duration) time.Time {
+	due = due.Add(interval)
+	behind := time.Since(due)
+	if behind <= 0 {
+		return due
+	}
+	reason := l.overrunReason()
+	if missed := int64(behind / interval); missed > 0 {
+		l.r.tel.roundsMissed.Add(context.Background(), missed, reason)
+		due = due.Add(time.Duration(missed) * interval)
+	}
+	l.r.tel.roundsLate.Add(context.Background(), 1, reason)
+	return due
+}
+
+// overrunReason names what took most of a round that ran past its interval: waiting for a slot
+// of max_concurrent_scrapes, the next consumer taking the batch (back pressure), or the
+// endpoints' own answers (slow or timing out).
+func (l *nodeLoop) overrunReason() metric.AddOption {
+	rest := l.roundTime - l.slotWait - l.consumeTime
+	switch {
+	case l.slotWait >= l.consumeTime && l.slotWait >= rest:
+		return reasonConcurrencyLimit
+	case l.consumeTime >= rest:
+		return reasonPipeline
+	default:
+		return reasonSlowEndpoints
 	}
 }
 
@@ -187,6 +224,7 @@ func (l *nodeLoop) newMetrics() (pmetric.Metrics, pmetric.MetricSlice) {
 // scrape scrapes every endpoint, then sends their data and the node's health in one batch.
 func (l *nodeLoop) scrape(ctx context.Context) {
 	now := time.Now()
+	l.slotWait, l.consumeTime = 0, 0
 	ms := now.UnixMilli()
 	md, dest := l.newMetrics()
 	anyUp := false
@@ -214,7 +252,10 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 	if _, err := l.health.Convert(l.text, scrapeconv.MediaText, ms, dest); err != nil {
 		l.r.set.Logger.Error("kubeedge health series", zap.Error(err))
 	}
+	start := time.Now()
 	l.consume(ctx, md)
+	l.consumeTime = time.Since(start)
+	l.roundTime = time.Since(now)
 }
 
 func (l *nodeLoop) consume(ctx context.Context, md pmetric.Metrics) {
@@ -333,11 +374,13 @@ func (l *nodeLoop) failed(t *target, res result, st scrapeconv.Stats, err error)
 // fetch GETs path within scrape_timeout and one slot of max_concurrent_scrapes, and reads the
 // body into buf.
 func (l *nodeLoop) fetch(ctx context.Context, path string, buf *bytes.Buffer) ([]byte, string, error) {
+	start := time.Now()
 	select {
 	case l.r.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, "", ctx.Err()
 	}
+	l.slotWait += time.Since(start)
 	defer func() { <-l.r.sem }()
 	ctx, cancel := context.WithTimeout(ctx, l.r.cfg.ScrapeTimeout)
 	defer cancel()

@@ -19,6 +19,8 @@ type telemetry struct {
 	stale    metric.Int64Counter
 	refused  metric.Int64Counter
 	targets  metric.Int64Gauge
+
+	roundsLate, roundsMissed metric.Int64Counter
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -53,8 +55,25 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		metric.WithDescription("Edge nodes this replica scrapes."), metric.WithUnit("{node}")); err != nil {
 		return nil, err
 	}
+	if t.roundsLate, err = m.Int64Counter("otelcol_receiver_kubeedge_rounds_late",
+		metric.WithDescription("Scrape rounds of a node that started after their time because the round before ran past it, by reason."),
+		metric.WithUnit("{round}")); err != nil {
+		return nil, err
+	}
+	if t.roundsMissed, err = m.Int64Counter("otelcol_receiver_kubeedge_rounds_missed",
+		metric.WithDescription("Scrape rounds of a node skipped because the round before ran past them, by reason."),
+		metric.WithUnit("{round}")); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
+
+// Reasons for a late or missed round (see nodeLoop.overrunReason).
+var (
+	reasonConcurrencyLimit = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "concurrency_limit")))
+	reasonPipeline         = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "pipeline")))
+	reasonSlowEndpoints    = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "slow_endpoints")))
+)
 
 var (
 	resultSuccess = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "success")))
