@@ -42,13 +42,14 @@ type Sink struct {
 	errors []statusShare // answered at random instead of accepting
 	rng    *rand.Rand
 
-	mu      sync.Mutex
-	series  map[uint64]*seriesSlots
-	names   map[string]string // distinct metric names (__name__), interned
-	watch   string            // a metric name whose series keep their labels (see Watch)
-	watchV  float64           // the value a watched sample must have to be kept
-	watched map[string]*seriesSlots
-	nodes   map[string]string // interned node label values
+	mu       sync.Mutex
+	series   map[uint64]*seriesSlots
+	names    map[string]string // distinct metric names (__name__), interned
+	watching atomic.Bool       // set by Watch: spares every request the lock when nothing is watched
+	watch    string            // a metric name whose series keep their labels (see Watch)
+	watchV   float64           // the value a watched sample must have to be kept
+	watched  map[string]*seriesSlots
+	nodes    map[string]string // interned node label values
 }
 
 // seriesSlots holds the distinct timestamps a series arrived with, sorted (ms), staleness
@@ -143,6 +144,7 @@ func (s *Sink) Watch(name string, value float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.watch, s.watchV, s.watched = name, value, map[string]*seriesSlots{}
+	s.watching.Store(true)
 }
 
 // Watched returns the watched series' timestamps (ms, sorted) by their labels, written as
@@ -397,6 +399,9 @@ func (s *Sink) countSeries(b []byte) error {
 // recordWatched keeps the timestamps of the float samples (encoded Sample messages) whose value
 // is the watched one.
 func (s *Sink) recordWatched(name []byte, lbls, samples [][]byte) {
+	if !s.watching.Load() {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.watch == "" || string(name) != s.watch {
@@ -415,24 +420,9 @@ func (s *Sink) recordWatched(name []byte, lbls, samples [][]byte) {
 	}
 }
 
-// fieldDouble returns fixed64 field num of message b as a float64 (0 when absent).
+// fieldDouble returns fixed64 field want of message b as a float64 (0 when absent).
 func fieldDouble(b []byte, want protowire.Number) float64 {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0
-		}
-		b = b[n:]
-		if num == want && typ == protowire.Fixed64Type {
-			v, _ := protowire.ConsumeFixed64(b)
-			return math.Float64frombits(v)
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return 0
-		}
-		b = b[n:]
-	}
-	return 0
+	return math.Float64frombits(fieldBits(b, want, protowire.Fixed64Type))
 }
 
 // labelsText writes Label messages (1 name, 2 value) as name="value",...
@@ -490,17 +480,28 @@ func labelPair(b []byte) (name, value []byte) {
 	return name, value
 }
 
-// fieldInt returns varint field num of message b (0 when absent).
+// fieldInt returns varint field want of message b (0 when absent).
 func fieldInt(b []byte, want protowire.Number) int64 {
+	return int64(fieldBits(b, want, protowire.VarintType))
+}
+
+// fieldBits returns the 64 bits of scalar field want of message b, of wire type wt (varint or
+// fixed64); 0 when absent.
+func fieldBits(b []byte, want protowire.Number, wt protowire.Type) uint64 {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return 0
 		}
 		b = b[n:]
-		if num == want && typ == protowire.VarintType {
-			v, _ := protowire.ConsumeVarint(b)
-			return int64(v)
+		if num == want && typ == wt {
+			var v uint64
+			if wt == protowire.Fixed64Type {
+				v, _ = protowire.ConsumeFixed64(b)
+			} else {
+				v, _ = protowire.ConsumeVarint(b)
+			}
+			return v
 		}
 		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
 			return 0
