@@ -38,7 +38,7 @@ type EnvConfig struct {
 	Nodes       int
 	Interval    time.Duration
 	CapturesDir string
-	SinkSlots   bool          // track per-series timestamps in the sink (outage runs)
+	SinkPairs   bool          // keep every series' timestamps in the sink (exact delivered counts)
 	Step        time.Duration // how often edgesim's values and timestamps move (default Interval)
 }
 
@@ -60,11 +60,7 @@ func NewEnv(ctx context.Context, c EnvConfig) (*Env, error) {
 		sim.Close()
 		return nil, err
 	}
-	slot := time.Duration(0)
-	if c.SinkSlots {
-		slot = c.Interval
-	}
-	if e.Sink, err = NewSink("", slot); err != nil {
+	if e.Sink, err = NewSink("", c.SinkPairs); err != nil {
 		sim.Close()
 		return nil, err
 	}
@@ -122,13 +118,17 @@ type Row struct {
 	PeakRSS       int64   // VmHWM at the end
 	Series        int     // distinct series delivered in the window
 	RSSPerSeries  float64 // PeakRSS / Series, bytes
+	Served        int64   // (series, timestamp) pairs edgesim served from start to the end of the window
+	Lost          int64   // of those, the ones that never reached the sink (exact); -1: not counted
 	Note          string
 }
 
 // Measure starts s, lets it warm up, then measures it over window; profile (if non-empty and the
-// system serves pprof) receives a CPU profile taken during the window.
+// system serves pprof) receives a CPU profile taken during the window. Loss is counted exactly
+// from the start (see settle), the warm-up included.
 func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duration, profile string) (Row, error) {
-	row := Row{System: s.Name}
+	row := Row{System: s.Name, Lost: -1}
+	e.beginAccount()
 	proc, p, err := e.Launch(s)
 	if err != nil {
 		return row, err
@@ -140,7 +140,7 @@ func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duratio
 	if exited, err := proc.Exited(); exited {
 		return row, fmt.Errorf("%s exited during warm-up: %v (log in %s)", s.Name, err, filepath.Dir(p.DataDir))
 	}
-	e.Sink.Reset()
+	s0 := e.Sink.Stats()
 	before, err := ReadProc(proc.Pid())
 	if err != nil {
 		return row, err
@@ -158,13 +158,19 @@ func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duratio
 		return row, fmt.Errorf("%s during the window: %w", s.Name, err)
 	}
 	st := e.Sink.Stats()
-	row.fill(st.Samples, st.Series, time.Since(start), after.CPUSeconds-before.CPUSeconds, after.HWM)
+	row.fill(st.Samples-s0.Samples, st.Series, time.Since(start), after.CPUSeconds-before.CPUSeconds, after.HWM)
 	if st.Rejected > 0 {
 		row.Note = fmt.Sprintf("%d requests rejected", st.Rejected)
 	}
 	if profErr != nil {
 		row.Note = strings.TrimPrefix(row.Note+"; profile: "+profErr.Error(), "; ")
 	}
+	acct, err := e.settle(ctx, 30*time.Second, 3*time.Minute)
+	if err != nil {
+		return row, err
+	}
+	row.Served, row.Lost = acct.Served, acct.Lost()
+	row.Note = joinNote(row.Note, acct.Note())
 	return row, nil
 }
 
@@ -208,7 +214,7 @@ func fetchProfile(ctx context.Context, addr string, d time.Duration, path string
 // MeasureFloor runs the floor as its own process (self, floorArgs...) so its CPU and RSS are
 // measured the same way; the process prints "samples N series M" after every round.
 func (e *Env) MeasureFloor(ctx context.Context, self string, floorArgs []string, warmup, window time.Duration) (Row, error) {
-	row := Row{System: "floor"}
+	row := Row{System: "floor", Lost: -1}
 	cmd := exec.CommandContext(ctx, self, floorArgs...)
 	// Pdeathsig: a test that panics (timeout) must not leave the system running.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

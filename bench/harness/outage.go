@@ -18,9 +18,13 @@ type OutageConfig struct {
 }
 
 // Outage runs s, takes the sink down (503) for c.Outage, brings it back and waits for the backlog.
-// Lost samples are the gaps left in each series between the last slot before the outage and the
-// first after it; the drain time is when those gaps stopped shrinking. The env's sink must track
-// slots.
+// Loss is exact: the fleet stops serving at the end and what it served is set against what
+// arrived (see settle). The backlog is what was outstanding when the sink came back; it is
+// drained when what is outstanding is back to the most seen in the live window (the system's own
+// lag, from its batching). The SIGKILL comes while the fleet is paused and the scrapes in flight
+// have been handed on, so it meets only data the system accepted: a scrape cut by the kill was
+// never accepted, and is not what "nothing accepted is lost" is about. The env's sink must keep
+// pairs.
 func (e *Env) Outage(ctx context.Context, s System, c OutageConfig) (OutageRow, error) {
 	row := OutageRow{System: s.Name, Killed: c.Kill, Drain: -1}
 	if c.Poll == 0 {
@@ -29,7 +33,7 @@ func (e *Env) Outage(ctx context.Context, s System, c OutageConfig) (OutageRow, 
 	if c.StableFor == 0 {
 		c.StableFor = 90 * time.Second
 	}
-	e.Sink.Reset()
+	e.beginAccount()
 	e.Sink.SetDown(0)
 	proc, p, err := e.Launch(s)
 	if err != nil {
@@ -40,14 +44,14 @@ func (e *Env) Outage(ctx context.Context, s System, c OutageConfig) (OutageRow, 
 		return row, ctx.Err()
 	}
 	s0, liveStart := e.Sink.Stats().Samples, time.Now()
-	if !sleepCtx(ctx, c.Live) {
-		return row, ctx.Err()
+	var lag int64
+	for time.Since(liveStart) < c.Live {
+		if !sleepCtx(ctx, min(c.Poll, c.Live-time.Since(liveStart))) {
+			return row, ctx.Err()
+		}
+		lag = max(lag, e.outstanding())
 	}
-	row.LiveRate = float64(e.Sink.Stats().Samples-s0) / c.Live.Seconds()
-	// The same count over the live window, with the sink up: what scrape timing and series
-	// churn alone make look lost. Loss beyond it is the system's. With Live = Outage + 4
-	// intervals it spans as long as the window the loss is counted in.
-	row.Baseline = e.Sink.Gaps(liveStart.UnixMilli(), time.Now().UnixMilli())
+	row.LiveRate = float64(e.Sink.Stats().Samples-s0) / time.Since(liveStart).Seconds()
 
 	outageStart := time.Now()
 	e.Sink.SetDown(http.StatusServiceUnavailable)
@@ -59,49 +63,64 @@ func (e *Env) Outage(ctx context.Context, s System, c OutageConfig) (OutageRow, 
 		row.DiskPeak = max(row.DiskPeak, DirBytes(p.DataDir))
 		if c.Kill && !killAt.IsZero() && time.Now().After(killAt) {
 			killAt = time.Time{}
-			if err := proc.Kill(); err != nil {
+			err := e.pauseFor(ctx, func() error {
+				if err := proc.Kill(); err != nil {
+					return err
+				}
+				var err error
+				if proc, _, err = e.Relaunch(s, p); err != nil {
+					return fmt.Errorf("restarting %s after SIGKILL: %w", s.Name, err)
+				}
+				return nil
+			})
+			if err != nil {
 				return row, err
-			}
-			if proc, _, err = e.Relaunch(s, p); err != nil {
-				return row, fmt.Errorf("restarting %s after SIGKILL: %w", s.Name, err)
 			}
 		}
 	}
 	recovered := time.Now()
+	row.Backlog = e.outstanding()
 	e.Sink.SetDown(0)
 	if exited, err := proc.Exited(); exited {
 		row.Note = fmt.Sprintf("exited during the outage: %v (log %s)", err, filepath.Dir(p.DataDir))
 	}
-
-	// The backlog is what the sink holds for the outage's slots; it is drained when that stops
-	// growing for StableFor (longer than any peer's retry backoff). Lost samples are then the gaps
-	// from two intervals before the outage to two after it, so every series has a slot each side.
-	from, to := outageStart.Add(-2*e.Interval).UnixMilli(), recovered.Add(2*e.Interval).UnixMilli()
-	lastCovered, lastChange := e.Sink.Covered(outageStart.UnixMilli(), recovered.UnixMilli()), recovered
-	for time.Since(lastChange) < c.StableFor || time.Since(recovered) < 3*e.Interval {
-		if time.Since(recovered) > c.DrainTimeout {
-			row.Note = joinNote(row.Note, "still draining at the timeout")
-			break
-		}
-		if !sleepCtx(ctx, c.Poll) {
-			return row, ctx.Err()
-		}
-		if n := e.Sink.Covered(outageStart.UnixMilli(), recovered.UnixMilli()); n != lastCovered {
-			lastCovered, lastChange = n, time.Now()
-		}
+	if err := e.drain(ctx, &row, recovered, lag, c); err != nil {
+		return row, err
 	}
-	row.Lost = e.Sink.Gaps(from, to)
-	row.Backlog = lastCovered
-	if lastChange.After(recovered) && time.Since(recovered) <= c.DrainTimeout {
-		row.Drain = lastChange.Sub(recovered).Seconds()
+	acct, err := e.settle(ctx, c.StableFor, c.DrainTimeout)
+	if err != nil {
+		return row, err
 	}
-	if row.Drain > 0 {
-		row.DrainFactor = c.Outage.Seconds() / row.Drain
-	}
+	row.Served, row.Lost = acct.Served, acct.Lost()
+	row.Note = joinNote(row.Note, acct.Note())
 	if d := e.Sink.Stats().Dupes; d > 0 {
 		row.Note = joinNote(row.Note, fmt.Sprintf("%d samples delivered twice", d))
 	}
 	return row, nil
+}
+
+// drain waits until what is outstanding is back to the live lag, or has not shrunk for
+// StableFor (what is left then is lost), and records when it last shrank.
+func (e *Env) drain(ctx context.Context, row *OutageRow, recovered time.Time, lag int64, c OutageConfig) error {
+	least, shrank := e.outstanding(), time.Now()
+	for least > lag && time.Since(shrank) < c.StableFor {
+		if time.Since(recovered) > c.DrainTimeout {
+			row.Note = joinNote(row.Note, "still draining at the timeout")
+			return nil
+		}
+		if !sleepCtx(ctx, time.Second) {
+			return ctx.Err()
+		}
+		if o := e.outstanding(); o < least {
+			least, shrank = o, time.Now()
+		}
+	}
+	row.Drain = shrank.Sub(recovered).Seconds()
+	if row.Drain > 0 {
+		row.DrainRate = float64(row.Backlog) / row.Drain
+		row.DrainFactor = c.Outage.Seconds() / row.Drain
+	}
+	return nil
 }
 
 func joinNote(a, b string) string {

@@ -16,8 +16,8 @@ func Table(w io.Writer, rows []Row, baseline string) {
 			break
 		}
 	}
-	fmt.Fprintln(w, "| system | samples/s | CPU s per 1M samples | peak RSS | active series | RSS per series | notes |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| system | samples/s | CPU s per 1M samples | peak RSS | active series | RSS per series | served | lost (exact) | notes |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, r := range rows {
 		ratio := func(v, b float64) string {
 			if base == nil || b == 0 || v == 0 {
@@ -29,11 +29,15 @@ func Table(w io.Writer, rows []Row, baseline string) {
 		if base != nil {
 			b = *base
 		}
-		fmt.Fprintf(w, "| %s | %.0f%s | %.2f%s | %s%s | %d | %.0f B%s | %s |\n", r.System,
+		lost := "–"
+		if r.Lost >= 0 {
+			lost = fmt.Sprint(r.Lost)
+		}
+		fmt.Fprintf(w, "| %s | %.0f%s | %.2f%s | %s%s | %d | %.0f B%s | %d | %s | %s |\n", r.System,
 			r.SamplesPerSec, ratio(r.SamplesPerSec, b.SamplesPerSec),
 			r.CPUPerMillion, ratio(r.CPUPerMillion, b.CPUPerMillion),
 			mib(r.PeakRSS), ratio(float64(r.PeakRSS), float64(b.PeakRSS)),
-			r.Series, r.RSSPerSeries, ratio(r.RSSPerSeries, b.RSSPerSeries), r.Note)
+			r.Series, r.RSSPerSeries, ratio(r.RSSPerSeries, b.RSSPerSeries), r.Served, lost, r.Note)
 	}
 }
 
@@ -44,28 +48,30 @@ type OutageRow struct {
 	System      string
 	Killed      bool    // SIGKILLed and restarted in the middle of the outage
 	LiveRate    float64 // samples/s before the outage
-	Backlog     int64   // samples of the outage's slots that arrived
-	Baseline    int64   // the same gap count over the live window before the outage (noise)
-	Lost        int64   // samples missing from the sink, counted as gaps in each series' slots
+	Served      int64   // (series, timestamp) pairs edgesim served over the whole run
+	Lost        int64   // of those, the ones that never reached the sink (exact)
+	Backlog     int64   // pairs served and not delivered when the sink came back
 	DiskPeak    int64   // the data directory's peak size during the outage
 	Drain       float64 // seconds from the sink's return to the backlog being delivered; <0: not drained
+	DrainRate   float64 // backlog / drain time, samples/s
 	DrainFactor float64 // outage length / drain time: how many times the live rate the backlog drained at
 	Note        string
 }
 
 // OutageTable renders outage rows as Markdown.
 func OutageTable(w io.Writer, rows []OutageRow) {
-	fmt.Fprintln(w, "| system | SIGKILL mid-outage | live samples/s | samples lost | same count, live window | peak disk | drain time | drain rate / live rate | notes |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| system | SIGKILL mid-outage | live samples/s | samples served | lost (exact) | backlog | peak disk | drain time | drain rate | drain rate / live rate | notes |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, r := range rows {
-		drain, factor := "not drained", ""
+		drain, rate, factor := "not drained", "", ""
 		if r.Drain >= 0 {
-			drain, factor = fmt.Sprintf("%.0f s", r.Drain), fmt.Sprintf("%.1fx", r.DrainFactor)
+			drain, rate, factor = fmt.Sprintf("%.0f s", r.Drain), fmt.Sprintf("%.0f/s", r.DrainRate), fmt.Sprintf("%.1fx", r.DrainFactor)
 		}
 		killed := "no"
 		if r.Killed {
 			killed = "yes"
 		}
-		fmt.Fprintf(w, "| %s | %s | %.0f | %d | %d | %s | %s | %s | %s |\n", r.System, killed, r.LiveRate, r.Lost, r.Baseline, mib(r.DiskPeak), drain, factor, r.Note)
+		fmt.Fprintf(w, "| %s | %s | %.0f | %d | %d | %d | %s | %s | %s | %s | %s |\n", r.System, killed, r.LiveRate, r.Served, r.Lost,
+			r.Backlog, mib(r.DiskPeak), drain, rate, factor, r.Note)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -24,39 +25,40 @@ import (
 )
 
 // Sink is a Prometheus remote-write 1.0 receiver that counts what it is sent: samples, distinct
-// series and, per series, which scrape slots (timestamp / slot width) arrived, so a gap left by an
-// outage is counted as lost samples. Anything but snappy-compressed protobuf is answered 415, so
-// vmagent falls back from its own protocol to Prometheus remote write.
+// series and, with pairs on, the distinct (series, timestamp) pairs that arrived (see
+// Delivered), the exact other side of edgesim's Served. Anything but snappy-compressed protobuf is
+// answered 415, so vmagent falls back from its own protocol to Prometheus remote write.
 type Sink struct {
-	srv  *http.Server
-	ln   net.Listener
-	slot int64 // milliseconds per slot; 0 = do not track slots
+	srv   *http.Server
+	ln    net.Listener
+	pairs bool // keep each series' timestamps
 
 	mode   atomic.Int32 // sinkUp, or the injected behaviour
 	status atomic.Int32 // HTTP status answered while mode is sinkDown
 	delay  atomic.Int64 // nanoseconds to wait before answering
 
-	requests, rejected, samples, dupes atomic.Int64
+	requests, rejected, samples atomic.Int64
 
 	errMu  sync.Mutex
 	errors []statusShare // answered at random instead of accepting
 	rng    *rand.Rand
 
-	mu       sync.Mutex
-	series   map[uint64]*seriesSlots
-	names    map[string]string // distinct metric names (__name__), interned
-	watching atomic.Bool       // set by Watch: spares every request the lock when nothing is watched
-	watch    string            // a metric name whose series keep their labels (see Watch)
-	watchV   float64           // the value a watched sample must have to be kept
-	watched  map[string]*seriesSlots
-	nodes    map[string]string // interned node label values
+	mu      sync.Mutex
+	store   *pairStore
+	watch   atomic.Pointer[watchSpec] // set by Watch; read without the lock on every series
+	watched map[string]*seriesSlots
 }
 
-// seriesSlots holds the distinct timestamps a series arrived with, sorted (ms), staleness
-// markers left out, and the series' name and node label (interned) for Delivered.
+// watchSpec is a metric name whose series keep their labels and the value a sample of theirs
+// must have to be kept (see Watch).
+type watchSpec struct {
+	name  string
+	value float64
+}
+
+// seriesSlots holds the distinct timestamps (ms, sorted) of a watched series.
 type seriesSlots struct {
-	stamps     []int64
-	name, node string
+	stamps []int64
 }
 
 const (
@@ -64,9 +66,9 @@ const (
 	sinkDown
 )
 
-// NewSink listens on a loopback port. slot is the scrape interval used to find gaps; 0 disables
-// per-series slot tracking (cheaper: only counts and distinct series).
-func NewSink(addr string, slot time.Duration) (*Sink, error) {
+// NewSink listens on a loopback port. With pairs, the sink keeps every series' timestamps for
+// Delivered; without, it counts samples and distinct series only.
+func NewSink(addr string, pairs bool) (*Sink, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -74,11 +76,21 @@ func NewSink(addr string, slot time.Duration) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink: listen: %w", err)
 	}
-	s := &Sink{ln: ln, slot: slot.Milliseconds(), series: make(map[uint64]*seriesSlots), names: map[string]string{},
-		nodes: map[string]string{}}
+	s := newSinkState(pairs)
+	s.ln = ln
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
+}
+
+// newSinkState is a Sink that counts, without a server.
+func newSinkState(pairs bool) *Sink {
+	return &Sink{pairs: pairs, store: newStore(pairs)}
+}
+
+// newStore keeps timestamps from a day before now on (for 49 days).
+func newStore(pairs bool) *pairStore {
+	return newPairStore(pairs, time.Now().Add(-24*time.Hour).UnixMilli())
 }
 
 // URL is the remote-write endpoint.
@@ -143,8 +155,8 @@ func (s *Sink) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 func (s *Sink) Watch(name string, value float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.watch, s.watchV, s.watched = name, value, map[string]*seriesSlots{}
-	s.watching.Store(true)
+	s.watched = map[string]*seriesSlots{}
+	s.watch.Store(&watchSpec{name: name, value: value})
 }
 
 // Watched returns the watched series' timestamps (ms, sorted) by their labels, written as
@@ -161,20 +173,11 @@ func (s *Sink) Watched() map[string][]int64 {
 
 // Delivered counts the distinct (series, timestamp) pairs received of the series whose name
 // count accepts, staleness markers left out, in total and by the series' node label: the
-// other side of edgesim's Served. Only with slots.
+// other side of edgesim's Served. Only with pairs.
 func (s *Sink) Delivered(count func(name string) bool) (total int64, byNode map[string]int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	byNode = map[string]int64{}
-	for _, ss := range s.series {
-		if ss == nil || !count(ss.name) {
-			continue
-		}
-		n := int64(len(ss.stamps))
-		byNode[ss.node] += n
-		total += n
-	}
-	return total, byNode
+	return s.store.delivered(count)
 }
 
 // Stats is what the sink has counted since the last Reset.
@@ -182,83 +185,33 @@ type Stats struct {
 	Requests int64 // accepted write requests
 	Rejected int64 // requests answered with an error status
 	Samples  int64 // samples (float and native histogram) in accepted requests
-	Dupes    int64 // samples whose series already had their slot (resends); only with slots
+	Dupes    int64 // samples whose series already had their timestamp (resends); only with pairs
 	Series   int   // distinct series
 }
 
 // Stats returns the counters.
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()
-	n := len(s.series)
+	n, dupes := len(s.store.entries), s.store.dupes
 	s.mu.Unlock()
-	return Stats{Requests: s.requests.Load(), Rejected: s.rejected.Load(), Samples: s.samples.Load(), Dupes: s.dupes.Load(), Series: n}
+	return Stats{Requests: s.requests.Load(), Rejected: s.rejected.Load(), Samples: s.samples.Load(), Dupes: dupes, Series: n}
 }
 
 // Names returns the distinct metric names received since the last Reset, sorted.
 func (s *Sink) Names() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.names))
-	for n := range s.names {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
+	return slices.DeleteFunc(slices.Sorted(maps.Keys(s.store.names.ids)), func(n string) bool { return n == "" })
 }
 
 // Reset forgets everything counted.
 func (s *Sink) Reset() {
 	s.mu.Lock()
-	s.series = make(map[uint64]*seriesSlots)
-	s.names = map[string]string{}
-	s.nodes = map[string]string{}
+	s.store = newStore(s.pairs)
 	s.mu.Unlock()
 	s.requests.Store(0)
 	s.rejected.Store(0)
 	s.samples.Store(0)
-	s.dupes.Store(0)
-}
-
-// Gaps counts, over all series, the samples missing between each series' first and last
-// timestamp within [firstMs, lastMs]: a step between consecutive timestamps of n intervals (to
-// the nearest) means n-1 samples never arrived. Measuring steps rather than slots on a fixed
-// grid keeps scrape jitter from counting as loss. Series that stop (pods churn) do not count.
-func (s *Sink) Gaps(firstMs, lastMs int64) int64 {
-	var gaps int64
-	s.eachSeries(firstMs, lastMs, func(stamps []int64) {
-		for i := 1; i < len(stamps); i++ {
-			if n := roundDiv(stamps[i]-stamps[i-1], s.slot); n > 1 {
-				gaps += n - 1
-			}
-		}
-	})
-	return gaps
-}
-
-// Covered counts the distinct (series, timestamp) pairs received within [firstMs, lastMs].
-func (s *Sink) Covered(firstMs, lastMs int64) int64 {
-	var n int64
-	s.eachSeries(firstMs, lastMs, func(stamps []int64) { n += int64(len(stamps)) })
-	return n
-}
-
-// eachSeries calls fn with each series' timestamps within range (a shared slice: do not keep it).
-func (s *Sink) eachSeries(firstMs, lastMs int64, fn func(stamps []int64)) {
-	if s.slot == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ss := range s.series {
-		lo, _ := slices.BinarySearch(ss.stamps, firstMs)
-		hi, found := slices.BinarySearch(ss.stamps, lastMs)
-		if found {
-			hi++
-		}
-		if hi > lo {
-			fn(ss.stamps[lo:hi])
-		}
-	}
 }
 
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -313,9 +266,31 @@ func (s *Sink) reject(w http.ResponseWriter, status int, msg string) {
 
 var errProto = errors.New("malformed protobuf")
 
+// batch is one request's series, recorded under one lock: key, name and node of each (the
+// latter two slices of the request), and its timestamps as a range of stamps.
+type batch struct {
+	series []batchSeries
+	stamps []int64
+}
+
+type batchSeries struct {
+	key        uint64
+	name, node []byte
+	from, to   int
+}
+
+var batches = sync.Pool{New: func() any { return new(batch) }}
+
 // count walks a prometheus.WriteRequest without decoding it into structs: field 1 is a
-// TimeSeries (1 labels, 2 samples{1 value, 2 timestamp}, 4 histograms{... 15 timestamp}).
+// TimeSeries (1 labels, 2 samples{1 value, 2 timestamp}, 4 histograms{... 15 timestamp}). It is
+// written by hand, without allocating per series, because at a thousand nodes' drain the sink
+// takes a million samples a second on the cores the system under test needs.
 func (s *Sink) count(b []byte) error {
+	bt := batches.Get().(*batch)
+	defer func() {
+		bt.series, bt.stamps = bt.series[:0], bt.stamps[:0]
+		batches.Put(bt)
+	}()
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -327,7 +302,7 @@ func (s *Sink) count(b []byte) error {
 			if n < 0 {
 				return errProto
 			}
-			if err := s.countSeries(ts); err != nil {
+			if err := s.countSeries(bt, ts); err != nil {
 				return err
 			}
 			b = b[n:]
@@ -339,18 +314,22 @@ func (s *Sink) count(b []byte) error {
 		}
 		b = b[n:]
 	}
+	s.record(bt)
 	return nil
 }
 
-func (s *Sink) countSeries(b []byte) error {
-	h := xxhash.New()
-	var name, node []byte
-	var stamps []int64
-	var buf [64]int64
-	stamps = buf[:0]
-	var lbls, samples [][]byte
+// countSeries adds one TimeSeries message to bt. The series' key hashes its encoded labels (tag
+// and length included, so it is unambiguous); senders sort labels, so a series hashes the same
+// each time.
+func (s *Sink) countSeries(bt *batch, b []byte) error {
+	var h xxhash.Digest
+	h.Reset()
+	ser := batchSeries{from: len(bt.stamps)}
 	count := 0
+	watched := false
+	whole := b
 	for len(b) > 0 {
+		field := b
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return errProto
@@ -363,58 +342,82 @@ func (s *Sink) countSeries(b []byte) error {
 			b = b[n:]
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
-		if n < 0 {
+		v, m := protowire.ConsumeBytes(b)
+		if m < 0 {
 			return errProto
 		}
-		b = b[n:]
+		b = b[m:]
 		switch num {
-		case 1: // label: hashed as encoded; senders sort labels, so a series hashes the same each time
-			h.Write(v)
-			h.Write([]byte{0xff})
+		case 1:
+			h.Write(field[:n+m])
 			switch ln, lv := labelPair(v); string(ln) {
 			case "__name__":
-				name = lv
+				ser.name = lv
+				if w := s.watch.Load(); w != nil && string(lv) == w.name {
+					watched = true
+				}
 			case "node":
-				node = lv
+				ser.node = lv
 			}
-			lbls = append(lbls, v)
 		case 2:
 			count++
-			samples = append(samples, v)
 			if !value.IsStaleNaN(fieldDouble(v, 1)) {
-				stamps = append(stamps, fieldInt(v, 2))
+				bt.stamps = append(bt.stamps, fieldInt(v, 2))
 			}
 		case 4:
 			count++
-			stamps = append(stamps, fieldInt(v, 15))
+			bt.stamps = append(bt.stamps, fieldInt(v, 15))
 		}
 	}
 	s.samples.Add(int64(count))
-	s.record(h.Sum64(), name, node, stamps)
-	s.recordWatched(name, lbls, samples)
+	ser.key, ser.to = h.Sum64(), len(bt.stamps)
+	bt.series = append(bt.series, ser)
+	if watched {
+		s.recordWatched(whole)
+	}
 	return nil
 }
 
-// recordWatched keeps the timestamps of the float samples (encoded Sample messages) whose value
-// is the watched one.
-func (s *Sink) recordWatched(name []byte, lbls, samples [][]byte) {
-	if !s.watching.Load() {
-		return
-	}
+func (s *Sink) record(bt *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.watch == "" || string(name) != s.watch {
-		return
+	for _, ser := range bt.series {
+		s.store.add(ser.key, ser.name, ser.node, bt.stamps[ser.from:ser.to])
+	}
+}
+
+// recordWatched keeps the labels of a watched series (a TimeSeries message) and the timestamps
+// of its float samples whose value is the watched one.
+func (s *Sink) recordWatched(b []byte) {
+	var lbls, samples [][]byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return
+		}
+		v, m := protowire.ConsumeBytes(b[n:])
+		if m < 0 {
+			return
+		}
+		b = b[n+m:]
+		switch num {
+		case 1:
+			lbls = append(lbls, v)
+		case 2:
+			samples = append(samples, v)
+		}
 	}
 	key := labelsText(lbls)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	ss := s.watched[key]
 	if ss == nil {
 		ss = &seriesSlots{}
 		s.watched[key] = ss
 	}
+	want := s.watch.Load().value
 	for _, smp := range samples {
-		if fieldDouble(smp, 1) == s.watchV {
+		if fieldDouble(smp, 1) == want {
 			ss.add(fieldInt(smp, 2))
 		}
 	}
@@ -510,43 +513,6 @@ func fieldBits(b []byte, want protowire.Number, wt protowire.Type) uint64 {
 	}
 	return 0
 }
-
-func (s *Sink) record(key uint64, name, node []byte, stamps []int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	iname := ""
-	if name != nil {
-		iname = intern(s.names, name)
-	}
-	if s.slot == 0 {
-		if _, ok := s.series[key]; !ok {
-			s.series[key] = nil
-		}
-		return
-	}
-	ss := s.series[key]
-	if ss == nil {
-		ss = &seriesSlots{name: iname, node: intern(s.nodes, node)}
-		s.series[key] = ss
-	}
-	for _, ts := range stamps {
-		if ss.add(ts) {
-			s.dupes.Add(1)
-		}
-	}
-}
-
-// intern returns the string in m equal to b, adding it when new.
-func intern(m map[string]string, b []byte) string {
-	if v, ok := m[string(b)]; ok {
-		return v
-	}
-	v := string(b)
-	m[v] = v
-	return v
-}
-
-func roundDiv(a, b int64) int64 { return (a + b/2) / b }
 
 // add inserts ts and reports whether it was there already. Samples usually arrive in order, so
 // this is an append; a backlog arriving after newer samples is inserted in place.

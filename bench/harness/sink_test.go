@@ -38,25 +38,26 @@ func series(name string, stamps ...int64) prompb.TimeSeries {
 	return ts
 }
 
-func TestSinkCountsSamplesSeriesAndGaps(t *testing.T) {
-	s, err := NewSink("", 15*time.Second)
+func TestSinkCountsSamplesSeriesAndPairs(t *testing.T) {
+	s, err := NewSink("", true)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	const slot = 15000
-	// a: slots 0..4 without 2 (one gap); b: slots 0, 1, then a resend of 1; c: jittered, no gap.
+	// b's 1000 arrives again (a resend), c's 500 after newer samples (a backlog); 0 is before the
+	// sink's offsets start, so it is kept apart, and arrives twice too.
+	t0 := time.Now().UnixMilli()
 	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-		series("a", 0, slot, 3*slot, 4*slot), series("b", 0, slot), series("c", 0, slot+4000, 2*slot-3000, 3*slot),
+		series("a", t0+1000, t0+2000, t0+4000), series("b", t0+1000), series("c", t0+1000, t0+2000), series("d", 0),
 	}}, "snappy"))
 	require.Equal(t, http.StatusNoContent, post(t, s.URL(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-		series("b", slot), // sent again: a duplicate
+		series("b", t0+1000), series("c", t0+500), series("d", 0),
 		{Labels: []prompb.Label{{Name: "__name__", Value: "h"}}, Histograms: []prompb.Histogram{{Timestamp: 0}}},
 	}}, ""))
 	st := s.Stats()
-	assert.Equal(t, Stats{Requests: 2, Samples: 12, Dupes: 1, Series: 4}, st)
-	assert.EqualValues(t, 1, s.Gaps(0, 4*slot))
-	assert.EqualValues(t, 0, s.Gaps(3*slot, 4*slot), "the gap is outside the range")
-	assert.EqualValues(t, 4+2+4+1, s.Covered(0, 4*slot))
-	assert.Equal(t, []string{"a", "b", "c", "h"}, s.Names())
+	assert.Equal(t, Stats{Requests: 2, Samples: 11, Dupes: 2, Series: 5}, st)
+	total, byNode := s.Delivered(func(string) bool { return true })
+	assert.EqualValues(t, 3+1+3+1+1, total)
+	assert.Equal(t, map[string]int64{"edge-1": 8, "": 1}, byNode, "h has no node label")
+	assert.Equal(t, []string{"a", "b", "c", "d", "h"}, s.Names())
 
 	s.Reset()
 	assert.Equal(t, Stats{}, s.Stats())
@@ -64,7 +65,7 @@ func TestSinkCountsSamplesSeriesAndGaps(t *testing.T) {
 }
 
 func TestSinkWatchKeepsLabelsOfOneName(t *testing.T) {
-	s, err := NewSink("", 15*time.Second)
+	s, err := NewSink("", true)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	s.Watch("up", 1)
@@ -77,7 +78,7 @@ func TestSinkWatchKeepsLabelsOfOneName(t *testing.T) {
 }
 
 func TestSinkDeliveredCountsDistinctPairsWithoutStaleMarkers(t *testing.T) {
-	s, err := NewSink("", 15*time.Second)
+	s, err := NewSink("", true)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	stale := series("a", 40)
@@ -97,7 +98,7 @@ func TestSinkDeliveredCountsDistinctPairsWithoutStaleMarkers(t *testing.T) {
 }
 
 func TestSinkRefusesWhatItCannotRead(t *testing.T) {
-	s, err := NewSink("", 0)
+	s, err := NewSink("", false)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("a", 1)}}

@@ -5,14 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgetel/edgetel/bench/harness"
 	"github.com/stretchr/testify/assert"
 )
-
-// scraped tells the series edgesim served from the ones a scraper makes up about its scrapes
-// (Prometheus' up and scrape_*, the kubeedge receiver's kubeedge_* node health).
-func scraped(name string) bool {
-	return name != "up" && !strings.HasPrefix(name, "scrape_") && !strings.HasPrefix(name, "kubeedge_")
-}
 
 // Exact accounting with the remote end up: every sample edgesim served whole, counted as the
 // (series, timestamp) pairs a scraper stores, is in the sink once the collector has drained,
@@ -44,7 +39,7 @@ func TestEveryServedSampleIsDelivered(t *testing.T) {
 	wait(2 * every)
 	served, servedBy := env.Sim.Served()
 	c.drain(2 * time.Minute)
-	delivered, deliveredBy := env.Sink.Delivered(scraped)
+	delivered, deliveredBy := env.Sink.Delivered(harness.Scraped)
 	failed := env.Sink.Watched()
 	st := env.Sink.Stats()
 	t.Logf("served %d samples, delivered %d, lost %d (%.3f%%); %d samples arrived twice (a step fetched twice)",

@@ -66,7 +66,7 @@ func newEnvEvery(t *testing.T, dir string, nodes int, every time.Duration) *harn
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	env, err := harness.NewEnv(ctx, harness.EnvConfig{Dir: dir, Nodes: nodes, Interval: every,
-		SinkSlots: true})
+		SinkPairs: true})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		env.Close()

@@ -18,6 +18,7 @@ type faults struct {
 	slowBody     []atomic.Int64 // nanoseconds over which the body is dribbled out
 	latency      atomic.Int64   // nanoseconds before the edge answers
 	errorRate    atomic.Uint64  // float64 bits: share of answers cut mid-body
+	paused       atomic.Bool    // every node refuses every scrape (see Pause)
 }
 
 func (f *faults) init(n int) {
@@ -34,6 +35,14 @@ func (s *Sim) Disconnect(names ...string) { s.setConnected(names, false) }
 
 // Reconnect gives the named nodes a fresh tunnel session (clearing SetTunnelClosed too).
 func (s *Sim) Reconnect(names ...string) { s.setConnected(names, true) }
+
+// Pause makes every node refuse every scrape while on (503 served directly, an empty body through
+// the tunnel), so nothing more is served: a benchmark stops serving, lets the system deliver what
+// it holds and then compares Served with what arrived.
+func (s *Sim) Pause(on bool) {
+	s.faults.paused.Store(on)
+	s.log.Info("fault: paused", "on", on)
+}
 
 // ReconnectAll restores every node's session.
 func (s *Sim) ReconnectAll() {

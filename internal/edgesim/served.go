@@ -43,6 +43,18 @@ func (c *served) add(i, ep int, step int64, n sampleCounts) {
 	sn.samples.Add(add)
 }
 
+// reset forgets what was served: the next system scraping the fleet starts from zero, and a
+// step another system fetched counts again when this one fetches it.
+func (c *served) reset() {
+	for i := range c.nodes {
+		sn := &c.nodes[i]
+		sn.samples.Store(0)
+		for ep := range sn.lastStep {
+			sn.lastStep[ep].Store(0)
+		}
+	}
+}
+
 // countSamples counts the sample lines of a Prometheus text body. A line has a timestamp when
 // two fields follow its series (label values may hold spaces, so the series ends at the last
 // '}' when there is one).
@@ -86,3 +98,7 @@ func (s *Sim) Served() (total int64, byNode map[string]int64) {
 	}
 	return total, byNode
 }
+
+// ResetServed starts Served from zero. Call it while no scrape is in flight (e.g. paused, or before
+// the system under test starts), or a body written out during the reset may count or not.
+func (s *Sim) ResetServed() { s.served.reset() }

@@ -32,7 +32,7 @@ type options struct {
 	interval               time.Duration
 	outage, live           time.Duration
 	bin, captures, workDir string
-	systems                string
+	systems, sigkill       string
 	out, profileDir        string
 	keep                   bool
 	bufferBytes            int64
@@ -53,7 +53,8 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 45*time.Second, "time each system runs before the window")
 	flag.DurationVar(&o.interval, "interval", 15*time.Second, "scrape interval of every system")
 	flag.DurationVar(&o.outage, "outage", 0, "run the outage benchmark with a sink outage this long instead of the throughput table")
-	flag.DurationVar(&o.live, "live", 0, "outage runs: the window before the outage whose gap count is the noise baseline (default: outage + 4 intervals, as long as the window loss is counted in)")
+	flag.DurationVar(&o.live, "live", 0, "outage runs: the window before the outage in which the live rate and the system's own delivery lag are measured (default: 3 minutes)")
+	flag.StringVar(&o.sigkill, "sigkill", "both", "outage runs: run each system without a SIGKILL (no), with one mid-outage (yes), or both")
 	flag.Int64Var(&o.bufferBytes, "buffer-bytes", 0, "edgetelcol's buffer.max_bytes (0: the exporter's default, 1 GiB); an outage run needs room for the whole outage")
 	flag.StringVar(&o.bin, "bin", "bin", "directory with prometheus, vmagent, otelcol-upstream, edgetelcol")
 	flag.StringVar(&o.captures, "captures", "", "directory of kubelet captures of your own (default: the embedded ones, or $EDGETEL_FIXTURES)")
@@ -83,16 +84,14 @@ func run(ctx context.Context, o options) error {
 			defer os.RemoveAll(dir)
 		}
 	}
+	if o.sigkill != "yes" && o.sigkill != "no" && o.sigkill != "both" {
+		return fmt.Errorf("-sigkill %q: want yes, no or both", o.sigkill)
+	}
 	systems, err := selectSystems(o)
 	if err != nil {
 		return err
 	}
-	cfg := harness.EnvConfig{Dir: dir, Nodes: o.nodes, Interval: o.interval, CapturesDir: o.captures}
-	if o.outage > 0 {
-		// Loss is counted from each series' timestamps; explicit ones (cAdvisor's) must move with
-		// every scrape, not once per interval, or two scrapes in one step look like a lost sample.
-		cfg.SinkSlots, cfg.Step = true, time.Second
-	}
+	cfg := harness.EnvConfig{Dir: dir, Nodes: o.nodes, Interval: o.interval, CapturesDir: o.captures, SinkPairs: true}
 	env, err := harness.NewEnv(ctx, cfg)
 	if err != nil {
 		return err
@@ -181,27 +180,27 @@ func runThroughput(ctx context.Context, o options, env *harness.Env, systems []h
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			row = harness.Row{System: s.Name, Note: "failed: " + err.Error()}
+			row = harness.Row{System: s.Name, Lost: -1, Note: "failed: " + err.Error()}
 		}
-		fmt.Fprintf(os.Stderr, "  %.0f samples/s, %.2f CPU s per 1M, peak RSS %d MiB, %d series %s\n",
-			row.SamplesPerSec, row.CPUPerMillion, row.PeakRSS>>20, row.Series, row.Note)
+		fmt.Fprintf(os.Stderr, "  %.0f samples/s, %.2f CPU s per 1M, peak RSS %d MiB, %d series, served %d, lost %d %s\n",
+			row.SamplesPerSec, row.CPUPerMillion, row.PeakRSS>>20, row.Series, row.Served, row.Lost, row.Note)
 		rows = append(rows, row)
 		sleepBetween(ctx)
 	}
 	fmt.Fprintf(w, "%d nodes, scrape interval %v, warm-up %v, window %v per system, one run (%s).\n"+
-		"Ratios in parentheses are to edgetelcol-direct.\n\n", o.nodes, o.interval, o.warmup, o.duration, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+		"Ratios in parentheses are to edgetelcol-direct. Loss is exact, from each system's start to the end of its window: edgesim stops serving, and the (series, timestamp) pairs it served are set against the distinct ones delivered.\n\n", o.nodes, o.interval, o.warmup, o.duration, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	harness.Table(w, rows, "edgetelcol-direct")
 	return nil
 }
 
 func runOutage(ctx context.Context, o options, env *harness.Env, systems []harness.System, w io.Writer) error {
 	var rows []harness.OutageRow
-	live := cmp.Or(o.live, o.outage+4*o.interval)
+	live := cmp.Or(o.live, 3*time.Minute)
 	for _, s := range systems {
 		if s.Name == "floor" {
 			continue
 		}
-		for _, kill := range []bool{false, true} {
+		for _, kill := range kills(o.sigkill) {
 			fmt.Fprintf(os.Stderr, "%s: outage %v, SIGKILL %v\n", s.Name, o.outage, kill)
 			row, err := env.Outage(ctx, s, harness.OutageConfig{Warmup: o.warmup, Live: live, Outage: o.outage,
 				Kill: kill, DrainTimeout: o.outage + 5*time.Minute})
@@ -211,15 +210,27 @@ func runOutage(ctx context.Context, o options, env *harness.Env, systems []harne
 				}
 				row.Note = "failed: " + err.Error()
 			}
-			fmt.Fprintf(os.Stderr, "  live %.0f samples/s, lost %d (live window %d), backlog %d, disk %d MiB, drain %.0f s %s\n", row.LiveRate, row.Lost, row.Baseline, row.Backlog, row.DiskPeak>>20, row.Drain, row.Note)
+			fmt.Fprintf(os.Stderr, "  live %.0f samples/s, served %d, lost %d, backlog %d, disk %d MiB, drain %.0f s %s\n", row.LiveRate, row.Served, row.Lost, row.Backlog, row.DiskPeak>>20, row.Drain, row.Note)
 			rows = append(rows, row)
 			sleepBetween(ctx)
 		}
 	}
-	fmt.Fprintf(w, "%d nodes, scrape interval %v, sink answering 503 for %v, live window %v, one run (%s).\n\n",
+	fmt.Fprintf(w, "%d nodes, scrape interval %v, sink answering 503 for %v, live window %v, one run (%s).\n"+
+		"Loss is exact: edgesim stops serving at the end, and the (series, timestamp) pairs it served are set against the distinct ones delivered.\n\n",
 		o.nodes, o.interval, o.outage, live, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	harness.OutageTable(w, rows)
 	return nil
+}
+
+// kills are the outage variants to run: without a SIGKILL, with one, or both.
+func kills(sigkill string) []bool {
+	switch sigkill {
+	case "yes":
+		return []bool{true}
+	case "no":
+		return []bool{false}
+	}
+	return []bool{false, true}
 }
 
 // sleepBetween lets the previous system's connections and CPU settle before the next one starts.
