@@ -18,6 +18,8 @@ HELM_VERSION := v3.22.0
 KUBE_VERSION := v1.37.2
 # Thanos of the bucket tests: tools/thanos/go.mod pins it (its own module, for Thanos' replaces).
 THANOS_VERSION := v0.42.4
+# VictoriaLogs of the logs tests (OTLP in, LogsQL out): tools/victorialogs/go.mod pins it.
+VICTORIALOGS_VERSION := v1.52.1
 # etcd comes from the system (Debian/Ubuntu: apt-get install etcd-server; .ci/run installs it).
 ETCD ?= $(shell command -v etcd 2>/dev/null)
 
@@ -26,7 +28,7 @@ GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: build build-cross test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
-	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos
+	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs
 
 build:
 	@mkdir -p $(BIN)
@@ -43,7 +45,8 @@ build-cross:
 # The kubelet captures are embedded (internal/edgesim/captures); EDGETEL_FIXTURES, when set in the
 # environment, replaces them with a directory of one's own.
 TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
-	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD) EDGETEL_THANOS=$(BIN)/thanos
+	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD) EDGETEL_THANOS=$(BIN)/thanos \
+	EDGETEL_VICTORIALOGS=$(BIN)/victoria-logs
 
 # scripts/demotest runs the demo with the commands `build` puts in $(BIN).
 test: tools build
@@ -66,7 +69,7 @@ check-standalone:
 	@if git grep -n '$(STANDALONE_PATTERN)' -- . ; then \
 		echo "tracked files above refer to a directory outside the repository: write the fact into docs/ instead"; exit 1; fi
 
-tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos
+tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs
 
 tool-builder:
 	@test -x $(BIN)/builder && $(BIN)/builder version 2>/dev/null | grep -q $(OCB_VERSION) || \
@@ -98,6 +101,11 @@ tool-thanos:
 	@test -x $(BIN)/thanos || { cd tools/thanos && $(GO) build -tags netgo,slicelabels -o $(BIN)/thanos \
 		-ldflags "-X github.com/prometheus/common/version.Version=$(THANOS_VERSION:v%=%) -X github.com/prometheus/common/version.Branch=edgetel" \
 		github.com/thanos-io/thanos/cmd/thanos; }
+
+tool-victorialogs:
+	@test -x $(BIN)/victoria-logs || { cd tools/victorialogs && $(GO) build -o $(BIN)/victoria-logs \
+		-ldflags "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-$(VICTORIALOGS_VERSION)" \
+		github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs; }
 
 tool-etcd:
 	@test -n "$(ETCD)" || echo "etcd not found: the control-plane tests will skip (apt-get install etcd-server)"
@@ -141,6 +149,8 @@ BENCH_INTERVAL ?= 30s
 BENCH_DURATION ?= 2m
 BENCH_OUTAGE ?= 10m
 BENCH_BUFFER ?= 17179869184
+SOAK_SYSTEMS ?= edgetelcol-cloudcore,vmagent
+SOAK_SIGKILL ?= yes
 
 tool-vmagent:
 	bench/install.sh vmagent
@@ -159,8 +169,9 @@ bench: tool-prometheus tool-vmagent tool-otelcol-upstream
 soak: tool-prometheus tool-vmagent tool-otelcol-upstream
 	$(GO) build -o $(BIN)/edgetelcol ./cmd/edgetelcol
 	EDGETEL_SOAK=1 EDGETEL_EDGETELCOL=$(BIN)/edgetelcol $(TEST_ENV) $(GO) test -count=1 -timeout 60m ./bench/reliability/
-	$(TEST_ENV) $(GO) run ./bench/cmd/peerbench -bin $(BIN) -nodes $(BENCH_NODES) -interval 60s -warmup 150s \
-		-outage $(BENCH_OUTAGE) -live 3m -buffer-bytes $(BENCH_BUFFER) -out BENCHMARKS.md
+	$(TEST_ENV) $(GO) run ./bench/cmd/peerbench -bin $(BIN) -nodes $(BENCH_NODES) -interval 60s -warmup 90s \
+		-outage $(BENCH_OUTAGE) -live 2m -buffer-bytes $(BENCH_BUFFER) -systems $(SOAK_SYSTEMS) -sigkill $(SOAK_SIGKILL) \
+		-out BENCHMARKS.md
 
 clean:
 	rm -rf $(BIN) data

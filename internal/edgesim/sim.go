@@ -52,6 +52,8 @@ type Config struct {
 	CacheBytes int64
 	// Logger receives what edgesim serves and its faults; default discards.
 	Logger *slog.Logger
+	// Logs gives nodes pods whose containers write numbered lines (logs.go); none by default.
+	Logs LogsConfig
 }
 
 // Endpoints a node serves.
@@ -137,6 +139,9 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := cfg.Logs.setDefaults(); err != nil {
+		return nil, fmt.Errorf("edgesim: %w", err)
+	}
 	tmpl, err := loadTemplates(cfg.CapturesDir)
 	if err != nil {
 		return nil, fmt.Errorf("edgesim: %w", err)
@@ -196,6 +201,7 @@ func (s *Sim) buildFleet() {
 		}
 		s.byKey[name] = i
 		s.byKey[ip] = i
+		s.fleet.Nodes[i].Pods = s.logPods(i)
 	}
 }
 

@@ -70,6 +70,10 @@ func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("405: Method Not Allowed"))
 		return
 	}
+	if lt, ok := s.parseLogPath(r.URL.Path); ok && r.Method == http.MethodGet {
+		s.relayLogs(w, r, lt)
+		return
+	}
 	i, ok := s.byKey[sessionKey(r)]
 	if !metrics || !ok || s.faults.disconnected[i].Load() {
 		// cloudcore's deferred error path: 500, nothing else.
@@ -89,6 +93,12 @@ func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request) {
 
 // answer is the edge's (edged's) answer for node i, relayed through the tunnel or served directly.
 func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool) {
+	if s.faults.paused.Load() {
+		if !tunnel {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		return
+	}
 	if d := time.Duration(s.faults.latency.Load()); d > 0 && !sleep(r.Context(), d) {
 		return
 	}
@@ -252,6 +262,13 @@ func (s *Sim) serveDirect(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/healthz":
 		w.Write([]byte("ok"))
+		return
+	case strings.HasPrefix(r.URL.Path, "/containerLogs/"):
+		if lt, ok := s.parseLogPath(r.URL.Path); ok && lt.node == i && r.Method == http.MethodGet {
+			s.serveLogs(w, r, lt, false)
+			return
+		}
+		http.NotFound(w, r)
 		return
 	case endpointOf(r.URL.Path) < 0:
 		http.NotFound(w, r)

@@ -56,6 +56,8 @@ type Node struct {
 	Ready       Readiness
 	Labels      map[string]string
 	Annotations map[string]string
+	// Taints are spec.taints (the logs signal's lifecycle records report their changes).
+	Taints []corev1.Taint
 }
 
 // IsReady follows cloudcore's nodes.IsReadyNode: Ready means condition Ready == True.
@@ -78,6 +80,7 @@ func FromKube(kn *corev1.Node) Node {
 		Ready:       ReadyUnknown,
 		Labels:      kn.Labels,
 		Annotations: kn.Annotations,
+		Taints:      kn.Spec.Taints,
 	}
 	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
 		for _, a := range kn.Status.Addresses {
@@ -123,6 +126,7 @@ func slimNode(obj any) (any, error) {
 			Labels:          n.Labels,
 			Annotations:     n.Annotations,
 		},
+		Spec: corev1.NodeSpec{Taints: n.Spec.Taints},
 		Status: corev1.NodeStatus{
 			Addresses:       n.Status.Addresses,
 			DaemonEndpoints: n.Status.DaemonEndpoints,
@@ -136,6 +140,7 @@ func slimNode(obj any) (any, error) {
 func (n Node) Object() *corev1.Node {
 	kn := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels, Annotations: n.Annotations},
+		Spec:       corev1.NodeSpec{Taints: n.Taints},
 		Status: corev1.NodeStatus{
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(n.KubeletPort)}},
 		},

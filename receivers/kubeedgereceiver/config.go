@@ -4,16 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/relabel"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.yaml.in/yaml/v2"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 )
 
 // Discovery modes.
@@ -65,6 +69,42 @@ type Config struct {
 
 	// MetricRelabelConfigs are Prometheus metric_relabel_configs, in Prometheus' YAML shape.
 	MetricRelabelConfigs []map[string]any `mapstructure:"metric_relabel_configs"`
+
+	// Logs configures the logs signal (README "Container logs").
+	Logs LogsConfig `mapstructure:"logs"`
+}
+
+// LogsConfig selects the pods whose container logs the logs signal follows and bounds it.
+// Nothing is followed unless namespaces lists at least one namespace.
+type LogsConfig struct {
+	// Namespaces whose pods are followed; "*" is every namespace, and must be said.
+	Namespaces []string `mapstructure:"namespaces"`
+	// LabelSelector further selects pods by their labels (Kubernetes selector syntax).
+	LabelSelector string `mapstructure:"label_selector"`
+	// Storage is the storage extension that keeps each container's position across restarts;
+	// without one a restarted collector starts every container from the start of its log.
+	Storage *component.ID `mapstructure:"storage"`
+	// LifecycleEvents emits node lifecycle records: joins, departures, Ready changes (from
+	// discovery) and tunnel drops and reconnects (from the metrics signal's scrape health).
+	LifecycleEvents bool `mapstructure:"lifecycle_events"`
+	// SplitStreams follows stdout and stderr as two streams (the kubelet's stream parameter,
+	// feature gate PodLogsQuerySplitStreams), so each record has its log.iostream.
+	SplitStreams bool `mapstructure:"split_streams"`
+	// MaxStreams bounds the log streams open at once; containers beyond it wait their turn.
+	MaxStreams int `mapstructure:"max_streams"`
+	// NodeBytesPerSecond bounds the log bytes read per second from one node, all its streams together.
+	NodeBytesPerSecond int `mapstructure:"node_bytes_per_second"`
+	// MaxLineSize is the longest line kept whole, in bytes; longer lines are cut to it.
+	MaxLineSize int `mapstructure:"max_line_size"`
+	// FlushInterval is how often read lines are handed to the pipeline.
+	FlushInterval time.Duration `mapstructure:"flush_interval"`
+	// MaxPendingLines bounds the lines one stream holds before the pipeline accepted them; a
+	// stream at the bound stops reading until they are accepted.
+	MaxPendingLines int `mapstructure:"max_pending_lines"`
+	// RetryInterval is the first wait before a stream that ended is reopened; it doubles up to
+	// MaxRetryInterval while the stream keeps failing.
+	RetryInterval    time.Duration `mapstructure:"retry_interval"`
+	MaxRetryInterval time.Duration `mapstructure:"max_retry_interval"`
 }
 
 // AttributesConfig maps node labels to series labels, in the vocabulary the edgenode processor
@@ -184,7 +224,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("node_series_limit must not be negative"))
 	}
 	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateLabels(),
-		c.Discovery.validate(), c.Transport.validate())
+		c.Discovery.validate(), c.Transport.validate(), c.Logs.validate())
 	if _, err := c.relabelConfigs(); err != nil {
 		errs = append(errs, err)
 	}
@@ -363,4 +403,44 @@ func (c *Config) relabelConfigs() ([]*relabel.Config, error) {
 		out = append(out, rc)
 	}
 	return out, nil
+}
+
+func (l LogsConfig) validate() error {
+	var errs []error
+	for i, ns := range l.Namespaces {
+		if ns == "*" {
+			continue
+		}
+		if e := validation.IsDNS1123Label(ns); len(e) > 0 {
+			errs = append(errs, fmt.Errorf("logs.namespaces[%d] %q: %s", i, ns, strings.Join(e, "; ")))
+		}
+	}
+	if _, err := labels.Parse(l.LabelSelector); err != nil {
+		errs = append(errs, fmt.Errorf("logs.label_selector: %w", err))
+	}
+	if l.MaxStreams <= 0 {
+		errs = append(errs, errors.New("logs.max_streams must be positive"))
+	}
+	if l.NodeBytesPerSecond <= 0 {
+		errs = append(errs, errors.New("logs.node_bytes_per_second must be positive"))
+	}
+	if l.MaxLineSize < 64 {
+		errs = append(errs, errors.New("logs.max_line_size must be at least 64 bytes"))
+	}
+	if l.FlushInterval <= 0 {
+		errs = append(errs, errors.New("logs.flush_interval must be positive"))
+	}
+	if l.MaxPendingLines <= 0 {
+		errs = append(errs, errors.New("logs.max_pending_lines must be positive"))
+	}
+	if l.RetryInterval <= 0 || l.MaxRetryInterval < l.RetryInterval {
+		errs = append(errs, errors.New("logs.retry_interval must be positive and not above logs.max_retry_interval"))
+	}
+	return errors.Join(errs...)
+}
+
+// selects says whether the logs signal follows pod p.
+func (l LogsConfig) selects(sel labels.Selector, p discovery.Pod) bool {
+	return (slices.Contains(l.Namespaces, "*") || slices.Contains(l.Namespaces, p.Namespace)) &&
+		sel.Matches(labels.Set(p.Labels))
 }

@@ -2,6 +2,7 @@ package kubeedgereceiver
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -29,6 +30,13 @@ const (
 	DefaultNodeSeriesLimit = 100_000
 )
 
+// Default log limits: 64 KiB keeps ordinary lines whole and bounds what one line can hold in
+// memory; 1,000 streams is a few hundred pods with their containers.
+const (
+	DefaultMaxLogStreams = 1000
+	DefaultMaxLineSize   = 64 << 10
+)
+
 // NewFactory returns the kubeedge receiver's factory.
 func NewFactory() receiver.Factory {
 	return newFactory(kube.Shared)
@@ -37,10 +45,48 @@ func NewFactory() receiver.Factory {
 // newFactory takes the registry of shared informers: kube.Shared in a collector, a registry
 // over a fake clientset in tests.
 func newFactory(reg *kube.Registry) receiver.Factory {
+	l := &links{metrics: map[component.ID]*kubeedgeReceiver{}, logs: map[component.ID]*logsReceiver{}}
 	return receiver.NewFactory(metadata.Type, createDefaultConfig,
 		receiver.WithMetrics(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-			return newReceiver(set, cfg.(*Config), next, reg)
-		}, metadata.MetricsStability))
+			r, err := newReceiver(set, cfg.(*Config), next, reg)
+			if err == nil {
+				l.addMetrics(set.ID, r)
+			}
+			return r, err
+		}, metadata.MetricsStability),
+		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+			r, err := newLogsReceiver(set, cfg.(*Config), next, reg)
+			if err == nil {
+				l.addLogs(set.ID, r)
+			}
+			return r, err
+		}, metadata.LogsStability))
+}
+
+// links joins the metrics and logs signals of one kubeedge receiver (one component ID): the
+// logs signal's tunnel lifecycle records come from the metrics signal's scrape health.
+type links struct {
+	mu      sync.Mutex
+	metrics map[component.ID]*kubeedgeReceiver
+	logs    map[component.ID]*logsReceiver
+}
+
+func (l *links) addMetrics(id component.ID, r *kubeedgeReceiver) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.metrics[id] = r
+	if lr := l.logs[id]; lr != nil {
+		lr.hear(r)
+	}
+}
+
+func (l *links) addLogs(id component.ID, lr *logsReceiver) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.logs[id] = lr
+	if r := l.metrics[id]; r != nil {
+		lr.hear(r)
+	}
 }
 
 func createDefaultConfig() component.Config {
@@ -73,6 +119,15 @@ func createDefaultConfig() component.Config {
 			Cloudcore: CloudcoreTransportConfig{Endpoints: []string{"cloudcore.kubeedge.svc:10003"}, TLS: configtls.NewDefaultClientConfig()},
 			APIServer: APIServerTransportConfig{APIConfig: kube.DefaultAPIConfig()},
 			Direct:    DirectTransportConfig{Endpoint: transport.DefaultDirectEndpoint, Scheme: "http", TLS: configtls.NewDefaultClientConfig()},
+		},
+		Logs: LogsConfig{
+			MaxStreams:         DefaultMaxLogStreams,
+			NodeBytesPerSecond: 1 << 20,
+			MaxLineSize:        DefaultMaxLineSize,
+			FlushInterval:      time.Second,
+			MaxPendingLines:    4096,
+			RetryInterval:      time.Second,
+			MaxRetryInterval:   30 * time.Second,
 		},
 	}
 }

@@ -240,6 +240,7 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 		anyUp = anyUp || t.last.up
 	}
 	node := l.current()
+	l.r.reportHealth(node, anyUp)
 	connected := node.IsReady() && anyUp
 	if l.known && l.connected && !connected {
 		l.disconnects++

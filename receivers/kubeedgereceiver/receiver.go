@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/relabel"
@@ -33,6 +34,7 @@ type kubeedgeReceiver struct {
 	registry   *kube.Registry
 	restConfig func(kube.APIConfig) (*rest.Config, error)
 	nodes      *kube.Nodes // held from Start to Shutdown with discovery.mode kubernetes
+	pods       *kube.Pods  // held too by the logs signal
 
 	transport transport.Transport
 	sem       chan struct{}
@@ -46,6 +48,19 @@ type kubeedgeReceiver struct {
 	mu       sync.Mutex
 	loops    map[string]*nodeLoop
 	stopping bool
+
+	// health, when set, hears every round whether any endpoint of a node answered (the logs
+	// signal's tunnel lifecycle records).
+	health atomic.Pointer[healthFunc]
+}
+
+// healthFunc hears a node's round: whether any of its endpoints answered.
+type healthFunc func(n discovery.Target, up bool)
+
+func (r *kubeedgeReceiver) reportHealth(n discovery.Target, up bool) {
+	if h := r.health.Load(); h != nil {
+		(*h)(n, up)
+	}
 }
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, reg *kube.Registry) (*kubeedgeReceiver, error) {
@@ -125,6 +140,12 @@ func (r *kubeedgeReceiver) Shutdown(context.Context) error {
 }
 
 func (r *kubeedgeReceiver) newTransport(ctx context.Context) (transport.Transport, error) {
+	return r.newTransportConns(ctx, r.cfg.MaxConcurrentScrapes)
+}
+
+// newTransportConns builds the configured transport keeping up to maxConns idle connections per
+// host (the logs signal keeps one per open stream).
+func (r *kubeedgeReceiver) newTransportConns(ctx context.Context, maxConns int) (transport.Transport, error) {
 	tc := r.cfg.Transport
 	switch tc.Mode {
 	case TransportCloudcore:
@@ -132,7 +153,7 @@ func (r *kubeedgeReceiver) newTransport(ctx context.Context) (transport.Transpor
 		if err != nil {
 			return nil, fmt.Errorf("transport.cloudcore.tls: %w", err)
 		}
-		return transport.NewCloudcore(tc.Cloudcore.Endpoints, tlsCfg, r.cfg.MaxConcurrentScrapes, r.cfg.ScrapeTimeout)
+		return transport.NewCloudcore(tc.Cloudcore.Endpoints, tlsCfg, maxConns, r.cfg.ScrapeTimeout)
 	case TransportAPIServer:
 		rc, err := r.restConfig(tc.APIServer.APIConfig)
 		if err != nil {
@@ -146,12 +167,18 @@ func (r *kubeedgeReceiver) newTransport(ctx context.Context) (transport.Transpor
 		if err != nil {
 			return nil, fmt.Errorf("transport.direct.tls: %w", err)
 		}
-		return transport.NewDirect(tc.Direct.Scheme, tc.Direct.Endpoint, tlsCfg, r.cfg.MaxConcurrentScrapes, r.cfg.ScrapeTimeout), nil
+		return transport.NewDirect(tc.Direct.Scheme, tc.Direct.Endpoint, tlsCfg, maxConns, r.cfg.ScrapeTimeout), nil
 	}
 	return nil, fmt.Errorf("transport.mode %q unknown", tc.Mode)
 }
 
 func (r *kubeedgeReceiver) newDiscoverer() (discovery.Discoverer, error) {
+	return r.newDiscovererPods(nil)
+}
+
+// newDiscovererPods is newDiscoverer whose kubernetes mode also watches pods (the logs signal);
+// it holds the Pod informer until release.
+func (r *kubeedgeReceiver) newDiscovererPods(pods *kube.PodWatch) (discovery.Discoverer, error) {
 	dc := r.cfg.Discovery
 	switch dc.Mode {
 	case DiscoveryStatic:
@@ -169,7 +196,19 @@ func (r *kubeedgeReceiver) newDiscoverer() (discovery.Discoverer, error) {
 			return nil, fmt.Errorf("discovery.kubernetes: %w", err)
 		}
 		r.nodes = nodes
-		return discovery.Kubernetes{Nodes: nodes, Settle: 100 * time.Millisecond}, nil
+		d := discovery.Kubernetes{Nodes: nodes, Settle: 100 * time.Millisecond}
+		if pods != nil {
+			pods.API = dc.Kubernetes.APIConfig
+			p, err := r.registry.AcquirePods(*pods)
+			if err != nil {
+				nodes.Release()
+				r.nodes = nil
+				return nil, fmt.Errorf("discovery.kubernetes: %w", err)
+			}
+			r.pods = p
+			d.Pods = p
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("discovery.mode %q unknown", dc.Mode)
 }

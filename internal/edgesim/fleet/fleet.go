@@ -24,6 +24,19 @@ type Node struct {
 	// Direct is host:port where this node's kubelet endpoints answer directly (edgesim's
 	// per-node direct mode); empty when the node is only reachable through cloudcore.
 	Direct string `json:"direct,omitempty"`
+	// Ready is the node's Ready condition as a file reader is to take it ("true", "false",
+	// "unknown"); empty is true.
+	Ready string `json:"ready,omitempty"`
+	// Pods are the node's pods whose container logs a reader may follow (edgesim's log pods).
+	Pods []Pod `json:"pods,omitempty"`
+}
+
+// Pod is a pod on a node, as a log reader needs it.
+type Pod struct {
+	Namespace  string            `json:"namespace"`
+	Name       string            `json:"name"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Containers []string          `json:"containers"`
 }
 
 // Kube is n as edgetel's Node, Ready.

@@ -16,6 +16,17 @@ type Target struct {
 	// Direct is host:port where this node's kubelet answers directly. Only the deprecated
 	// `direct` field of a node file sets it (edgesim's per-node direct mode); empty otherwise.
 	Direct string
+	// Pods are the node's pods, for the logs signal: a node file's "pods" lists them, or the
+	// Pod informer of discovery mode kubernetes.
+	Pods []Pod
+}
+
+// Pod is a pod on a node whose container logs may be followed.
+type Pod struct {
+	Namespace  string
+	Name       string
+	Labels     map[string]string
+	Containers []string
 }
 
 // Discoverer reports snapshots of the fleet until its context ends.

@@ -137,6 +137,13 @@ func TestFileRejectsBadFiles(t *testing.T) {
 		"duplicate":     `{"nodes":[{"name":"a","ip":"10.0.0.1"},{"name":"a","ip":"10.0.0.2"}]}`,
 		"bad port":      `{"nodes":[{"name":"a","ip":"10.0.0.1","port":70000}]}`,
 		"unknown field": `{"nodes":[{"name":"a","ip":"10.0.0.1","lables":{}}]}`,
+		"pod namespace": `{"nodes":[{"name":"a","ip":"10.0.0.1","pods":[{"namespace":"Bad_NS","name":"p","containers":["c"]}]}]}`,
+		"pod name":      `{"nodes":[{"name":"a","ip":"10.0.0.1","pods":[{"namespace":"ns","name":"P/1","containers":["c"]}]}]}`,
+		"no containers": `{"nodes":[{"name":"a","ip":"10.0.0.1","pods":[{"namespace":"ns","name":"p"}]}]}`,
+		"container":     `{"nodes":[{"name":"a","ip":"10.0.0.1","pods":[{"namespace":"ns","name":"p","containers":["c_1"]}]}]}`,
+		"pod twice":     `{"nodes":[{"name":"a","ip":"10.0.0.1","pods":[{"namespace":"ns","name":"p","containers":["c"]},{"namespace":"ns","name":"p","containers":["d"]}]}]}`,
+		"bad ready":     `{"nodes":[{"name":"a","ip":"10.0.0.1","ready":"yes"}]}`,
+		"pod field":     `{"nodes":[{"name":"a","ip":"10.0.0.1","pods":[{"namespace":"ns","name":"p","containers":["c"],"node":"a"}]}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "nodes.json")
@@ -166,4 +173,17 @@ func TestFileReadsDeprecatedDirect(t *testing.T) {
 	require.Eventually(t, func() bool { return quiet.count() == 1 }, time.Second, time.Millisecond)
 	assert.Empty(t, quiet.last()[0].Direct)
 	assert.Equal(t, 1, logs.FilterMessageSnippet("deprecated").Len(), "no warning without the field")
+}
+
+// A node file may list each node's pods, for the logs signal.
+func TestFileReadsPods(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nodes.json")
+	writeFile(t, path, `{"nodes": [{"name": "a", "ip": "10.0.0.1", "pods": [{"namespace": "apps", "name": "web-1", "labels": {"app": "web"}, "containers": ["nginx", "sidecar"]}]}, {"name": "b", "ip": "10.0.0.2", "ready": "false"}]}`)
+	rec := run(t, File{Path: path, Interval: time.Hour, Logger: zap.NewNop()})
+	require.Eventually(t, func() bool { return rec.count() == 1 }, time.Second, time.Millisecond)
+	got := rec.last()
+	assert.Equal(t, []Pod{{Namespace: "apps", Name: "web-1", Labels: map[string]string{"app": "web"}, Containers: []string{"nginx", "sidecar"}}}, got[0].Pods)
+	assert.Empty(t, got[1].Pods)
+	assert.Equal(t, kube.ReadyTrue, got[0].Ready, "ready by default")
+	assert.Equal(t, kube.ReadyFalse, got[1].Ready)
 }

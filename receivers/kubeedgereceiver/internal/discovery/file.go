@@ -6,16 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // nodeFile is the node file's format (documented in the receiver's README):
 //
-//	{"nodes": [{"name": "edge-0001", "ip": "10.20.0.1", "port": 10350, "labels": {...}}]}
+//	{"nodes": [{"name": "edge-0001", "ip": "10.20.0.1", "port": 10350, "labels": {...},
+//	  "pods": [{"namespace": "apps", "name": "p", "labels": {...}, "containers": ["c"]}]}]}
 type nodeFile struct {
 	Nodes []fileNode `json:"nodes"`
 }
@@ -27,6 +30,17 @@ type fileNode struct {
 	Labels map[string]string `json:"labels"`
 	// Direct is deprecated: edgesim's per-node direct address, still read for one release.
 	Direct string `json:"direct"`
+	// Ready is the node's Ready condition: "true" (the default), "false" or "unknown".
+	Ready kube.Readiness `json:"ready"`
+	// Pods are the node's pods, for the logs signal.
+	Pods []filePod `json:"pods"`
+}
+
+type filePod struct {
+	Namespace  string            `json:"namespace"`
+	Name       string            `json:"name"`
+	Labels     map[string]string `json:"labels"`
+	Containers []string          `json:"containers"`
 }
 
 // File polls a node file and reports it when its content changes. Polling rather than inotify
@@ -76,7 +90,7 @@ func (f File) Run(ctx context.Context, update func([]Target)) error {
 	}
 }
 
-// parse decodes and checks a node file; nodes in it count as Ready.
+// parse decodes and checks a node file; nodes in it count as Ready unless it says otherwise.
 func (f File) parse(data []byte) ([]Target, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -88,8 +102,17 @@ func (f File) parse(data []byte) ([]Target, error) {
 	seen := make(map[string]bool, len(file.Nodes))
 	direct := false
 	for i, fn := range file.Nodes {
+		ready := fn.Ready
+		switch ready {
+		case "":
+			ready = kube.ReadyTrue
+		case kube.ReadyTrue, kube.ReadyFalse, kube.ReadyUnknown:
+		default:
+			return nil, fmt.Errorf("node file %s: node %q: ready must be %q, %q or %q, got %q", f.Path, fn.Name,
+				kube.ReadyTrue, kube.ReadyFalse, kube.ReadyUnknown, fn.Ready)
+		}
 		n := kube.Node{Name: fn.Name, IP: fn.IP, Addresses: []string{fn.IP}, KubeletPort: fn.Port,
-			Ready: kube.ReadyTrue, Labels: fn.Labels}
+			Ready: ready, Labels: fn.Labels}
 		if err := n.Validate(); err != nil {
 			return nil, fmt.Errorf("node file %s: %w", f.Path, err)
 		}
@@ -97,7 +120,11 @@ func (f File) parse(data []byte) ([]Target, error) {
 			return nil, fmt.Errorf("node file %s: node %q listed twice", f.Path, n.Name)
 		}
 		seen[n.Name] = true
-		targets[i] = Target{Node: n, Direct: fn.Direct}
+		pods, err := filePods(fn)
+		if err != nil {
+			return nil, fmt.Errorf("node file %s: %w", f.Path, err)
+		}
+		targets[i] = Target{Node: n, Direct: fn.Direct, Pods: pods}
 		direct = direct || fn.Direct != ""
 	}
 	if direct {
@@ -106,4 +133,33 @@ func (f File) parse(data []byte) ([]Target, error) {
 	}
 	sortTargets(targets)
 	return targets, nil
+}
+
+// filePods checks a node's pods: names as the API server would accept them, each pod once.
+func filePods(fn fileNode) ([]Pod, error) {
+	pods := make([]Pod, 0, len(fn.Pods))
+	seen := make(map[string]bool, len(fn.Pods))
+	for j, p := range fn.Pods {
+		if errs := validation.IsDNS1123Label(p.Namespace); len(errs) > 0 {
+			return nil, fmt.Errorf("node %q pods[%d]: namespace %q: %s", fn.Name, j, p.Namespace, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsDNS1123Subdomain(p.Name); len(errs) > 0 {
+			return nil, fmt.Errorf("node %q pods[%d]: name %q: %s", fn.Name, j, p.Name, strings.Join(errs, "; "))
+		}
+		if len(p.Containers) == 0 {
+			return nil, fmt.Errorf("node %q pods[%d]: no containers", fn.Name, j)
+		}
+		for _, c := range p.Containers {
+			if errs := validation.IsDNS1123Label(c); len(errs) > 0 {
+				return nil, fmt.Errorf("node %q pods[%d]: container %q: %s", fn.Name, j, c, strings.Join(errs, "; "))
+			}
+		}
+		key := p.Namespace + "/" + p.Name
+		if seen[key] {
+			return nil, fmt.Errorf("node %q: pod %s listed twice", fn.Name, key)
+		}
+		seen[key] = true
+		pods = append(pods, Pod(p))
+	}
+	return pods, nil
 }

@@ -15,3 +15,6 @@ var (
 
 // MetricsStability is the stability of the metrics signal.
 const MetricsStability = component.StabilityLevelDevelopment
+
+// LogsStability is the stability of the logs signal.
+const LogsStability = component.StabilityLevelDevelopment

@@ -1,0 +1,151 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+)
+
+// PodWatch says which Pods to watch: those bound to a node, with a label selector, in one
+// namespace or every one. Two components share an informer when their PodWatch values are equal.
+type PodWatch struct {
+	API APIConfig
+	// Namespace is the one namespace watched; empty watches every namespace (and needs the
+	// right to list pods cluster-wide).
+	Namespace string
+	Selector  string
+	Resync    time.Duration
+}
+
+// Pod is what the logs signal needs of a Pod.
+type Pod struct {
+	Namespace, Name string
+	Node            string // spec.nodeName
+	Labels          map[string]string
+	Containers      []string
+}
+
+// Pods is a shared Pod informer, acquired from a Registry. Release it exactly once.
+type Pods struct {
+	reg  *Registry
+	key  watchKey
+	s    *shared
+	once sync.Once
+}
+
+// AcquirePods returns the informer for w, starting it if no one holds it yet.
+func (r *Registry) AcquirePods(w PodWatch) (*Pods, error) {
+	if _, err := labels.Parse(w.Selector); err != nil {
+		return nil, fmt.Errorf("pod selector: %w", err)
+	}
+	key := watchKey{resource: "pods/" + w.Namespace, NodeWatch: NodeWatch{API: w.API, Selector: w.Selector, Resync: w.Resync}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.running[key]
+	if s == nil {
+		client, err := r.newClient(w.API)
+		if err != nil {
+			return nil, fmt.Errorf("creating Kubernetes client: %w", err)
+		}
+		opts := []informers.SharedInformerOption{informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = w.Selector
+			o.FieldSelector = "spec.nodeName!=" // bound pods only: the node is where the logs are
+		})}
+		if w.Namespace != "" {
+			opts = append(opts, informers.WithNamespace(w.Namespace))
+		}
+		factory := informers.NewSharedInformerFactoryWithOptions(client, w.Resync, opts...)
+		inf := factory.Core().V1().Pods().Informer()
+		if err := inf.SetTransform(slimPod); err != nil {
+			return nil, fmt.Errorf("setting pod transform: %w", err)
+		}
+		s = &shared{informer: inf, factory: factory, stop: make(chan struct{})}
+		factory.Start(s.stop)
+		r.running[key] = s
+	}
+	s.refs++
+	return &Pods{reg: r, key: key, s: s}, nil
+}
+
+// slimPod keeps what Pod needs: a pod's status and most of its spec are large and change often.
+func slimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	containers := make([]corev1.Container, len(p.Spec.Containers))
+	for i, c := range p.Spec.Containers {
+		containers[i] = corev1.Container{Name: c.Name}
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID,
+			ResourceVersion: p.ResourceVersion, Labels: p.Labels},
+		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName, Containers: containers},
+	}, nil
+}
+
+// Release gives the informer back; the last release stops it and waits for its goroutines.
+func (p *Pods) Release() {
+	p.once.Do(func() {
+		r := p.reg
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		p.s.refs--
+		if p.s.refs > 0 {
+			return
+		}
+		delete(r.running, p.key)
+		close(p.s.stop)
+		p.s.factory.Shutdown()
+	})
+}
+
+// List returns the current pods sorted by namespace and name.
+func (p *Pods) List() []Pod {
+	objs := p.s.informer.GetStore().List()
+	out := make([]Pod, 0, len(objs))
+	for _, o := range objs {
+		kp, ok := o.(*corev1.Pod)
+		if !ok || kp.Spec.NodeName == "" {
+			continue
+		}
+		pod := Pod{Namespace: kp.Namespace, Name: kp.Name, Node: kp.Spec.NodeName, Labels: kp.Labels}
+		for _, c := range kp.Spec.Containers {
+			pod.Containers = append(pod.Containers, c.Name)
+		}
+		out = append(out, pod)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// OnChange calls fn after every added, changed or deleted pod.
+func (p *Pods) OnChange(fn func()) (*Subscription, error) {
+	reg, err := p.s.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { fn() },
+		UpdateFunc: func(any, any) { fn() },
+		DeleteFunc: func(any) { fn() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adding pod event handler: %w", err)
+	}
+	return &Subscription{informer: p.s.informer, reg: reg}, nil
+}
+
+// WaitForSync blocks until the first list is in or ctx ends, and says which.
+func (p *Pods) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), p.s.informer.HasSynced)
+}

@@ -1,0 +1,421 @@
+package kubeedgereceiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
+)
+
+// maxFlushLines bounds one batch handed to the pipeline.
+const maxFlushLines = 8192
+
+// logsReceiver follows the container logs of the selected pods on the shard's edge nodes.
+type logsReceiver struct {
+	cfg  *Config
+	lc   LogsConfig
+	set  receiver.Settings
+	next consumer.Logs
+	sel  labels.Selector
+	tel  *logsTelemetry
+	// base gives the logs signal the metrics signal's transport and node discovery, built from
+	// the same configuration; its scrape loops never run.
+	base *kubeedgeReceiver
+
+	transport transport.Transport
+	store     storage.Client // nil without logs.storage
+	slots     chan struct{}  // one per open stream (logs.max_streams)
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // discovery and followers
+	flushW sync.WaitGroup // the flusher
+	stopF  context.CancelFunc
+
+	mu        sync.Mutex
+	followers map[streamKey]*follower
+	draining  map[streamKey]*follower // pod gone: pending lines still to deliver
+	limiters  map[string]*rate.Limiter
+	stopping  bool
+
+	life *lifecycle // nil unless logs.lifecycle_events
+}
+
+func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, reg *kube.Registry) (*logsReceiver, error) {
+	if len(cfg.Logs.Namespaces) == 0 && !cfg.Logs.LifecycleEvents {
+		return nil, errors.New("logs.namespaces must list the namespaces whose pods are followed (\"*\" for all), " +
+			"or logs.lifecycle_events be on: nothing is followed by default")
+	}
+	if cfg.Transport.Mode == TransportAPIServer {
+		return nil, errors.New("logs: transport.mode apiserver is not supported by the logs signal; use cloudcore or direct")
+	}
+	if cfg.Discovery.Mode == DiscoveryStatic {
+		return nil, errors.New("logs: discovery.mode static lists no pods; use file (a node file with pods) or kubernetes")
+	}
+	sel, err := labels.Parse(cfg.Logs.LabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("logs.label_selector: %w", err)
+	}
+	base, err := newReceiver(set, cfg, consumer.Metrics(nil), reg)
+	if err != nil {
+		return nil, err
+	}
+	tel, err := newLogsTelemetry(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	r := &logsReceiver{cfg: cfg, lc: cfg.Logs, set: set, next: next, sel: sel, tel: tel, base: base,
+		followers: map[streamKey]*follower{}, draining: map[streamKey]*follower{}, limiters: map[string]*rate.Limiter{}}
+	if cfg.Logs.LifecycleEvents {
+		r.life = newLifecycle()
+	}
+	return r, nil
+}
+
+// Start opens the position store, builds the transport and discovery and starts following.
+func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
+	if r.lc.Storage != nil {
+		client, err := storageClient(ctx, host, *r.lc.Storage, r.set.ID)
+		if err != nil {
+			return err
+		}
+		r.store = client
+	}
+	t, err := r.base.newTransportConns(ctx, r.lc.MaxStreams)
+	if err != nil {
+		r.closeStore()
+		return err
+	}
+	disc, err := r.base.newDiscovererPods(r.podWatch())
+	if err != nil {
+		t.Close()
+		r.closeStore()
+		return err
+	}
+	r.transport = t
+	r.slots = make(chan struct{}, r.lc.MaxStreams)
+	runCtx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	flushCtx, stopF := context.WithCancel(context.Background())
+	r.stopF = stopF
+	r.flushW.Add(1)
+	go func() {
+		defer r.flushW.Done()
+		r.flushLoop(flushCtx)
+	}()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := disc.Run(runCtx, func(nodes []discovery.Target) { r.sync(runCtx, nodes) }); err != nil {
+			r.set.Logger.Error("kubeedge logs discovery stopped", zap.String("mode", r.cfg.Discovery.Mode), zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// podWatch is the Pod watch for discovery.mode kubernetes: the pods of logs.label_selector, in
+// the one namespace when a single one is followed (a namespaced Role then suffices), else in all.
+// Without namespaces (lifecycle records only) no pods are watched.
+func (r *logsReceiver) podWatch() *kube.PodWatch {
+	if len(r.lc.Namespaces) == 0 {
+		return nil
+	}
+	w := &kube.PodWatch{Selector: r.lc.LabelSelector, Resync: r.cfg.Discovery.Kubernetes.ResyncPeriod}
+	if len(r.lc.Namespaces) == 1 && r.lc.Namespaces[0] != "*" {
+		w.Namespace = r.lc.Namespaces[0]
+	}
+	return w
+}
+
+func storageClient(ctx context.Context, host component.Host, id, self component.ID) (storage.Client, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("logs.storage: extension %s is not configured", id)
+	}
+	se, ok := ext.(storage.Extension)
+	if !ok {
+		return nil, fmt.Errorf("logs.storage: extension %s is not a storage extension", id)
+	}
+	client, err := se.GetClient(ctx, component.KindReceiver, self, "logs")
+	if err != nil {
+		return nil, fmt.Errorf("logs.storage: %w", err)
+	}
+	return client, nil
+}
+
+// Shutdown stops discovery and every stream, hands what was read to the pipeline one last
+// time, and closes the position store.
+func (r *logsReceiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.stopF != nil {
+		r.stopF()
+		r.flushW.Wait()
+		// Lines read and not yet accepted: one more try, so a clean stop does not read them again.
+		r.flush(ctx)
+	}
+	if r.transport != nil {
+		r.transport.Close()
+	}
+	if r.base.pods != nil {
+		r.base.pods.Release()
+		r.base.pods = nil
+	}
+	if r.base.nodes != nil {
+		r.base.nodes.Release()
+		r.base.nodes = nil
+	}
+	r.closeStore()
+	return nil
+}
+
+func (r *logsReceiver) closeStore() {
+	if r.store != nil {
+		if err := r.store.Close(context.Background()); err != nil {
+			r.set.Logger.Warn("closing the log position store", zap.Error(err))
+		}
+		r.store = nil
+	}
+}
+
+// sync makes the followed streams match a discovery snapshot: the containers of selected pods on
+// the shard's nodes are followed, and the streams of pods that went away stop.
+func (r *logsReceiver) sync(ctx context.Context, nodes []discovery.Target) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		return
+	}
+	want := map[streamKey]discovery.Target{}
+	seenNodes := map[string]bool{}
+	shard := make([]discovery.Target, 0, len(nodes))
+	for _, n := range nodes {
+		if !discovery.Shard(n.Name, r.cfg.Shard.Index, r.cfg.Shard.Count) {
+			continue
+		}
+		shard = append(shard, n)
+		for _, p := range n.Pods {
+			if !r.lc.selects(r.sel, p) {
+				continue
+			}
+			seenNodes[n.Name] = true
+			for _, c := range p.Containers {
+				for _, s := range r.streams() {
+					want[streamKey{ns: p.Namespace, pod: p.Name, container: c, stream: s}] = n
+				}
+			}
+		}
+	}
+	if r.life != nil {
+		r.life.snapshot(shard, time.Now())
+	}
+	for name := range r.limiters {
+		if !seenNodes[name] {
+			delete(r.limiters, name)
+		}
+	}
+	for key, f := range r.followers {
+		if _, ok := want[key]; !ok {
+			f.stop()
+			delete(r.followers, key)
+			r.draining[key] = f
+		}
+	}
+	for key, n := range want {
+		if f := r.followers[key]; f != nil {
+			f.setNode(n)
+			continue
+		}
+		r.startFollower(ctx, key, n)
+	}
+	r.tel.streams.Record(context.Background(), int64(len(r.followers)))
+}
+
+// streams are the kubelet stream parameters each container is followed with.
+func (r *logsReceiver) streams() []string {
+	if r.lc.SplitStreams {
+		return []string{streamStdout, streamStderr}
+	}
+	return []string{""}
+}
+
+func (r *logsReceiver) limiter(node string) *rate.Limiter {
+	l := r.limiters[node]
+	if l == nil {
+		burst := max(r.lc.NodeBytesPerSecond, r.lc.MaxLineSize+lineOverhead)
+		l = rate.NewLimiter(rate.Limit(r.lc.NodeBytesPerSecond), burst)
+		r.limiters[node] = l
+	}
+	return l
+}
+
+func (r *logsReceiver) startFollower(ctx context.Context, key streamKey, n discovery.Target) {
+	f := newFollower(r, key, n, r.limiter(n.Name))
+	if old := r.draining[key]; old != nil {
+		// The pod came back before its old stream's lines were delivered: carry on from them.
+		f.inherit(old)
+	}
+	r.followers[key] = f
+	fctx, cancel := context.WithCancel(ctx)
+	f.cancel = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f.run(fctx)
+	}()
+}
+
+func (r *logsReceiver) flushLoop(ctx context.Context) {
+	t := time.NewTicker(r.lc.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.flush(ctx)
+		}
+	}
+}
+
+// taken is a follower's share of a batch: its first n pending lines.
+type taken struct {
+	f     *follower
+	lines []logLine
+}
+
+// flush hands every stream's pending lines to the pipeline, in batches of at most
+// maxFlushLines, and persists each stream's position once the pipeline accepted its lines.
+// Lines the pipeline refuses stay pending and are offered again at the next flush.
+func (r *logsReceiver) flush(ctx context.Context) {
+	r.mu.Lock()
+	all := make([]*follower, 0, len(r.followers)+len(r.draining))
+	for _, f := range r.followers {
+		all = append(all, f)
+	}
+	for _, f := range r.draining {
+		all = append(all, f)
+	}
+	r.mu.Unlock()
+	r.flushLifecycle(ctx)
+	for len(all) > 0 {
+		var batch []taken
+		total := 0
+		for len(all) > 0 && total < maxFlushLines {
+			f := all[0]
+			lines := f.peek(maxFlushLines - total)
+			if len(lines) < maxFlushLines-total {
+				all = all[1:]
+			}
+			if len(lines) > 0 {
+				batch = append(batch, taken{f, lines})
+				total += len(lines)
+			}
+		}
+		if total == 0 {
+			break
+		}
+		if !r.deliver(ctx, batch, total) {
+			break
+		}
+	}
+	r.forgetDrained(ctx)
+}
+
+// deliver consumes one batch and commits it; false when the pipeline refused it for now.
+func (r *logsReceiver) deliver(ctx context.Context, batch []taken, total int) bool {
+	ld := plog.NewLogs()
+	now := pcommon.NewTimestampFromTime(time.Now())
+	for _, t := range batch {
+		t.f.appendTo(ld, t.lines, now)
+	}
+	err := r.next.ConsumeLogs(ctx, ld)
+	if err != nil && !consumererror.IsPermanent(err) {
+		r.tel.consumeErrors.Add(context.Background(), 1)
+		r.set.Logger.Debug("kubeedge logs: the pipeline refused a batch; it is offered again", zap.Int("lines", total), zap.Error(err))
+		return false
+	}
+	if err != nil {
+		r.tel.dropped(reasonConsumerPermanent, total)
+		r.set.Logger.Warn("kubeedge logs: the pipeline refused a batch for good; its lines are dropped", zap.Int("lines", total), zap.Error(err))
+	} else {
+		r.tel.lines.Add(context.Background(), int64(total))
+	}
+	ops := make([]*storage.Operation, 0, len(batch))
+	for _, t := range batch {
+		pos := t.f.commit(len(t.lines))
+		ops = append(ops, storage.SetOperation(t.f.key.storageKey(), pos.encode()))
+	}
+	r.persist(ctx, ops)
+	return true
+}
+
+func (r *logsReceiver) persist(ctx context.Context, ops []*storage.Operation) {
+	if r.store == nil || len(ops) == 0 {
+		return
+	}
+	if err := r.store.Batch(ctx, ops...); err != nil {
+		r.tel.positionErrors.Add(context.Background(), 1)
+		r.set.Logger.Warn("kubeedge logs: positions not saved; a restart reads those lines again", zap.Error(err))
+	}
+}
+
+// forgetDrained drops the streams of pods that went away once their lines are delivered, with
+// their positions.
+func (r *logsReceiver) forgetDrained(ctx context.Context) {
+	r.mu.Lock()
+	var ops []*storage.Operation
+	for key, f := range r.draining {
+		if f.exited() && f.pendingLen() == 0 {
+			delete(r.draining, key)
+			if r.followers[key] == nil {
+				ops = append(ops, storage.DeleteOperation(key.storageKey()))
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.persist(ctx, ops)
+}
+
+// loadPosition reads a stream's saved position; none (or no store) is the start of the log.
+func (r *logsReceiver) loadPosition(ctx context.Context, key streamKey) position {
+	if r.store == nil {
+		return position{}
+	}
+	data, err := r.store.Get(ctx, key.storageKey())
+	if err != nil {
+		r.tel.positionErrors.Add(context.Background(), 1)
+		r.set.Logger.Warn("kubeedge logs: position unreadable; following from the start of the log", zap.String("stream", key.String()), zap.Error(err))
+		return position{}
+	}
+	if data == nil {
+		return position{}
+	}
+	pos, err := decodePosition(data)
+	if err != nil {
+		r.tel.positionErrors.Add(context.Background(), 1)
+		r.set.Logger.Warn("kubeedge logs: position invalid; following from the start of the log", zap.String("stream", key.String()), zap.Error(err))
+		return position{}
+	}
+	return pos
+}
