@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make demo: edgesim → edgetelcol → bucket → edgetel-query, all on loopback, until Ctrl-C.
 # Data lives under $EDGETEL_DEMO_DATA (default ./data) and is kept between runs.
-# The loopback ports can be moved with EDGETEL_DEMO_{CLOUDCORE,ADMIN,HEALTH,TELEMETRY,QUERY}_PORT
-# (defaults 10003, 10090, 13133, 8888, 9090); examples/local/config.yaml reads the same variables.
+# The loopback ports can be moved with EDGETEL_DEMO_{CLOUDCORE,ADMIN,HEALTH,TELEMETRY,QUERY,HEAD}_PORT
+# (defaults 10003, 10090, 13133, 8888, 9090, 9095); examples/local/config.yaml reads the same variables.
 # edgesim serves the kubelet captures built into it; EDGETEL_FIXTURES names a directory of your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,7 @@ export EDGETEL_DEMO_ADMIN_PORT=${EDGETEL_DEMO_ADMIN_PORT:-10090}
 export EDGETEL_DEMO_HEALTH_PORT=${EDGETEL_DEMO_HEALTH_PORT:-13133}
 export EDGETEL_DEMO_TELEMETRY_PORT=${EDGETEL_DEMO_TELEMETRY_PORT:-8888}
 export EDGETEL_DEMO_QUERY_PORT=${EDGETEL_DEMO_QUERY_PORT:-9090}
+export EDGETEL_DEMO_HEAD_PORT=${EDGETEL_DEMO_HEAD_PORT:-9095}
 QUERY_ADDR=127.0.0.1:$EDGETEL_DEMO_QUERY_PORT
 LOGS=$EDGETEL_DEMO_DATA/logs
 
@@ -75,7 +76,8 @@ start edgetelcol "$BIN/edgetelcol" "${configs[@]}"
 wait_for edgetelcol 60 curl -sf "http://127.0.0.1:$EDGETEL_DEMO_HEALTH_PORT/"
 
 start edgetel-query "$BIN/edgetel-query" --listen "$QUERY_ADDR" --bucket-dir "$EDGETEL_DEMO_DATA/bucket" \
-	--cache-dir "$EDGETEL_DEMO_DATA/query-cache" --sync-interval 10s
+	--cache-dir "$EDGETEL_DEMO_DATA/query-cache" --sync-interval 10s \
+	--head.endpoint "http://127.0.0.1:$EDGETEL_DEMO_HEAD_PORT"
 wait_for edgetel-query 60 curl -sf "http://$QUERY_ADDR/api/v1/status/buildinfo"
 
 cat <<INFO
@@ -84,10 +86,11 @@ edgetel demo is running (Ctrl-C stops it):
   edgesim        $NODES simulated edge nodes behind a cloudcore-compatible endpoint, https://127.0.0.1:$EDGETEL_DEMO_CLOUDCORE_PORT
                  fault injection: http://127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT (see cmd/edgesim/README.md)
   edgetelcol     kubeedge receiver → objstore exporter; own metrics http://127.0.0.1:$EDGETEL_DEMO_TELEMETRY_PORT/metrics
-  edgetel-query  Prometheus HTTP API over the bucket, http://$QUERY_ADDR
+  edgetel-query  Prometheus HTTP API over the bucket and the collector's head, http://$QUERY_ADDR
 data:            $EDGETEL_DEMO_DATA (bucket: $EDGETEL_DEMO_DATA/bucket, logs: $LOGS)
 
-Blocks are cut every minute, so history shows up in the query API after a few minutes.
+Answers reach the last scrape (the collector's head); blocks are cut every minute, so the
+bucket holds history after a few minutes.
 Try:
   curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=count(count by (node) (up{job="kubeedge"} == 1))'
   curl -s 'http://$QUERY_ADDR/api/v1/query' --data-urlencode 'query=topk(5, sum by (node) (rate(container_cpu_usage_seconds_total{container!=""}[5m])))'

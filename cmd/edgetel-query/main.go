@@ -64,6 +64,17 @@ func parseFlags(args []string, usage io.Writer) (query.Config, error) {
 	fs.StringVar(&c.BasicAuthFile, "web.basic-auth-file", "", "file of user:password lines; API and /metrics requests must carry one of them as HTTP basic auth")
 	fs.StringVar(&c.TLSCertFile, "web.tls-cert-file", "", "PEM certificate (chain) to serve HTTPS with; required with credentials unless --listen is a loopback address")
 	fs.StringVar(&c.TLSKeyFile, "web.tls-key-file", "", "PEM private key of --web.tls-cert-file")
+	fs.Func("head.endpoint", "base URL of a collector's objstore head_api (http(s)://host:port) whose not-yet-uploaded data is merged into every answer; repeatable", func(v string) error {
+		c.Heads.Endpoints = append(c.Heads.Endpoints, v)
+		return nil
+	})
+	fs.StringVar(&c.Heads.DNS, "head.dns", "", "host:port of a headless Service of collectors: every address it resolves to is a head_api, re-resolved every --head.dns-refresh")
+	fs.StringVar(&c.Heads.Scheme, "head.scheme", c.Heads.Scheme, "scheme of the heads found by --head.dns (http or https)")
+	fs.DurationVar(&c.Heads.Refresh, "head.dns-refresh", c.Heads.Refresh, "how often --head.dns is resolved")
+	fs.DurationVar(&c.Heads.Timeout, "head.timeout", c.Heads.Timeout, "time limit of one read from one head; a head that fails or times out adds a warning to the answer")
+	fs.StringVar(&c.Heads.HTTP.TLSConfig.CAFile, "head.tls-ca-file", "", "PEM CA bundle that signs the heads' certificates")
+	fs.StringVar(&c.Heads.HTTP.TLSConfig.ServerName, "head.tls-server-name", "", "name the heads' certificates must carry (heads found by DNS are dialed by address)")
+	fs.StringVar(&c.Heads.HTTP.BearerTokenFile, "head.bearer-token-file", "", "file holding the bearer token sent to the heads")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(usage, "Usage: edgetel-query [flags]\n\nServes the Prometheus HTTP query API over the TSDB blocks in a bucket.\n\nFlags:")

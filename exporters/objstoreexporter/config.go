@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
@@ -48,6 +49,9 @@ type Config struct {
 	// UploadRetry is the backoff between failed upload attempts; max_elapsed_time is ignored
 	// (a block is retried until it is uploaded).
 	UploadRetry configretry.BackOffConfig `mapstructure:"upload_retry"`
+	// HeadAPI serves the local TSDB with the Prometheus endpoints a Thanos sidecar (shipping
+	// off) and edgetel-query read: remote read, status/config, buildinfo. Off unless configured.
+	HeadAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"head_api"`
 }
 
 // Validate checks the configuration and names the offending key.
@@ -85,6 +89,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UploadRetry.InitialInterval <= 0 || c.UploadRetry.MaxInterval < c.UploadRetry.InitialInterval {
 		errs = append(errs, errors.New("upload_retry: initial_interval must be positive and not above max_interval"))
+	}
+	if h := c.HeadAPI.Get(); h != nil && h.NetAddr.Endpoint == "" {
+		errs = append(errs, errors.New("head_api: endpoint must not be empty"))
 	}
 	if _, err := c.bucketYAML(); err != nil {
 		errs = append(errs, fmt.Errorf("bucket: %w", err))

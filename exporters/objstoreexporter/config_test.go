@@ -44,6 +44,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, "/var/lib/edgetel/objstore", cfg.Directory)
 	assert.False(t, cfg.QueueConfig.HasValue(), "no queue unless configured")
 	assert.False(t, cfg.AddMetricSuffixes, "names stay as scraped")
+	assert.False(t, cfg.HeadAPI.HasValue(), "the head API is off unless configured")
 	y, err := cfg.bucketYAML()
 	require.NoError(t, err)
 	assert.Contains(t, string(y), "type: FILESYSTEM")
@@ -65,6 +66,9 @@ func TestConfigCustom(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(y), "type: S3")
 	assert.Contains(t, string(y), "prefix: site-a")
+	require.True(t, cfg.HeadAPI.HasValue())
+	assert.Equal(t, "0.0.0.0:9095", cfg.HeadAPI.Get().NetAddr.Endpoint)
+	assert.Equal(t, "/etc/edgetel/tls/tls.crt", cfg.HeadAPI.Get().TLS.Get().CertFile)
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -73,6 +77,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 
 	err = confmap.Validate(loadConfig(t, "bad_label"))
 	require.ErrorContains(t, err, `external_labels: "edge.site"="a": names must be valid`)
+
+	err = confmap.Validate(loadConfig(t, "bad_head_api"))
+	require.ErrorContains(t, err, "head_api: endpoint must not be empty")
 
 	err = confmap.Validate(loadConfig(t, "bad_values"))
 	require.Error(t, err)

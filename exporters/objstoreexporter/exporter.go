@@ -30,6 +30,7 @@ import (
 // objstoreExporter appends metrics to a local TSDB and ships the blocks it cuts to a bucket.
 type objstoreExporter struct {
 	cfg    *Config
+	set    component.TelemetrySettings
 	logger *slog.Logger
 	tel    *telemetry
 
@@ -49,6 +50,7 @@ type objstoreExporter struct {
 	conv    *sampleconv.Converter
 	series  *seriesCache
 	shipper *shipper
+	head    *headAPI
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -63,6 +65,7 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 	logger := slog.New(zapslog.NewHandler(set.Logger.Core()))
 	e := &objstoreExporter{
 		cfg:    cfg,
+		set:    set,
 		logger: logger,
 		tel:    tel,
 		conv:   sampleconv.New(cfg.Options()),
@@ -85,7 +88,7 @@ func (e *objstoreExporter) tsdbDir() string { return filepath.Join(e.cfg.Directo
 
 // Start replays the WAL (tsdb.Open does), uploads blocks a previous run cut but did not ship,
 // and starts the cut-and-upload loop.
-func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
+func (e *objstoreExporter) Start(ctx context.Context, host component.Host) error {
 	if err := os.MkdirAll(e.cfg.Directory, 0o750); err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
@@ -114,7 +117,14 @@ func (e *objstoreExporter) Start(ctx context.Context, _ component.Host) error {
 		e.shipper = nil
 		return err
 	}
-	e.db = db
+	head, err := e.startHeadAPI(ctx, host, db)
+	if err != nil {
+		db.Close()
+		bkt.Close()
+		e.shipper = nil
+		return err
+	}
+	e.db, e.head = db, head
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
@@ -135,9 +145,11 @@ func (e *objstoreExporter) tsdbOptions(sh *shipper) *tsdb.Options {
 	return o
 }
 
-// Shutdown stops the loop, closes the TSDB (its head stays in the WAL for the next start) and the
-// bucket. Safe without Start.
-func (e *objstoreExporter) Shutdown(context.Context) error {
+// Shutdown stops the head API and the loop, closes the TSDB (its head stays in the WAL for the
+// next start) and the bucket. Safe without Start.
+func (e *objstoreExporter) Shutdown(ctx context.Context) error {
+	headErr := e.head.shutdown(ctx)
+	e.head = nil
 	if e.cancel != nil {
 		e.cancel()
 		<-e.done
@@ -145,7 +157,7 @@ func (e *objstoreExporter) Shutdown(context.Context) error {
 	}
 	e.lock <- struct{}{} // waits for a commit still running
 	defer func() { <-e.lock }()
-	errs := []error{e.tel.stop()}
+	errs := []error{headErr, e.tel.stop()}
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
 		e.db = nil

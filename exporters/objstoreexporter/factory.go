@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/consumer"
@@ -13,6 +14,10 @@ import (
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
 )
+
+// defaultHeadAPIEndpoint is where head_api listens when enabled without an endpoint: loopback
+// only, for a sidecar in the same pod.
+const defaultHeadAPIEndpoint = "localhost:9095"
 
 // NewFactory returns the objstore exporter's factory.
 func NewFactory() exporter.Factory {
@@ -30,6 +35,8 @@ func createDefaultConfig() component.Config {
 	// full or stalled.
 	appendRetry := configretry.NewDefaultBackOffConfig()
 	appendRetry.Enabled = false
+	head := confighttp.NewDefaultServerConfig()
+	head.NetAddr.Endpoint = defaultHeadAPIEndpoint
 	return &Config{
 		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
 		// Appends go to a local WAL: no queue unless configured, so backpressure reaches the receiver.
@@ -43,6 +50,7 @@ func createDefaultConfig() component.Config {
 		LocalMaxAge:      72 * time.Hour,
 		UploadInterval:   30 * time.Second,
 		UploadRetry:      retry,
+		HeadAPI:          configoptional.Default(head),
 	}
 }
 

@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -13,9 +14,19 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/edgetel/edgetel/exporters/objstoreexporter"
 	"github.com/edgetel/edgetel/internal/testprog"
+	"github.com/edgetel/edgetel/internal/thanostest"
 )
 
 // The compactor is off by default, refuses the FILESYSTEM bucket it could not reach, and when on
@@ -93,4 +104,207 @@ func TestThanosCompactorArgsRunTheRealThanos(t *testing.T) {
 			t.Fatalf("thanos compact never became ready:\n%s", out)
 		}
 	}
+}
+
+// The collectors serve their heads by default and edgetel-query reads them through the headless
+// Service; the Thanos scale path is off by default.
+func TestCollectorHeadsByDefault(t *testing.T) {
+	objs := rendered(t)
+	head := dig(t, collectorConfig(t, objs), "exporters", "objstore", "head_api").(map[string]any)
+	assert.Equal(t, "${env:POD_IP}:9095", head["endpoint"])
+	sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector")
+	assert.Contains(t, portNames(container(t, sts.Spec.Template.Spec, "collector").Ports), "head")
+	assert.Len(t, sts.Spec.Template.Spec.Containers, 1, "no sidecar without thanos.enabled")
+	svc := find[*corev1.Service](t, objs, "Service", "edgetel-collector-headless")
+	assert.True(t, hasPort(svc, "head"))
+	q := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query")
+	assert.Contains(t, container(t, q.Spec.Template.Spec, "query").Args, "--head.dns=edgetel-collector-headless.edgetel.svc:9095")
+	for _, name := range []string{"edgetel-thanos-store", "edgetel-thanos-query"} {
+		assert.False(t, has(objs, "Deployment", name), "%s off by default", name)
+	}
+
+	objs = rendered(t, "--set", "thanos.head.enabled=false")
+	_, on := collectorConfig(t, objs)["exporters"].(map[string]any)["objstore"].(map[string]any)["head_api"]
+	assert.False(t, on, "head_api off")
+	q = find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query")
+	for _, a := range container(t, q.Spec.Template.Spec, "query").Args {
+		assert.NotContains(t, a, "--head.dns")
+	}
+}
+
+func portNames(ps []corev1.ContainerPort) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// thanos.enabled renders the store gateway and the querier on the chart's bucket Secret, a
+// sidecar without a bucket beside each collector, Grafana's data source on the querier; with the
+// compactor on, all three Thanos components.
+func TestThanosScalePath(t *testing.T) {
+	_, err := Render(t, "--set", "thanos.enabled=true")
+	require.ErrorContains(t, err, "thanos.enabled needs an object store bucket")
+	_, err = Render(t, "--set", "thanos.enabled=true", "--set", "bucket.existingSecret=b", "--set", "thanos.head.enabled=false")
+	require.ErrorContains(t, err, "thanos.enabled needs collector.enabled, collector.objstore.enabled and thanos.head.enabled")
+
+	objs := rendered(t, "--set", "thanos.enabled=true", "--set", "thanos.compactor.enabled=true", "--set", "bucket.existingSecret=my-bucket")
+	for _, name := range []string{"edgetel-thanos-store", "edgetel-compactor"} {
+		d := find[*appsv1.Deployment](t, objs, "Deployment", name)
+		assert.Equal(t, "my-bucket", volume(t, d.Spec.Template.Spec, "bucket").Secret.SecretName, name)
+	}
+	store := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-thanos-store")
+	assert.Contains(t, container(t, store.Spec.Template.Spec, "store").Args, "--objstore.config-file=/etc/edgetel/bucket/objstore.yml")
+	query := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-thanos-query")
+	var sd string
+	for _, a := range container(t, query.Spec.Template.Spec, "query").Args {
+		if v, ok := strings.CutPrefix(a, "--endpoint.sd-config="); ok {
+			sd = v
+		}
+	}
+	assert.JSONEq(t, `{"endpoints":[{"address":"dnssrv+_grpc._tcp.edgetel-thanos-store.edgetel.svc"},{"address":"dnssrv+_grpc._tcp.edgetel-collector-headless.edgetel.svc"}]}`, sd)
+	assert.True(t, hasPort(find[*corev1.Service](t, objs, "Service", "edgetel-thanos-store"), "grpc"))
+	assert.True(t, hasPort(find[*corev1.Service](t, objs, "Service", "edgetel-collector-headless"), "grpc"), "the sidecars' SRV records")
+
+	sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector")
+	sc := container(t, sts.Spec.Template.Spec, "thanos-sidecar")
+	assert.Contains(t, sc.Args, "--prometheus.url=http://$(POD_IP):9095")
+	for _, a := range sc.Args {
+		assert.NotContains(t, a, "--objstore", "the sidecar does not ship: the exporter uploads")
+	}
+	// With the collector's NetworkPolicy, the head API is open to edgetel-query and the collector
+	// pods (the sidecar), the sidecar's StoreAPI to Thanos' querier only.
+	np := find[*networkingv1.NetworkPolicy](t, rendered(t, "--set", "thanos.enabled=true", "--set", "bucket.existingSecret=b",
+		"--set", "collector.networkPolicy.enabled=true"), "NetworkPolicy", "edgetel-collector")
+	from := map[int32][]string{}
+	for _, r := range np.Spec.Ingress {
+		for _, p := range r.Ports {
+			for _, f := range r.From {
+				from[p.Port.IntVal] = append(from[p.Port.IntVal], f.PodSelector.MatchLabels["app.kubernetes.io/component"])
+			}
+		}
+	}
+	assert.Equal(t, map[int32][]string{9095: {"query", "collector"}, 10901: {"thanos-query"}}, from)
+
+	cm := find[*corev1.ConfigMap](t, objs, "ConfigMap", "edgetel-datasource")
+	assert.Contains(t, cm.Data["edgetel-datasource.yaml"], "http://edgetel-thanos-query.edgetel.svc:10902")
+	assert.Empty(t, Check(objs))
+}
+
+// rewriteArgs moves a rendered command line's addresses and paths to the test's own.
+func rewriteArgs(args []string, with map[string]string) []string {
+	var out []string
+	for _, a := range args {
+		name, _, _ := strings.Cut(a, "=")
+		if v, ok := with[name]; ok {
+			a = name + "=" + v
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// The rendered sidecar, store gateway and querier command lines start the real Thanos and
+// answer a sample held only in a real objstore exporter's head (the sidecar reads its head_api).
+// Only addresses and paths are the test's own; the querier's endpoint config keeps its shape
+// with the two DNS names replaced by the test's addresses.
+func TestThanosScalePathArgsRunTheRealThanos(t *testing.T) {
+	thanostest.Bin(t)
+	objs := rendered(t, "--set", "thanos.enabled=true", "--set", "bucket.existingSecret=b")
+	sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector")
+	store := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-thanos-store")
+	query := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-thanos-query")
+
+	dir := t.TempDir()
+	headURL, at := startExporterHead(t, filepath.Join(dir, "collector"))
+	conf := filepath.Join(dir, "objstore.yml")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "collector", "bucket"), 0o750))
+	require.NoError(t, os.WriteFile(conf, []byte("type: FILESYSTEM\nconfig:\n  directory: "+filepath.Join(dir, "collector", "bucket")+"\n"), 0o600))
+
+	sidecar := &thanostest.Process{HTTP: thanostest.FreeAddr(t), GRPC: thanostest.FreeAddr(t)}
+	thanostest.StartArgs(t, sidecar, rewriteArgs(container(t, sts.Spec.Template.Spec, "thanos-sidecar").Args, map[string]string{
+		"--prometheus.url": headURL, "--tsdb.path": filepath.Join(dir, "sidecar"),
+		"--http-address": sidecar.HTTP, "--grpc-address": sidecar.GRPC})...)
+	gw := &thanostest.Process{HTTP: thanostest.FreeAddr(t), GRPC: thanostest.FreeAddr(t)}
+	thanostest.StartArgs(t, gw, rewriteArgs(container(t, store.Spec.Template.Spec, "store").Args, map[string]string{
+		"--data-dir": filepath.Join(dir, "store"), "--objstore.config-file": conf,
+		"--http-address": gw.HTTP, "--grpc-address": gw.GRPC})...)
+
+	args := container(t, query.Spec.Template.Spec, "query").Args
+	var sd struct {
+		Endpoints []map[string]any `json:"endpoints"`
+	}
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--endpoint.sd-config="); ok {
+			require.NoError(t, json.Unmarshal([]byte(v), &sd))
+		}
+	}
+	require.Len(t, sd.Endpoints, 2)
+	sd.Endpoints[0]["address"], sd.Endpoints[1]["address"] = gw.GRPC, sidecar.GRPC
+	sdJSON, err := json.Marshal(sd)
+	require.NoError(t, err)
+	q := &thanostest.Process{HTTP: thanostest.FreeAddr(t), GRPC: thanostest.FreeAddr(t)}
+	thanostest.StartArgs(t, q, rewriteArgs(args, map[string]string{
+		"--http-address": q.HTTP, "--grpc-address": q.GRPC, "--endpoint.sd-config": string(sdJSON)})...)
+
+	require.Eventually(t, func() bool {
+		a, err := thanostest.Query(t, "http://"+q.HTTP, `up{job="kubeedge", cluster="chart"}`, at, nil)
+		require.NoError(t, err)
+		return len(a.Vector) == 1 && a.Vector[0].Value == 1
+	}, time.Minute, 200*time.Millisecond, "the querier answers the head's sample through the sidecar")
+}
+
+// startExporterHead runs the real objstore exporter with head_api on and one `up` sample in its
+// head; it returns the head API's URL and the sample's time.
+func startExporterHead(t *testing.T, dir string) (string, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	f := objstoreexporter.NewFactory()
+	cfg := f.CreateDefaultConfig().(*objstoreexporter.Config)
+	cfg.Directory = dir
+	cfg.ExternalLabels = map[string]string{"cluster": "chart", "shard": "0"}
+	srv := confighttp.NewDefaultServerConfig()
+	srv.NetAddr.Endpoint = thanostest.FreeAddr(t)
+	cfg.HeadAPI = configoptional.Some(srv)
+	exp, err := f.CreateMetrics(ctx, exportertest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "kubeedge")
+	rm.Resource().Attributes().PutStr("service.instance.id", "edge-1")
+	dp := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	dp.SetName("up")
+	p := dp.SetEmptyGauge().DataPoints().AppendEmpty()
+	p.SetTimestamp(pcommon.NewTimestampFromTime(at))
+	p.SetDoubleValue(1)
+	require.NoError(t, exp.ConsumeMetrics(ctx, md))
+	return "http://" + srv.NetAddr.Endpoint, at
+}
+
+// The Thanos example keeps one copy of the data: blocks to the bucket and no remote write, the
+// store gateway, querier and compactor on the same bucket Secret, a sidecar per collector for
+// its head, and Grafana on the querier. With remote write to Receive as well, every series
+// would reach Thanos Query twice under two label sets.
+func TestThanosExampleKeepsOneCopy(t *testing.T) {
+	objs := rendered(t, "-f", filepath.Join(RepoRoot(t), "examples", "thanos", "values.yaml"))
+	cfg := collectorConfig(t, objs)
+	exporters := dig(t, cfg, "service", "pipelines", "metrics", "exporters").([]any)
+	assert.Equal(t, []any{"objstore"}, exporters, "blocks only: no remote write beside them")
+	for _, name := range []string{"edgetel-thanos-store", "edgetel-compactor"} {
+		d := find[*appsv1.Deployment](t, objs, "Deployment", name)
+		assert.Equal(t, "thanos-objstore", volume(t, d.Spec.Template.Spec, "bucket").Secret.SecretName, name)
+	}
+	assert.True(t, has(objs, "Deployment", "edgetel-thanos-query"))
+	assert.False(t, has(objs, "Deployment", "edgetel-query"), "Thanos Query serves the bucket and the heads")
+	sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector")
+	container(t, sts.Spec.Template.Spec, "thanos-sidecar")
+	compactor := container(t, find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-compactor").Spec.Template.Spec, "compactor")
+	assert.Subset(t, compactor.Args, []string{"--retention.resolution-raw=30d", "--retention.resolution-5m=180d", "--retention.resolution-1h=2y"})
+	cm := find[*corev1.ConfigMap](t, objs, "ConfigMap", "edgetel-datasource")
+	assert.Contains(t, cm.Data["edgetel-datasource.yaml"], "http://edgetel-thanos-query.edgetel.svc:10902")
+	assert.Empty(t, Check(objs))
 }

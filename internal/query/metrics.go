@@ -54,6 +54,10 @@ func newMetrics(store *Store) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "edgetel_query_cache_bytes", Help: "Size of the cached blocks.",
 		}, func() float64 { return float64(store.CachedBytes()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "edgetel_query_incomplete_queries_total",
+			Help: "Queries answered with a warning that their range reaches samples the bucket holds and the cache does not (evicted by the size bound, or only downsampled).",
+		}, func() float64 { return float64(store.IncompleteQueries()) }),
 	)
 	for _, r := range []string{"success", "failure"} {
 		m.syncs.WithLabelValues(r)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grafana/regexp"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
 	"github.com/edgetel/edgetel/internal/bucket"
@@ -40,6 +41,8 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile make the server speak HTTPS.
 	TLSCertFile string
 	TLSKeyFile  string
+	// Heads are the collectors' head APIs merged into every answer; none by default.
+	Heads HeadConfig
 }
 
 // DefaultConfig holds the flag defaults.
@@ -52,6 +55,7 @@ func DefaultConfig() Config {
 		SyncInterval:  30 * time.Second,
 		Engine:        DefaultEngineOptions,
 		MaxResults:    DefaultMaxResults,
+		Heads:         HeadConfig{Scheme: "http", Refresh: 30 * time.Second, Timeout: 30 * time.Second},
 	}
 }
 
@@ -108,7 +112,15 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	}
 	defer store.Close()
 	m := newMetrics(store)
-	handler, err := NewHandler(store, Options{
+	var queryable storage.SampleAndChunkQueryable = store
+	var heads *Heads
+	if c.Heads.enabled() {
+		if heads, err = NewHeads(c.Heads, logger); err != nil {
+			return err
+		}
+		queryable = withHeads{Store: store, heads: heads}
+	}
+	handler, err := NewHandler(queryable, Options{
 		Engine: c.Engine, ActiveQueryDir: c.CacheDir, MaxResults: c.MaxResults, CORSOrigin: cors, Registerer: m.reg,
 	}, logger)
 	if err != nil {
@@ -136,6 +148,9 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { store.Run(ctx, c.SyncInterval, m.observeSync) })
+	if heads != nil {
+		wg.Go(func() { heads.Run(ctx) })
+	}
 	serveErr := make(chan error, 1)
 	wg.Go(func() {
 		if c.TLSCertFile != "" {

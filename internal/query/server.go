@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/edgetel/edgetel/internal/promversion"
 )
 
 // APIPrefix is where the Prometheus HTTP API is served, as in Prometheus.
@@ -256,10 +258,9 @@ func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryR
 	return []exemplar.QueryResult{}, nil
 }
 
-// PrometheusVersion is the Prometheus release whose engine and API edgetel-query links
-// (module github.com/prometheus/prometheus v0.315.1 is Prometheus 3.15.1); a test keeps it in
-// step with go.mod. Grafana picks its query features from it.
-const PrometheusVersion = "3.15.1"
+// PrometheusVersion is the Prometheus release whose engine and API edgetel-query links; a test
+// keeps it in step with go.mod. Grafana picks its query features from it.
+const PrometheusVersion = promversion.Version
 
 func buildInfo() *apiv1.PrometheusVersion {
 	v := &apiv1.PrometheusVersion{Version: PrometheusVersion, GoVersion: runtime.Version(), Branch: "edgetel-query"}

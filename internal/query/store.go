@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -40,8 +41,11 @@ type Store struct {
 	// meta.json is written, so each is read once, not on every sync. Guarded by syncMtx.
 	metas map[ulid.ULID]*bucket.Meta
 
-	mtx    sync.RWMutex
-	blocks []*cachedBlock // sorted by minTime
+	mtx     sync.RWMutex
+	blocks  []*cachedBlock // sorted by minTime
+	missing int64          // see missingBefore; guarded by mtx
+
+	incomplete atomic.Int64 // queries answered with the missing-range warning
 }
 
 type cachedBlock struct {
@@ -164,10 +168,13 @@ func (s *Store) Sync(ctx context.Context) error {
 	}
 	s.mtx.RUnlock()
 
-	want, err := s.selectBlocks(ctx, metas, have)
+	want, missing, err := s.selectBlocks(ctx, metas, have)
 	if err != nil {
 		return err
 	}
+	s.mtx.Lock()
+	s.missing = missing
+	s.mtx.Unlock()
 
 	// New blocks come in before old ones leave, so that a block replaced by a compacted one
 	// stays queryable until its replacement is: the cache may exceed its bound by the blocks
@@ -260,8 +267,9 @@ func (s *Store) readMeta(ctx context.Context, id ulid.ULID) (*bucket.Meta, error
 }
 
 // selectBlocks picks the blocks to cache, newest first: raw-resolution blocks not replaced by a
-// compacted block, as long as their total size fits the bound.
-func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached map[ulid.ULID]int64) ([]*bucket.Meta, error) {
+// compacted block, as long as their total size fits the bound. missing is where the bucket's
+// ranges the cache does not hold end (see missingBefore).
+func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached map[ulid.ULID]int64) (want []*bucket.Meta, missing int64, err error) {
 	replaced := map[ulid.ULID]bool{}
 	for _, m := range metas {
 		for _, src := range m.Compaction.Sources {
@@ -278,7 +286,6 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 		}
 		return b.ULID.Compare(a.ULID)
 	})
-	var want []*bucket.Meta
 	var total int64
 	for _, m := range newest {
 		if m.Thanos.Downsample.Resolution != 0 || replaced[m.ULID] {
@@ -288,7 +295,7 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 		if !ok {
 			var err error
 			if size, err = s.bucketSize(ctx, m); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		if total+size > s.maxBytes {
@@ -299,7 +306,7 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 		total += size
 		want = append(want, m)
 	}
-	return want, nil
+	return want, missingBefore(metas, want, replaced), nil
 }
 
 // bucketSize is the size of a block in the bucket: from meta.json's file list when the shipper
@@ -395,6 +402,10 @@ func (s *Store) Blocks() []tsdb.BlockMeta {
 	return out
 }
 
+// IncompleteQueries counts the queries answered with a warning that the bucket holds samples of
+// their range the cache does not.
+func (s *Store) IncompleteQueries() int64 { return s.incomplete.Load() }
+
 // CachedBytes is the size of the cached blocks.
 func (s *Store) CachedBytes() int64 {
 	s.mtx.RLock()
@@ -411,6 +422,11 @@ func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) {
 	s.mtx.RLock()
 	defer s.mtx.RUnlock()
 	var qs []storage.Querier
+	if s.missing > 0 && mint < s.missing {
+		s.incomplete.Add(1)
+		qs = append(qs, newIncompleteQuerier(s.missing,
+			"not in edgetel-query's cache: older than what fits in --cache-max-bytes, or only downsampled in the bucket"))
+	}
 	for _, cb := range s.blocks {
 		if !cb.block.OverlapsClosedInterval(mint, maxt) {
 			continue

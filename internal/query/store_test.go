@@ -2,8 +2,10 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -121,12 +123,50 @@ func TestCacheSizeBoundEvictsOldest(t *testing.T) {
 	first := testFleet.base.Add(30 * time.Minute)
 	assert.Zero(t, countSeries(t, s, first, first), "the oldest block is evicted")
 
+	// The answer says so: a query reaching the evicted hour carries a warning, in the API's
+	// "warnings" too, and is counted; one within the cached hours does not.
+	last := testFleet.end().Add(-30 * time.Minute)
+	counted := s.IncompleteQueries()
+	assert.Empty(t, selectWarnings(t, s, last.Add(-time.Hour), last))
+	assert.Equal(t, counted, s.IncompleteQueries())
+	assert.Len(t, selectWarnings(t, s, first, last), 1)
+	api := serve(t, edgetelHandler(t, s, Options{Engine: DefaultEngineOptions, MaxResults: DefaultMaxResults}))
+	code, body := get(t, api, "/api/v1/query_range", v("query", "up", "start", unix(first), "end", unix(last), "step", "60"), false)
+	assert.Equal(t, http.StatusOK, code)
+	var resp struct{ Warnings []string }
+	require.NoError(t, json.Unmarshal([]byte(body), &resp))
+	evictedEnd := blockMeta(t, blocks[0]).MaxTime
+	require.Len(t, resp.Warnings, 1)
+	assert.Contains(t, resp.Warnings[0], "samples before "+time.UnixMilli(evictedEnd).UTC().Format(time.RFC3339))
+	assert.Equal(t, counted+2, s.IncompleteQueries())
+
 	// A smaller bound on the next start evicts the older of the two.
 	require.NoError(t, s.Close())
 	s2 := newStore(t, bkt, cache, sizes[2]+1)
 	require.NoError(t, s2.Sync(context.Background()))
 	assert.Equal(t, want[1:], cachedIDs(s2))
 	assert.NoDirExists(t, filepath.Join(cache, want[0].String()))
+}
+
+// blockMeta reads a block directory's meta.json.
+func blockMeta(t *testing.T, dir string) *bucket.Meta {
+	t.Helper()
+	m, err := bucket.ReadMetaFromDir(dir)
+	require.NoError(t, err)
+	return m
+}
+
+// selectWarnings returns the warnings of a query for every series over [mint, maxt].
+func selectWarnings(t *testing.T, q storage.Queryable, mint, maxt time.Time) []error {
+	t.Helper()
+	qr, err := q.Querier(mint.UnixMilli(), maxt.UnixMilli())
+	require.NoError(t, err)
+	defer qr.Close()
+	ss := qr.Select(context.Background(), false, nil, anyName)
+	for ss.Next() {
+	}
+	require.NoError(t, ss.Err())
+	return ss.Warnings().AsErrors()
 }
 
 func dirSize(t *testing.T, dir string) int64 {

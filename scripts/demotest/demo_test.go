@@ -84,6 +84,24 @@ func TestDemo(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+	// (a') Fresh to the last scrape: the collector's head reaches the query API, so the newest up
+	// sample is less than two 15 s scrape intervals old.
+	age, raw, err := d.instant(`floor(max(time() - timestamp(up{job="kubeedge"})))`)
+	require.NoError(t, err, raw)
+	assert.Less(t, age, 30, "seconds since the newest up sample, through edgetel-query: %s", raw)
+
+	// With the head, the first data comes within seconds; the faults below stop the victim's
+	// resource data, so first let every node have a minute of it (rate()[1m] needs two samples).
+	for {
+		n, raw, err := d.instant(`floor(min(count_over_time(node_cpu_usage_seconds_total{job="kubeedge"}[1m])))`)
+		if err == nil && n >= 3 {
+			break
+		}
+		if time.Since(r1.running) > firstDataBudget {
+			t.Fatalf("a minute of resource data for every node did not come within %s: %d (err %v): %s", firstDataBudget, n, err, raw)
+		}
+		time.Sleep(2 * time.Second)
+	}
 
 	// Faults, so that the panels that are empty on a healthy demo have data of their own: see
 	// injectFaults. The dashboard variables select the node the faults hit.
@@ -262,7 +280,7 @@ type demo struct {
 }
 
 // portVars are the demo's port variables (scripts/demo.sh, examples/local/config.yaml).
-var portVars = []string{"CLOUDCORE", "ADMIN", "HEALTH", "TELEMETRY", "QUERY"}
+var portVars = []string{"CLOUDCORE", "ADMIN", "HEALTH", "TELEMETRY", "QUERY", "HEAD"}
 
 func (d *demo) url(port, path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", d.ports[port], path)

@@ -1,0 +1,151 @@
+{{/* The collectors' heads and the Thanos scale path: helpers the collector, query and Thanos
+templates share. */}}
+
+{{/* edgetel.headAPI: non-empty when the collectors serve their heads (the objstore exporter's head_api). */}}
+{{- define "edgetel.headAPI" -}}
+{{- if and .Values.collector.enabled .Values.collector.objstore.enabled .Values.thanos.head.enabled }}true{{ end }}
+{{- end }}
+
+{{/* edgetel.headDNS: host:port of the collectors' head APIs, through the headless Service. */}}
+{{- define "edgetel.headDNS" -}}
+{{ include "edgetel.component" (dict "root" . "name" "collector") }}-headless.{{ .Release.Namespace }}.svc:{{ .Values.thanos.head.port }}
+{{- end }}
+
+{{/* edgetel.thanosCheck fails on thanos values that cannot work. */}}
+{{- define "edgetel.thanosCheck" -}}
+{{- if .Values.thanos.enabled }}
+{{- if not (include "edgetel.headAPI" .) }}
+{{- fail "thanos.enabled needs collector.enabled, collector.objstore.enabled and thanos.head.enabled: the sidecars serve the collectors' heads" }}
+{{- end }}
+{{- if and (not .Values.bucket.existingSecret) (eq (upper (toString .Values.bucket.config.type)) "FILESYSTEM") }}
+{{- fail "thanos.enabled needs an object store bucket (bucket.existingSecret or bucket.config of type S3, GCS, AZURE...): the default FILESYSTEM bucket lives on the collector's volume, which the store gateway cannot reach" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.collectorHeadPorts: the collector container's head port. */}}
+{{- define "edgetel.collectorHeadPorts" -}}
+{{- if include "edgetel.headAPI" . }}
+- name: head
+  containerPort: {{ .Values.thanos.head.port }}
+  protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/* edgetel.collectorThanosServicePorts: the head and sidecar ports on the collectors' headless Service. */}}
+{{- define "edgetel.collectorThanosServicePorts" -}}
+{{- if include "edgetel.headAPI" . }}
+- name: head
+  port: {{ .Values.thanos.head.port }}
+  targetPort: head
+{{- end }}
+{{- if .Values.thanos.enabled }}
+# The querier finds the sidecars by this port's SRV records (_grpc._tcp).
+- name: grpc
+  port: 10901
+  targetPort: thanos-grpc
+{{- end }}
+{{- end }}
+
+{{/* edgetel.collectorThanosPolicyRules: the collector's NetworkPolicy rules for its head API
+(edgetel-query and the collector pods themselves, where the sidecar runs) and the sidecar's
+StoreAPI (Thanos' querier). */}}
+{{- define "edgetel.collectorThanosPolicyRules" -}}
+{{- if include "edgetel.headAPI" . }}
+- ports:
+    - port: {{ .Values.thanos.head.port }}
+      protocol: TCP
+  from:
+    - podSelector:
+        matchLabels:
+          {{- include "edgetel.selectorLabels" (dict "root" . "name" "query") | nindent 10 }}
+    - podSelector:
+        matchLabels:
+          {{- include "edgetel.selectorLabels" (dict "root" . "name" "collector") | nindent 10 }}
+{{- end }}
+{{- if .Values.thanos.enabled }}
+- ports:
+    - port: 10901
+      protocol: TCP
+  from:
+    - podSelector:
+        matchLabels:
+          {{- include "edgetel.selectorLabels" (dict "root" . "name" "thanos-query") | nindent 10 }}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.thanosSidecar: the Thanos sidecar container beside the collector. No bucket
+configuration: it does not ship (the exporter uploads), it serves the head to the querier. */}}
+{{- define "edgetel.thanosSidecar" -}}
+{{- if .Values.thanos.enabled }}
+- name: thanos-sidecar
+  image: "{{ .Values.thanos.image.repository }}:{{ .Values.thanos.image.tag }}"
+  imagePullPolicy: {{ .Values.thanos.image.pullPolicy }}
+  args:
+    - sidecar
+    - --prometheus.url=http://$(POD_IP):{{ .Values.thanos.head.port }}
+    - --tsdb.path=/var/thanos/sidecar
+    - --http-address=0.0.0.0:10902
+    - --grpc-address=0.0.0.0:10901
+  env:
+    - name: POD_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.podIP
+  ports:
+    - name: thanos-grpc
+      containerPort: 10901
+      protocol: TCP
+    - name: thanos-http
+      containerPort: 10902
+      protocol: TCP
+  livenessProbe:
+    httpGet: {path: /-/healthy, port: thanos-http}
+    periodSeconds: 30
+  # Ready once it has read the head's external labels.
+  readinessProbe:
+    httpGet: {path: /-/ready, port: thanos-http}
+    periodSeconds: 10
+  resources:
+    {{- toYaml .Values.thanos.sidecar.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.thanos.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: thanos-sidecar
+      mountPath: /var/thanos/sidecar
+{{- end }}
+{{- end }}
+
+{{- define "edgetel.thanosSidecarVolumes" -}}
+{{- if .Values.thanos.enabled }}
+- name: thanos-sidecar
+  emptyDir: {}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.thanosServiceAccount: a ServiceAccount for one Thanos component, when the chart makes them. */}}
+{{- define "edgetel.thanosServiceAccount" -}}
+{{- if .root.Values.serviceAccount.create }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "edgetel.component" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "edgetel.labels" . | nindent 4 }}
+  {{- with .root.Values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.datasourceURL: Grafana's default data source, Thanos' querier on the scale path, else edgetel-query. */}}
+{{- define "edgetel.datasourceURL" -}}
+{{- if .Values.thanos.enabled -}}
+{{ printf "http://%s.%s.svc:%v" (include "edgetel.component" (dict "root" . "name" "thanos-query")) .Release.Namespace .Values.thanos.query.service.port }}
+{{- else -}}
+{{ printf "http://%s.%s.svc:%v" (include "edgetel.component" (dict "root" . "name" "query")) .Release.Namespace .Values.query.service.port }}
+{{- end -}}
+{{- end }}
