@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: edgesim → edgetelcol → bucket → edgetel-query, all on loopback, until Ctrl-C.
 # Data lives under $EDGETEL_DEMO_DATA (default ./data) and is kept between runs.
-# The loopback ports can be moved with EDGETEL_DEMO_{CLOUDCORE,ADMIN,HEALTH,TELEMETRY,QUERY,HEAD}_PORT
-# (defaults 10003, 10090, 13133, 8888, 9090, 9095); examples/local/config.yaml reads the same variables.
+# The loopback ports can be moved with EDGETEL_DEMO_{CLOUDCORE,ADMIN,HEALTH,TELEMETRY,QUERY,HEAD,COMPACT}_PORT
+# (defaults 10003, 10090, 13133, 8888, 9090, 9095, 10912); examples/local/config.yaml reads the same variables.
+# With Thanos built ($EDGETEL_THANOS, default $BIN/thanos: `make tool-thanos`), Thanos' compactor
+# runs on the bucket too, as the chart's thanos.compactor does (EDGETEL_DEMO_COMPACT=0 leaves it out).
 # edgesim serves the kubelet captures built into it; EDGETEL_FIXTURES names a directory of your own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,8 @@ export EDGETEL_DEMO_HEALTH_PORT=${EDGETEL_DEMO_HEALTH_PORT:-13133}
 export EDGETEL_DEMO_TELEMETRY_PORT=${EDGETEL_DEMO_TELEMETRY_PORT:-8888}
 export EDGETEL_DEMO_QUERY_PORT=${EDGETEL_DEMO_QUERY_PORT:-9090}
 export EDGETEL_DEMO_HEAD_PORT=${EDGETEL_DEMO_HEAD_PORT:-9095}
+export EDGETEL_DEMO_COMPACT_PORT=${EDGETEL_DEMO_COMPACT_PORT:-10912}
+THANOS=${EDGETEL_THANOS:-$BIN/thanos}
 QUERY_ADDR=127.0.0.1:$EDGETEL_DEMO_QUERY_PORT
 LOGS=$EDGETEL_DEMO_DATA/logs
 
@@ -80,6 +84,25 @@ start edgetel-query "$BIN/edgetel-query" --listen "$QUERY_ADDR" --bucket-dir "$E
 	--head.endpoint "http://127.0.0.1:$EDGETEL_DEMO_HEAD_PORT"
 wait_for edgetel-query 60 curl -sf "http://$QUERY_ADDR/api/v1/status/buildinfo"
 
+# Thanos' compactor, as the chart runs it (vertical compaction for the out-of-order blocks,
+# downsampling, retention per resolution), with the demo's short delays: it merges each past
+# two-hour window's one-minute blocks into one block once they are a minute old, and marks the
+# replaced blocks for deletion an hour later.
+compactor="not running (make tool-thanos builds Thanos in about 7 minutes; then make demo again)"
+if [ "${EDGETEL_DEMO_COMPACT:-1}" != 0 ] && [ -x "$THANOS" ]; then
+	printf 'type: FILESYSTEM\nconfig:\n  directory: %s\n' "$EDGETEL_DEMO_DATA/bucket" >"$EDGETEL_DEMO_DATA/bucket.yaml"
+	mkdir -p "$EDGETEL_DEMO_DATA/compact"
+	start thanos-compact "$THANOS" compact --wait --wait-interval=1m \
+		--objstore.config-file="$EDGETEL_DEMO_DATA/bucket.yaml" --data-dir="$EDGETEL_DEMO_DATA/compact" \
+		--http-address="127.0.0.1:$EDGETEL_DEMO_COMPACT_PORT" --compact.enable-vertical-compaction \
+		--consistency-delay=1m --delete-delay=1h \
+		--retention.resolution-raw="${EDGETEL_DEMO_RETENTION_RAW:-0d}" \
+		--retention.resolution-5m="${EDGETEL_DEMO_RETENTION_5M:-0d}" \
+		--retention.resolution-1h="${EDGETEL_DEMO_RETENTION_1H:-0d}"
+	wait_for thanos-compact 60 curl -sf "http://127.0.0.1:$EDGETEL_DEMO_COMPACT_PORT/-/ready"
+	compactor="compacts, downsamples and applies retention; its metrics http://127.0.0.1:$EDGETEL_DEMO_COMPACT_PORT/metrics"
+fi
+
 cat <<INFO
 
 edgetel demo is running (Ctrl-C stops it):
@@ -87,6 +110,7 @@ edgetel demo is running (Ctrl-C stops it):
                  fault injection: http://127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT (see cmd/edgesim/README.md)
   edgetelcol     kubeedge receiver → objstore exporter; own metrics http://127.0.0.1:$EDGETEL_DEMO_TELEMETRY_PORT/metrics
   edgetel-query  Prometheus HTTP API over the bucket and the collector's head, http://$QUERY_ADDR
+  thanos compact $compactor
 data:            $EDGETEL_DEMO_DATA (bucket: $EDGETEL_DEMO_DATA/bucket, logs: $LOGS)
 
 Answers reach the last scrape (the collector's head); blocks are cut every minute, so the

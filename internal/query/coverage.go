@@ -17,20 +17,13 @@ import (
 )
 
 // missingBefore is the end (ms) of the newest range the bucket holds and the cache does not: raw
-// blocks evicted by the size bound, and ranges of which only downsampled blocks are left (raw
-// deleted by the compactor's retention; edgetel-query reads raw blocks only). 0 when the cache
+// blocks evicted by the size bound, and downsampled blocks that did not fit either. 0 when the cache
 // holds everything the bucket has (a label query's range starts long before 0, so 0 must mean
-// nothing missing, not "before the epoch"). A range held by a cached raw block of the same external labels
-// is not missing, so the downsampled copies Thanos' compactor keeps beside raw blocks never count.
+// nothing missing, not "before the epoch"). A range held by a cached block of the same external
+// labels is not missing, whatever its resolution, so the downsampled copies Thanos' compactor
+// keeps beside raw blocks never count.
 func missingBefore(metas, selected []*bucket.Meta, replaced map[ulid.ULID]bool) int64 {
-	held := map[string][][2]int64{}
-	for _, m := range selected {
-		k := labelsKey(m.Thanos.Labels)
-		held[k] = append(held[k], [2]int64{m.MinTime, m.MaxTime})
-	}
-	for k := range held {
-		slices.SortFunc(held[k], func(a, b [2]int64) int { return int(min(max(a[0]-b[0], -1), 1)) })
-	}
+	held := heldRanges(selected)
 	var end int64
 	for _, m := range metas {
 		if !replaced[m.ULID] {
@@ -43,7 +36,16 @@ func missingBefore(metas, selected []*bucket.Meta, replaced map[ulid.ULID]bool) 
 // uncoveredEnd is where the last part of [from, to) that the sorted ranges leave uncovered
 // ends; 0 when they cover all of it.
 func uncoveredEnd(ranges [][2]int64, from, to int64) int64 {
-	var end int64
+	gaps := uncovered(ranges, from, to)
+	if len(gaps) == 0 {
+		return 0
+	}
+	return gaps[len(gaps)-1][1]
+}
+
+// uncovered is the parts of [from, to) that the ranges (sorted by start) leave uncovered.
+func uncovered(ranges [][2]int64, from, to int64) [][2]int64 {
+	var gaps [][2]int64
 	for _, r := range ranges {
 		if from >= to {
 			break
@@ -52,14 +54,27 @@ func uncoveredEnd(ranges [][2]int64, from, to int64) int64 {
 			continue
 		}
 		if r[0] > from {
-			end = min(r[0], to)
+			gaps = append(gaps, [2]int64{from, min(r[0], to)})
 		}
 		from = max(from, r[1])
 	}
 	if from < to {
-		end = to
+		gaps = append(gaps, [2]int64{from, to})
 	}
-	return end
+	return gaps
+}
+
+// heldRanges is the ranges of the blocks by external labels, each list sorted by start.
+func heldRanges(metas []*bucket.Meta) map[string][][2]int64 {
+	held := map[string][][2]int64{}
+	for _, m := range metas {
+		k := labelsKey(m.Thanos.Labels)
+		held[k] = append(held[k], [2]int64{m.MinTime, m.MaxTime})
+	}
+	for k := range held {
+		slices.SortFunc(held[k], func(a, b [2]int64) int { return int(min(max(a[0]-b[0], -1), 1)) })
+	}
+	return held
 }
 
 func labelsKey(l map[string]string) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/thanos-io/objstore"
 
 	"github.com/edgetel/edgetel/internal/bucket"
@@ -51,6 +52,11 @@ type Store struct {
 type cachedBlock struct {
 	block  *tsdb.Block
 	extLbl map[string]string
+	// resolution is the block's downsampling resolution in ms, 0 for raw data.
+	resolution int64
+	// serve is, for a downsampled block, the ranges no finer cached block holds, the only ones
+	// it answers for (guarded by Store.mtx).
+	serve [][2]int64
 }
 
 // StoreOptions configures a Store.
@@ -113,11 +119,11 @@ func (s *Store) open(dir string) (*cachedBlock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read meta of %s: %w", dir, err)
 	}
-	b, err := tsdb.OpenBlock(s.logger, dir, nil, tsdb.DefaultPostingsDecoderFactory)
+	b, err := tsdb.OpenBlock(s.logger, dir, aggrPool{chunkenc.NewPool()}, tsdb.DefaultPostingsDecoderFactory)
 	if err != nil {
 		return nil, fmt.Errorf("open block %s: %w", dir, err)
 	}
-	return &cachedBlock{block: b, extLbl: meta.Thanos.Labels}, nil
+	return &cachedBlock{block: b, extLbl: meta.Thanos.Labels, resolution: meta.Thanos.Downsample.Resolution}, nil
 }
 
 func sortBlocks(bs []*cachedBlock) {
@@ -152,7 +158,8 @@ func (s *Store) Run(ctx context.Context, interval time.Duration, observe func(er
 }
 
 // Sync makes the cache hold the newest complete raw blocks of the bucket that fit in the size
-// bound: it downloads and opens new ones and closes and deletes evicted or vanished ones.
+// bound, and downsampled blocks for older ranges whose raw blocks are gone: it downloads and
+// opens new ones and closes and deletes evicted or vanished ones.
 func (s *Store) Sync(ctx context.Context) error {
 	s.syncMtx.Lock()
 	defer s.syncMtx.Unlock()
@@ -172,8 +179,12 @@ func (s *Store) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	serve := serveRanges(want)
 	s.mtx.Lock()
 	s.missing = missing
+	for _, cb := range s.blocks {
+		cb.serve = serve[cb.block.Meta().ULID]
+	}
 	s.mtx.Unlock()
 
 	// New blocks come in before old ones leave, so that a block replaced by a compacted one
@@ -190,6 +201,7 @@ func (s *Store) Sync(ctx context.Context) error {
 			continue
 		}
 		s.mtx.Lock()
+		cb.serve = serve[m.ULID]
 		s.blocks = append(s.blocks, cb)
 		sortBlocks(s.blocks)
 		s.mtx.Unlock()
@@ -266,9 +278,10 @@ func (s *Store) readMeta(ctx context.Context, id ulid.ULID) (*bucket.Meta, error
 	return m, nil
 }
 
-// selectBlocks picks the blocks to cache, newest first: raw-resolution blocks not replaced by a
-// compacted block, as long as their total size fits the bound. missing is where the bucket's
-// ranges the cache does not hold end (see missingBefore).
+// selectBlocks picks the blocks to cache: first raw-resolution blocks not replaced by a
+// compacted block, newest first, then downsampled ones (finest first, newest first) for the
+// ranges no block picked before holds, as long as their total size fits the bound. missing is
+// where the bucket's ranges the cache does not hold end (see missingBefore).
 func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached map[ulid.ULID]int64) (want []*bucket.Meta, missing int64, err error) {
 	replaced := map[ulid.ULID]bool{}
 	for _, m := range metas {
@@ -278,17 +291,21 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 			}
 		}
 	}
-	newest := slices.Clone(metas)
+	candidates := slices.DeleteFunc(slices.Clone(metas), func(m *bucket.Meta) bool { return replaced[m.ULID] })
 	// Ties break on the ULID so that the blocks at the bound do not change from sync to sync.
-	slices.SortFunc(newest, func(a, b *bucket.Meta) int {
+	slices.SortFunc(candidates, func(a, b *bucket.Meta) int {
+		if a.Thanos.Downsample.Resolution != b.Thanos.Downsample.Resolution {
+			return int(min(max(a.Thanos.Downsample.Resolution-b.Thanos.Downsample.Resolution, -1), 1))
+		}
 		if a.MaxTime != b.MaxTime {
 			return int(min(max(b.MaxTime-a.MaxTime, -1), 1))
 		}
 		return b.ULID.Compare(a.ULID)
 	})
 	var total int64
-	for _, m := range newest {
-		if m.Thanos.Downsample.Resolution != 0 || replaced[m.ULID] {
+	for _, m := range candidates {
+		if m.Thanos.Downsample.Resolution > 0 &&
+			len(uncovered(heldRanges(want)[labelsKey(m.Thanos.Labels)], m.MinTime, m.MaxTime)) == 0 {
 			continue
 		}
 		size, ok := cached[m.ULID]
@@ -307,6 +324,22 @@ func (s *Store) selectBlocks(ctx context.Context, metas []*bucket.Meta, cached m
 		want = append(want, m)
 	}
 	return want, missingBefore(metas, want, replaced), nil
+}
+
+// serveRanges gives each selected downsampled block the parts of its range that no selected
+// block of a finer resolution (and the same external labels) holds.
+func serveRanges(want []*bucket.Meta) map[ulid.ULID][][2]int64 {
+	out := map[ulid.ULID][][2]int64{}
+	for _, m := range want {
+		if m.Thanos.Downsample.Resolution == 0 {
+			continue
+		}
+		finer := slices.DeleteFunc(slices.Clone(want), func(o *bucket.Meta) bool {
+			return o.Thanos.Downsample.Resolution >= m.Thanos.Downsample.Resolution
+		})
+		out[m.ULID] = uncovered(heldRanges(finer)[labelsKey(m.Thanos.Labels)], m.MinTime, m.MaxTime)
+	}
+	return out
 }
 
 // bucketSize is the size of a block in the bucket: from meta.json's file list when the shipper
@@ -425,13 +458,13 @@ func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) {
 	if s.missing > 0 && mint < s.missing {
 		s.incomplete.Add(1)
 		qs = append(qs, newIncompleteQuerier(s.missing,
-			"not in edgetel-query's cache: older than what fits in --cache-max-bytes, or only downsampled in the bucket"))
+			"not in edgetel-query's cache: older than what fits in --cache-max-bytes"))
 	}
 	for _, cb := range s.blocks {
 		if !cb.block.OverlapsClosedInterval(mint, maxt) {
 			continue
 		}
-		q, err := tsdb.NewBlockQuerier(cb.block, mint, maxt)
+		q, err := cb.querier(mint, maxt)
 		if err != nil {
 			for _, q := range qs {
 				q.Close()
@@ -446,6 +479,14 @@ func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) {
 	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
 }
 
+// querier reads a raw block as it is and a downsampled one through the aggregates PromQL needs.
+func (cb *cachedBlock) querier(mint, maxt int64) (storage.Querier, error) {
+	if cb.resolution == 0 {
+		return tsdb.NewBlockQuerier(cb.block, mint, maxt)
+	}
+	return newDownsampledQuerier(cb.block, mint, maxt, cb.serve)
+}
+
 // ChunkQuerier implements storage.ChunkQueryable; web/api/v1 requires it.
 func (s *Store) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 	s.mtx.RLock()
@@ -457,6 +498,9 @@ func (s *Store) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 		}
 		if len(cb.extLbl) > 0 {
 			return nil, errors.New("chunk queries over blocks with external labels are not supported")
+		}
+		if cb.resolution > 0 {
+			return nil, errors.New("chunk queries over downsampled blocks are not supported")
 		}
 		q, err := tsdb.NewBlockChunkQuerier(cb.block, mint, maxt)
 		if err != nil {

@@ -119,11 +119,13 @@ func sampleCount(t *testing.T, base string, at time.Time, extra url.Values) int 
 	return n
 }
 
-func thanosAnswers(t *testing.T, conf string, t0 time.Time) (map[string]model.Matrix, int) {
+// thanosAnswers answers from a fresh store gateway and Thanos Query reading blocks up to the
+// resolution res ("0s": raw only).
+func thanosAnswers(t *testing.T, conf string, t0 time.Time, res string) (map[string]model.Matrix, int) {
 	t.Helper()
 	store := thanostest.Start(t, "store", true, "--objstore.config-file="+conf, "--data-dir="+t.TempDir())
 	query := thanostest.Start(t, "query", true, "--endpoint="+store.GRPC)
-	raw := url.Values{"max_source_resolution": {"0s"}}
+	raw := url.Values{"max_source_resolution": {res}}
 	require.Eventually(t, func() bool {
 		a, err := thanostest.Query(t, "http://"+query.HTTP, `up`, t0.Add(time.Hour), raw)
 		require.NoError(t, err)
@@ -156,7 +158,7 @@ func TestThanosCompactionKeepsAnswers(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "bucket.yaml")
 	require.NoError(t, os.WriteFile(conf, []byte("type: FILESYSTEM\nconfig: {directory: "+bucketDir+"}\n"), 0o600))
 
-	theirs, samples := thanosAnswers(t, conf, t0)
+	theirs, samples := thanosAnswers(t, conf, t0, "0s")
 	ours := edgetelAnswers(t, bucketDir, t0, samples)
 	for _, q := range compactionQueries {
 		assert.Equal(t, ours[q], theirs[q], "edgetel-query and thanos query before compaction: %s", q)
@@ -186,12 +188,34 @@ func TestThanosCompactionKeepsAnswers(t *testing.T) {
 	assert.Positive(t, compacted, "raw blocks were compacted")
 	assert.Positive(t, downsampled, "the 2-day block was downsampled")
 
-	theirsAfter, samplesAfter := thanosAnswers(t, conf, t0)
+	theirsAfter, samplesAfter := thanosAnswers(t, conf, t0, "0s")
 	assert.Equal(t, samples, samplesAfter, "thanos query: samples before and after compaction")
 	oursAfter := edgetelAnswers(t, bucketDir, t0, samples)
 	for _, q := range compactionQueries {
 		assert.Equal(t, ours[q], oursAfter[q], "edgetel-query before and after compaction: %s", q)
 		assert.Equal(t, theirs[q], theirsAfter[q], "thanos query before and after compaction: %s", q)
+	}
+
+	// Raw retention deletes the 2-day raw block and leaves its 5-minute copy: edgetel-query
+	// answers from it as Thanos Query does at max_source_resolution=5m, and raw data after it.
+	// The first run marks the expired blocks for deletion, the next one deletes them.
+	keep := time.Since(t0.Add(52 * time.Hour)).Round(time.Minute)
+	for range 2 {
+		thanostest.Run(t, bin, "compact", "--objstore.config-file="+conf, "--data-dir="+t.TempDir(),
+			"--http-address="+thanostest.FreeAddr(t), "--compact.enable-vertical-compaction",
+			"--consistency-delay=0s", "--delete-delay=0s", fmt.Sprintf("--retention.resolution-raw=%dm", int(keep.Minutes())))
+	}
+	metas, err = bucket.Blocks(context.Background(), bkt)
+	require.NoError(t, err)
+	for _, m := range metas {
+		require.False(t, m.Thanos.Downsample.Resolution == 0 && m.MinTime < t0.Add(48*time.Hour).UnixMilli(),
+			"raw retention deleted the raw blocks of the first two days: %s [%d, %d)", m.ULID, m.MinTime, m.MaxTime)
+	}
+	theirsDown, samplesDown := thanosAnswers(t, conf, t0, "5m")
+	assert.Less(t, samplesDown, samples, "the first two days are 5-minute aggregates")
+	oursDown := edgetelAnswers(t, bucketDir, t0, samplesDown)
+	for _, q := range compactionQueries {
+		assert.Equal(t, theirsDown[q], oursDown[q], "edgetel-query and thanos query over downsampled data: %s", q)
 	}
 }
 

@@ -158,6 +158,7 @@ func TestDemo(t *testing.T) {
 	t.Logf("all %d dashboard expressions returned data %s after the demo reported running",
 		len(qs), time.Since(r1.running).Round(time.Second))
 	d.checkSelfTelemetry(t, qs, from)
+	d.checkCompactor(t)
 
 	// What the first run leaves: the blocks in the bucket and what the query API answers over them.
 	end := time.Now()
@@ -273,6 +274,39 @@ func (d *demo) checkSelfTelemetry(t *testing.T, qs []query.DashboardQuery, from 
 
 var otelcolMetricRe = regexp.MustCompile(`\botelcol_[a-z0-9_]+`)
 
+// checkCompactor requires, when the demo runs Thanos' compactor ($EDGETEL_THANOS, as `make test`
+// sets it), that it has gone over the demo's bucket successfully twice without halting: a stock
+// compactor accepts the bucket the objstore exporter writes, out-of-order blocks included.
+func (d *demo) checkCompactor(t *testing.T) {
+	t.Helper()
+	if os.Getenv("EDGETEL_THANOS") == "" {
+		t.Log("EDGETEL_THANOS is not set: the demo ran without Thanos' compactor")
+		return
+	}
+	metric := func(body, name string) float64 {
+		for line := range strings.SplitSeq(body, "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				require.NoError(t, err, line)
+				return f
+			}
+		}
+		return -1
+	}
+	var body string
+	waitFor(t, 3*time.Minute, "two compaction runs over the demo's bucket", func() bool {
+		res, err := http.Get(d.url("COMPACT", "/metrics"))
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		body = string(b)
+		return err == nil && metric(body, "thanos_compact_iterations_total") >= 2
+	})
+	assert.Zero(t, metric(body, "thanos_compact_halted"), "the compactor did not halt on the demo's bucket")
+}
+
 // demo is one data directory and set of ports, shared by the runs of a test.
 type demo struct {
 	root, bin, data string
@@ -280,7 +314,7 @@ type demo struct {
 }
 
 // portVars are the demo's port variables (scripts/demo.sh, examples/local/config.yaml).
-var portVars = []string{"CLOUDCORE", "ADMIN", "HEALTH", "TELEMETRY", "QUERY", "HEAD"}
+var portVars = []string{"CLOUDCORE", "ADMIN", "HEALTH", "TELEMETRY", "QUERY", "HEAD", "COMPACT"}
 
 func (d *demo) url(port, path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", d.ports[port], path)

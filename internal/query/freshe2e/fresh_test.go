@@ -2,7 +2,9 @@
 // head_api on) as real processes and checks issue #18's promise on freshness: the newest
 // `up{job="kubeedge"}` sample, scraped less than one interval ago, is answered both by
 // edgetel-query (bucket + the collector's head) and by the real Thanos Query fanned out to a
-// Thanos sidecar beside the collector and a Thanos store gateway over the bucket.
+// Thanos sidecar beside the collector and a Thanos store gateway over the bucket; and a range
+// that spans uploaded blocks and the head (the collector ran with one-minute blocks first, then
+// restarted at the default) returns each sample once from both.
 //
 // The binaries come from $EDGETEL_BIN (`make test` builds them into ./bin), else the test builds
 // them from this tree; Thanos from $EDGETEL_THANOS (skipped when unset).
@@ -11,6 +13,7 @@ package freshe2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -20,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,9 +61,9 @@ func binDir(t *testing.T) string {
 	return dir
 }
 
-// start runs a command until the test ends; its output goes to <dir>/<name>.log, shown when
-// the test fails.
-func start(t *testing.T, dir, name string, args ...string) {
+// start runs a command until the test ends or stop is called (SIGINT, then wait); its output
+// goes to <dir>/<name>.log, shown when the test fails.
+func start(t *testing.T, dir, name string, args ...string) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -70,15 +74,20 @@ func start(t *testing.T, dir, name string, args ...string) {
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		log.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("%s log:\n%s", name, tailOf(string(out), 3000))
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			_ = cmd.Wait()
+			log.Close()
+			if t.Failed() {
+				out, _ := os.ReadFile(logPath)
+				t.Logf("%s log:\n%s", name, tailOf(string(out), 3000))
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func tailOf(s string, n int) string {
@@ -116,7 +125,7 @@ const collectorConfig = `receivers:
 exporters:
   objstore:
     directory: %[2]s/objstore
-    external_labels: {cluster: e2e}
+    external_labels: {cluster: e2e}%[6]s
     head_api:
       endpoint: %[4]s
 extensions:
@@ -146,12 +155,25 @@ func TestNewestSampleFromHeadEverywhere(t *testing.T) {
 		return err == nil && st.Size() > 0
 	}, time.Minute, 100*time.Millisecond, "edgesim writes its fleet")
 
-	conf := filepath.Join(dir, "collector.yaml")
-	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, collectorConfig, interval, dir, cloudcore, head, health), 0o600))
-	// The store gateway needs the FILESYSTEM bucket's directory before the first block exists.
+	// First one-minute blocks until one is uploaded, then a restart with the default 2h blocks
+	// on the same directory: the uploaded blocks stay on the collector's disk (local_retention),
+	// so the head API serves them as the bucket does, and the head goes on from there.
+	writeConf := func(extra string) string {
+		conf := filepath.Join(dir, "collector.yaml")
+		require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, collectorConfig, interval, dir, cloudcore, head, health, extra), 0o600))
+		return conf
+	}
 	bucketDir := filepath.Join(dir, "objstore", "bucket")
-	require.NoError(t, os.MkdirAll(bucketDir, 0o750))
-	start(t, dir, "edgetelcol", filepath.Join(bin, "edgetelcol"), "--config="+conf)
+	stopFirst := start(t, dir, "edgetelcol-1m", filepath.Join(bin, "edgetelcol"), "--config="+writeConf("\n    block_duration: 1m"))
+	// The first block may hold only edgesim's timestamped samples from before the first scrape:
+	// the second holds `up` too.
+	var uploaded []string
+	require.Eventually(t, func() bool {
+		uploaded, _ = filepath.Glob(filepath.Join(bucketDir, "*", "meta.json"))
+		return len(uploaded) > 1
+	}, 5*time.Minute, time.Second, "edgetelcol with one-minute blocks uploads two")
+	stopFirst()
+	start(t, dir, "edgetelcol", filepath.Join(bin, "edgetelcol"), "--config="+writeConf(""))
 	waitOK(t, "edgetelcol's head API", "http://"+head+"/-/ready")
 
 	start(t, dir, "edgetel-query", filepath.Join(bin, "edgetel-query"), "--listen="+query, "--bucket-dir="+bucketDir,
@@ -215,6 +237,77 @@ func TestNewestSampleFromHeadEverywhere(t *testing.T) {
 		}
 	}
 	require.Equal(t, counts["edgetel-query"], counts["thanos"])
+
+	// From the first scrape to the last, across the uploaded blocks (also still in the
+	// collector's local TSDB) and the head: every sample once, the same from both.
+	uploadedEnd := lastBlockEnd(t, uploaded)
+	window := time.Since(uploadedEnd.Add(-time.Minute)).Round(time.Second)
+	raw := map[string]model.Matrix{}
+	for name, base := range map[string]string{"edgetel-query": "http://" + query, "thanos": "http://" + thanos.HTTP} {
+		a, err := thanostest.Query(t, base, fmt.Sprintf(`up{job="kubeedge"}[%s]`, model.Duration(window)), time.Now(), nil)
+		require.NoError(t, err)
+		require.Len(t, a.Matrix, 9, name)
+		for _, s := range a.Matrix {
+			require.Less(t, s.Values[0].Timestamp.Time(), uploadedEnd, "%s: %s starts in an uploaded block", name, s.Metric)
+			for i := 1; i < len(s.Values); i++ {
+				require.Greater(t, s.Values[i].Timestamp, s.Values[i-1].Timestamp, "%s: %s: each sample once", name, s.Metric)
+			}
+			// One scrape per interval, plus the one the restart starts with and jitter.
+			require.LessOrEqual(t, len(s.Values), int(window/interval)+3, "%s: %s: each sample once", name, s.Metric)
+		}
+		raw[name] = a.Matrix
+	}
+	assertSameSamples(t, raw["edgetel-query"], raw["thanos"])
+}
+
+// lastBlockEnd is the end of the newest uploaded block.
+func lastBlockEnd(t *testing.T, metas []string) time.Time {
+	t.Helper()
+	end := int64(math.MinInt64)
+	for _, p := range metas {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		var m struct {
+			MaxTime int64 `json:"maxTime"`
+		}
+		require.NoError(t, json.Unmarshal(b, &m))
+		end = max(end, m.MaxTime)
+	}
+	return time.UnixMilli(end)
+}
+
+// assertSameSamples compares two answers of the same range selector taken a moment apart: the
+// same series, and the same samples over the span both cover.
+func assertSameSamples(t *testing.T, a, b model.Matrix) {
+	t.Helper()
+	index := func(m model.Matrix) map[string]map[model.Time]model.SampleValue {
+		out := map[string]map[model.Time]model.SampleValue{}
+		for _, s := range m {
+			out[s.Metric.String()] = map[model.Time]model.SampleValue{}
+			for _, v := range s.Values {
+				out[s.Metric.String()][v.Timestamp] = v.Value
+			}
+		}
+		return out
+	}
+	ia, ib := index(a), index(b)
+	require.ElementsMatch(t, slices.Collect(maps.Keys(ia)), slices.Collect(maps.Keys(ib)))
+	for k, sa := range ia {
+		sb := ib[k]
+		lo := max(slices.Min(slices.Collect(maps.Keys(sa))), slices.Min(slices.Collect(maps.Keys(sb))))
+		hi := min(slices.Max(slices.Collect(maps.Keys(sa))), slices.Max(slices.Collect(maps.Keys(sb))))
+		for ts, v := range sa {
+			if ts >= lo && ts <= hi {
+				assert.Equal(t, v, sb[ts], "%s at %s", k, ts)
+			}
+		}
+		for ts := range sb {
+			if ts >= lo && ts <= hi {
+				_, ok := sa[ts]
+				assert.True(t, ok, "%s at %s only in one answer", k, ts)
+			}
+		}
+	}
 }
 
 type sample struct {
