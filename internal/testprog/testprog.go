@@ -5,6 +5,8 @@ package testprog
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -21,4 +23,32 @@ func Path(t testing.TB, env, target string) string {
 		t.Fatalf("%s=%s: %v (run `make %s`)", env, p, err, target)
 	}
 	return p
+}
+
+// Commands returns a directory holding this repository's named commands (cmd/<name>):
+// $EDGETEL_BIN, where `make test` builds them (each must be there), else a temporary directory
+// they are built into from this tree.
+func Commands(t testing.TB, names ...string) string {
+	t.Helper()
+	if dir := os.Getenv("EDGETEL_BIN"); dir != "" {
+		for _, c := range names {
+			if _, err := os.Stat(filepath.Join(dir, c)); err != nil {
+				t.Fatalf("EDGETEL_BIN=%s: %v", dir, err)
+			}
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
+	}
+	dir := t.TempDir()
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, c := range names {
+		args = append(args, "github.com/edgetel/edgetel/cmd/"+c)
+	}
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
 }

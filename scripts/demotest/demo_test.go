@@ -40,6 +40,7 @@ import (
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/query"
 	"github.com/edgetel/edgetel/internal/repo"
+	"github.com/edgetel/edgetel/internal/testprog"
 )
 
 const (
@@ -59,7 +60,7 @@ func TestDemo(t *testing.T) {
 	}
 	root, err := repo.Root()
 	require.NoError(t, err)
-	d := &demo{root: root, bin: binDir(t), data: t.TempDir(), ports: freePorts(t)}
+	d := &demo{root: root, bin: testprog.Commands(t, commands...), data: t.TempDir(), ports: freePorts(t)}
 
 	// Run 1, with the edgeremotewrite exporter on. Its remote end is the demo's own edgetel-query,
 	// which serves no write API: every request is refused (404). The exporter keeps refused data
@@ -534,30 +535,6 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-// binDir is $EDGETEL_BIN (it must hold the three commands), else a temporary directory the
-// commands are built into.
-func binDir(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("EDGETEL_BIN"); dir != "" {
-		for _, c := range commands {
-			require.FileExists(t, filepath.Join(dir, c), "EDGETEL_BIN=%s", dir)
-		}
-		abs, err := filepath.Abs(dir)
-		require.NoError(t, err)
-		return abs
-	}
-	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, c := range commands {
-		args = append(args, "github.com/edgetel/edgetel/cmd/"+c)
-	}
-	cmd := exec.Command("go", args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Run(), "go build: %s", &out)
-	return dir
 }
 
 // freePorts picks a free loopback port for each of the demo's port variables.

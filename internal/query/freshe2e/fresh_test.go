@@ -11,7 +11,6 @@
 package freshe2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,6 +30,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgetel/edgetel/internal/testprog"
 	"github.com/edgetel/edgetel/internal/thanostest"
 )
 
@@ -38,28 +38,6 @@ import (
 const interval = 5 * time.Second
 
 var commands = []string{"edgesim", "edgetelcol", "edgetel-query"}
-
-func binDir(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("EDGETEL_BIN"); dir != "" {
-		for _, c := range commands {
-			require.FileExists(t, filepath.Join(dir, c), "EDGETEL_BIN=%s", dir)
-		}
-		abs, err := filepath.Abs(dir)
-		require.NoError(t, err)
-		return abs
-	}
-	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, c := range commands {
-		args = append(args, "github.com/edgetel/edgetel/cmd/"+c)
-	}
-	cmd := exec.Command("go", args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Run(), "go build: %s", &out)
-	return dir
-}
 
 // start runs a command until the test ends or stop is called (SIGINT, then wait); its output
 // goes to <dir>/<name>.log, shown when the test fails.
@@ -143,7 +121,7 @@ service:
 
 func TestNewestSampleFromHeadEverywhere(t *testing.T) {
 	thanostest.Bin(t)
-	bin := binDir(t)
+	bin := testprog.Commands(t, commands...)
 	dir := t.TempDir()
 	cloudcore, head, health, query := thanostest.FreeAddr(t), thanostest.FreeAddr(t), thanostest.FreeAddr(t), thanostest.FreeAddr(t)
 
