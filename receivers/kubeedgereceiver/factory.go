@@ -51,6 +51,7 @@ func newFactory(reg *kube.Registry) receiver.Factory {
 			r, err := newReceiver(set, cfg.(*Config), next, reg)
 			if err == nil {
 				l.addMetrics(set.ID, r)
+				r.unlink = func() { l.removeMetrics(set.ID, r) }
 			}
 			return r, err
 		}, metadata.MetricsStability),
@@ -58,13 +59,15 @@ func newFactory(reg *kube.Registry) receiver.Factory {
 			r, err := newLogsReceiver(set, cfg.(*Config), next, reg)
 			if err == nil {
 				l.addLogs(set.ID, r)
+				r.unlink = func() { l.removeLogs(set.ID, r) }
 			}
 			return r, err
 		}, metadata.LogsStability))
 }
 
 // links joins the metrics and logs signals of one kubeedge receiver (one component ID): the
-// logs signal's tunnel lifecycle records come from the metrics signal's scrape health.
+// logs signal's tunnel lifecycle records come from the metrics signal's scrape health. A
+// receiver leaves on Shutdown, so a reload that drops a receiver does not keep it alive.
 type links struct {
 	mu      sync.Mutex
 	metrics map[component.ID]*kubeedgeReceiver
@@ -86,6 +89,22 @@ func (l *links) addLogs(id component.ID, lr *logsReceiver) {
 	l.logs[id] = lr
 	if r := l.metrics[id]; r != nil {
 		lr.hear(r)
+	}
+}
+
+func (l *links) removeMetrics(id component.ID, r *kubeedgeReceiver) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.metrics[id] == r {
+		delete(l.metrics, id)
+	}
+}
+
+func (l *links) removeLogs(id component.ID, lr *logsReceiver) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.logs[id] == lr {
+		delete(l.logs, id)
 	}
 }
 

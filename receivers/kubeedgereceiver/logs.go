@@ -28,12 +28,13 @@ const maxFlushLines = 8192
 
 // logsReceiver follows the container logs of the selected pods on the shard's edge nodes.
 type logsReceiver struct {
-	cfg  *Config
-	lc   LogsConfig
-	set  receiver.Settings
-	next consumer.Logs
-	sel  labels.Selector
-	tel  *logsTelemetry
+	unlink func() // leaves the factory's links (set by the factory)
+	cfg    *Config
+	lc     LogsConfig
+	set    receiver.Settings
+	next   consumer.Logs
+	sel    labels.Selector
+	tel    *logsTelemetry
 	// base gives the logs signal the metrics signal's transport and node discovery, built from
 	// the same configuration; its scrape loops never run.
 	base *kubeedgeReceiver
@@ -186,6 +187,9 @@ func (r *logsReceiver) Shutdown(ctx context.Context) error {
 		r.base.nodes = nil
 	}
 	r.closeStore()
+	if r.unlink != nil {
+		r.unlink()
+	}
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 )
 
 type kubeedgeReceiver struct {
+	unlink  func() // leaves the factory's links (set by the factory)
 	cfg     *Config
 	set     receiver.Settings
 	next    consumer.Metrics
@@ -135,6 +136,9 @@ func (r *kubeedgeReceiver) Shutdown(context.Context) error {
 	if r.nodes != nil {
 		r.nodes.Release()
 		r.nodes = nil
+	}
+	if r.unlink != nil {
+		r.unlink()
 	}
 	return nil
 }
