@@ -23,7 +23,8 @@ import (
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
 )
 
-// podsStandIn answers node and pod lists (empty) and watches, recording the permission of each call.
+// podsStandIn answers node, pod and event lists (empty) and watches, recording the permission of
+// each call.
 func podsStandIn(t *testing.T, rec *Recorder) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := rec.Record(r); err != nil {
@@ -41,6 +42,8 @@ func podsStandIn(t *testing.T, rec *Recorder) string {
 			_ = json.NewEncoder(w).Encode(corev1.NodeList{TypeMeta: metav1.TypeMeta{Kind: "NodeList", APIVersion: "v1"}, ListMeta: metav1.ListMeta{ResourceVersion: "1"}})
 		case strings.HasSuffix(r.URL.Path, "/pods"):
 			_ = json.NewEncoder(w).Encode(corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, ListMeta: metav1.ListMeta{ResourceVersion: "1"}})
+		case strings.HasSuffix(r.URL.Path, "/events"):
+			_ = json.NewEncoder(w).Encode(corev1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}, ListMeta: metav1.ListMeta{ResourceVersion: "1"}})
 		default:
 			http.NotFound(w, r)
 		}
@@ -60,6 +63,12 @@ current-context: t
 // runLogsReceiver runs the kubeedge receiver's logs signal following namespaces, and returns
 // the pod permissions it used.
 func runLogsReceiver(t *testing.T, namespaces ...string) []Permission {
+	return runLogsReceiverFor(t, "pods", func(cfg *kubeedgereceiver.Config) { cfg.Logs.Namespaces = namespaces })
+}
+
+// runLogsReceiverFor runs the logs signal configured by set and returns the permissions it
+// used on the core resource.
+func runLogsReceiverFor(t *testing.T, resource string, set func(*kubeedgereceiver.Config)) []Permission {
 	rec := NewRecorder()
 	kubeconfig := podsStandIn(t, rec)
 	f := kubeedgereceiver.NewFactory()
@@ -67,22 +76,40 @@ func runLogsReceiver(t *testing.T, namespaces ...string) []Permission {
 	cfg.Discovery.Kubernetes.AuthType = kube.AuthKubeConfig
 	cfg.Discovery.Kubernetes.KubeConfig = kubeconfig
 	cfg.Transport.Cloudcore.Endpoints = []string{"127.0.0.1:1"}
-	cfg.Logs.Namespaces = namespaces
+	set(cfg)
 	r, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, consumertest.NewNop())
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
 	require.Eventually(t, func() bool {
 		used := Format(rec.Used())
-		return strings.Contains(used, "list core/pods") && strings.Contains(used, "watch core/pods")
+		return strings.Contains(used, "list core/"+resource) && strings.Contains(used, "watch core/"+resource)
 	}, 20*time.Second, 50*time.Millisecond)
-	var pods []Permission
+	var out []Permission
 	for _, p := range rec.Used() {
-		if strings.Contains(p.String(), "core/pods") {
-			pods = append(pods, p)
+		if strings.Contains(p.String(), "core/"+resource) {
+			out = append(out, p)
 		}
 	}
-	return pods
+	return out
+}
+
+// With kubernetesEvents the chart's ClusterRole grants exactly the event reads the receiver
+// makes (every namespace); without it there is no such role.
+func TestCollectorEventsRBACMatchesCode(t *testing.T) {
+	Helm(t)
+	used := runLogsReceiverFor(t, "events", func(cfg *kubeedgereceiver.Config) {
+		cfg.Logs.LifecycleEvents, cfg.Logs.KubernetesEvents = true, true
+	})
+	on := []string{"-f", RepoRoot(t) + "/charts/edgetel/ci/logs-values.yaml", "--set", "collector.logs.kubernetesEvents=true"}
+	ns, granted := chartRules(t, "ClusterRole", "edgetel-collector-events", on...)
+	assert.Empty(t, ns)
+	assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
+	for _, o := range renderObjects(t, "-f", RepoRoot(t)+"/charts/edgetel/ci/logs-values.yaml") {
+		assert.NotContains(t, o.Name, "collector-events", "%s %s rendered with kubernetesEvents off", o.GVK.Kind, o.Name)
+	}
+	_, err := Render(t, append(on, "--set", "collector.logs.lifecycleEvents=false")...)
+	require.ErrorContains(t, err, "collector.logs.kubernetesEvents needs collector.logs.lifecycleEvents")
 }
 
 // The logs Role (one namespace) or ClusterRole (several, or "*") grants exactly the pod reads

@@ -1,16 +1,15 @@
 package kube
 
 import (
-	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -34,12 +33,7 @@ type Pod struct {
 }
 
 // Pods is a shared Pod informer, acquired from a Registry. Release it exactly once.
-type Pods struct {
-	reg  *Registry
-	key  watchKey
-	s    *shared
-	once sync.Once
-}
+type Pods struct{ *lease }
 
 // AcquirePods returns the informer for w, starting it if no one holds it yet.
 func (r *Registry) AcquirePods(w PodWatch) (*Pods, error) {
@@ -47,14 +41,7 @@ func (r *Registry) AcquirePods(w PodWatch) (*Pods, error) {
 		return nil, fmt.Errorf("pod selector: %w", err)
 	}
 	key := watchKey{resource: "pods/" + w.Namespace, NodeWatch: NodeWatch{API: w.API, Selector: w.Selector, Resync: w.Resync}}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.running[key]
-	if s == nil {
-		client, err := r.newClient(w.API)
-		if err != nil {
-			return nil, fmt.Errorf("creating Kubernetes client: %w", err)
-		}
+	l, err := r.acquire(key, func(client kubernetes.Interface) (*shared, error) {
 		opts := []informers.SharedInformerOption{informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.LabelSelector = w.Selector
 			o.FieldSelector = "spec.nodeName!=" // bound pods only: the node is where the logs are
@@ -63,16 +50,12 @@ func (r *Registry) AcquirePods(w PodWatch) (*Pods, error) {
 			opts = append(opts, informers.WithNamespace(w.Namespace))
 		}
 		factory := informers.NewSharedInformerFactoryWithOptions(client, w.Resync, opts...)
-		inf := factory.Core().V1().Pods().Informer()
-		if err := inf.SetTransform(slimPod); err != nil {
-			return nil, fmt.Errorf("setting pod transform: %w", err)
-		}
-		s = &shared{informer: inf, factory: factory, stop: make(chan struct{})}
-		factory.Start(s.stop)
-		r.running[key] = s
+		return startShared(factory, factory.Core().V1().Pods().Informer(), slimPod)
+	})
+	if err != nil {
+		return nil, err
 	}
-	s.refs++
-	return &Pods{reg: r, key: key, s: s}, nil
+	return &Pods{l}, nil
 }
 
 // slimPod keeps what Pod needs: a pod's status and most of its spec are large and change often.
@@ -90,22 +73,6 @@ func slimPod(obj any) (any, error) {
 			ResourceVersion: p.ResourceVersion, Labels: p.Labels},
 		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName, Containers: containers},
 	}, nil
-}
-
-// Release gives the informer back; the last release stops it and waits for its goroutines.
-func (p *Pods) Release() {
-	p.once.Do(func() {
-		r := p.reg
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		p.s.refs--
-		if p.s.refs > 0 {
-			return
-		}
-		delete(r.running, p.key)
-		close(p.s.stop)
-		p.s.factory.Shutdown()
-	})
 }
 
 // List returns the current pods sorted by namespace and name.
@@ -143,9 +110,4 @@ func (p *Pods) OnChange(fn func()) (*Subscription, error) {
 		return nil, fmt.Errorf("adding pod event handler: %w", err)
 	}
 	return &Subscription{informer: p.s.informer, reg: reg}, nil
-}
-
-// WaitForSync blocks until the first list is in or ctx ends, and says which.
-func (p *Pods) WaitForSync(ctx context.Context) bool {
-	return cache.WaitForCacheSync(ctx.Done(), p.s.informer.HasSynced)
 }

@@ -65,44 +65,37 @@ type shared struct {
 	stop     chan struct{}
 }
 
-// Nodes is a shared Node informer, acquired from a Registry. Release it exactly once.
-type Nodes struct {
+// lease is one holder's reference to a shared informer. Release it exactly once.
+type lease struct {
 	reg  *Registry
 	key  watchKey
 	s    *shared
 	once sync.Once
 }
 
-// AcquireNodes returns the informer for w, starting it if no one holds it yet.
-func (r *Registry) AcquireNodes(w NodeWatch) (*Nodes, error) {
-	if _, err := labels.Parse(w.Selector); err != nil {
-		return nil, fmt.Errorf("node selector: %w", err)
-	}
-	key := watchKey{resource: "nodes", NodeWatch: w}
+// acquire leases the informer for key, starting it with start if no one holds it yet.
+func (r *Registry) acquire(key watchKey, start func(kubernetes.Interface) (*shared, error)) (*lease, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.running[key]
 	if s == nil {
-		var err error
-		if s, err = r.startNodes(w); err != nil {
+		client, err := r.newClient(key.API)
+		if err != nil {
+			return nil, fmt.Errorf("creating Kubernetes client: %w", err)
+		}
+		if s, err = start(client); err != nil {
 			return nil, err
 		}
 		r.running[key] = s
 	}
 	s.refs++
-	return &Nodes{reg: r, key: key, s: s}, nil
+	return &lease{reg: r, key: key, s: s}, nil
 }
 
-func (r *Registry) startNodes(w NodeWatch) (*shared, error) {
-	client, err := r.newClient(w.API)
-	if err != nil {
-		return nil, fmt.Errorf("creating Kubernetes client: %w", err)
-	}
-	factory := informers.NewSharedInformerFactoryWithOptions(client, w.Resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = w.Selector }))
-	inf := factory.Core().V1().Nodes().Informer()
-	if err := inf.SetTransform(slimNode); err != nil {
-		return nil, fmt.Errorf("setting node transform: %w", err)
+// startShared starts a factory whose informer keeps objects as transform slims them.
+func startShared(factory informers.SharedInformerFactory, inf cache.SharedIndexInformer, transform cache.TransformFunc) (*shared, error) {
+	if err := inf.SetTransform(transform); err != nil {
+		return nil, fmt.Errorf("setting transform: %w", err)
 	}
 	s := &shared{informer: inf, factory: factory, stop: make(chan struct{})}
 	factory.Start(s.stop)
@@ -110,24 +103,43 @@ func (r *Registry) startNodes(w NodeWatch) (*shared, error) {
 }
 
 // Release gives the informer back; the last release stops it and waits for its goroutines.
-func (n *Nodes) Release() {
-	n.once.Do(func() {
-		r := n.reg
+func (l *lease) Release() {
+	l.once.Do(func() {
+		r := l.reg
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		n.s.refs--
-		if n.s.refs > 0 {
+		l.s.refs--
+		if l.s.refs > 0 {
 			return
 		}
-		delete(r.running, n.key)
-		close(n.s.stop)
-		n.s.factory.Shutdown()
+		delete(r.running, l.key)
+		close(l.s.stop)
+		l.s.factory.Shutdown()
 	})
 }
 
 // WaitForSync blocks until the first list is in or ctx ends, and says which.
-func (n *Nodes) WaitForSync(ctx context.Context) bool {
-	return cache.WaitForCacheSync(ctx.Done(), n.s.informer.HasSynced)
+func (l *lease) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), l.s.informer.HasSynced)
+}
+
+// Nodes is a shared Node informer, acquired from a Registry. Release it exactly once.
+type Nodes struct{ *lease }
+
+// AcquireNodes returns the informer for w, starting it if no one holds it yet.
+func (r *Registry) AcquireNodes(w NodeWatch) (*Nodes, error) {
+	if _, err := labels.Parse(w.Selector); err != nil {
+		return nil, fmt.Errorf("node selector: %w", err)
+	}
+	l, err := r.acquire(watchKey{resource: "nodes", NodeWatch: w}, func(client kubernetes.Interface) (*shared, error) {
+		factory := informers.NewSharedInformerFactoryWithOptions(client, w.Resync,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = w.Selector }))
+		return startShared(factory, factory.Core().V1().Nodes().Informer(), slimNode)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Nodes{l}, nil
 }
 
 // List returns the current nodes sorted by name.

@@ -87,6 +87,10 @@ type LogsConfig struct {
 	// LifecycleEvents emits node lifecycle records: joins, departures, Ready changes (from
 	// discovery) and tunnel drops and reconnects (from the metrics signal's scrape health).
 	LifecycleEvents bool `mapstructure:"lifecycle_events"`
+	// KubernetesEvents adds, with lifecycle_events, the Kubernetes Events about the shard's
+	// edge nodes and the pods their kubelets report on (evictions, image pulls, probes...).
+	// Needs discovery.mode kubernetes and the right to list and watch events cluster-wide.
+	KubernetesEvents bool `mapstructure:"kubernetes_events"`
 	// SplitStreams follows stdout and stderr as two streams (the kubelet's stream parameter,
 	// feature gate PodLogsQuerySplitStreams), so each record has its log.iostream.
 	SplitStreams bool `mapstructure:"split_streams"`

@@ -55,6 +55,9 @@ type logsReceiver struct {
 	stopping  bool
 
 	life *lifecycle // nil unless logs.lifecycle_events
+	// events and eventSub feed Kubernetes Events to life (logs.kubernetes_events).
+	events   *kube.Events
+	eventSub *kube.Subscription
 }
 
 func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, reg *kube.Registry) (*logsReceiver, error) {
@@ -64,6 +67,9 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, reg
 	}
 	if cfg.Transport.Mode == TransportAPIServer {
 		return nil, errors.New("logs: transport.mode apiserver is not supported by the logs signal; use cloudcore or direct")
+	}
+	if cfg.Logs.KubernetesEvents && (!cfg.Logs.LifecycleEvents || cfg.Discovery.Mode != DiscoveryKubernetes) {
+		return nil, errors.New("logs.kubernetes_events needs logs.lifecycle_events on and discovery.mode kubernetes")
 	}
 	if cfg.Discovery.Mode == DiscoveryStatic {
 		return nil, errors.New("logs: discovery.mode static lists no pods; use file (a node file with pods) or kubernetes")
@@ -97,14 +103,20 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 		r.store = client
 	}
+	if err := r.watchEvents(); err != nil {
+		r.closeStore()
+		return err
+	}
 	t, err := r.base.newTransportConns(ctx, r.lc.MaxStreams)
 	if err != nil {
+		r.stopEvents()
 		r.closeStore()
 		return err
 	}
 	disc, err := r.base.newDiscovererPods(r.podWatch())
 	if err != nil {
 		t.Close()
+		r.stopEvents()
 		r.closeStore()
 		return err
 	}
@@ -127,6 +139,32 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 	}()
 	return nil
+}
+
+// watchEvents subscribes the lifecycle records to Kubernetes Events (logs.kubernetes_events).
+func (r *logsReceiver) watchEvents() error {
+	if !r.lc.KubernetesEvents {
+		return nil
+	}
+	ev, err := r.base.registry.AcquireEvents(kube.EventWatch{API: r.cfg.Discovery.Kubernetes.APIConfig})
+	if err != nil {
+		return fmt.Errorf("logs.kubernetes_events: %w", err)
+	}
+	sub, err := ev.OnEvent(r.life.kubeEvent)
+	if err != nil {
+		ev.Release()
+		return fmt.Errorf("logs.kubernetes_events: %w", err)
+	}
+	r.events, r.eventSub = ev, sub
+	return nil
+}
+
+func (r *logsReceiver) stopEvents() {
+	if r.eventSub != nil {
+		r.eventSub.Remove()
+		r.events.Release()
+		r.eventSub, r.events = nil, nil
+	}
 }
 
 // podWatch is the Pod watch for discovery.mode kubernetes: the pods of logs.label_selector, in
@@ -169,6 +207,7 @@ func (r *logsReceiver) Shutdown(ctx context.Context) error {
 		r.cancel()
 	}
 	r.wg.Wait()
+	r.stopEvents()
 	if r.stopF != nil {
 		r.stopF()
 		r.flushW.Wait()

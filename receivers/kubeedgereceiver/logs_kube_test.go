@@ -70,3 +70,79 @@ func TestLogsPodsFromKubernetes(t *testing.T) {
 	require.NoError(t, r.Shutdown(context.Background()))
 	assert.Len(t, checkExactlyOnce(t, s, records(sink), false), 2)
 }
+
+// With logs.kubernetes_events, Kubernetes Events about the shard's edge nodes become lifecycle
+// records with the node's attributes: a Node's own Event and one its kubelet reported on a pod.
+// Events about other nodes, and those already there at the start, do not.
+func TestLifecycleKubernetesEvents(t *testing.T) {
+	noLeaks(t)
+	s, fleetFile := startLogSim(t, 2, edgesim.LogsConfig{})
+	f := s.Fleet()
+	old := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "old"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: "edge-00001"}, Reason: "Rebooted", Type: corev1.EventTypeWarning}
+	client := fake.NewClientset(f.Nodes[0].KubeNode(corev1.ConditionTrue), f.Nodes[1].KubeNode(corev1.ConditionTrue), old)
+	reg := kube.NewRegistry(func(kube.APIConfig) (kubernetes.Interface, error) { return client, nil })
+	cfg := logsConfig(s, fleetFile)
+	cfg.Discovery.Mode = DiscoveryKubernetes
+	cfg.Logs.Namespaces = nil
+	cfg.Logs.LifecycleEvents = true
+	cfg.Logs.KubernetesEvents = true
+	set := receivertest.NewNopSettings(metadata.Type)
+	sink := new(consumertest.LogsSink)
+	r, err := newLogsReceiver(set, cfg, sink, reg)
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	// The nodes are known (the baseline snapshot) before the Events come.
+	require.Eventually(t, func() bool {
+		r.life.mu.Lock()
+		defer r.life.mu.Unlock()
+		return len(r.life.targets) == 2
+	}, 20*time.Second, 10*time.Millisecond)
+
+	for _, e := range []*corev1.Event{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "pressure"}, InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: "edge-00002"},
+			Reason: "NodeHasDiskPressure", Message: "disk pressure", Type: corev1.EventTypeNormal, Count: 1},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "edge-apps", Name: "evicted"}, InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "edge-apps", Name: "app-0"},
+			Reason: "Evicted", Message: "The node was low on resource: memory.", Type: corev1.EventTypeWarning, Count: 1,
+			Source: corev1.EventSource{Component: "kubelet", Host: "edge-00001"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "elsewhere"}, InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: "cloud-1"},
+			Reason: "Rebooted", Type: corev1.EventTypeWarning},
+	} {
+		_, err := client.CoreV1().Events(e.Namespace).Create(context.Background(), e, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	got := map[string]map[string]any{}
+	require.Eventually(t, func() bool {
+		for _, ld := range sink.AllLogs() {
+			for i := range ld.ResourceLogs().Len() {
+				rl := ld.ResourceLogs().At(i)
+				rec := rl.ScopeLogs().At(0).LogRecords().At(0)
+				if rec.EventName() != eventKubernetes {
+					continue
+				}
+				attrs := rec.Attributes().AsRaw()
+				node, _ := rl.Resource().Attributes().Get("k8s.node.name")
+				site, _ := rl.Resource().Attributes().Get("site")
+				attrs["node"], attrs["site"], attrs["severity"], attrs["body"] = node.Str(), site.Str(), rec.SeverityText(), rec.Body().Str()
+				got[attrs["k8s.event.name"].(string)] = attrs
+			}
+		}
+		return len(got) >= 2
+	}, 20*time.Second, 10*time.Millisecond)
+	assert.Len(t, got, 2, "only the new Events about the shard's nodes: %v", keys(got))
+	assert.Equal(t, "edge-00002", got["pressure"]["node"])
+	assert.Equal(t, "INFO", got["pressure"]["severity"])
+	assert.Equal(t, map[string]any{"event.name": eventKubernetes, "k8s.event.name": "evicted", "k8s.event.reason": "Evicted",
+		"k8s.event.count": int64(1), "k8s.namespace.name": "edge-apps", "k8s.object.kind": "Pod", "k8s.object.name": "app-0",
+		"node": "edge-00001", "site": f.Nodes[0].Labels[kube.LabelSite], "severity": "WARN", "body": "The node was low on resource: memory."},
+		got["evicted"])
+}
+
+func TestKubernetesEventsNeedKubernetesDiscovery(t *testing.T) {
+	s, fleetFile := startLogSim(t, 1, edgesim.LogsConfig{})
+	cfg := logsConfig(s, fleetFile) // discovery.mode file
+	cfg.Logs.LifecycleEvents, cfg.Logs.KubernetesEvents = true, true
+	_, err := newLogsReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), nil)
+	assert.ErrorContains(t, err, "logs.kubernetes_events needs")
+}

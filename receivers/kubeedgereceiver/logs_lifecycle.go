@@ -26,6 +26,7 @@ const (
 	eventTunnelDown   = "kubeedge.node.tunnel_disconnected"
 	eventTunnelUp     = "kubeedge.node.tunnel_reconnected"
 	eventTaints       = "kubeedge.node.taints_changed"
+	eventKubernetes   = "kubeedge.kubernetes_event"
 )
 
 // maxLifecycleEvents bounds the events held while the pipeline refuses them; beyond it the
@@ -42,6 +43,7 @@ type lifecycleEvent struct {
 	node     discovery.Target
 	body     string
 	at       time.Time
+	attrs    map[string]any // the record's attributes beyond event.name
 }
 
 // lifecycle turns discovery snapshots and scrape health into node lifecycle events.
@@ -49,14 +51,16 @@ type lifecycle struct {
 	mu       sync.Mutex
 	baseline bool                      // a first snapshot was seen
 	ready    map[string]kube.Readiness // nodes of the last snapshot
-	taints   map[string][]string       // their taints, as key[=value]:effect
-	tunnel   map[string]bool           // whether any endpoint answered in the node's last round
+	targets  map[string]discovery.Target
+	taints   map[string][]string // their taints, as key[=value]:effect
+	tunnel   map[string]bool     // whether any endpoint answered in the node's last round
 	events   []lifecycleEvent
 	overflow int
 }
 
 func newLifecycle() *lifecycle {
-	return &lifecycle{ready: map[string]kube.Readiness{}, taints: map[string][]string{}, tunnel: map[string]bool{}}
+	return &lifecycle{ready: map[string]kube.Readiness{}, targets: map[string]discovery.Target{},
+		taints: map[string][]string{}, tunnel: map[string]bool{}}
 }
 
 func (l *lifecycle) add(e lifecycleEvent) {
@@ -77,6 +81,7 @@ func (l *lifecycle) snapshot(nodes []discovery.Target, now time.Time) {
 		seen[n.Name] = true
 		prev, known := l.ready[n.Name]
 		l.ready[n.Name] = n.Ready
+		l.targets[n.Name] = n
 		taints := taintStrings(n.Taints)
 		if prevTaints := l.taints[n.Name]; known && !slices.Equal(prevTaints, taints) {
 			l.add(taintEvent(n, prevTaints, taints, now))
@@ -84,19 +89,20 @@ func (l *lifecycle) snapshot(nodes []discovery.Target, now time.Time) {
 		l.taints[n.Name] = taints
 		switch {
 		case !known && l.baseline:
-			l.add(lifecycleEvent{eventNodeJoin, plog.SeverityNumberInfo, n, "node " + n.Name + " joined", now})
+			l.add(lifecycleEvent{name: eventNodeJoin, severity: plog.SeverityNumberInfo, node: n, body: "node " + n.Name + " joined", at: now})
 		case known && prev != n.Ready && n.Ready == kube.ReadyTrue:
-			l.add(lifecycleEvent{eventNodeReady, plog.SeverityNumberInfo, n, "node " + n.Name + " is Ready (was " + string(prev) + ")", now})
+			l.add(lifecycleEvent{name: eventNodeReady, severity: plog.SeverityNumberInfo, node: n, body: "node " + n.Name + " is Ready (was " + string(prev) + ")", at: now})
 		case known && prev != n.Ready:
-			l.add(lifecycleEvent{eventNodeNotReady, plog.SeverityNumberWarn, n, "node " + n.Name + " is not Ready: " + string(n.Ready), now})
+			l.add(lifecycleEvent{name: eventNodeNotReady, severity: plog.SeverityNumberWarn, node: n, body: "node " + n.Name + " is not Ready: " + string(n.Ready), at: now})
 		}
 	}
 	for name := range l.ready {
 		if !seen[name] {
 			delete(l.ready, name)
+			delete(l.targets, name)
 			delete(l.taints, name)
 			delete(l.tunnel, name)
-			l.add(lifecycleEvent{eventNodeLeave, plog.SeverityNumberWarn, discovery.Target{Node: kube.Node{Name: name}}, "node " + name + " left", now})
+			l.add(lifecycleEvent{name: eventNodeLeave, severity: plog.SeverityNumberWarn, node: discovery.Target{Node: kube.Node{Name: name}}, body: "node " + name + " left", at: now})
 		}
 	}
 	l.baseline = true
@@ -130,7 +136,7 @@ func taintEvent(n discovery.Target, before, after []string, now time.Time) lifec
 		}
 	}
 	body := fmt.Sprintf("node %s taints changed: added %v, removed %v", n.Name, added, removed)
-	return lifecycleEvent{eventTaints, sev, n, body, now}
+	return lifecycleEvent{name: eventTaints, severity: sev, node: n, body: body, at: now}
 }
 
 // health takes a node's scrape round: a change of whether any endpoint answered is a tunnel
@@ -146,10 +152,35 @@ func (l *lifecycle) health(n discovery.Target, up bool) {
 	switch {
 	case !known || prev == up:
 	case up:
-		l.add(lifecycleEvent{eventTunnelUp, plog.SeverityNumberInfo, n, "node " + n.Name + " answers again", time.Now()})
+		l.add(lifecycleEvent{name: eventTunnelUp, severity: plog.SeverityNumberInfo, node: n, body: "node " + n.Name + " answers again", at: time.Now()})
 	default:
-		l.add(lifecycleEvent{eventTunnelDown, plog.SeverityNumberWarn, n, "node " + n.Name + " stopped answering: tunnel down or node unreachable", time.Now()})
+		l.add(lifecycleEvent{name: eventTunnelDown, severity: plog.SeverityNumberWarn, node: n, body: "node " + n.Name + " stopped answering: tunnel down or node unreachable", at: time.Now()})
 	}
+}
+
+// kubeEvent takes a Kubernetes Event about one of the shard's nodes: the Node itself, or an
+// object its kubelet reported on (source.host). Others are another shard's or not about an edge
+// node. The attributes follow contrib's k8sevents receiver.
+func (l *lifecycle) kubeEvent(e kube.Event) {
+	node := e.Host
+	if e.Kind == "Node" {
+		node = e.ObjectName
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, member := l.targets[node]
+	if !member {
+		return
+	}
+	sev := plog.SeverityNumberInfo
+	if e.Type == corev1.EventTypeWarning {
+		sev = plog.SeverityNumberWarn
+	}
+	l.add(lifecycleEvent{name: eventKubernetes, severity: sev, node: n, body: e.Message, at: e.Time, attrs: map[string]any{
+		"k8s.event.reason": e.Reason, "k8s.event.name": e.Name, "k8s.event.uid": e.UID, "k8s.event.count": int64(e.Count),
+		"k8s.namespace.name": e.ObjectNamespace, "k8s.object.kind": e.Kind, "k8s.object.name": e.ObjectName,
+		"k8s.object.uid": e.ObjectUID, "k8s.object.fieldpath": e.FieldPath,
+	}})
 }
 
 // take returns the pending events and how many were dropped for room since the last take.
@@ -211,6 +242,7 @@ func (r *logsReceiver) flushLifecycle(ctx context.Context) {
 		rec.SetEventName(e.name)
 		// Stores that drop the record's event name still keep the attribute.
 		rec.Attributes().PutStr("event.name", e.name)
+		putAttributes(rec.Attributes(), e.attrs)
 		rec.Body().SetStr(e.body)
 	}
 	if err := r.next.ConsumeLogs(ctx, ld); err != nil {
@@ -219,4 +251,18 @@ func (r *logsReceiver) flushLifecycle(ctx context.Context) {
 	}
 	r.tel.events.Add(context.Background(), int64(len(events)))
 	r.life.done(len(events))
+}
+
+// putAttributes adds the non-empty attributes.
+func putAttributes(m pcommon.Map, attrs map[string]any) {
+	for k, v := range attrs {
+		switch v := v.(type) {
+		case string:
+			if v != "" {
+				m.PutStr(k, v)
+			}
+		case int64:
+			m.PutInt(k, v)
+		}
+	}
 }

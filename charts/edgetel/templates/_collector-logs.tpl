@@ -9,11 +9,15 @@ pipeline. It sets keys in the dicts it is given.
 {{- if not (or $l.namespaces $l.lifecycleEvents) }}
 {{- fail "collector.logs: list namespaces to follow, or enable lifecycleEvents" }}
 {{- end }}
+{{- if and $l.kubernetesEvents (not $l.lifecycleEvents) }}
+{{- fail "collector.logs.kubernetesEvents needs collector.logs.lifecycleEvents" }}
+{{- end }}
 {{- $_ := set .receiver "logs" (dict
       "namespaces" $l.namespaces
       "label_selector" $l.labelSelector
       "split_streams" $l.splitStreams
       "lifecycle_events" $l.lifecycleEvents
+      "kubernetes_events" (and $l.lifecycleEvents $l.kubernetesEvents)
       "storage" "file_storage/logs"
       "max_streams" (int $l.maxStreams)
       "node_bytes_per_second" (int $l.nodeBytesPerSecond)) }}
