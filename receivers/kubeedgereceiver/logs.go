@@ -65,9 +65,6 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, reg
 		return nil, errors.New("logs.namespaces must list the namespaces whose pods are followed (\"*\" for all), " +
 			"or logs.lifecycle_events be on: nothing is followed by default")
 	}
-	if cfg.Transport.Mode == TransportAPIServer {
-		return nil, errors.New("logs: transport.mode apiserver is not supported by the logs signal; use cloudcore or direct")
-	}
 	if cfg.Logs.KubernetesEvents && (!cfg.Logs.LifecycleEvents || cfg.Discovery.Mode != DiscoveryKubernetes) {
 		return nil, errors.New("logs.kubernetes_events needs logs.lifecycle_events on and discovery.mode kubernetes")
 	}

@@ -368,10 +368,6 @@ func TestLogsDeniedByDefaultAndRejectedModes(t *testing.T) {
 	_, err := newLogsReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.LogsSink), nil)
 	assert.ErrorContains(t, err, "logs.namespaces must list")
 	cfg.Logs.Namespaces = []string{"apps"}
-	cfg.Transport.Mode = TransportAPIServer
-	_, err = newLogsReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.LogsSink), nil)
-	assert.ErrorContains(t, err, "apiserver is not supported")
-	cfg.Transport.Mode = TransportCloudcore
 	cfg.Discovery.Mode = DiscoveryStatic
 	_, err = newLogsReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.LogsSink), nil)
 	assert.ErrorContains(t, err, "static lists no pods")

@@ -265,13 +265,18 @@ func inShard(name string, index, count int) bool {
 
 // startFleet starts edgesim's cloudcore endpoint on the node address the API server proxies to,
 // serving with the kubelet PKI the API server trusts and requiring its client certificate.
-func startFleet(t *testing.T, c *testcluster.Cluster, nodes int) (*edgesim.Sim, *edgesim.Registrar) {
+// set, when given, adjusts edgesim's configuration.
+func startFleet(t *testing.T, c *testcluster.Cluster, nodes int, set ...func(*edgesim.Config)) (*edgesim.Sim, *edgesim.Registrar) {
 	t.Helper()
 	nodeIP := c.NodeAddress(t)
-	sim, err := edgesim.New(edgesim.Config{
+	cfg := edgesim.Config{
 		Nodes: nodes, Seed: 7, Listen: net.JoinHostPort(nodeIP, "0"), TLSDir: filepath.Dir(c.KubeletTLS.CAFile),
 		RequireClientCert: true, ManualStep: true,
-	})
+	}
+	for _, f := range set {
+		f(&cfg)
+	}
+	sim, err := edgesim.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, sim.Start(context.Background()))
 	t.Cleanup(func() { sim.Close() })
