@@ -68,7 +68,7 @@ func (c aggrChunk) get(a aggregate) (chunkenc.Chunk, error) {
 	b := []byte(c)
 	for i := aggrCount; ; i++ {
 		l, n := binary.Uvarint(b)
-		if n < 1 || uint64(len(b)-n) < l+1 && l > 0 {
+		if n < 1 || (l > 0 && l >= uint64(len(b)-n)) { // l bytes after the encoding byte
 			return nil, fmt.Errorf("downsampled chunk: aggregate %d: bad length", i)
 		}
 		b = b[n:]

@@ -2,6 +2,7 @@ package query
 
 import (
 	"encoding/binary"
+	"math"
 	"testing"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -82,6 +83,9 @@ func TestAggrChunkReadsEachAggregate(t *testing.T) {
 	assert.Error(t, ac.Iterator(nil).Err(), "a downsampled chunk is never read as raw samples")
 	_, err = aggrChunk([]byte{0xff, 0xff}).get(aggrSum)
 	assert.Error(t, err, "a damaged chunk is an error, not a panic")
+	huge := binary.AppendUvarint(nil, math.MaxUint64)
+	_, err = aggrChunk(append(huge, 1, 2, 3)).get(aggrCount)
+	assert.Error(t, err, "a length that overflows is an error, not a panic")
 	_, err = appendAggregate(nil, encodeAggr([5]chunkenc.Chunk{xorChunk(t, tv{300, 5}), xorChunk(t, tv{300, 1}, tv{600, 2})}),
 		[]aggregate{aggrCount, aggrSum})
 	assert.Error(t, err, "count and sum of different lengths")
