@@ -2,7 +2,6 @@ package harness
 
 import (
 	"math"
-	"slices"
 )
 
 // pairStore is the sink's exact record of what arrived: for each series, the distinct timestamps
@@ -92,18 +91,9 @@ func (p *pairStore) insert(e *pairSeries, key uint64, ts int64) bool {
 		p.far[k] = struct{}{}
 		return true
 	}
-	o := uint32(off)
-	n := len(e.offsets)
-	if n == 0 || o > e.offsets[n-1] {
-		e.offsets = append(e.offsets, o)
-		return true
-	}
-	i, found := slices.BinarySearch(e.offsets, o)
-	if found {
-		return false
-	}
-	e.offsets = slices.Insert(e.offsets, i, o)
-	return true
+	var added bool
+	e.offsets, added = insertSorted(e.offsets, uint32(off))
+	return added
 }
 
 // delivered sums the distinct pairs of the series whose name count accepts, in total and by node.

@@ -4,6 +4,7 @@
 package harness
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -517,15 +518,20 @@ func fieldBits(b []byte, want protowire.Number, wt protowire.Type) uint64 {
 // add inserts ts and reports whether it was there already. Samples usually arrive in order, so
 // this is an append; a backlog arriving after newer samples is inserted in place.
 func (ss *seriesSlots) add(ts int64) bool {
-	n := len(ss.stamps)
-	if n == 0 || ts > ss.stamps[n-1] {
-		ss.stamps = append(ss.stamps, ts)
-		return false
+	var added bool
+	ss.stamps, added = insertSorted(ss.stamps, ts)
+	return !added
+}
+
+// insertSorted adds v to the sorted s unless it is there, and says whether it added it. Values
+// usually arrive in order, so the common case is an append.
+func insertSorted[T cmp.Ordered](s []T, v T) ([]T, bool) {
+	if n := len(s); n == 0 || v > s[n-1] {
+		return append(s, v), true
 	}
-	i, found := slices.BinarySearch(ss.stamps, ts)
+	i, found := slices.BinarySearch(s, v)
 	if found {
-		return true
+		return s, false
 	}
-	ss.stamps = slices.Insert(ss.stamps, i, ts)
-	return false
+	return slices.Insert(s, i, v), true
 }

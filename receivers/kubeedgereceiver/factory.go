@@ -51,7 +51,7 @@ func newFactory(reg *kube.Registry) receiver.Factory {
 			r, err := newReceiver(set, cfg.(*Config), next, reg)
 			if err == nil {
 				l.addMetrics(set.ID, r)
-				r.unlink = func() { l.removeMetrics(set.ID, r) }
+				r.unlink = func() { unlink(l, l.metrics, set.ID, r) }
 			}
 			return r, err
 		}, metadata.MetricsStability),
@@ -59,7 +59,7 @@ func newFactory(reg *kube.Registry) receiver.Factory {
 			r, err := newLogsReceiver(set, cfg.(*Config), next, reg)
 			if err == nil {
 				l.addLogs(set.ID, r)
-				r.unlink = func() { l.removeLogs(set.ID, r) }
+				r.unlink = func() { unlink(l, l.logs, set.ID, r) }
 			}
 			return r, err
 		}, metadata.LogsStability))
@@ -92,19 +92,12 @@ func (l *links) addLogs(id component.ID, lr *logsReceiver) {
 	}
 }
 
-func (l *links) removeMetrics(id component.ID, r *kubeedgeReceiver) {
+// unlink removes r from m (one of l's maps) unless a newer receiver took its place.
+func unlink[R comparable](l *links, m map[component.ID]R, id component.ID, r R) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.metrics[id] == r {
-		delete(l.metrics, id)
-	}
-}
-
-func (l *links) removeLogs(id component.ID, lr *logsReceiver) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.logs[id] == lr {
-		delete(l.logs, id)
+	if m[id] == r {
+		delete(m, id)
 	}
 }
 
