@@ -46,7 +46,7 @@ func BenchmarkScrapeCadvisor(b *testing.B) {
 	ctx := context.Background()
 
 	// The first scrape fills the series cache, as on a long-running collector.
-	if res := loop.scrapeTarget(ctx, tgt, time.Now().UnixMilli(), pmetric.NewMetricSlice(), 0); !res.up {
+	if res := loop.scrapeTarget(ctx, tgt, time.Now().UnixMilli(), pmetric.NewMetricSlice(), cfg.NodeSeriesLimit); !res.up {
 		b.Fatal("first scrape failed")
 	}
 	var before, after runtime.MemStats
@@ -55,7 +55,7 @@ func BenchmarkScrapeCadvisor(b *testing.B) {
 	b.ResetTimer()
 	runtime.ReadMemStats(&before)
 	for b.Loop() {
-		res := loop.scrapeTarget(ctx, tgt, time.Now().UnixMilli(), pmetric.NewMetricSlice(), 0)
+		res := loop.scrapeTarget(ctx, tgt, time.Now().UnixMilli(), pmetric.NewMetricSlice(), cfg.NodeSeriesLimit)
 		if !res.up {
 			b.Fatal("scrape failed")
 		}

@@ -1,7 +1,9 @@
 package scrapeconv
 
 import (
+	"fmt"
 	"testing"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/assert"
@@ -9,31 +11,35 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
-// Groups sharing a hash chain: eviction keeps exactly the live ones, whatever their place.
-func TestEvictGroupsKeepsLiveMembersOfAChain(t *testing.T) {
+// Eviction keeps exactly the live groups, whatever their place, and the series that point at
+// them follow them to their new places.
+func TestEvictKeepsLiveGroupsAndRemapsSeries(t *testing.T) {
 	c := New(Options{})
-	c.gen = 5
-	f := &family{name: "x"}
-	mk := func(v string, gen uint64, next *group) *group {
-		return &group{fam: f, attrs: labels.FromStrings("a", v), gen: gen, next: next}
+	first := []byte("a{x=\"1\"} 1\na{x=\"2\"} 2\na{x=\"3\"} 3\nb{x=\"1\"} 4\na{x=\"4\"} 5\n")
+	_, err := c.Convert(first, MediaText, 1000, pmetric.NewMetricSlice())
+	require.NoError(t, err)
+	require.Len(t, c.groups, 5)
+	dest := pmetric.NewMetricSlice()
+	st, err := c.Convert([]byte("a{x=\"2\"} 20\na{x=\"4\"} 50\n"), MediaText, 2000, dest)
+	require.NoError(t, err)
+	assert.Equal(t, 3, st.Stale)
+	require.Len(t, c.groups, 2)
+	require.Len(t, c.seriesAt, 2)
+	for _, i := range c.series {
+		s := c.seriesAt[i]
+		require.Less(t, int(s.g), len(c.groups))
 	}
-	c.groups[1] = mk("1", 5, mk("2", 4, mk("3", 5, nil))) // live, dead, live
-	c.groups[2] = mk("4", 4, nil)                         // dead
-	c.groups[3] = mk("5", 4, mk("6", 5, nil))             // dead head, live tail
-
-	require.True(t, c.evictGroups())
-	assert.ElementsMatch(t, []string{"1", "3"}, chainValues(c.groups[1]))
-	assert.NotContains(t, c.groups, uint64(2))
-	assert.Equal(t, []string{"6"}, chainValues(c.groups[3]))
-	assert.False(t, c.evictGroups(), "nothing more to evict")
-}
-
-func chainValues(g *group) []string {
-	var out []string
-	for ; g != nil; g = g.next {
-		out = append(out, g.attrs.Get("a"))
+	// The fast path reads the kept series into the right groups.
+	dest = pmetric.NewMetricSlice()
+	_, err = c.Convert([]byte("a{x=\"2\"} 21\na{x=\"4\"} 51\n"), MediaText, 3000, dest)
+	require.NoError(t, err)
+	got := map[string]float64{}
+	dps := dest.At(0).Gauge().DataPoints()
+	for i := range dps.Len() {
+		x, _ := dps.At(i).Attributes().Get("x")
+		got[x.Str()] = dps.At(i).DoubleValue()
 	}
-	return out
+	assert.Equal(t, map[string]float64{"2": 21, "4": 51}, got)
 }
 
 // Two groups whose hashes collide are told apart by their labels.
@@ -41,26 +47,41 @@ func TestGroupForComparesLabelsNotJustHashes(t *testing.T) {
 	c := New(Options{})
 	f := &family{name: "x"}
 	a, b := labels.FromStrings("a", "1"), labels.FromStrings("a", "2")
-	ga := c.groupFor(f, a)
-	// Put b's group behind a's key: the lookup of a must still find a, and of b, b.
-	for k := range c.groups {
-		c.groups[k] = &group{fam: f, attrs: b, next: ga}
-	}
-	assert.Same(t, ga, c.groupFor(f, a))
+	sa, sb := c.syms.set(a), c.syms.set(b)
+	ga := c.groupFor(f, sa)
+	// Put b's group under a's key, ahead of a's: the lookup of a must still find a.
+	c.groups = append(c.groups, group{fam: f, attrs: sb})
+	key := c.groupKey(f, sa)
+	c.byLabels[key] = append([]uint32{uint32(len(c.groups) - 1)}, c.byLabels[key]...)
+	assert.Equal(t, ga, c.groupFor(f, sa))
 	other := &family{name: "y"}
-	assert.NotSame(t, ga, c.groupFor(other, a), "same labels, other family")
+	assert.NotEqual(t, ga, c.groupFor(other, sa), "same labels, other family")
 }
 
-// An interned label set is shared; one that collides with another's hash keeps its own copy.
-func TestIntern(t *testing.T) {
-	c := New(Options{})
-	a1, a2 := labels.FromStrings("a", "1"), labels.FromStrings("a", "1")
-	got := c.intern(a1)
-	assert.Equal(t, a1, got)
-	assert.Equal(t, a1, c.intern(a2))
-	b := labels.FromStrings("b", "2")
-	c.interned[b.Hash()] = labels.FromStrings("c", "3") // pretend a collision
-	assert.Equal(t, b, c.intern(b))
+// Equal label sets share one encoding; the table holds each string once and round-trips.
+func TestSymbols(t *testing.T) {
+	var syms symbols
+	a1, a2 := labels.FromStrings("a", "1", "b", "x"), labels.FromStrings("a", "1", "b", "x")
+	s1, s2 := syms.set(a1), syms.set(a2)
+	assert.Equal(t, s1, s2)
+	assert.Equal(t, unsafe.StringData(s1), unsafe.StringData(s2), "one copy")
+	s3 := syms.set(labels.FromStrings("b", "1"))
+	assert.Equal(t, []string{"a", "1", "b", "x"}, syms.strs)
+	assert.Equal(t, a1, syms.labels(s1))
+	assert.Equal(t, 2, count(s1))
+	// More than 127 strings: references take two bytes.
+	b := labels.NewScratchBuilder(200)
+	for i := range 200 {
+		b.Add(fmt.Sprintf("n%03d", i), fmt.Sprint(i))
+	}
+	big := b.Labels()
+	sb := syms.set(big)
+	assert.Equal(t, big, syms.labels(sb))
+	assert.Equal(t, 200, count(sb))
+	// Compacting keeps what is passed, drops the rest.
+	out := syms.compact([]string{s3})
+	assert.Equal(t, []string{"b", "1"}, syms.strs)
+	assert.Equal(t, labels.FromStrings("b", "1"), syms.labels(out[0]))
 }
 
 // After a scrape the converter holds nothing of its output: that belongs to the consumer.
@@ -81,14 +102,18 @@ func TestConvertReleasesOutput(t *testing.T) {
 	}
 }
 
-// Series that go away leave the intern table with their groups.
-func TestInternTableFollowsEviction(t *testing.T) {
+// The indexes used only for new series are gone after the scrape; evicted groups and series go.
+func TestIndexesAreDroppedAfterAScrape(t *testing.T) {
 	c := New(Options{TargetLabels: targetLabels})
 	_, err := c.Convert([]byte("a{x=\"1\"} 1\na{x=\"2\"} 1\nb{x=\"1\"} 1\n"), MediaText, 1000, pmetric.NewMetricSlice())
 	require.NoError(t, err)
-	assert.Len(t, c.interned, 2, "a and b share x=1")
+	require.Len(t, c.groups, 3)
+	assert.Nil(t, c.syms.idx)
+	assert.Nil(t, c.byLabels)
 	_, err = c.Convert([]byte("a{x=\"1\"} 1\n"), MediaText, 2000, pmetric.NewMetricSlice())
 	require.NoError(t, err)
-	assert.Len(t, c.interned, 1)
+	assert.Len(t, c.groups, 1)
 	assert.Len(t, c.series, 1)
+	assert.Equal(t, labels.FromStrings("metrics_path", "/metrics/cadvisor", "node", "edge-1", "x", "1"), c.syms.labels(c.groups[0].attrs))
+	assert.Len(t, c.syms.strs, 6, "the strings of x=2 went with it")
 }

@@ -1,21 +1,17 @@
 package scrapeconv
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/model/textparse"
-	"github.com/prometheus/prometheus/model/value"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
@@ -70,39 +66,65 @@ const (
 	kindSum
 	kindCount
 	kindCreated
+	kindDrop // relabelled away, or without a name
 )
+
+// The cache is laid out flat for memory: a target holds thousands of series and a collector a
+// thousand targets, so every byte per series counts millions of times, and a pointer per series
+// makes the garbage collector visit it. Series and groups live in slices (no per-series
+// allocation); the series map holds no pointers; the indexes used only when a series is new
+// (group by labels, interned label sets) are built on demand and dropped after the scrape.
 
 // series is what the cache remembers of one raw series text. The cache is keyed by a seeded
 // 64-bit hash of that text rather than the text itself, which would be most of the receiver's
 // memory (cadvisor series lines run to 300 bytes). Two lines of one target colliding takes
 // about 2^32 distinct series; the seed is random per Converter, so no exposition can aim at one.
 type series struct {
-	g     *group
+	bound float64 // le or quantile
+	g     uint32  // index of its group in Converter.groups
+	gen   uint32
 	kind  sampleKind
-	bound float64
-	gen   uint64
-	drop  bool
 }
 
 type bucket struct{ bound, value float64 }
 
+// Group flags.
+const (
+	hasValue uint8 = 1 << iota
+	written        // has a data point in the output of the last successful scrape
+)
+
 // group is one output data point: a family and a set of attributes (a histogram's buckets and a
-// summary's quantiles share one group). Groups are found by hash and compared in full, so a
-// collision costs a longer chain, never a wrong series.
+// summary's quantiles share one group). What only some groups need lives beside it, by index:
+// cumulative state (counters, histograms, summaries), histogram and summary parts.
 type group struct {
 	fam   *family
-	attrs labels.Labels
-	next  *group // another group with the same hash
-	gen   uint64
+	attrs string // in Converter.syms
+	gen   uint32
+	ext   uint32 // 1 + index in Converter.exts; 0: none
+	cum   uint32 // 1 + index in Converter.cums; 0: not yet written
+	flags uint8
+}
 
-	ts                         int64
-	value, sum, count          float64
-	hasValue, hasSum, hasCount bool
-	buckets                    []bucket
-	created                    int64
-	start, prevTS              int64
-	prev                       float64
-	seen                       bool
+// point is a group's sample in the scrape being converted.
+type point struct {
+	ts    int64
+	value float64
+}
+
+// cumState is what a cumulative group keeps for its start time: the start, and the previous
+// value and its time to tell a counter reset.
+type cumState struct {
+	start, prevTS int64
+	prev          float64
+}
+
+// ext holds what histograms and summaries need, and created timestamps.
+type ext struct {
+	sum, count       float64
+	created          int64
+	buckets          []bucket
+	hasSum, hasCount bool
 }
 
 // family is one output metric.
@@ -113,21 +135,16 @@ type family struct {
 	monotonic bool
 	help      string
 	unit      string
-	gen       uint64
-	groups    []*group
+	gen       uint32
+	groups    []uint32
 	metric    pmetric.Metric
-	metricGen uint64
-}
-
-type freshGroup struct {
-	key uint64
-	g   *group
+	metricGen uint32
 }
 
 type meta struct {
 	typ        model.MetricType
 	help, unit string
-	gen        uint64 // the last full parse that declared it
+	gen        uint32 // the last full parse that declared it
 }
 
 // Converter converts the scrapes of one target. It is not safe for concurrent use.
@@ -136,26 +153,32 @@ type Converter struct {
 	symbols  *labels.SymbolTable
 	seed     maphash.Seed
 	meta     map[string]*meta
-	series   map[uint64]*series
-	groups   map[uint64]*group
+	series   map[uint64]uint32 // series text hash -> index in seriesAt
+	seriesAt []series
+	groups   []group
+	exts     []ext
+	cums     []cumState
+	// points is this scrape's samples by group, allocated for the scrape only: between scrapes
+	// a group needs no value.
+	points   []point
 	families map[string]*family
-	// interned holds one copy of each attribute set: in cadvisor dozens of families share a
-	// container's labels.
-	interned map[uint64]labels.Labels
 
-	gen         uint64
+	syms symbols
+	// Built when a scrape has new series, dropped after it: byLabels finds a group by a hash of
+	// its family and attributes; groups are compared in full, so a collision costs a longer
+	// chain, never a wrong series.
+	byLabels map[uint64][]uint32
+
+	gen         uint32
 	typeChanged bool
 	// What this scrape added to the cache, taken out again if it fails: otherwise a target
 	// failing every scrape with new series (a cardinality bomb past the limits) would grow the
 	// cache each time, since only a successful scrape evicts.
-	freshSeries   []uint64
-	freshGroups   []freshGroup
+	oldLen        struct{ series, groups, exts, syms int }
 	freshFamilies []string
 	freshMeta     []string
 	metaSeen      int
 	order         []*family
-	active        []*group
-	next          []*group
 
 	lset labels.Labels
 	lb   *labels.Builder
@@ -166,6 +189,8 @@ type Converter struct {
 	slowOnly bool // tests: compare the fast path with the full parser
 }
 
+const noGroup = math.MaxUint32
+
 // New returns a Converter for one target.
 func New(opts Options) *Converter {
 	return &Converter{
@@ -173,9 +198,7 @@ func New(opts Options) *Converter {
 		symbols:  labels.NewSymbolTable(),
 		seed:     maphash.MakeSeed(),
 		meta:     map[string]*meta{},
-		series:   map[uint64]*series{},
-		groups:   map[uint64]*group{},
-		interned: map[uint64]labels.Labels{},
+		series:   map[uint64]uint32{},
 		comments: map[uint64]struct{}{},
 		families: map[string]*family{},
 		lb:       labels.NewBuilder(labels.EmptyLabels()),
@@ -193,6 +216,8 @@ func (c *Converter) Convert(body []byte, mediaType string, scrapeMs int64, dest 
 	c.gen++
 	c.order = c.order[:0]
 	c.startFresh()
+	c.points = make([]point, len(c.groups), len(c.groups)+len(c.groups)/8)
+	defer c.dropIndexes()
 	var st Stats
 	if err := c.parse(body, mediaType, scrapeMs, &st); err != nil {
 		c.forgetFresh()
@@ -225,53 +250,6 @@ func (c *Converter) parse(body []byte, mediaType string, scrapeMs int64, st *Sta
 	}
 	return nil
 }
-
-func (c *Converter) startFresh() {
-	c.freshSeries = c.freshSeries[:0]
-	c.freshGroups = c.freshGroups[:0]
-	c.freshFamilies = c.freshFamilies[:0]
-	c.freshMeta = c.freshMeta[:0]
-	c.metaSeen = 0
-}
-
-// forgetFresh takes out of the cache what a failed scrape added to it.
-func (c *Converter) forgetFresh() {
-	for _, k := range c.freshSeries {
-		delete(c.series, k)
-	}
-	for _, fg := range c.freshGroups {
-		c.unlinkGroup(fg.key, fg.g)
-	}
-	for _, k := range c.freshFamilies {
-		delete(c.families, k)
-	}
-	for _, name := range c.freshMeta {
-		delete(c.meta, name)
-	}
-	c.startFresh()
-}
-
-func (c *Converter) unlinkGroup(key uint64, g *group) {
-	first := c.groups[key]
-	if first == g {
-		if g.next == nil {
-			delete(c.groups, key)
-		} else {
-			c.groups[key] = g.next
-		}
-		return
-	}
-	for p := first; p != nil; p = p.next {
-		if p.next == g {
-			p.next = g.next
-			return
-		}
-	}
-}
-
-// evictMeta forgets the HELP/TYPE/UNIT of names a fully parsed body no longer declares, so
-// names that change every scrape do not pile up. (A body taken by the fast path has only
-// comment lines the last full parse had, and changes nothing here.)
 func (c *Converter) evictMeta() {
 	for name, m := range c.meta {
 		if m.gen != c.gen {
@@ -379,193 +357,6 @@ func (c *Converter) setType(name []byte, typ model.MetricType) error {
 	return nil
 }
 
-// reset forgets every cached series after a type change. Series of the last scrape get no
-// staleness marker: those still exposed continue under their new type.
-func (c *Converter) reset() {
-	c.typeChanged = false
-	clear(c.series)
-	clear(c.groups)
-	clear(c.families)
-	clear(c.interned)
-	clear(c.comments)
-	c.active = c.active[:0]
-}
-
-func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stats) error {
-	raw, tsp, v := p.Series()
-	st.Scraped++
-	if err := c.checkSeries(st); err != nil {
-		return err
-	}
-	key := maphash.Bytes(c.seed, raw)
-	s := c.series[key]
-	if s == nil {
-		var err error
-		if s, err = c.newSeries(p, raw, key); err != nil {
-			return err
-		}
-	}
-	g, err := c.observe(s, tsp, v, scrapeMs, st)
-	if g == nil {
-		return err
-	}
-	if om && g.fam.cumulative() && g.created == 0 {
-		if ct := p.StartTimestamp(); ct != 0 {
-			g.created = ct
-		}
-	}
-	return nil
-}
-
-// observe records one sample of a known series in its group, and returns the group (nil for a
-// duplicate or dropped series, or on error).
-func (c *Converter) observe(s *series, tsp *int64, v float64, scrapeMs int64, st *Stats) (*group, error) {
-	if s.gen == c.gen {
-		st.Duplicates++
-		return nil, nil
-	}
-	s.gen = c.gen
-	if s.drop {
-		return nil, nil
-	}
-	st.PostRelabel++
-	if c.opts.SampleLimit > 0 && st.PostRelabel > c.opts.SampleLimit {
-		return nil, fmt.Errorf("%w: more than %d samples", ErrSampleLimit, c.opts.SampleLimit)
-	}
-	ts := scrapeMs
-	if c.opts.HonorTimestamps && tsp != nil {
-		ts = *tsp
-	}
-	g := s.g
-	if g.gen != c.gen {
-		c.touch(g)
-	}
-	g.ts = ts
-	switch s.kind {
-	case kindValue:
-		g.value, g.hasValue = v, true
-	case kindBucket:
-		g.buckets = append(g.buckets, bucket{s.bound, v})
-	case kindQuantile:
-		g.buckets = append(g.buckets, bucket{s.bound, v})
-	case kindSum:
-		g.sum, g.hasSum = v, true
-	case kindCount:
-		g.count, g.hasCount = v, true
-	case kindCreated:
-		g.created = int64(v * 1000)
-	}
-	return g, nil
-}
-
-// touch resets a group for this scrape and lists it, and its family, for output.
-func (c *Converter) touch(g *group) {
-	g.gen = c.gen
-	g.hasValue, g.hasSum, g.hasCount = false, false, false
-	g.buckets = g.buckets[:0]
-	g.created = 0
-	f := g.fam
-	if f.gen != c.gen {
-		f.gen = c.gen
-		f.groups = f.groups[:0]
-		c.order = append(c.order, f)
-	}
-	f.groups = append(f.groups, g)
-}
-
-// newSeries works out, once per series, its final labels, family, role and group.
-func (c *Converter) newSeries(p textparse.Parser, raw []byte, key uint64) (*series, error) {
-	s := &series{}
-	c.series[key] = s
-	c.freshSeries = append(c.freshSeries, key)
-	p.Labels(&c.lset)
-	c.lb.Reset(c.lset)
-	c.opts.TargetLabels.Range(func(l labels.Label) {
-		scraped := c.lset.Get(l.Name)
-		switch {
-		case scraped == "":
-			c.lb.Set(l.Name, l.Value)
-		case !c.opts.HonorLabels:
-			c.lb.Set("exported_"+l.Name, scraped)
-			c.lb.Set(l.Name, l.Value)
-		}
-	})
-	if len(c.opts.Relabel) > 0 && !relabel.ProcessBuilder(c.lb, c.opts.Relabel...) {
-		s.drop = true
-		return s, nil
-	}
-	final := c.lb.Labels()
-	name := final.Get(model.MetricNameLabel)
-	if name == "" {
-		s.drop = true
-		return s, nil
-	}
-	f, kind := c.resolve(name)
-	s.kind = kind
-	switch kind {
-	case kindBucket, kindQuantile:
-		bl := model.BucketLabel
-		if kind == kindQuantile {
-			bl = model.QuantileLabel
-		}
-		b, err := strconv.ParseFloat(final.Get(bl), 64)
-		if err != nil {
-			delete(c.series, key)
-			return nil, fmt.Errorf("%w: series %s: label %s: %w", ErrParse, raw, bl, err)
-		}
-		s.bound = b
-	}
-	s.g = c.groupFor(f, c.intern(c.attrs(f)))
-	return s, nil
-}
-
-func (c *Converter) intern(attrs labels.Labels) labels.Labels {
-	h := attrs.Hash()
-	if have, ok := c.interned[h]; ok {
-		if labels.Equal(have, attrs) {
-			return have
-		}
-		return attrs // a hash collision: keep a private copy
-	}
-	c.interned[h] = attrs
-	return attrs
-}
-
-// attrs are the data point attributes of the builder's series: its labels less the name, the
-// resource labels and, for histograms and summaries, the bucket label. (Empty values are absent
-// labels in Prometheus; the builder drops them.)
-func (c *Converter) attrs(f *family) labels.Labels {
-	c.lb.Del(model.MetricNameLabel, model.JobLabel, model.InstanceLabel)
-	switch f.mtype {
-	case pmetric.MetricTypeHistogram:
-		c.lb.Del(model.BucketLabel)
-	case pmetric.MetricTypeSummary:
-		c.lb.Del(model.QuantileLabel)
-	}
-	return c.lb.Labels()
-}
-
-func (c *Converter) groupFor(f *family, attrs labels.Labels) *group {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(f.name)
-	h.WriteByte(0xff)
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], attrs.Hash())
-	_, _ = h.Write(b[:])
-	key := h.Sum64()
-	first := c.groups[key]
-	for g := first; g != nil; g = g.next {
-		if g.fam == f && labels.Equal(g.attrs, attrs) {
-			return g
-		}
-	}
-	g := &group{fam: f, attrs: attrs, next: first}
-	c.groups[key] = g
-	c.freshGroups = append(c.freshGroups, freshGroup{key, g})
-	return g
-}
-
 var suffixes = []struct {
 	suffix string
 	kind   sampleKind
@@ -651,275 +442,3 @@ func (c *Converter) familyFor(name string, m *meta) *family {
 	c.families[key] = f
 	return f
 }
-
-func (f *family) cumulative() bool { return f.monotonic }
-
-// emit writes this scrape's families, then staleness markers for what vanished.
-func (c *Converter) emit(scrapeMs int64, dest pmetric.MetricSlice, st *Stats) {
-	dest.EnsureCapacity(dest.Len() + len(c.order))
-	c.next = c.next[:0]
-	for _, f := range c.order {
-		for _, g := range f.groups {
-			if g.empty() {
-				continue
-			}
-			if f.metricGen != c.gen {
-				reserve(c.metricFor(f, dest), len(f.groups))
-			}
-			g.write(c.metricFor(f, dest), false, scrapeMs)
-			c.next = append(c.next, g)
-		}
-	}
-	for _, g := range c.active {
-		if g.gen == c.gen && !g.empty() {
-			continue
-		}
-		g.write(c.metricFor(g.fam, dest), true, scrapeMs)
-		st.Stale++
-	}
-	c.active, c.next = c.next, c.active
-}
-
-// metricFor is f's metric in this scrape's output, created on first use.
-func (c *Converter) metricFor(f *family, dest pmetric.MetricSlice) pmetric.Metric {
-	if f.metricGen != c.gen {
-		f.metricGen = c.gen
-		f.metric = newMetric(dest, f)
-	}
-	return f.metric
-}
-
-// Stale appends staleness markers for every series of the last successful scrape, for a target
-// that went away, and forgets them.
-func (c *Converter) Stale(scrapeMs int64, dest pmetric.MetricSlice) int {
-	c.gen++
-	n := 0
-	for _, g := range c.active {
-		g.write(c.metricFor(g.fam, dest), true, scrapeMs)
-		n++
-	}
-	c.active = c.active[:0]
-	c.release()
-	return n
-}
-
-// release drops the families' handles on this scrape's output, which belongs to the consumer
-// now: holding them would keep a whole scrape's data points alive until the next one.
-func (c *Converter) release() {
-	for _, f := range c.families {
-		f.metric = pmetric.Metric{}
-	}
-}
-
-// evict forgets series, groups and families not in this scrape: a series that comes back is
-// new again.
-func (c *Converter) evict() {
-	for k, f := range c.families {
-		if f.gen != c.gen {
-			delete(c.families, k)
-		}
-	}
-	for k, s := range c.series {
-		if s.gen != c.gen {
-			delete(c.series, k)
-		}
-	}
-	if c.evictGroups() {
-		// Rebuilt only when groups went away, which steady scrapes don't do.
-		clear(c.interned)
-		for _, first := range c.groups {
-			for g := first; g != nil; g = g.next {
-				c.interned[g.attrs.Hash()] = g.attrs
-			}
-		}
-	}
-}
-
-func (c *Converter) evictGroups() (evicted bool) {
-	for k, first := range c.groups {
-		var kept *group
-		for g := first; g != nil; {
-			next := g.next
-			if g.gen == c.gen {
-				g.next, kept = kept, g
-			} else {
-				evicted = true
-			}
-			g = next
-		}
-		if kept == nil {
-			delete(c.groups, k)
-		} else if kept != first {
-			c.groups[k] = kept
-		}
-	}
-	return evicted
-}
-
-func newMetric(dest pmetric.MetricSlice, f *family) pmetric.Metric {
-	m := dest.AppendEmpty()
-	m.SetName(f.name)
-	m.SetDescription(f.help)
-	m.SetUnit(f.unit)
-	m.Metadata().PutStr(MetadataTypeKey, string(f.typ))
-	switch f.mtype {
-	case pmetric.MetricTypeSum:
-		s := m.SetEmptySum()
-		s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-		s.SetIsMonotonic(f.monotonic)
-	case pmetric.MetricTypeHistogram:
-		m.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	case pmetric.MetricTypeSummary:
-		m.SetEmptySummary()
-	default:
-		m.SetEmptyGauge()
-	}
-	return m
-}
-
-// reserve sizes a new metric's point slice for n points.
-func reserve(m pmetric.Metric, n int) {
-	switch m.Type() {
-	case pmetric.MetricTypeGauge:
-		m.Gauge().DataPoints().EnsureCapacity(n)
-	case pmetric.MetricTypeSum:
-		m.Sum().DataPoints().EnsureCapacity(n)
-	case pmetric.MetricTypeHistogram:
-		m.Histogram().DataPoints().EnsureCapacity(n)
-	case pmetric.MetricTypeSummary:
-		m.Summary().DataPoints().EnsureCapacity(n)
-	}
-}
-
-var noRecordedValue = pmetric.DefaultDataPointFlags.WithNoRecordedValue(true)
-
-// empty: the group had samples (say, only _created) but nothing to report.
-func (g *group) empty() bool {
-	switch g.fam.mtype {
-	case pmetric.MetricTypeHistogram:
-		return !g.hasCount && len(g.buckets) == 0
-	case pmetric.MetricTypeSummary:
-		return !g.hasCount && !g.hasSum && len(g.buckets) == 0
-	default:
-		return !g.hasValue
-	}
-}
-
-// putAttrs writes the group's attributes. The strings are shared with the cached labels, not
-// copied.
-func (g *group) putAttrs(dst pcommon.Map) {
-	dst.EnsureCapacity(g.attrs.Len())
-	g.attrs.Range(func(l labels.Label) { dst.PutStr(l.Name, l.Value) })
-}
-
-// startTime is the created timestamp when the exposition has one, else when this receiver first
-// saw the series, moved forward when the value goes down (a counter reset).
-func (g *group) startTime(cur float64) int64 {
-	switch {
-	case g.created != 0:
-		g.start = g.created
-	case !g.seen:
-		g.start = g.ts
-	case cur < g.prev:
-		g.start = g.prevTS
-	}
-	g.seen, g.prev, g.prevTS = true, cur, g.ts
-	return g.start
-}
-
-func (g *group) write(m pmetric.Metric, stale bool, scrapeMs int64) {
-	ts := g.ts
-	if stale {
-		ts = scrapeMs
-	}
-	switch m.Type() {
-	case pmetric.MetricTypeGauge:
-		g.writeNumber(m.Gauge().DataPoints().AppendEmpty(), stale, ts, false)
-	case pmetric.MetricTypeSum:
-		g.writeNumber(m.Sum().DataPoints().AppendEmpty(), stale, ts, m.Sum().IsMonotonic())
-	case pmetric.MetricTypeHistogram:
-		g.writeHistogram(m.Histogram().DataPoints().AppendEmpty(), stale, ts)
-	case pmetric.MetricTypeSummary:
-		g.writeSummary(m.Summary().DataPoints().AppendEmpty(), stale, ts)
-	}
-}
-
-func (g *group) writeNumber(dp pmetric.NumberDataPoint, stale bool, ts int64, cumulative bool) {
-	g.putAttrs(dp.Attributes())
-	dp.SetTimestamp(msToTime(ts))
-	if stale || value.IsStaleNaN(g.value) {
-		dp.SetFlags(noRecordedValue)
-		return
-	}
-	dp.SetDoubleValue(g.value)
-	if cumulative {
-		dp.SetStartTimestamp(msToTime(g.startTime(g.value)))
-	}
-}
-
-func (g *group) writeHistogram(dp pmetric.HistogramDataPoint, stale bool, ts int64) {
-	g.putAttrs(dp.Attributes())
-	dp.SetTimestamp(msToTime(ts))
-	if stale || value.IsStaleNaN(g.count) || value.IsStaleNaN(g.sum) {
-		dp.SetFlags(noRecordedValue)
-		return
-	}
-	sortBuckets(g.buckets)
-	count := g.count
-	if !g.hasCount && len(g.buckets) > 0 {
-		count = g.buckets[len(g.buckets)-1].value
-	}
-	dp.SetCount(uint64(count))
-	if g.hasSum {
-		dp.SetSum(g.sum)
-	}
-	n := len(g.buckets)
-	if n > 0 && math.IsInf(g.buckets[n-1].bound, 1) {
-		n--
-	}
-	bounds := dp.ExplicitBounds()
-	counts := dp.BucketCounts()
-	bounds.EnsureCapacity(n)
-	counts.EnsureCapacity(n + 1)
-	prev := 0.0
-	for _, b := range g.buckets[:n] {
-		bounds.Append(b.bound)
-		counts.Append(uint64(max(b.value-prev, 0)))
-		prev = b.value
-	}
-	if len(g.buckets) > 0 {
-		counts.Append(uint64(max(count-prev, 0)))
-	}
-	dp.SetStartTimestamp(msToTime(g.startTime(count)))
-}
-
-func (g *group) writeSummary(dp pmetric.SummaryDataPoint, stale bool, ts int64) {
-	g.putAttrs(dp.Attributes())
-	dp.SetTimestamp(msToTime(ts))
-	if stale || value.IsStaleNaN(g.count) || value.IsStaleNaN(g.sum) {
-		dp.SetFlags(noRecordedValue)
-		return
-	}
-	dp.SetCount(uint64(g.count))
-	dp.SetSum(g.sum)
-	sortBuckets(g.buckets)
-	qs := dp.QuantileValues()
-	qs.EnsureCapacity(len(g.buckets))
-	for _, b := range g.buckets {
-		q := qs.AppendEmpty()
-		q.SetQuantile(b.bound)
-		q.SetValue(b.value)
-	}
-	dp.SetStartTimestamp(msToTime(g.startTime(g.count)))
-}
-
-func sortBuckets(b []bucket) {
-	// Expositions list buckets in order; sort (insertion) only when they are not.
-	for i := 1; i < len(b); i++ {
-		for j := i; j > 0 && b[j].bound < b[j-1].bound; j-- {
-			b[j], b[j-1] = b[j-1], b[j]
-		}
-	}
-}
-
-func msToTime(ms int64) pcommon.Timestamp { return pcommon.Timestamp(ms * 1e6) }

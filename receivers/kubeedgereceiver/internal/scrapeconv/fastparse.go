@@ -52,8 +52,8 @@ func (c *Converter) fastSample(line []byte, scrapeMs int64, st *Stats) bool {
 	if end <= 0 || end >= len(line) || line[end] != ' ' {
 		return false
 	}
-	s := c.series[maphash.Bytes(c.seed, line[:end])]
-	if s == nil {
+	s, ok := c.series[maphash.Bytes(c.seed, line[:end])]
+	if !ok {
 		return false
 	}
 	val, tsText, hasTS := bytes.Cut(line[end+1:], []byte{' '})
