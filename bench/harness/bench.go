@@ -148,7 +148,7 @@ func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duratio
 	start := time.Now()
 	var profErr error
 	if profile != "" && s.Pprof {
-		profErr = fetchProfile(ctx, p.PprofAddr, min(window, 60*time.Second), profile)
+		profErr = fetchPprof(ctx, p.PprofAddr, fmt.Sprintf("profile?seconds=%d", int(min(window, 60*time.Second).Seconds())), profile)
 	}
 	if !sleepCtx(ctx, window-time.Since(start)) {
 		return row, ctx.Err()
@@ -156,6 +156,10 @@ func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duratio
 	after, err := ReadProc(proc.Pid())
 	if err != nil {
 		return row, fmt.Errorf("%s during the window: %w", s.Name, err)
+	}
+	if profile != "" && s.Pprof && profErr == nil {
+		// The heap at the end of the window: where the per-series memory goes.
+		profErr = fetchPprof(ctx, p.PprofAddr, "heap", strings.TrimSuffix(profile, ".cpu.pprof")+".heap.pprof")
 	}
 	st := e.Sink.Stats()
 	row.fill(st.Samples-s0.Samples, st.Series, time.Since(start), after.CPUSeconds-before.CPUSeconds, after.HWM)
@@ -185,9 +189,9 @@ func (r *Row) fill(samples int64, series int, window time.Duration, cpu float64,
 	}
 }
 
-// fetchProfile saves a CPU profile of d from a pprof extension.
-func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+// fetchPprof saves a profile (profile?seconds=N for CPU, heap) from a pprof extension.
+func fetchPprof(ctx context.Context, addr, which, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", addr, which)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

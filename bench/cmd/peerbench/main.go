@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&o.workDir, "workdir", "", "scratch directory (default: a new temp dir, removed unless -keep)")
 	flag.StringVar(&o.systems, "systems", "edgetelcol-direct,edgetelcol-cloudcore,prometheus-agent,vmagent,otelcol-upstream,floor", "systems to run, in order")
 	flag.StringVar(&o.out, "out", "", "write the results into this Markdown file (BENCHMARKS.md), between the benchmark markers")
-	flag.StringVar(&o.profileDir, "profiles", "", "save a CPU profile of each system serving pprof here")
+	flag.StringVar(&o.profileDir, "profiles", "", "save a CPU profile (during the window) and a heap profile (at its end) of each system serving pprof here")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (configs, logs, data)")
 	flag.Parse()
 	o.command = "go run ./bench/cmd/peerbench " + strings.Join(os.Args[1:], " ")

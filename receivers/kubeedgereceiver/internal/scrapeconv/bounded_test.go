@@ -59,14 +59,17 @@ func TestFailedScrapesLeaveNoState(t *testing.T) {
 			good := []byte("# TYPE up gauge\nup 1\n# TYPE other counter\nother_total 3\n")
 			_, err := c.Convert(good, MediaText, 0, pmetric.NewMetricSlice())
 			require.NoError(t, err)
-			series, groups, families, meta := len(c.series), len(c.groups), len(c.families), len(c.meta)
+			series, groups, families, meta := len(c.seriesAt), len(c.groups), len(c.families), len(c.meta)
 			for i := 1; i <= 20; i++ {
 				_, err := c.Convert(bombBody(i, 2000), MediaText, int64(i)*1000, pmetric.NewMetricSlice())
 				require.ErrorIs(t, err, tc.err)
-				assert.Equal(t, series, len(c.series), "series")
+				assert.Equal(t, series, len(c.seriesAt), "series")
+				assert.Equal(t, series, c.series.n, "series index")
 				assert.Equal(t, groups, len(c.groups), "groups")
 				assert.Equal(t, families, len(c.families), "families")
 				assert.Equal(t, meta, len(c.meta), "metadata")
+				assert.LessOrEqual(t, cap(c.seriesAt), 2*series+64, "capacity the bomb grew")
+				assert.LessOrEqual(t, cap(c.groups), 2*groups+64, "capacity the bomb grew")
 			}
 			// The good target still converts as before, staleness state intact.
 			dest := pmetric.NewMetricSlice()

@@ -3,6 +3,7 @@ package scrapeconv
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"strconv"
 
 	"github.com/prometheus/common/model"
@@ -14,32 +15,27 @@ import (
 
 func (c *Converter) startFresh() {
 	c.oldLen.series, c.oldLen.groups, c.oldLen.exts = len(c.seriesAt), len(c.groups), len(c.exts)
-	c.oldLen.syms = len(c.syms.strs)
+	c.oldLen.syms, c.oldLen.arena, c.oldLen.bounds = len(c.syms.strs), len(c.syms.arena), len(c.bounds)
+	c.oldLen.fams = len(c.fams)
 	c.freshFamilies = c.freshFamilies[:0]
 	c.freshMeta = c.freshMeta[:0]
 	c.metaSeen = 0
 }
 
-// forgetFresh takes out of the cache what a failed scrape added to it. New series, groups and
-// exts and symbols were appended, so truncating takes them out. (Walking the map rather than keeping the new
-// keys: the list would keep its capacity, 8 bytes per series, after the first scrape.)
+// forgetFresh takes out of the cache what a failed scrape added to it. New series, groups,
+// exts, symbols and bounds were appended, so truncating takes them out; the index is rebuilt.
 func (c *Converter) forgetFresh() {
 	if len(c.seriesAt) > c.oldLen.series {
-		for k, i := range c.series {
-			if int(i) >= c.oldLen.series {
-				delete(c.series, k)
-			}
-		}
+		c.seriesAt = truncate(c.seriesAt, c.oldLen.series)
+		c.series.rebuild(c.seriesAt)
 	}
-	clear(c.seriesAt[c.oldLen.series:])
-	c.seriesAt = c.seriesAt[:c.oldLen.series]
-	clear(c.groups[c.oldLen.groups:])
-	c.groups = c.groups[:c.oldLen.groups]
+	c.groups = truncate(c.groups, c.oldLen.groups)
 	c.points = c.points[:c.oldLen.groups]
-	clear(c.exts[c.oldLen.exts:])
-	c.exts = c.exts[:c.oldLen.exts]
-	clear(c.syms.strs[c.oldLen.syms:])
-	c.syms.strs = c.syms.strs[:c.oldLen.syms]
+	c.exts = truncate(c.exts, c.oldLen.exts)
+	c.syms.strs = truncate(c.syms.strs, c.oldLen.syms)
+	c.syms.arena = truncate(c.syms.arena, c.oldLen.arena)
+	c.fams = truncate(c.fams, c.oldLen.fams)
+	c.bounds = truncate(c.bounds, c.oldLen.bounds)
 	for _, k := range c.freshFamilies {
 		delete(c.families, k)
 	}
@@ -49,9 +45,20 @@ func (c *Converter) forgetFresh() {
 	c.startFresh()
 }
 
+// truncate cuts s to n elements, zeroing the rest (no references kept), and gives back the
+// capacity when it is more than twice what remains: a failed scrape that grew the cache (a
+// cardinality bomb past the limits) leaves nothing behind.
+func truncate[T any](s []T, n int) []T {
+	if cap(s) > 2*n+64 {
+		return append([]T(nil), s[:n]...)
+	}
+	clear(s[n:])
+	return s[:n]
+}
+
 // dropIndexes frees what only new series need.
 func (c *Converter) dropIndexes() {
-	c.byLabels, c.points = nil, nil
+	c.byLabels, c.points, c.boundIdx = nil, nil, nil
 	c.syms.dropIndexes()
 }
 
@@ -59,9 +66,11 @@ func (c *Converter) dropIndexes() {
 // staleness marker: those still exposed continue under their new type.
 func (c *Converter) reset() {
 	c.typeChanged = false
-	clear(c.series)
+	c.series = seriesIndex{}
 	c.seriesAt, c.groups, c.exts, c.cums = c.seriesAt[:0], c.groups[:0], c.exts[:0], c.cums[:0]
+	c.bounds = c.bounds[:0]
 	clear(c.families)
+	c.fams = c.fams[:0]
 	c.dropIndexes()
 	c.syms = symbols{}
 	clear(c.comments)
@@ -74,7 +83,7 @@ func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stat
 		return err
 	}
 	key := maphash.Bytes(c.seed, raw)
-	i, ok := c.series[key]
+	i, ok := c.series.find(c.seriesAt, key)
 	if !ok {
 		var err error
 		if i, err = c.newSeries(p, raw, key); err != nil {
@@ -85,7 +94,7 @@ func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stat
 	if g == nil {
 		return err
 	}
-	if om && g.fam.cumulative() {
+	if om && c.fams[g.fam].cumulative() {
 		if x := c.extOf(g); x.created == 0 {
 			x.created = p.StartTimestamp()
 		}
@@ -125,7 +134,7 @@ func (c *Converter) observe(i uint32, tsp *int64, v float64, scrapeMs int64, st 
 		g.flags |= hasValue
 	case kindBucket, kindQuantile:
 		x := c.extOf(g)
-		x.buckets = append(x.buckets, bucket{s.bound, v})
+		x.buckets = append(x.buckets, bucket{c.bounds[s.bound], v})
 	case kindSum:
 		x := c.extOf(g)
 		x.sum, x.hasSum = v, true
@@ -152,12 +161,13 @@ func (c *Converter) touch(g *group, i uint32) {
 	g.gen = c.gen
 	g.flags &^= hasValue
 	if g.ext != 0 {
+		// All of it: a summary whose _sum line went away must not report the last one.
 		x := &c.exts[g.ext-1]
-		x.hasSum, x.hasCount = false, false
+		x.sum, x.count, x.hasSum, x.hasCount = 0, 0, false, false
 		x.buckets = x.buckets[:0]
 		x.created = 0
 	}
-	f := g.fam
+	f := c.fams[g.fam]
 	if f.gen != c.gen {
 		f.gen = c.gen
 		f.groups = f.groups[:0]
@@ -168,7 +178,7 @@ func (c *Converter) touch(g *group, i uint32) {
 
 // newSeries works out, once per series, its final labels, family, role and group.
 func (c *Converter) newSeries(p textparse.Parser, raw []byte, key uint64) (uint32, error) {
-	s := series{g: noGroup, kind: kindDrop}
+	s := series{key: key, g: noGroup, kind: kindDrop}
 	p.Labels(&c.lset)
 	c.lb.Reset(c.lset)
 	c.opts.TargetLabels.Range(func(l labels.Label) {
@@ -188,7 +198,7 @@ func (c *Converter) newSeries(p textparse.Parser, raw []byte, key uint64) (uint3
 	}
 	i := uint32(len(c.seriesAt))
 	c.seriesAt = append(c.seriesAt, s)
-	c.series[key] = i
+	c.series.insert(c.seriesAt, i)
 	return i, nil
 }
 
@@ -211,7 +221,7 @@ func (c *Converter) resolveSeries(s *series, raw []byte) error {
 		if err != nil {
 			return fmt.Errorf("%w: series %s: label %s: %w", ErrParse, raw, bl, err)
 		}
-		s.bound = b
+		s.bound = c.boundRef(b)
 	}
 	s.kind = kind
 	s.g = c.groupFor(f, c.syms.set(c.attrs(f)))
@@ -232,35 +242,35 @@ func (c *Converter) attrs(f *family) labels.Labels {
 	return c.lb.Labels()
 }
 
-func (c *Converter) groupKey(f *family, attrs string) uint64 {
+func (c *Converter) groupKey(f *family, attrs uint32) uint64 {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	h.WriteString(f.name)
 	h.WriteByte(0xff)
 	h.WriteString(string(f.typ))
 	h.WriteByte(0xff)
-	h.WriteString(attrs)
+	_, _ = h.Write(c.syms.at(attrs))
 	return h.Sum64()
 }
 
 // groupFor returns the index of the group of f and attrs, made if new.
-func (c *Converter) groupFor(f *family, attrs string) uint32 {
+func (c *Converter) groupFor(f *family, attrs uint32) uint32 {
 	if c.byLabels == nil {
 		c.byLabels = make(map[uint64][]uint32, len(c.groups))
 		for i := range c.groups {
-			k := c.groupKey(c.groups[i].fam, c.groups[i].attrs)
+			k := c.groupKey(c.fams[c.groups[i].fam], c.groups[i].attrs)
 			c.byLabels[k] = append(c.byLabels[k], uint32(i))
 		}
 	}
 	key := c.groupKey(f, attrs)
 	chain := c.byLabels[key]
 	for _, i := range chain {
-		if g := &c.groups[i]; g.fam == f && g.attrs == attrs {
+		if g := &c.groups[i]; g.fam == f.idx && g.attrs == attrs {
 			return i
 		}
 	}
 	i := uint32(len(c.groups))
-	c.groups = append(c.groups, group{fam: f, attrs: attrs})
+	c.groups = append(c.groups, group{fam: f.idx, attrs: attrs})
 	c.points = append(c.points, point{})
 	c.byLabels[key] = append(chain, i)
 	return i
@@ -269,42 +279,87 @@ func (c *Converter) groupFor(f *family, attrs string) uint32 {
 // evict forgets series, groups and families not in this scrape: a series that comes back is
 // new again. Slices are compacted only when something went, which steady scrapes don't do.
 func (c *Converter) evict() {
-	for k, f := range c.families {
-		if f.gen != c.gen {
-			delete(c.families, k)
-		}
-	}
+	c.evictFamilies()
 	remap := c.evictGroups()
-	gone := false
-	for k, i := range c.series {
-		if c.seriesAt[i].gen != c.gen {
-			delete(c.series, k)
-			gone = true
-		}
-	}
-	if !gone && remap == nil {
-		return
-	}
-	newIdx := make([]uint32, len(c.seriesAt))
 	kept := c.seriesAt[:0]
-	for i := range c.seriesAt {
-		s := c.seriesAt[i]
+	for _, s := range c.seriesAt {
 		if s.gen != c.gen {
 			continue
 		}
 		if s.g != noGroup && remap != nil {
 			s.g = remap[s.g]
 		}
-		newIdx[i] = uint32(len(kept))
 		kept = append(kept, s)
+	}
+	if len(kept) == len(c.seriesAt) {
+		return
 	}
 	clear(c.seriesAt[len(kept):])
 	c.seriesAt = kept
-	if gone {
-		for k, i := range c.series {
-			c.series[k] = newIdx[i]
+	c.series.rebuild(c.seriesAt)
+	c.compactBounds()
+}
+
+// evictFamilies drops the families not in this scrape and renumbers the rest. A group that
+// stays was in this scrape, so its family stays too.
+func (c *Converter) evictFamilies() {
+	live := 0
+	for _, f := range c.fams {
+		if f.gen == c.gen {
+			live++
 		}
 	}
+	if live == len(c.fams) {
+		return
+	}
+	old := c.fams
+	c.fams = make([]*family, 0, live)
+	for _, f := range old {
+		if f.gen == c.gen {
+			f.idx = uint32(len(c.fams))
+			c.fams = append(c.fams, f)
+		}
+	}
+	for k, f := range c.families {
+		if f.gen != c.gen {
+			delete(c.families, k)
+		}
+	}
+	for i := range c.groups {
+		if g := &c.groups[i]; g.gen == c.gen {
+			g.fam = old[g.fam].idx
+		}
+	}
+}
+
+// boundRef is the index of b in c.bounds, added if new.
+func (c *Converter) boundRef(b float64) uint32 {
+	if c.boundIdx == nil {
+		c.boundIdx = make(map[uint64]uint32, len(c.bounds))
+		for i, v := range c.bounds {
+			c.boundIdx[math.Float64bits(v)] = uint32(i)
+		}
+	}
+	if i, ok := c.boundIdx[math.Float64bits(b)]; ok {
+		return i
+	}
+	i := uint32(len(c.bounds))
+	c.bounds = append(c.bounds, b)
+	c.boundIdx[math.Float64bits(b)] = i
+	return i
+}
+
+// compactBounds keeps the bounds the remaining series use, so that values that change every
+// scrape do not pile up.
+func (c *Converter) compactBounds() {
+	old := c.bounds
+	c.bounds, c.boundIdx = nil, nil
+	for i := range c.seriesAt {
+		if s := &c.seriesAt[i]; s.kind == kindBucket || s.kind == kindQuantile {
+			s.bound = c.boundRef(old[s.bound])
+		}
+	}
+	c.boundIdx = nil
 }
 
 // evictGroups drops the groups not in this scrape and, when any went, returns where each old
@@ -345,7 +400,7 @@ func (c *Converter) evictGroups() []uint32 {
 }
 
 func (c *Converter) compactSymbols() {
-	sets := make([]string, len(c.groups))
+	sets := make([]uint32, len(c.groups))
 	for i := range c.groups {
 		sets[i] = c.groups[i].attrs
 	}

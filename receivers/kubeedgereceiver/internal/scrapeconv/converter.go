@@ -80,9 +80,10 @@ const (
 // memory (cadvisor series lines run to 300 bytes). Two lines of one target colliding takes
 // about 2^32 distinct series; the seed is random per Converter, so no exposition can aim at one.
 type series struct {
-	bound float64 // le or quantile
-	g     uint32  // index of its group in Converter.groups
+	key   uint64
+	g     uint32 // index of its group in Converter.groups
 	gen   uint32
+	bound uint32 // le or quantile: index in Converter.bounds
 	kind  sampleKind
 }
 
@@ -98,8 +99,8 @@ const (
 // summary's quantiles share one group). What only some groups need lives beside it, by index:
 // cumulative state (counters, histograms, summaries), histogram and summary parts.
 type group struct {
-	fam   *family
-	attrs string // in Converter.syms
+	fam   uint32 // index in Converter.fams
+	attrs uint32 // offset in Converter.syms
 	gen   uint32
 	ext   uint32 // 1 + index in Converter.exts; 0: none
 	cum   uint32 // 1 + index in Converter.cums; 0: not yet written
@@ -129,6 +130,7 @@ type ext struct {
 
 // family is one output metric.
 type family struct {
+	idx       uint32 // in Converter.fams
 	name      string
 	typ       model.MetricType
 	mtype     pmetric.MetricType
@@ -153,8 +155,12 @@ type Converter struct {
 	symbols  *labels.SymbolTable
 	seed     maphash.Seed
 	meta     map[string]*meta
-	series   map[uint64]uint32 // series text hash -> index in seriesAt
+	series   seriesIndex
 	seriesAt []series
+	// bounds holds the distinct le and quantile values; boundIdx, built when a scrape has new
+	// series, finds them.
+	bounds   []float64
+	boundIdx map[uint64]uint32
 	groups   []group
 	exts     []ext
 	cums     []cumState
@@ -162,6 +168,7 @@ type Converter struct {
 	// a group needs no value.
 	points   []point
 	families map[string]*family
+	fams     []*family
 
 	syms symbols
 	// Built when a scrape has new series, dropped after it: byLabels finds a group by a hash of
@@ -174,7 +181,7 @@ type Converter struct {
 	// What this scrape added to the cache, taken out again if it fails: otherwise a target
 	// failing every scrape with new series (a cardinality bomb past the limits) would grow the
 	// cache each time, since only a successful scrape evicts.
-	oldLen        struct{ series, groups, exts, syms int }
+	oldLen        struct{ series, groups, exts, syms, arena, bounds, fams int }
 	freshFamilies []string
 	freshMeta     []string
 	metaSeen      int
@@ -198,7 +205,6 @@ func New(opts Options) *Converter {
 		symbols:  labels.NewSymbolTable(),
 		seed:     maphash.MakeSeed(),
 		meta:     map[string]*meta{},
-		series:   map[uint64]uint32{},
 		comments: map[uint64]struct{}{},
 		families: map[string]*family{},
 		lb:       labels.NewBuilder(labels.EmptyLabels()),
@@ -423,7 +429,9 @@ func (c *Converter) familyFor(name string, m *meta) *family {
 	if typ == "" {
 		typ = model.MetricTypeUnknown
 	}
-	f := &family{name: name, typ: typ, help: m.help, unit: m.unit}
+	// The name may point into a whole label set's string; the copy keeps only the name alive.
+	f := &family{idx: uint32(len(c.fams)), name: strings.Clone(name), typ: typ, help: m.help, unit: m.unit}
+	c.fams = append(c.fams, f)
 	c.freshFamilies = append(c.freshFamilies, key)
 	switch typ {
 	case model.MetricTypeCounter:

@@ -29,7 +29,7 @@ func (c *Converter) emit(scrapeMs int64, dest pmetric.MetricSlice, st *Stats) {
 		g := &c.groups[i]
 		live := g.gen == c.gen && !c.empty(g)
 		if g.flags&written != 0 && !live {
-			c.write(g, c.metricFor(g.fam, dest), true, point{ts: scrapeMs})
+			c.write(g, c.metricFor(c.fams[g.fam], dest), true, point{ts: scrapeMs})
 			st.Stale++
 		}
 		if live {
@@ -59,7 +59,7 @@ func (c *Converter) Stale(scrapeMs int64, dest pmetric.MetricSlice) int {
 		if g.flags&written == 0 {
 			continue
 		}
-		c.write(g, c.metricFor(g.fam, dest), true, point{ts: scrapeMs})
+		c.write(g, c.metricFor(c.fams[g.fam], dest), true, point{ts: scrapeMs})
 		g.flags &^= written
 		n++
 	}
@@ -122,7 +122,7 @@ func (c *Converter) extView(g *group) *ext {
 
 // empty: the group had samples (say, only _created) but nothing to report.
 func (c *Converter) empty(g *group) bool {
-	switch g.fam.mtype {
+	switch c.fams[g.fam].mtype {
 	case pmetric.MetricTypeHistogram:
 		x := c.extView(g)
 		return !x.hasCount && len(x.buckets) == 0
@@ -135,15 +135,14 @@ func (c *Converter) empty(g *group) bool {
 }
 
 // putAttrs writes the group's attributes. The strings are shared with the symbol table, not
-// copied. (symbols.each, inlined: a callback here would cost an allocation per data point.)
+// copied.
 func (c *Converter) putAttrs(g *group, dst pcommon.Map) {
-	set := g.attrs
-	dst.EnsureCapacity(count(set))
-	for len(set) > 0 {
-		n, w := uvarint(set)
-		v, w2 := uvarint(set[w:])
-		set = set[w+w2:]
-		dst.PutStr(c.syms.strs[n], c.syms.strs[v])
+	pairs := c.syms.at(g.attrs)
+	dst.EnsureCapacity(count(pairs))
+	for len(pairs) > 0 {
+		var n, v string
+		n, v, pairs = c.syms.next(pairs)
+		dst.PutStr(n, v)
 	}
 }
 

@@ -21,7 +21,7 @@ import (
 // parseFast reports whether it read the whole body.
 func (c *Converter) parseFast(body []byte, scrapeMs int64, st *Stats) bool {
 	// A NUL ends a body early for Prometheus' lexer in some places and not in others.
-	if len(c.series) == 0 || bytes.IndexByte(body, 0) >= 0 {
+	if len(c.seriesAt) == 0 || bytes.IndexByte(body, 0) >= 0 {
 		return false
 	}
 	for len(body) > 0 {
@@ -52,7 +52,7 @@ func (c *Converter) fastSample(line []byte, scrapeMs int64, st *Stats) bool {
 	if end <= 0 || end >= len(line) || line[end] != ' ' {
 		return false
 	}
-	s, ok := c.series[maphash.Bytes(c.seed, line[:end])]
+	s, ok := c.series.find(c.seriesAt, maphash.Bytes(c.seed, line[:end]))
 	if !ok {
 		return false
 	}

@@ -2,50 +2,67 @@ package scrapeconv
 
 import (
 	"encoding/binary"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
 
 // symbols stores a target's attribute sets as references into one table of distinct strings: a
-// set is a string of uvarint pairs (name, value). In a cadvisor body a container's id, image,
-// name, pod and namespace values recur in dozens of sets; as labels.Labels each set carries its
-// own copy (~300 bytes), as references ~20. Prometheus' dedupelabels build does the same for the
-// whole process, with a table that never shrinks; this one is per target and rebuilt from the
-// live sets when series go away.
+// set is uvarint pairs (name, value), kept once in an arena and named by its offset. In a
+// cadvisor body a container's id, image, name, pod and namespace values recur in dozens of sets;
+// as labels.Labels each set carries its own copy (~300 bytes), as references ~20. A group then
+// holds a 4-byte offset and no pointer, so the garbage collector has nothing to scan in the
+// groups. Prometheus' dedupelabels build does the same for the whole process, with a table that
+// never shrinks; this one is per target and rebuilt from the live sets when series go away.
 type symbols struct {
-	strs []string
+	strs  []string
+	arena []byte // each set: its length (uvarint), then its pairs
 	// Built when a scrape has new series, dropped after it.
 	idx  map[string]uint32
-	sets map[string]string
+	sets map[string]uint32 // pairs -> offset in arena
 	buf  []byte
 }
 
-// set returns ls encoded, one copy shared by every group with those labels.
-func (t *symbols) set(ls labels.Labels) string {
-	if t.idx == nil {
-		t.idx = make(map[string]uint32, len(t.strs))
-		for i, s := range t.strs {
-			t.idx[s] = uint32(i)
-		}
-		t.sets = map[string]string{}
-	}
+// set returns the offset of ls, one copy shared by every group with those labels.
+func (t *symbols) set(ls labels.Labels) uint32 {
+	t.index()
 	t.buf = t.buf[:0]
 	ls.Range(func(l labels.Label) {
 		t.buf = binary.AppendUvarint(t.buf, uint64(t.ref(l.Name)))
 		t.buf = binary.AppendUvarint(t.buf, uint64(t.ref(l.Value)))
 	})
-	if s, ok := t.sets[string(t.buf)]; ok {
-		return s
+	if off, ok := t.sets[string(t.buf)]; ok {
+		return off
 	}
-	s := string(t.buf)
-	t.sets[s] = s
-	return s
+	off := uint32(len(t.arena))
+	t.arena = binary.AppendUvarint(t.arena, uint64(len(t.buf)))
+	t.arena = append(t.arena, t.buf...)
+	t.sets[string(t.buf)] = off
+	return off
+}
+
+func (t *symbols) index() {
+	if t.idx != nil {
+		return
+	}
+	t.idx = make(map[string]uint32, len(t.strs))
+	for i, s := range t.strs {
+		t.idx[s] = uint32(i)
+	}
+	t.sets = map[string]uint32{}
+	for off := 0; off < len(t.arena); {
+		n, w := binary.Uvarint(t.arena[off:])
+		t.sets[string(t.arena[off+w:off+w+int(n)])] = uint32(off)
+		off += w + int(n)
+	}
 }
 
 func (t *symbols) ref(s string) uint32 {
 	if i, ok := t.idx[s]; ok {
 		return i
 	}
+	// A label's strings point into its whole label set's string: a copy keeps only them alive.
+	s = strings.Clone(s)
 	i := uint32(len(t.strs))
 	t.strs = append(t.strs, s)
 	t.idx[s] = i
@@ -54,58 +71,55 @@ func (t *symbols) ref(s string) uint32 {
 
 func (t *symbols) dropIndexes() { t.idx, t.sets = nil, nil }
 
-// each calls fn with every label of set, in order.
-func (t *symbols) each(set string, fn func(name, value string)) {
-	for len(set) > 0 {
-		n, w := uvarint(set)
-		v, w2 := uvarint(set[w:])
-		set = set[w+w2:]
-		fn(t.strs[n], t.strs[v])
-	}
+// at is the pairs of the set at off. They alias the arena: use them before the next set call.
+func (t *symbols) at(off uint32) []byte {
+	n, w := binary.Uvarint(t.arena[off:])
+	start := int(off) + w
+	return t.arena[start : start+int(n)]
 }
 
-// count is the number of labels in set.
-func count(set string) int {
+// next reads the first pair of pairs, and returns the rest.
+func (t *symbols) next(pairs []byte) (name, value string, rest []byte) {
+	n, w := binary.Uvarint(pairs)
+	v, w2 := binary.Uvarint(pairs[w:])
+	return t.strs[n], t.strs[v], pairs[w+w2:]
+}
+
+// count is the number of labels in pairs.
+func count(pairs []byte) int {
 	n := 0
-	for i := 0; i < len(set); i++ {
-		if set[i] < 0x80 {
+	for _, b := range pairs {
+		if b < 0x80 {
 			n++
 		}
 	}
 	return n / 2
 }
 
-func uvarint(s string) (uint64, int) {
-	var x uint64
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if b < 0x80 {
-			return x | uint64(b)<<(7*i), i + 1
-		}
-		x |= uint64(b&0x7f) << (7 * i)
+// labels decodes the set at off (tests, compaction).
+func (t *symbols) labels(off uint32) labels.Labels {
+	pairs := t.at(off)
+	b := labels.NewScratchBuilder(count(pairs))
+	for len(pairs) > 0 {
+		var n, v string
+		n, v, pairs = t.next(pairs)
+		b.Add(n, v)
 	}
-	return x, len(s)
-}
-
-// labels decodes set (tests, errors).
-func (t *symbols) labels(set string) labels.Labels {
-	b := labels.NewScratchBuilder(count(set))
-	t.each(set, func(n, v string) { b.Add(n, v) })
 	return b.Labels()
 }
 
-// compact rebuilds the table from the sets still in use, so that strings of series gone do not
-// pile up, and returns their new encodings in the same order.
-func (t *symbols) compact(sets []string) []string {
-	old := symbols{strs: t.strs}
+// compact rebuilds the table from the sets still in use, so that strings and sets of series gone
+// do not pile up, and returns their new offsets in the same order.
+func (t *symbols) compact(sets []uint32) []uint32 {
+	old := symbols{strs: t.strs, arena: t.arena}
 	*t = symbols{buf: t.buf}
-	memo := map[string]string{}
-	out := make([]string, len(sets))
-	for i, s := range sets {
-		n, ok := memo[s]
+	memo := map[uint32]uint32{}
+	out := make([]uint32, len(sets))
+	for i, off := range sets {
+		n, ok := memo[off]
 		if !ok {
-			n = t.set(old.labels(s))
-			memo[s] = n
+			n = t.set(old.labels(off))
+			memo[off] = n
 		}
 		out[i] = n
 	}
