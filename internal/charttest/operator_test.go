@@ -149,6 +149,23 @@ func TestCollectorPipelineHasTheCardinalityGuard(t *testing.T) {
 	assert.Equal(t, []any{"memory_limiter"}, dig(t, cfg, "service", "pipelines", "metrics", "processors"))
 }
 
+// The memory_limiter's soft limit sits above GOMEMLIMIT: below it, the heap that GOMEMLIMIT lets
+// grow between collections would make it refuse data the collector has room for.
+func TestMemoryLimiterLeavesGOMEMLIMITRoom(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		limit, soft float64
+	}{
+		{nil, 95, 85},
+		{ciValues(t, "apiserver-values.yaml"), 90, 80},
+		{[]string{"--set", "collector.goMemLimitPercent=92"}, 98, 95},
+	} {
+		ml := dig(t, collectorConfig(t, rendered(t, tc.args...)), "processors", "memory_limiter").(map[string]any)
+		assert.Equal(t, tc.limit, ml["limit_percentage"], tc.args)
+		assert.Equal(t, tc.soft, tc.limit-ml["spike_limit_percentage"].(float64), tc.args)
+	}
+}
+
 func TestGoMemLimitIsAShareOfTheLimit(t *testing.T) {
 	for name, tc := range map[string]struct {
 		args      []string
