@@ -158,12 +158,15 @@ func TestMemoryLimiterLeavesGOMEMLIMITRoom(t *testing.T) {
 	}{
 		{nil, 95, 85},
 		{ciValues(t, "apiserver-values.yaml"), 90, 80},
-		{[]string{"--set", "collector.goMemLimitPercent=92"}, 98, 95},
+		{[]string{"--set", "collector.goMemLimitPercent=90"}, 98, 95},
 	} {
 		ml := dig(t, collectorConfig(t, rendered(t, tc.args...)), "processors", "memory_limiter").(map[string]any)
 		assert.Equal(t, tc.limit, ml["limit_percentage"], tc.args)
 		assert.Equal(t, tc.soft, tc.limit-ml["spike_limit_percentage"].(float64), tc.args)
 	}
+	// Above 90 the soft limit could not stay above GOMEMLIMIT.
+	_, err := Render(t, "--set", "collector.goMemLimitPercent=92")
+	require.ErrorContains(t, err, "goMemLimitPercent")
 }
 
 func TestGoMemLimitIsAShareOfTheLimit(t *testing.T) {

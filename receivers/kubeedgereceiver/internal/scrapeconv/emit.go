@@ -191,12 +191,29 @@ func (c *Converter) writeNumber(g *group, dp pmetric.NumberDataPoint, stale bool
 	}
 }
 
-func (c *Converter) writeHistogram(g *group, dp pmetric.HistogramDataPoint, stale bool, ts int64) {
+// dataPoint is what histogram and summary data points have in common.
+type dataPoint interface {
+	Attributes() pcommon.Map
+	SetTimestamp(pcommon.Timestamp)
+	SetFlags(pmetric.DataPointFlags)
+}
+
+// writeHead writes a histogram's or summary's attributes and time, and returns its parts; false
+// for a staleness marker (asked for, or a StaleNaN count or sum), which has nothing more.
+func writeHead[P dataPoint](c *Converter, g *group, dp P, stale bool, ts int64) (*ext, bool) {
 	c.putAttrs(g, dp.Attributes())
 	dp.SetTimestamp(msToTime(ts))
 	x := c.extView(g)
 	if stale || value.IsStaleNaN(x.count) || value.IsStaleNaN(x.sum) {
 		dp.SetFlags(noRecordedValue)
+		return x, false
+	}
+	return x, true
+}
+
+func (c *Converter) writeHistogram(g *group, dp pmetric.HistogramDataPoint, stale bool, ts int64) {
+	x, ok := writeHead(c, g, dp, stale, ts)
+	if !ok {
 		return
 	}
 	sortBuckets(x.buckets)
@@ -229,11 +246,8 @@ func (c *Converter) writeHistogram(g *group, dp pmetric.HistogramDataPoint, stal
 }
 
 func (c *Converter) writeSummary(g *group, dp pmetric.SummaryDataPoint, stale bool, ts int64) {
-	c.putAttrs(g, dp.Attributes())
-	dp.SetTimestamp(msToTime(ts))
-	x := c.extView(g)
-	if stale || value.IsStaleNaN(x.count) || value.IsStaleNaN(x.sum) {
-		dp.SetFlags(noRecordedValue)
+	x, ok := writeHead(c, g, dp, stale, ts)
+	if !ok {
 		return
 	}
 	dp.SetCount(uint64(x.count))
