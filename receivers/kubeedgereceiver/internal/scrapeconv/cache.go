@@ -70,6 +70,7 @@ func (c *Converter) reset() {
 	c.seriesAt, c.groups, c.exts, c.cums = c.seriesAt[:0], c.groups[:0], c.exts[:0], c.cums[:0]
 	c.bounds = c.bounds[:0]
 	clear(c.families)
+	clear(c.fams)
 	c.fams = c.fams[:0]
 	c.dropIndexes()
 	c.syms = symbols{}
@@ -94,9 +95,10 @@ func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stat
 	if g == nil {
 		return err
 	}
-	if om && c.fams[g.fam].cumulative() {
-		if x := c.extOf(g); x.created == 0 {
-			x.created = p.StartTimestamp()
+	// An ext only for a series that has a created timestamp: most have none.
+	if om && c.fams[g.fam].cumulative() && (g.ext == 0 || c.exts[g.ext-1].created == 0) {
+		if ct := p.StartTimestamp(); ct != 0 {
+			c.extOf(g).created = ct
 		}
 	}
 	return nil
