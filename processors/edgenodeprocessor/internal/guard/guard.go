@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgetel/edgetel/internal/flatindex"
 )
 
 // Limits configures a Guard. A limit of 0 means no limit.
@@ -76,7 +78,6 @@ func (g *Guard) Node(name string) *Node {
 		n = &Node{
 			guard:      g,
 			name:       strings.Clone(name),
-			index:      make(map[uint64]int32),
 			metrics:    make(map[string]*Metric),
 			rejected:   make(map[uint64]int64),
 			nextExpiry: math.MaxInt64,
@@ -146,9 +147,9 @@ type Node struct {
 	guard *Guard
 	name  string
 
-	// The active series: index maps an identity to its place in series, so a known series
-	// costs one map lookup and a slice write.
-	index      map[uint64]int32
+	// The active series: index finds an identity's place in series, so a known series costs
+	// one lookup and a slice write.
+	index      flatindex.Index
 	series     []entry
 	metrics    map[string]*Metric
 	rejected   map[uint64]int64
@@ -171,6 +172,9 @@ type entry struct {
 	seen   int64
 	metric *Metric
 }
+
+// Key is what the index finds an entry by.
+func (e entry) Key() uint64 { return e.id }
 
 // Metric is the per-metric-name state of a node.
 type Metric struct {
@@ -198,7 +202,8 @@ func (n *Node) Admit(now int64, metric string, id uint64) Verdict {
 			}
 		}
 	}
-	if i, ok := n.index[id]; ok {
+	if j, ok := flatindex.Find(&n.index, n.series, id); ok {
+		i := int32(j)
 		if e := &n.series[i]; now-e.seen < window {
 			e.seen = now
 			n.record(i, e.metric)
@@ -220,8 +225,8 @@ func (n *Node) Admit(now int64, metric string, id uint64) Verdict {
 	}
 	m.active++
 	i := int32(len(n.series))
-	n.index[id] = i
 	n.series = append(n.series, entry{id: id, seen: now, metric: m})
+	flatindex.Insert(&n.index, n.series, uint32(i))
 	n.record(i, m)
 	delete(n.rejected, id)
 	n.nextExpiry = min(n.nextExpiry, now+window)
@@ -316,13 +321,13 @@ func (n *Node) reject(now int64, id uint64) Verdict {
 func (n *Node) forget(i int32) {
 	e := n.series[i]
 	last := len(n.series) - 1
+	flatindex.Delete(&n.index, n.series, e.id)
 	if int(i) != last {
+		flatindex.Move(&n.index, n.series, n.series[last].id, uint32(i))
 		n.series[i] = n.series[last]
-		n.index[n.series[i].id] = i
 	}
 	n.series[last] = entry{}
 	n.series = n.series[:last]
-	delete(n.index, e.id)
 	e.metric.active--
 	if e.metric.active == 0 {
 		delete(n.metrics, e.metric.Name)
@@ -340,6 +345,10 @@ func (n *Node) expire(now int64) {
 			continue
 		}
 		next = min(next, n.series[i].seen+window)
+	}
+	if n.index.Oversized() {
+		// After an explosion the table would keep its size; a fitted one gives the memory back.
+		flatindex.Rebuild(&n.index, n.series)
 	}
 	hadRejected := len(n.rejected)
 	for id, seen := range n.rejected {

@@ -64,7 +64,7 @@ func TestFailedScrapesLeaveNoState(t *testing.T) {
 				_, err := c.Convert(bombBody(i, 2000), MediaText, int64(i)*1000, pmetric.NewMetricSlice())
 				require.ErrorIs(t, err, tc.err)
 				assert.Equal(t, series, len(c.seriesAt), "series")
-				assert.Equal(t, series, c.series.n, "series index")
+				assert.Equal(t, series, c.series.Len(), "series index")
 				assert.Equal(t, groups, len(c.groups), "groups")
 				assert.Equal(t, families, len(c.families), "families")
 				assert.Equal(t, meta, len(c.meta), "metadata")

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/model/textparse"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/edgetel/edgetel/internal/flatindex"
 )
 
 func (c *Converter) startFresh() {
@@ -27,7 +29,7 @@ func (c *Converter) startFresh() {
 func (c *Converter) forgetFresh() {
 	if len(c.seriesAt) > c.oldLen.series {
 		c.seriesAt = truncate(c.seriesAt, c.oldLen.series)
-		c.series.rebuild(c.seriesAt)
+		flatindex.Rebuild(&c.series, c.seriesAt)
 	}
 	c.groups = truncate(c.groups, c.oldLen.groups)
 	c.points = c.points[:c.oldLen.groups]
@@ -66,7 +68,7 @@ func (c *Converter) dropIndexes() {
 // staleness marker: those still exposed continue under their new type.
 func (c *Converter) reset() {
 	c.typeChanged = false
-	c.series = seriesIndex{}
+	c.series = flatindex.Index{}
 	c.seriesAt, c.groups, c.exts, c.cums = c.seriesAt[:0], c.groups[:0], c.exts[:0], c.cums[:0]
 	c.bounds = c.bounds[:0]
 	clear(c.families)
@@ -84,7 +86,7 @@ func (c *Converter) sample(p textparse.Parser, om bool, scrapeMs int64, st *Stat
 		return err
 	}
 	key := maphash.Bytes(c.seed, raw)
-	i, ok := c.series.find(c.seriesAt, key)
+	i, ok := flatindex.Find(&c.series, c.seriesAt, key)
 	if !ok {
 		var err error
 		if i, err = c.newSeries(p, raw, key); err != nil {
@@ -200,7 +202,7 @@ func (c *Converter) newSeries(p textparse.Parser, raw []byte, key uint64) (uint3
 	}
 	i := uint32(len(c.seriesAt))
 	c.seriesAt = append(c.seriesAt, s)
-	c.series.insert(c.seriesAt, i)
+	flatindex.Insert(&c.series, c.seriesAt, i)
 	return i, nil
 }
 
@@ -298,7 +300,7 @@ func (c *Converter) evict() {
 	}
 	clear(c.seriesAt[len(kept):])
 	c.seriesAt = kept
-	c.series.rebuild(c.seriesAt)
+	flatindex.Rebuild(&c.series, c.seriesAt)
 	c.compactBounds()
 }
 

@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/edgetel/edgetel/internal/flatindex"
 )
 
 // Eviction keeps exactly the live groups, whatever their place, and the series that point at
@@ -25,10 +27,10 @@ func TestEvictKeepsLiveGroupsAndRemapsSeries(t *testing.T) {
 	assert.Equal(t, 3, st.Stale)
 	require.Len(t, c.groups, 2)
 	require.Len(t, c.seriesAt, 2)
-	assert.Equal(t, 2, c.series.n)
+	assert.Equal(t, 2, c.series.Len())
 	for _, s := range c.seriesAt {
 		require.Less(t, int(s.g), len(c.groups))
-		i, ok := c.series.find(c.seriesAt, s.key)
+		i, ok := flatindex.Find(&c.series, c.seriesAt, s.key)
 		require.True(t, ok)
 		require.Equal(t, s, c.seriesAt[i])
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/model/textparse"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/edgetel/edgetel/internal/flatindex"
 )
 
 // ErrSampleLimit fails a scrape whose target exposes more samples than allowed.
@@ -87,6 +89,9 @@ type series struct {
 	kind  sampleKind
 }
 
+// Key is what the series index finds it by.
+func (s series) Key() uint64 { return s.key }
+
 type bucket struct{ bound, value float64 }
 
 // Group flags.
@@ -155,7 +160,7 @@ type Converter struct {
 	symbols  *labels.SymbolTable
 	seed     maphash.Seed
 	meta     map[string]*meta
-	series   seriesIndex
+	series   flatindex.Index
 	seriesAt []series
 	// bounds holds the distinct le and quantile values; boundIdx, built when a scrape has new
 	// series, finds them.

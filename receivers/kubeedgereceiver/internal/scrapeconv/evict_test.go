@@ -104,7 +104,7 @@ func TestCacheThroughEvictionsMatchesAFreshConverter(t *testing.T) {
 					for k := range lw {
 						require.True(t, lw[k] == lg[k], "round %d, %s:\nwant %.2000s\ngot  %.2000s", round, s.name, lw[k], lg[k])
 					}
-					require.Equal(t, len(long.seriesAt), long.series.n)
+					require.Equal(t, len(long.seriesAt), long.series.Len())
 				}
 			}
 		})

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/edgetel/edgetel/internal/flatindex"
 )
 
 // The fast path reads a text body whose every series this converter has seen before, which is
@@ -52,7 +54,7 @@ func (c *Converter) fastSample(line []byte, scrapeMs int64, st *Stats) bool {
 	if end <= 0 || end >= len(line) || line[end] != ' ' {
 		return false
 	}
-	s, ok := c.series.find(c.seriesAt, maphash.Bytes(c.seed, line[:end]))
+	s, ok := flatindex.Find(&c.series, c.seriesAt, maphash.Bytes(c.seed, line[:end]))
 	if !ok {
 		return false
 	}
