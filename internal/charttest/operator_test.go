@@ -149,6 +149,19 @@ func TestCollectorPipelineHasTheCardinalityGuard(t *testing.T) {
 	assert.Equal(t, []any{"memory_limiter"}, dig(t, cfg, "service", "pipelines", "metrics", "processors"))
 }
 
+// Target labels travel on the scope by default, which only edgetel's exporters read; an operator
+// who adds another exporter can put them back on the data points.
+func TestTargetLabelsOn(t *testing.T) {
+	cfg := collectorConfig(t, rendered(t))
+	assert.Equal(t, "scope", dig(t, cfg, "receivers", "kubeedge", "attributes", "target_labels_on"))
+	assert.Equal(t, []any{"objstore"}, dig(t, cfg, "service", "pipelines", "metrics", "exporters"),
+		"only edgetel exporters, which read the scope")
+	cfg = collectorConfig(t, rendered(t, "--set", "collector.targetLabelsOn=data_points"))
+	assert.Equal(t, "data_points", dig(t, cfg, "receivers", "kubeedge", "attributes", "target_labels_on"))
+	_, err := Render(t, "--set", "collector.targetLabelsOn=resource")
+	require.ErrorContains(t, err, "targetLabelsOn")
+}
+
 // The memory_limiter's soft limit sits above GOMEMLIMIT: below it, the heap that GOMEMLIMIT lets
 // grow between collections would make it refuse data the collector has room for.
 func TestMemoryLimiterLeavesGOMEMLIMITRoom(t *testing.T) {

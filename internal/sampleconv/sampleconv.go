@@ -5,7 +5,9 @@
 // Rules (the Collector's Prometheus compatibility rules, restricted to what edgetel needs):
 //   - job = service.namespace + "/" + service.name (or service.name alone), instance =
 //     service.instance.id; with ResourceToLabels every other resource attribute becomes a label
-//     too. A data point's own attribute wins over a resource label of the same name.
+//     too. The attributes of a scope named TargetLabelsScope become labels (the kubeedge
+//     receiver's target labels, carried once per endpoint). A data point's own attribute wins
+//     over a resource or scope label of the same name.
 //   - Metric names are kept (the kubeedge receiver emits the names it scraped); characters outside
 //     [a-zA-Z0-9_:] become "_". Monotonic cumulative sums get "_total" unless they end with it,
 //     or unless Options.WithoutSuffixes is set (contrib's UnderscoreEscapingWithoutSuffixes).
@@ -47,6 +49,11 @@ type PairsAppender interface {
 	AppendPairs(ls []labels.Label, t int64, v float64) error
 }
 
+// TargetLabelsScope is the instrumentation scope whose attributes are labels: the kubeedge
+// receiver's, with target_labels_on: scope. No other scope's attributes become labels, so
+// that what other sources put there does not change their series.
+const TargetLabelsScope = "github.com/edgetel/edgetel/receivers/kubeedgereceiver"
+
 // Options select optional conversions.
 type Options struct {
 	// ResourceToLabels copies every resource attribute to a label (resource_to_telemetry_conversion).
@@ -78,7 +85,8 @@ type Converter struct {
 	names   map[string]*metricNames
 	lnames  map[string]string
 	floats  map[float64]string
-	res     []labels.Label // labels from the current resource
+	base    []labels.Label // labels from the current resource
+	res     []labels.Label // base and the current scope's labels, sorted
 }
 
 type metricNames struct{ plain, total, bucket, sum, count string }
@@ -112,6 +120,7 @@ func (c *Converter) Convert(md pmetric.Metrics, app Appender) (Stats, error) {
 		c.resourceLabels(rm.Resource().Attributes())
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
+			c.scopeLabels(sms.At(j).Scope())
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if err := c.metric(ms.At(k), app, &st); err != nil {
@@ -124,28 +133,39 @@ func (c *Converter) Convert(md pmetric.Metrics, app Appender) (Stats, error) {
 }
 
 func (c *Converter) resourceLabels(attrs pcommon.Map) {
-	c.res = c.res[:0]
+	c.base = c.base[:0]
 	if name, ok := attrs.Get("service.name"); ok && name.Str() != "" {
 		job := name.Str()
 		if ns, ok := attrs.Get("service.namespace"); ok && ns.Str() != "" {
 			job = ns.Str() + "/" + job
 		}
-		c.res = append(c.res, labels.Label{Name: JobLabel, Value: job})
+		c.base = append(c.base, labels.Label{Name: JobLabel, Value: job})
 	}
 	if id, ok := attrs.Get("service.instance.id"); ok && id.Str() != "" {
-		c.res = append(c.res, labels.Label{Name: InstanceLabel, Value: id.Str()})
+		c.base = append(c.base, labels.Label{Name: InstanceLabel, Value: id.Str()})
 	}
 	if c.opts.ResourceToLabels {
 		attrs.Range(func(k string, v pcommon.Value) bool {
 			switch k {
 			case "service.name", "service.namespace", "service.instance.id":
 			default:
-				c.res = append(c.res, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+				c.base = append(c.base, labels.Label{Name: c.labelName(k), Value: v.AsString()})
 			}
 			return true
 		})
 	}
-	// Sorted once per resource, so that emit can put them in place (stable: of two that share a
+}
+
+// scopeLabels sets the labels every sample of the scope gets: the resource's and, for the
+// TargetLabelsScope, the scope's attributes.
+func (c *Converter) scopeLabels(scope pcommon.InstrumentationScope) {
+	c.res = append(c.res[:0], c.base...)
+	if scope.Name() == TargetLabelsScope {
+		for k, v := range scope.Attributes().All() {
+			c.res = append(c.res, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+		}
+	}
+	// Sorted once per scope, so that emit can put them in place (stable: of two that share a
 	// name, the first still wins).
 	slices.SortStableFunc(c.res, compareNames)
 }

@@ -235,3 +235,44 @@ func TestOutputConfig(t *testing.T) {
 		assert.ErrorContains(t, err, "external_labels: ", "%v", bad)
 	}
 }
+
+// The kubeedge receiver's scope carries target labels once; other scopes' attributes are not
+// labels. A data point's own value wins, and its own empty value removes the scope's label.
+func TestTargetLabelsScope(t *testing.T) {
+	md, _ := newMetrics()
+	rm := md.ResourceMetrics().At(0)
+	addScope := func(name string) pmetric.MetricSlice {
+		sm := rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName(name)
+		sm.Scope().Attributes().PutStr("node", "edge-1")
+		sm.Scope().Attributes().PutStr("metrics_path", "/metrics/cadvisor")
+		return sm.Metrics()
+	}
+	gauge := func(ms pmetric.MetricSlice, pairs ...string) {
+		dp := ms.AppendEmpty()
+		dp.SetName("g")
+		p := dp.SetEmptyGauge().DataPoints().AppendEmpty()
+		p.SetTimestamp(stamp(t0))
+		for i := 0; i < len(pairs); i += 2 {
+			p.Attributes().PutStr(pairs[i], pairs[i+1])
+		}
+	}
+	ours := addScope(TargetLabelsScope)
+	gauge(ours, "pod", "p")
+	gauge(ours, "node", "elsewhere")
+	gauge(ours, "z", "1", "node", "") // unsorted own attributes take the other path
+	gauge(addScope("other"))
+	var c collect
+	_, err := New(Options{}).Convert(md, &c)
+	require.NoError(t, err)
+	var got []string
+	for _, s := range c.got {
+		got = append(got, s.ls)
+	}
+	assert.Equal(t, []string{
+		`{__name__="g", instance="edge-1:10350", job="kubelet", metrics_path="/metrics/cadvisor", node="edge-1", pod="p"}`,
+		`{__name__="g", instance="edge-1:10350", job="kubelet", metrics_path="/metrics/cadvisor", node="elsewhere"}`,
+		`{__name__="g", instance="edge-1:10350", job="kubelet", metrics_path="/metrics/cadvisor", z="1"}`,
+		`{__name__="g", instance="edge-1:10350", job="kubelet"}`,
+	}, got)
+}

@@ -34,7 +34,7 @@ func (p *edgeNodeProcessor) guardResource(ctx context.Context, now int64, nodeNa
 	resHash := p.hasher.Attributes(rm.Resource().Attributes())
 	l := limiter{p: p, node: p.guard.Lock(nodeName), now: now}
 	rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
-		scopeHash := p.hasher.Scope(resHash, sm.Scope().Name(), sm.Scope().Version())
+		scopeHash := p.hasher.Scope(resHash, sm.Scope())
 		before := l.pointsDropped()
 		sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
 			return l.metric(scopeHash, m)

@@ -56,6 +56,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Nil(t, cfg.NodeLabels)
 	assert.Equal(t, []kube.LabelMapping{{Key: kube.LabelRegion, Attribute: "region"}, {Key: kube.LabelNodeGroup, Attribute: "group"}},
 		cfg.labelMappings(), "a list replaces the default")
+	assert.Equal(t, TargetLabelsOnScope, cfg.Attributes.TargetLabelsOn)
 
 	for _, name := range []string{"apiserver", "direct", "file"} {
 		_, err := loadConfig(t, name)
@@ -74,6 +75,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"duplicate_attribute":             `attributes.labels[1].attribute: "x" is already set`,
 		"kubeconfig_with_service_account": "discovery.kubernetes.kubeconfig: only allowed with auth_type kubeConfig",
 		"bad_timeout":                     "scrape_timeout",
+		"bad_target_labels_on":            `attributes.target_labels_on: "resource" is neither "data_points" nor "scope"`,
 	} {
 		_, err := loadConfig(t, name)
 		require.Error(t, err, name)

@@ -48,6 +48,7 @@ const (
 // target is one endpoint of a node.
 type target struct {
 	path     string
+	labels   labels.Labels
 	conv     *scrapeconv.Converter
 	failures map[string]int
 	last     result
@@ -83,22 +84,26 @@ type nodeLoop struct {
 
 func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 	l := &nodeLoop{r: r, name: n.Name, node: n, labels: r.targetLabels(n)}
+	onScope := r.cfg.Attributes.TargetLabelsOn == TargetLabelsOnScope
 	for _, p := range r.paths {
 		b := labels.NewBuilder(l.labels)
 		b.Set("metrics_path", p)
+		tl := b.Labels()
 		l.targets = append(l.targets, &target{
 			path:     p,
+			labels:   tl,
 			failures: map[string]int{},
 			conv: scrapeconv.New(scrapeconv.Options{
 				HonorTimestamps: r.cfg.HonorTimestamps,
 				HonorLabels:     r.cfg.HonorLabels,
 				SampleLimit:     r.cfg.SampleLimit,
 				Relabel:         r.relabel,
-				TargetLabels:    b.Labels(),
+				TargetLabels:    tl,
+				ScopeLabels:     onScope,
 			}),
 		})
 	}
-	l.health = scrapeconv.New(scrapeconv.Options{TargetLabels: l.labels})
+	l.health = scrapeconv.New(scrapeconv.Options{TargetLabels: l.labels, ScopeLabels: onScope})
 	return l
 }
 
@@ -208,17 +213,50 @@ func (l *nodeLoop) overrunReason() metric.AddOption {
 	}
 }
 
-func (l *nodeLoop) newMetrics() (pmetric.Metrics, pmetric.MetricSlice) {
-	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	attrs := rm.Resource().Attributes()
+// batch is one round's data of a node: one resource with one scope or, with target_labels_on:
+// scope, a scope per endpoint and one for the node's health series, each with its target labels.
+type batch struct {
+	md      pmetric.Metrics
+	rm      pmetric.ResourceMetrics
+	version string
+	onScope bool
+	one     pmetric.MetricSlice // every series, when target labels are on the data points
+}
+
+func (l *nodeLoop) newBatch() *batch {
+	b := &batch{md: pmetric.NewMetrics(), version: l.r.set.BuildInfo.Version,
+		onScope: l.r.cfg.Attributes.TargetLabelsOn == TargetLabelsOnScope}
+	b.rm = b.md.ResourceMetrics().AppendEmpty()
+	attrs := b.rm.Resource().Attributes()
 	attrs.PutStr("service.name", l.r.cfg.Job)
 	attrs.PutStr("service.instance.id", l.name)
 	attrs.PutStr("k8s.node.name", l.name)
-	sm := rm.ScopeMetrics().AppendEmpty()
+	if !b.onScope {
+		b.one = b.scope(labels.EmptyLabels())
+	}
+	return b
+}
+
+func (b *batch) scope(targetLabels labels.Labels) pmetric.MetricSlice {
+	sm := b.rm.ScopeMetrics().AppendEmpty()
 	sm.Scope().SetName(metadata.ScopeName)
-	sm.Scope().SetVersion(l.r.set.BuildInfo.Version)
-	return md, sm.Metrics()
+	sm.Scope().SetVersion(b.version)
+	scrapeconv.ScopeAttributes(targetLabels, sm.Scope().Attributes())
+	return sm.Metrics()
+}
+
+// into is where the series of the converter with these target labels go.
+func (b *batch) into(targetLabels labels.Labels) pmetric.MetricSlice {
+	if !b.onScope {
+		return b.one
+	}
+	return b.scope(targetLabels)
+}
+
+// done drops the scopes left empty (an endpoint that failed) and returns the data.
+func (b *batch) done() pmetric.Metrics {
+	b.rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool { return sm.Metrics().Len() == 0 })
+	return b.md
 }
 
 // scrape scrapes every endpoint, then sends their data and the node's health in one batch.
@@ -226,11 +264,11 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 	now := time.Now()
 	l.slotWait, l.consumeTime = 0, 0
 	ms := now.UnixMilli()
-	md, dest := l.newMetrics()
+	out := l.newBatch()
 	anyUp := false
 	budget := l.r.cfg.NodeSeriesLimit
 	for _, t := range l.targets {
-		t.last = l.scrapeTarget(ctx, t, ms, dest, budget)
+		t.last = l.scrapeTarget(ctx, t, ms, out.into(t.labels), budget)
 		if t.last.up {
 			budget -= t.last.scraped
 		}
@@ -250,11 +288,11 @@ func (l *nodeLoop) scrape(ctx context.Context) {
 		l.lastGood = now
 	}
 	l.text = l.healthText(l.text[:0], node, now)
-	if _, err := l.health.Convert(l.text, scrapeconv.MediaText, ms, dest); err != nil {
+	if _, err := l.health.Convert(l.text, scrapeconv.MediaText, ms, out.into(l.labels)); err != nil {
 		l.r.set.Logger.Error("kubeedge health series", zap.Error(err))
 	}
 	start := time.Now()
-	l.consume(ctx, md)
+	l.consume(ctx, out.done())
 	l.consumeTime = time.Since(start)
 	l.roundTime = time.Since(now)
 }
@@ -299,20 +337,20 @@ func (r *refusalLog) report(node string, points int, err error) {
 
 // end sends staleness markers for every series of the node, which went away.
 func (l *nodeLoop) end() {
-	md, dest := l.newMetrics()
+	out := l.newBatch()
 	ms := time.Now().UnixMilli()
 	n := 0
 	for _, t := range l.targets {
-		n += t.conv.Stale(ms, dest)
+		n += t.conv.Stale(ms, out.into(t.labels))
 	}
-	n += l.health.Stale(ms, dest)
+	n += l.health.Stale(ms, out.into(l.labels))
 	if n == 0 {
 		return
 	}
 	l.r.tel.scrape(true, 0, 0, n)
 	ctx, cancel := context.WithTimeout(context.Background(), l.r.cfg.ScrapeTimeout)
 	defer cancel()
-	l.consume(ctx, md)
+	l.consume(ctx, out.done())
 }
 
 // scrapeTarget scrapes one endpoint; budget is what is left of the node's series limit this

@@ -17,12 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/edgetel/edgetel/internal/edgesim/captures"
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
@@ -191,6 +193,63 @@ func TestScrapeThroughCloudcoreEndToEnd(t *testing.T) {
 	want, err := scrapetest.FromExposition(body, extra)
 	require.NoError(t, err)
 	assert.Empty(t, scrapetest.Diff(want, withoutHealth(got), 10))
+}
+
+// With target_labels_on: scope, each endpoint's target labels travel once on its own scope and
+// the node's health series on another; the edgetel exporters' conversion gives the same series
+// as the exposition with its target labels, while the data points carry only scraped labels.
+func TestTargetLabelsOnScope(t *testing.T) {
+	require.Equal(t, sampleconv.TargetLabelsScope, metadata.ScopeName)
+	cc := newFakeCloudcore(t)
+	body := fixture(t, "metrics-cadvisor-1.35.txt")
+	cc.set("10.0.0.1:10351", "/metrics/cadvisor", body)
+	sink := new(consumertest.MetricsSink)
+	cfg := testConfig(t, cc, StaticNode{Name: "edge-1", IP: "10.0.0.1", Port: 10351,
+		Labels: map[string]string{"topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "site-7"}})
+	cfg.Attributes.TargetLabelsOn = TargetLabelsOnScope
+	startReceiver(t, cfg, sink)
+
+	require.Eventually(t, func() bool { return len(batches(sink, "edge-1")) > 0 }, 5*time.Second, 10*time.Millisecond)
+	md := batches(sink, "edge-1")[0]
+	sms := md.ResourceMetrics().At(0).ScopeMetrics()
+	require.Equal(t, 2, sms.Len(), "the endpoint's scope and the health scope")
+	assert.Equal(t, map[string]any{"node": "edge-1", "metrics_path": "/metrics/cadvisor", "region": "eu", "site": "site-7"},
+		sms.At(0).Scope().Attributes().AsRaw())
+	assert.Equal(t, map[string]any{"node": "edge-1", "region": "eu", "site": "site-7"}, sms.At(1).Scope().Attributes().AsRaw())
+	dp := sms.At(0).Metrics().At(0)
+	assert.NotContains(t, dataPointAttributes(dp), "node")
+
+	got := scrapetest.Appender{}
+	_, err := sampleconv.New(sampleconv.Options{WithoutSuffixes: true}).Convert(md, got)
+	require.NoError(t, err)
+	extra := labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1",
+		"metrics_path", "/metrics/cadvisor", "region", "eu", "site", "site-7")
+	want, err := scrapetest.FromExposition(body, extra)
+	require.NoError(t, err)
+	assert.Empty(t, scrapetest.Diff(want, withoutHealth(scrapetest.Series(got)), 10))
+	up, ok := got[`{__name__="up", instance="edge-1", job="kubeedge", metrics_path="/metrics/cadvisor", node="edge-1", region="eu", site="site-7"}`]
+	require.True(t, ok, "up with the node's target labels")
+	assert.Equal(t, 1.0, up[0].Value)
+}
+
+// dataPointAttributes are the attribute names of m's first data point.
+func dataPointAttributes(m pmetric.Metric) []string {
+	var attrs pcommon.Map
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		attrs = m.Gauge().DataPoints().At(0).Attributes()
+	case pmetric.MetricTypeSum:
+		attrs = m.Sum().DataPoints().At(0).Attributes()
+	case pmetric.MetricTypeHistogram:
+		attrs = m.Histogram().DataPoints().At(0).Attributes()
+	case pmetric.MetricTypeSummary:
+		attrs = m.Summary().DataPoints().At(0).Attributes()
+	}
+	var names []string
+	for k := range attrs.All() {
+		names = append(names, k)
+	}
+	return names
 }
 
 var healthNames = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped",

@@ -30,6 +30,19 @@ type Series map[string][]Sample
 // suffixes, no scope or target_info series.
 var Settings = prw.Settings{AddMetricSuffixes: false, DisableScopeInfo: true, DisableTargetInfo: true}
 
+// Appender gathers Series from the samples an edgetel exporter's conversion (sampleconv) hands
+// it, in the form FromMetrics and FromExposition give.
+type Appender Series
+
+// Append adds one sample.
+func (a Appender) Append(ls labels.Labels, t int64, v float64) error {
+	b := labels.NewScratchBuilder(ls.Len())
+	ls.Range(func(l labels.Label) { b.Add(l.Name, canonical(l.Name, l.Value)) })
+	key := b.Labels().String()
+	a[key] = append(a[key], Sample{Value: v, TS: t})
+	return nil
+}
+
 // FromMetrics translates md as the prometheus_remote_write exporter does.
 func FromMetrics(md pmetric.Metrics) (Series, error) {
 	tss, err := prw.FromMetrics(md, Settings)

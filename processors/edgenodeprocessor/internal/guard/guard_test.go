@@ -142,6 +142,17 @@ func TestHasherIdentity(t *testing.T) {
 	m := h.Metric(h.Attributes(pcommon.NewMap()), "cpu")
 	assert.NotEqual(t, m, h.Metric(h.Attributes(pcommon.NewMap()), "mem"))
 	assert.NotEqual(t, h.Series(m, a), h.Series(m, pcommon.NewMap()))
+
+	// Two endpoints of one node: the same scope name, their target labels as scope attributes.
+	cadvisor, resource := pcommon.NewInstrumentationScope(), pcommon.NewInstrumentationScope()
+	for path, s := range map[string]pcommon.InstrumentationScope{"/metrics/cadvisor": cadvisor, "/metrics/resource": resource} {
+		s.SetName("kubeedge")
+		s.Attributes().PutStr("metrics_path", path)
+	}
+	assert.NotEqual(t, h.Scope(1, cadvisor), h.Scope(1, resource), "scope attributes are part of the identity")
+	plainScope := pcommon.NewInstrumentationScope()
+	plainScope.SetName("kubeedge")
+	assert.NotEqual(t, h.Scope(1, cadvisor), h.Scope(1, plainScope))
 }
 
 func TestHasherNoCollisionsOnAMillionSeries(t *testing.T) {

@@ -33,9 +33,12 @@ func (h Hasher) sum(m pcommon.Map) uint64 {
 	return sum + uint64(m.Len())
 }
 
-// Scope combines a resource hash with an instrumentation scope's name and version.
-func (h Hasher) Scope(resource uint64, name, version string) uint64 {
-	return mix(resource ^ maphash.String(h.seed, name) ^ bits.RotateLeft64(maphash.String(h.seed, version), 32))
+// Scope combines a resource hash with an instrumentation scope's name, version and attributes
+// (the kubeedge receiver carries each endpoint's target labels there).
+func (h Hasher) Scope(resource uint64, scope pcommon.InstrumentationScope) uint64 {
+	return mix(resource ^ maphash.String(h.seed, scope.Name()) ^
+		bits.RotateLeft64(maphash.String(h.seed, scope.Version()), 32) ^
+		bits.RotateLeft64(h.sum(scope.Attributes()), 16))
 }
 
 // Metric combines a resource hash with a metric name.

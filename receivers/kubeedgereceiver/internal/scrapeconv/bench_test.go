@@ -3,14 +3,12 @@ package scrapeconv
 import (
 	"testing"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 // BenchmarkConvertCadvisor converts the cadvisor capture with a warm cache, as every scrape after
-// a target's first does, and reports time and allocations per sample. The second case leaves
-// node and metrics_path out of the target labels: what a design that carried them once per
-// resource, instead of on every data point, would save here (issue 24).
+// a target's first does, and reports time and allocations per sample: with the target labels
+// on every data point, and with node and metrics_path left to the scope (ScopeLabels).
 func BenchmarkConvertCadvisor(b *testing.B) {
 	body := fixture(b, "metrics-cadvisor-1.35.txt")
 	mt, err := MediaType(body, "text/plain; charset=utf-8")
@@ -18,14 +16,14 @@ func BenchmarkConvertCadvisor(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		tl   labels.Labels
+		name  string
+		scope bool
 	}{
-		{"target_labels_on_points", targetLabels},
-		{"job_instance_only", labels.FromStrings("job", "kubeedge", "instance", "edge-1")},
+		{"target_labels_on=data_points", false},
+		{"target_labels_on=scope", true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			c := New(Options{TargetLabels: tc.tl})
+			c := New(Options{TargetLabels: targetLabels, ScopeLabels: tc.scope})
 			ts := int64(1_800_000_000_000)
 			st, err := c.Convert(body, mt, ts, pmetric.NewMetricSlice())
 			if err != nil {

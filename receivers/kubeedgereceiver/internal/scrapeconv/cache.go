@@ -243,8 +243,32 @@ func (c *Converter) attrs(f *family) labels.Labels {
 	case pmetric.MetricTypeSummary:
 		c.lb.Del(model.QuantileLabel)
 	}
+	if c.opts.ScopeLabels {
+		return c.offScope(c.lb.Labels())
+	}
 	return c.lb.Labels()
 }
+
+// offScope is ls less the target labels the scope carries, where the series kept the target's
+// value; a target label that relabelling removed is put back empty, to remove the scope's.
+func (c *Converter) offScope(ls labels.Labels) labels.Labels {
+	c.sb.Reset()
+	ls.Range(func(l labels.Label) {
+		if c.opts.TargetLabels.Get(l.Name) != l.Value {
+			c.sb.Add(l.Name, l.Value)
+		}
+	})
+	c.opts.TargetLabels.Range(func(t labels.Label) {
+		if onScope(t.Name) && !ls.Has(t.Name) {
+			c.sb.Add(t.Name, "")
+		}
+	})
+	c.sb.Sort()
+	return c.sb.Labels()
+}
+
+// onScope: the target labels carried by the scope, all but those the resource carries.
+func onScope(name string) bool { return name != model.JobLabel && name != model.InstanceLabel }
 
 func (c *Converter) groupKey(f *family, attrs uint32) uint64 {
 	var h maphash.Hash

@@ -47,6 +47,12 @@ type Options struct {
 	// TargetLabels are added to every series (job, instance, node, metrics_path, ...). job and
 	// instance become resource attributes rather than data point attributes.
 	TargetLabels labels.Labels
+	// ScopeLabels leaves the other target labels off the data points too: the caller carries
+	// them once, as the attributes of the output's instrumentation scope (ScopeAttributes), and
+	// the edgetel exporters restore them as labels (sampleconv.TargetLabelsScope). A series
+	// whose relabelling changed one keeps its own value on its data points, which wins over the
+	// scope's; one whose relabelling removed one carries it empty, which removes it.
+	ScopeLabels bool
 }
 
 // Stats describe one scrape.
@@ -194,6 +200,7 @@ type Converter struct {
 
 	lset labels.Labels
 	lb   *labels.Builder
+	sb   labels.ScratchBuilder
 
 	// comments holds the hashes of the comment lines of the last text body the full parser
 	// read: the fast path knows their effect.

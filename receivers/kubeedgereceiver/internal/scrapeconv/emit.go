@@ -3,6 +3,7 @@ package scrapeconv
 import (
 	"math"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -132,6 +133,16 @@ func (c *Converter) empty(g *group) bool {
 	default:
 		return g.flags&hasValue == 0
 	}
+}
+
+// ScopeAttributes writes the target labels that Options.ScopeLabels leaves to the scope.
+func ScopeAttributes(targetLabels labels.Labels, dst pcommon.Map) {
+	dst.EnsureCapacity(targetLabels.Len())
+	targetLabels.Range(func(l labels.Label) {
+		if onScope(l.Name) {
+			dst.PutStr(l.Name, l.Value)
+		}
+	})
 }
 
 // putAttrs writes the group's attributes. The strings are shared with the symbol table, not
