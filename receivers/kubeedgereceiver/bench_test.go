@@ -45,7 +45,7 @@ func benchmarkScrapeCadvisor(b *testing.B, targetLabelsOn string) {
 	if r.transport, err = r.newTransport(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	r.sem = make(chan struct{}, 1)
+	r.sem, r.converting = make(chan struct{}, 1), make(chan struct{}, 1)
 	n := discovery.Target{Node: kube.Node{Ready: kube.ReadyTrue}}
 	n.Name, n.IP, n.KubeletPort = "edge-1", "10.0.0.1", 10351
 	loop := newNodeLoop(r, n)

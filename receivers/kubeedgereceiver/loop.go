@@ -366,14 +366,7 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 	// only the scrapes in progress need one.
 	buf := l.r.bodies.Get().(*bytes.Buffer)
 	defer l.putBody(buf)
-	body, contentType, err := l.fetch(ctx, t.path, buf)
-	var st scrapeconv.Stats
-	if err == nil {
-		var mt string
-		if mt, err = scrapeconv.MediaType(body, contentType); err == nil {
-			st, err = t.conv.Convert(body, mt, scrapeMs, dest)
-		}
-	}
+	st, err := l.fetchAndConvert(ctx, t, scrapeMs, dest, buf)
 	res := result{duration: time.Since(start), scraped: st.Scraped}
 	if ctx.Err() != nil {
 		return res
@@ -412,15 +405,47 @@ func (l *nodeLoop) failed(t *target, res result, st scrapeconv.Stats, err error)
 
 // fetch GETs path within scrape_timeout and one slot of max_concurrent_scrapes, and reads the
 // body into buf.
-func (l *nodeLoop) fetch(ctx context.Context, path string, buf *bytes.Buffer) ([]byte, string, error) {
+// fetchAndConvert fetches in a slot of max_concurrent_scrapes and converts in a slot of the
+// conversions, taken before the fetch slot is given back. Converting is CPU-bound: when a round
+// needs more CPU than there is (at start-up every series is new and goes through the full
+// parser), bodies waiting for it hold fetch slots, so that at most max_concurrent_scrapes bodies
+// and GOMAXPROCS half-built conversions are in memory, not one of each per node.
+func (l *nodeLoop) fetchAndConvert(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice, buf *bytes.Buffer) (scrapeconv.Stats, error) {
+	releaseFetch, err := l.take(ctx, l.r.sem)
+	if err != nil {
+		return scrapeconv.Stats{}, err
+	}
+	body, contentType, err := l.fetch(ctx, t.path, buf)
+	var mt string
+	if err == nil {
+		mt, err = scrapeconv.MediaType(body, contentType)
+	}
+	if err != nil {
+		releaseFetch()
+		return scrapeconv.Stats{}, err
+	}
+	releaseConvert, err := l.take(ctx, l.r.converting)
+	releaseFetch()
+	if err != nil {
+		return scrapeconv.Stats{}, err
+	}
+	defer releaseConvert()
+	return t.conv.Convert(body, mt, scrapeMs, dest)
+}
+
+// take waits for a slot of slots, counting the wait as the round's slot wait.
+func (l *nodeLoop) take(ctx context.Context, slots chan struct{}) (release func(), err error) {
 	start := time.Now()
 	select {
-	case l.r.sem <- struct{}{}:
+	case slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, "", ctx.Err()
+		return nil, ctx.Err()
 	}
 	l.slotWait += time.Since(start)
-	defer func() { <-l.r.sem }()
+	return func() { <-slots }, nil
+}
+
+func (l *nodeLoop) fetch(ctx context.Context, path string, buf *bytes.Buffer) ([]byte, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.r.cfg.ScrapeTimeout)
 	defer cancel()
 	resp, err := l.r.transport.Get(ctx, l.current(), path)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,10 +39,12 @@ type kubeedgeReceiver struct {
 	pods       *kube.Pods  // held too by the logs signal
 
 	transport transport.Transport
-	sem       chan struct{}
-	bodies    sync.Pool // of *bytes.Buffer
-	tel       *telemetry
-	refusals  *refusalLog
+	sem       chan struct{} // fetches in flight (max_concurrent_scrapes)
+	// converting bounds the conversions in flight to GOMAXPROCS: see fetchAndConvert.
+	converting chan struct{}
+	bodies     sync.Pool // of *bytes.Buffer
+	tel        *telemetry
+	refusals   *refusalLog
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -108,6 +111,7 @@ func (r *kubeedgeReceiver) Start(ctx context.Context, _ component.Host) error {
 	}
 	r.transport = t
 	r.sem = make(chan struct{}, r.cfg.MaxConcurrentScrapes)
+	r.converting = make(chan struct{}, runtime.GOMAXPROCS(0))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.wg.Add(1)
