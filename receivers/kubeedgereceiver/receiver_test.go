@@ -171,26 +171,34 @@ func gaugeValue(md pmetric.Metrics, name string, attrs map[string]string) (float
 	return 0, false
 }
 
-func TestScrapeThroughCloudcoreEndToEnd(t *testing.T) {
+// firstCadvisorBatch is the first batch of one node serving the cadvisor capture, with two
+// mapped node labels, and what a Prometheus scrape of it would store.
+func firstCadvisorBatch(t *testing.T, targetLabelsOn string) (pmetric.Metrics, scrapetest.Series) {
+	t.Helper()
 	cc := newFakeCloudcore(t)
 	body := fixture(t, "metrics-cadvisor-1.35.txt")
 	cc.set("10.0.0.1:10351", "/metrics/cadvisor", body)
 	sink := new(consumertest.MetricsSink)
 	cfg := testConfig(t, cc, StaticNode{Name: "edge-1", IP: "10.0.0.1", Port: 10351,
 		Labels: map[string]string{"topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "site-7"}})
+	cfg.Attributes.TargetLabelsOn = targetLabelsOn
 	startReceiver(t, cfg, sink)
 
 	require.Eventually(t, func() bool { return len(batches(sink, "edge-1")) > 0 }, 5*time.Second, 10*time.Millisecond)
-	md := batches(sink, "edge-1")[0]
+	extra := labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1",
+		"metrics_path", "/metrics/cadvisor", "region", "eu", "site", "site-7")
+	want, err := scrapetest.FromExposition(body, extra)
+	require.NoError(t, err)
+	return batches(sink, "edge-1")[0], want
+}
+
+func TestScrapeThroughCloudcoreEndToEnd(t *testing.T) {
+	md, want := firstCadvisorBatch(t, TargetLabelsOnDataPoints)
 	up, ok := gaugeValue(md, "up", map[string]string{"metrics_path": "/metrics/cadvisor"})
 	require.True(t, ok)
 	assert.Equal(t, 1.0, up)
 
 	got, err := scrapetest.FromMetrics(md)
-	require.NoError(t, err)
-	extra := labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1",
-		"metrics_path", "/metrics/cadvisor", "region", "eu", "site", "site-7")
-	want, err := scrapetest.FromExposition(body, extra)
 	require.NoError(t, err)
 	assert.Empty(t, scrapetest.Diff(want, withoutHealth(got), 10))
 }
@@ -200,17 +208,7 @@ func TestScrapeThroughCloudcoreEndToEnd(t *testing.T) {
 // as the exposition with its target labels, while the data points carry only scraped labels.
 func TestTargetLabelsOnScope(t *testing.T) {
 	require.Equal(t, sampleconv.TargetLabelsScope, metadata.ScopeName)
-	cc := newFakeCloudcore(t)
-	body := fixture(t, "metrics-cadvisor-1.35.txt")
-	cc.set("10.0.0.1:10351", "/metrics/cadvisor", body)
-	sink := new(consumertest.MetricsSink)
-	cfg := testConfig(t, cc, StaticNode{Name: "edge-1", IP: "10.0.0.1", Port: 10351,
-		Labels: map[string]string{"topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "site-7"}})
-	cfg.Attributes.TargetLabelsOn = TargetLabelsOnScope
-	startReceiver(t, cfg, sink)
-
-	require.Eventually(t, func() bool { return len(batches(sink, "edge-1")) > 0 }, 5*time.Second, 10*time.Millisecond)
-	md := batches(sink, "edge-1")[0]
+	md, want := firstCadvisorBatch(t, TargetLabelsOnScope)
 	sms := md.ResourceMetrics().At(0).ScopeMetrics()
 	require.Equal(t, 2, sms.Len(), "the endpoint's scope and the health scope")
 	assert.Equal(t, map[string]any{"node": "edge-1", "metrics_path": "/metrics/cadvisor", "region": "eu", "site": "site-7"},
@@ -221,10 +219,6 @@ func TestTargetLabelsOnScope(t *testing.T) {
 
 	got := scrapetest.Appender{}
 	_, err := sampleconv.New(sampleconv.Options{WithoutSuffixes: true}).Convert(md, got)
-	require.NoError(t, err)
-	extra := labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1",
-		"metrics_path", "/metrics/cadvisor", "region", "eu", "site", "site-7")
-	want, err := scrapetest.FromExposition(body, extra)
 	require.NoError(t, err)
 	assert.Empty(t, scrapetest.Diff(want, withoutHealth(scrapetest.Series(got)), 10))
 	up, ok := got[`{__name__="up", instance="edge-1", job="kubeedge", metrics_path="/metrics/cadvisor", node="edge-1", region="eu", site="site-7"}`]

@@ -10,11 +10,7 @@ import (
 // a target's first does, and reports time and allocations per sample: with the target labels
 // on every data point, and with node and metrics_path left to the scope (ScopeLabels).
 func BenchmarkConvertCadvisor(b *testing.B) {
-	body := fixture(b, "metrics-cadvisor-1.35.txt")
-	mt, err := MediaType(body, "text/plain; charset=utf-8")
-	if err != nil {
-		b.Fatal(err)
-	}
+	body, mt := cadvisorCapture(b)
 	for _, tc := range []struct {
 		name  string
 		scope bool
@@ -45,4 +41,14 @@ func BenchmarkConvertCadvisor(b *testing.B) {
 			b.ReportMetric(allocs/perScrape, "allocs/sample")
 		})
 	}
+}
+
+// cadvisorCapture is the cadvisor capture and its media type.
+func cadvisorCapture(b *testing.B) ([]byte, string) {
+	body := fixture(b, "metrics-cadvisor-1.35.txt")
+	mt, err := MediaType(body, "text/plain; charset=utf-8")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body, mt
 }

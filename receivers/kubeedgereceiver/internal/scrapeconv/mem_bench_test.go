@@ -11,11 +11,7 @@ import (
 // series of the cadvisor capture: the receiver holds one Converter per target, so this is
 // the receiver's memory per active series.
 func BenchmarkRetainedPerSeries(b *testing.B) {
-	body := fixture(b, "metrics-cadvisor-1.35.txt")
-	mt, err := MediaType(body, "text/plain; charset=utf-8")
-	if err != nil {
-		b.Fatal(err)
-	}
+	body, mt := cadvisorCapture(b)
 	const targets = 20
 	var before, after runtime.MemStats
 	for b.Loop() {
