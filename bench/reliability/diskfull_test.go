@@ -38,6 +38,6 @@ func TestDiskFullUnderBuffer(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("refused batches %v, buffered %v, sent %v, dropped %v", refused, a.buffered, a.sent, a.dropped)
 	assert.Equal(t, a.dropped, dropped(m, "disk_full"), "only the full disk dropped data")
-	sinkGotSent(t, env, a)
+	sinkGotSent(t, env, c)
 	boundedRSS(t, base, c.rss())
 }

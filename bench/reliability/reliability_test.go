@@ -21,11 +21,24 @@ func steady(t *testing.T, c *collector) harness.ProcSample {
 	return c.rss()
 }
 
-// settle checks the sink got exactly what the exporter says it sent.
-func sinkGotSent(t *testing.T, env *harness.Env, a accounts) {
+// sinkGotSent checks the sink got exactly what the exporter says it sent. The collector goes on
+// scraping, and a batch can be buffered and sent between two reads, so the sink's count is read
+// between two reads of the exporter's accounts that agree and have everything buffered sent or
+// dropped: nothing was in flight or happened meanwhile.
+func sinkGotSent(t *testing.T, env *harness.Env, c *collector) {
 	t.Helper()
-	st := env.Sink.Stats()
-	assert.EqualValues(t, a.sent, st.Samples, "the sink accepted %d samples, the exporter counted %v sent", st.Samples, a.sent)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		before := c.accounts()
+		st := env.Sink.Stats()
+		after := c.accounts()
+		if before == after && after.buffered == after.sent+after.dropped {
+			assert.EqualValues(t, after.sent, st.Samples, "the sink accepted %d samples, the exporter counted %v sent", st.Samples, after.sent)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the exporter was never quiet for a read of the sink: %+v, then %+v", before, after)
+		}
+	}
 }
 
 // Remote storage answering 429, 500 and 400 at random: the 400s name no bad data (the sink's
@@ -44,7 +57,7 @@ func TestRemoteStorageErrorsAtRandom(t *testing.T) {
 	assert.Zero(t, a.dropped, "a 400 that names no bad data is retried")
 	assert.Positive(t, counter(m, "requests_refused"))
 	assert.Positive(t, env.Sink.Stats().Rejected)
-	sinkGotSent(t, env, a)
+	sinkGotSent(t, env, c)
 	boundedRSS(t, base, c.rss())
 }
 
@@ -58,7 +71,7 @@ func TestSlowSink(t *testing.T) {
 	env.Sink.SetDelay(0)
 	a := c.drain(90 * time.Second)
 	assert.Zero(t, a.dropped)
-	sinkGotSent(t, env, a)
+	sinkGotSent(t, env, c)
 	boundedRSS(t, base, c.rss())
 }
 
@@ -84,7 +97,7 @@ func TestBufferQuotaDuringOutage(t *testing.T) {
 	assert.LessOrEqual(t, peak, int64(maxBytes+4096), "buffer directory peaked at %d bytes", peak)
 	assert.Positive(t, dropped(m, "max_bytes"), "an outage this long must overflow %d bytes", maxBytes)
 	assert.Equal(t, a.dropped, dropped(m, "max_bytes"))
-	sinkGotSent(t, env, a)
+	sinkGotSent(t, env, c)
 	boundedRSS(t, base, c.rss())
 }
 
@@ -110,7 +123,7 @@ func TestThirdOfFleetFlapping(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, counter(m, "kubeedge_scrape_failures"), "scrapes of disconnected nodes fail and are counted")
 	assert.Zero(t, a.dropped)
-	sinkGotSent(t, env, a)
+	sinkGotSent(t, env, c)
 	boundedRSS(t, base, c.rss())
 }
 
@@ -131,7 +144,8 @@ func TestCloudcoreTLSFailure(t *testing.T) {
 	targets := 2 * len(env.Sim.Fleet().Nodes)
 	assert.LessOrEqual(t, env.Sink.Stats().Series, 10*targets)
 	wait(interval)
-	sinkGotSent(t, env, c.drain(30*time.Second))
+	c.drain(30 * time.Second)
+	sinkGotSent(t, env, c)
 	exited, _ := c.proc.Exited()
 	assert.False(t, exited)
 	boundedRSS(t, base, c.rss())
@@ -150,7 +164,7 @@ func TestCloudcoreEndpointDown(t *testing.T) {
 	a := c.drain(60 * time.Second)
 	assert.Zero(t, a.dropped)
 	assert.Positive(t, a.sent)
-	sinkGotSent(t, env, a)
+	sinkGotSent(t, env, c)
 }
 
 // The collector SIGKILLed and restarted in a loop while the remote store is down: every sample
