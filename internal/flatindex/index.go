@@ -23,19 +23,11 @@ func (x *Index) Len() int { return x.n }
 
 // Find returns the position of key in at.
 func Find[T Keyed](x *Index, at []T, key uint64) (uint32, bool) {
-	if x.n == 0 {
+	p := slot(x, at, key)
+	if p < 0 {
 		return 0, false
 	}
-	mask := uint64(len(x.slots) - 1)
-	for p := key & mask; ; p = (p + 1) & mask {
-		v := x.slots[p]
-		if v == 0 {
-			return 0, false
-		}
-		if at[v-1].Key() == key {
-			return v - 1, true
-		}
-	}
+	return x.slots[p] - 1, true
 }
 
 // Insert indexes position i, whose key is not in the index yet.

@@ -121,6 +121,11 @@ type AttributesConfig struct {
 	TargetLabelsOn string `mapstructure:"target_labels_on"`
 }
 
+// targetLabelsOnScope: the target labels travel on the scope, not on every data point.
+func (c *Config) targetLabelsOnScope() bool {
+	return c.Attributes.TargetLabelsOn == TargetLabelsOnScope
+}
+
 // Where target labels travel (attributes.target_labels_on).
 const (
 	// TargetLabelsOnDataPoints puts them on every data point, as the prometheus receiver does.

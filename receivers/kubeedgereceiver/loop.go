@@ -84,7 +84,7 @@ type nodeLoop struct {
 
 func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 	l := &nodeLoop{r: r, name: n.Name, node: n, labels: r.targetLabels(n)}
-	onScope := r.cfg.Attributes.TargetLabelsOn == TargetLabelsOnScope
+	onScope := r.cfg.targetLabelsOnScope()
 	for _, p := range r.paths {
 		b := labels.NewBuilder(l.labels)
 		b.Set("metrics_path", p)
@@ -225,7 +225,7 @@ type batch struct {
 
 func (l *nodeLoop) newBatch() *batch {
 	b := &batch{md: pmetric.NewMetrics(), version: l.r.set.BuildInfo.Version,
-		onScope: l.r.cfg.Attributes.TargetLabelsOn == TargetLabelsOnScope}
+		onScope: l.r.cfg.targetLabelsOnScope()}
 	b.rm = b.md.ResourceMetrics().AppendEmpty()
 	attrs := b.rm.Resource().Attributes()
 	attrs.PutStr("service.name", l.r.cfg.Job)
