@@ -60,10 +60,9 @@ func parseFlags(args []string, usage io.Writer) (query.Config, error) {
 	fs.IntVar(&c.Engine.MaxConcurrency, "query.max-concurrency", c.Engine.MaxConcurrency, "maximum number of queries evaluated at once; more wait in a queue (the wait counts against --query.timeout)")
 	fs.IntVar(&c.MaxResults, "api.max-results", c.MaxResults, "most series, label names or label values one /series, /labels or /label/<name>/values answer holds (a client's limit parameter above it, or none, is lowered to it; 0: no bound)")
 	fs.StringVar(&c.CORSOrigin, "web.cors.origin", "", "regexp of the origins browsers may read answers from, anchored (e.g. 'https?://grafana\\.example\\.com'); empty: none")
-	fs.StringVar(&c.BearerTokenFile, "web.bearer-token-file", "", "file holding the bearer token every API and /metrics request must carry (Authorization: Bearer <token>)")
-	fs.StringVar(&c.BasicAuthFile, "web.basic-auth-file", "", "file of user:password lines; API and /metrics requests must carry one of them as HTTP basic auth")
-	fs.StringVar(&c.TLSCertFile, "web.tls-cert-file", "", "PEM certificate (chain) to serve HTTPS with; required with credentials unless --listen is a loopback address")
-	fs.StringVar(&c.TLSKeyFile, "web.tls-key-file", "", "PEM private key of --web.tls-cert-file")
+	fs.StringVar(&c.WebConfigFile, "web.config.file", "", "Prometheus web config file (exporter-toolkit format): tls_server_config for HTTPS, basic_auth_users with bcrypt hashes; read on every request, so rotated certificates and users apply at once")
+	fs.StringVar(&c.BearerTokenFile, "web.bearer-token-file", "", "file holding the bearer token every API and /metrics request must carry (Authorization: Bearer <token>); excludes basic_auth_users")
+	fs.StringVar(&c.ProbeListen, "web.probe-listen", "", "address serving only /-/healthy and /-/ready, plain HTTP without credentials, for the kubelet's probes; empty: none")
 	fs.Func("head.endpoint", "base URL of a collector's objstore head_api (http(s)://host:port) whose not-yet-uploaded data is merged into every answer; repeatable", func(v string) error {
 		c.Heads.Endpoints = append(c.Heads.Endpoints, v)
 		return nil

@@ -29,8 +29,8 @@ func TestParseFlags(t *testing.T) {
 		"--cache-max-bytes", "512MiB", "--sync-interval", "5s", "--query.timeout", "30s",
 		"--query.max-samples", "1000", "--lookback-delta", "2m", "--query.max-concurrency", "4",
 		"--api.max-results", "500", "--web.cors.origin", "https://grafana\\.example\\.com",
-		"--web.bearer-token-file", "/run/token", "--web.basic-auth-file", "/run/users",
-		"--web.tls-cert-file", "/run/tls.crt", "--web.tls-key-file", "/run/tls.key",
+		"--web.bearer-token-file", "/run/token", "--web.config.file", "/run/web.yml",
+		"--web.probe-listen", ":9091",
 	}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:19090", c.Listen)
@@ -40,7 +40,7 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, query.EngineOptions{Timeout: 30 * time.Second, MaxSamples: 1000, LookbackDelta: 2 * time.Minute, MaxConcurrency: 4}, c.Engine)
 	assert.Equal(t, 500, c.MaxResults)
 	assert.Equal(t, `https://grafana\.example\.com`, c.CORSOrigin)
-	assert.Equal(t, [4]string{"/run/token", "/run/users", "/run/tls.crt", "/run/tls.key"}, [4]string{c.BearerTokenFile, c.BasicAuthFile, c.TLSCertFile, c.TLSKeyFile})
+	assert.Equal(t, [3]string{"/run/token", "/run/web.yml", ":9091"}, [3]string{c.BearerTokenFile, c.WebConfigFile, c.ProbeListen})
 
 	c, err = parseFlags([]string{"--cache-max-bytes", "1048576"}, io.Discard)
 	require.NoError(t, err)
@@ -54,6 +54,9 @@ func TestParseFlagsRejectsBadInput(t *testing.T) {
 		{"--query.max-samples", "1e3x"},
 		{"--no-such-flag"},
 		{"extra"},
+		// Plain-text password files and bare TLS flags are gone: --web.config.file, bcrypt.
+		{"--web.basic-auth-file", "/run/users"},
+		{"--web.tls-cert-file", "/run/tls.crt"},
 	} {
 		_, err := parseFlags(args, io.Discard)
 		assert.Error(t, err, "%v", args)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -25,8 +26,10 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // TestRulesAndAlertsAreEmpty: Grafana Alerting asks every Prometheus data source for its rules;
@@ -83,6 +86,25 @@ func (q *holdingQuerier) Select(ctx context.Context, sort bool, hints *storage.S
 		q.h.others.Add(1)
 	}
 	return q.Querier.Select(ctx, sort, hints, ms...)
+}
+
+// held counts a storage read made while up is held.
+func (q *holdingQuerier) held() {
+	select {
+	case <-q.h.release:
+	default:
+		q.h.others.Add(1)
+	}
+}
+
+func (q *holdingQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	q.held()
+	return q.Querier.LabelNames(ctx, hints, ms...)
+}
+
+func (q *holdingQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	q.held()
+	return q.Querier.LabelValues(ctx, name, hints, ms...)
 }
 
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -154,6 +176,43 @@ func TestConcurrencyLimitQueues(t *testing.T) {
 	for range 2 {
 		a = <-queryAsync(t, srv, `count(container_cpu_usage_seconds_total)`, at)
 		assert.Equal(t, http.StatusOK, a.code, a.body)
+	}
+}
+
+// TestEveryAPIPathIsAdmitted: /series, /labels and /label/<name>/values take a slot of
+// --query.max-concurrency as queries do: while a query holds the only slot, they wait (and never
+// reach storage) until their client gives up, and answer once the slot frees.
+func TestEveryAPIPathIsAdmitted(t *testing.T) {
+	hq := &holdingQueryable{SampleAndChunkQueryable: newBlockStore(t, fleetBlocks(t)), release: make(chan struct{})}
+	opts := DefaultEngineOptions
+	opts.MaxConcurrency = 1
+	srv := serve(t, edgetelHandler(t, hq, Options{Engine: opts}))
+	at := unix(testFleet.end().Add(-time.Minute))
+	first := queryAsync(t, srv, `count(up)`, at)
+	require.Eventually(t, func() bool { return hq.entered.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	paths := []string{"/api/v1/series?match[]=container_cpu_usage_seconds_total", "/api/v1/labels", "/api/v1/label/node/values"}
+	for _, p := range paths {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv+p, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		cancel()
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Fatalf("%s answered while a query held the only slot: %d %s", p, resp.StatusCode, b)
+		}
+		require.ErrorIs(t, err, context.DeadlineExceeded, p)
+	}
+	assert.Zero(t, hq.others.Load(), "a queued request reached storage")
+
+	close(hq.release)
+	a := <-first
+	assert.Equal(t, http.StatusOK, a.code, a.body)
+	for _, p := range paths {
+		code, body := get(t, srv, p, nil, false)
+		assert.Equal(t, http.StatusOK, code, "%s: %s", p, body)
 	}
 }
 
@@ -314,14 +373,34 @@ func TestBearerToken(t *testing.T) {
 	assert.Contains(t, scrapeText(t, base, bearer("s3cret-token")), "edgetel_query_http_unauthorized_requests_total 9")
 }
 
-// TestBasicAuthOverTLS: basic auth users from a file, on a non-loopback address, served over
-// TLS (credentials never cross the network in clear text).
+// webConfigFile writes a web config (exporter-toolkit's format) with users' bcrypt hashes and,
+// when certFile is set, TLS.
+func webConfigFile(t *testing.T, certFile, keyFile string, users map[string]string) string {
+	t.Helper()
+	var b strings.Builder
+	if certFile != "" {
+		fmt.Fprintf(&b, "tls_server_config:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile)
+	}
+	if len(users) > 0 {
+		b.WriteString("basic_auth_users:\n")
+		for u, p := range users {
+			h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
+			require.NoError(t, err)
+			fmt.Fprintf(&b, "  %s: %s\n", u, h)
+		}
+	}
+	return writeSecret(t, b.String())
+}
+
+// TestBasicAuthOverTLS: basic auth users with bcrypt hashes and TLS from a Prometheus web config
+// (--web.config.file, served by exporter-toolkit), on a non-loopback address; the probe
+// listener answers the kubelet without credentials and serves nothing else.
 func TestBasicAuthOverTLS(t *testing.T) {
 	c := DefaultConfig()
 	c.Listen = "0.0.0.0:0"
-	c.BasicAuthFile = writeSecret(t, "# readers\nalice:wonder:land\n\ngrafana:pa55\n")
 	certPEM, cert, key := selfSigned(t)
-	c.TLSCertFile, c.TLSKeyFile = cert, key
+	c.WebConfigFile = webConfigFile(t, cert, key, map[string]string{"alice": "wonder:land", "grafana": "pa55"})
+	c.ProbeListen = freeAddr(t)
 	base := startRun(t, c, "https")
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(certPEM))
@@ -330,20 +409,27 @@ func TestBasicAuthOverTLS(t *testing.T) {
 	require.NoError(t, err)
 	base = "https://127.0.0.1:" + port
 
-	url := base + "/api/v1/query?query=1"
-	code, h := do(t, client, url, nil)
-	assert.Equal(t, http.StatusUnauthorized, code)
-	assert.Contains(t, h.Get("WWW-Authenticate"), "Basic")
-	for _, creds := range [][2]string{{"alice", "wonder"}, {"grafana", "pa55x"}, {"mallory", "pa55"}} {
-		code, _ = do(t, client, url, func(r *http.Request) { r.SetBasicAuth(creds[0], creds[1]) })
-		assert.Equal(t, http.StatusUnauthorized, code, creds)
+	for _, p := range []string{"/api/v1/query?query=1", "/api/v1/series?match[]=up", "/metrics", "/-/ready"} {
+		url := base + p
+		code, h := do(t, client, url, nil)
+		assert.Equal(t, http.StatusUnauthorized, code, p)
+		assert.Contains(t, h.Get("WWW-Authenticate"), "Basic", p)
+		for _, creds := range [][2]string{{"alice", "wonder"}, {"grafana", "pa55x"}, {"mallory", "pa55"}} {
+			code, _ = do(t, client, url, func(r *http.Request) { r.SetBasicAuth(creds[0], creds[1]) })
+			assert.Equal(t, http.StatusUnauthorized, code, creds)
+		}
+		for _, creds := range [][2]string{{"alice", "wonder:land"}, {"grafana", "pa55"}} {
+			code, _ = do(t, client, url, func(r *http.Request) { r.SetBasicAuth(creds[0], creds[1]) })
+			assert.Equal(t, http.StatusOK, code, creds)
+		}
 	}
-	for _, creds := range [][2]string{{"alice", "wonder:land"}, {"grafana", "pa55"}} {
-		code, _ = do(t, client, url, func(r *http.Request) { r.SetBasicAuth(creds[0], creds[1]) })
-		assert.Equal(t, http.StatusOK, code, creds)
-	}
-	code, _ = do(t, http.DefaultClient, strings.Replace(url, "https", "http", 1), nil)
+	code, _ := do(t, http.DefaultClient, strings.Replace(base, "https", "http", 1)+"/api/v1/query?query=1", nil)
 	assert.Equal(t, http.StatusBadRequest, code, "plain HTTP is not served")
+
+	for p, want := range map[string]int{"/-/ready": 200, "/-/healthy": 200, "/api/v1/query?query=1": 404, "/metrics": 404} {
+		code, _ := do(t, http.DefaultClient, "http://"+c.ProbeListen+p, nil)
+		assert.Equal(t, want, code, "probe listener %s", p)
+	}
 }
 
 func selfSigned(t *testing.T) (certPEM []byte, certFile, keyFile string) {

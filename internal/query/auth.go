@@ -1,7 +1,6 @@
 package query
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,100 +9,54 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v2"
 )
 
-// Auth checks a request's credentials: a bearer token, or a user and password of HTTP basic
-// auth. Both come from files (a mounted Kubernetes Secret), read once at start.
+// Auth checks a request's bearer token, read once at start from a file (a mounted Kubernetes
+// Secret). Users and passwords are the web config's job (--web.config.file, bcrypt hashes).
 type Auth struct {
-	token    [sha256.Size]byte // digest of the bearer token; valid when hasToken
-	hasToken bool
-	users    map[string][sha256.Size]byte // user -> digest of the password
+	token [sha256.Size]byte // digest of the bearer token
 }
 
-// LoadAuth reads the credential files; both empty means no check (nil Auth).
-//
-// tokenFile holds the bearer token (surrounding white space is ignored). usersFile holds one
-// "user:password" per line; empty lines and lines starting with # are skipped.
-func LoadAuth(tokenFile, usersFile string) (*Auth, error) {
-	if tokenFile == "" && usersFile == "" {
+// LoadAuth reads the bearer token file; an empty path means no check (nil Auth). Surrounding
+// white space is ignored.
+func LoadAuth(tokenFile string) (*Auth, error) {
+	if tokenFile == "" {
 		return nil, nil
 	}
-	a := &Auth{users: map[string][sha256.Size]byte{}}
-	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read bearer token file: %w", err)
-		}
-		tok := bytes.TrimSpace(b)
-		if len(tok) == 0 {
-			return nil, fmt.Errorf("bearer token file %s is empty", tokenFile)
-		}
-		a.token, a.hasToken = sha256.Sum256(tok), true
-	}
-	if usersFile != "" {
-		if err := a.readUsers(usersFile); err != nil {
-			return nil, err
-		}
-	}
-	return a, nil
-}
-
-func (a *Auth) readUsers(path string) error {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(tokenFile)
 	if err != nil {
-		return fmt.Errorf("read basic auth file: %w", err)
+		return nil, fmt.Errorf("read bearer token file: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		user, pass, ok := strings.Cut(line, ":")
-		if !ok || user == "" || pass == "" {
-			// The line may hold a password: name the line, never quote it.
-			return fmt.Errorf("basic auth file %s line %d: want user:password", path, n)
-		}
-		a.users[user] = sha256.Sum256([]byte(pass))
+	tok := bytes.TrimSpace(b)
+	if len(tok) == 0 {
+		return nil, fmt.Errorf("bearer token file %s is empty", tokenFile)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read basic auth file: %w", err)
-	}
-	if len(a.users) == 0 {
-		return fmt.Errorf("basic auth file %s has no user", path)
-	}
-	return nil
+	return &Auth{token: sha256.Sum256(tok)}, nil
 }
 
-// allowed reports whether r carries valid credentials. Digests are compared in constant time,
-// so neither a token's content nor its length leaks through timing.
+// allowed reports whether r carries the token. Digests are compared in constant time, so
+// neither the token's content nor its length leaks through timing.
 func (a *Auth) allowed(r *http.Request) bool {
-	if user, pass, ok := r.BasicAuth(); ok {
-		want, known := a.users[user]
-		got := sha256.Sum256([]byte(pass))
-		return known && subtle.ConstantTimeCompare(got[:], want[:]) == 1
-	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !a.hasToken {
+	if !ok {
 		return false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 	return subtle.ConstantTimeCompare(got[:], a.token[:]) == 1
 }
 
-// Wrap answers 401 to requests without valid credentials; rejected is called for each.
+// Wrap answers 401 to requests without the token; rejected is called for each.
 func (a *Auth) Wrap(next http.Handler, rejected func()) http.Handler {
 	if a == nil {
 		return next
 	}
-	challenge := `Bearer realm="edgetel-query"`
-	if len(a.users) > 0 {
-		challenge = `Basic realm="edgetel-query", charset="UTF-8"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.allowed(r) {
 			rejected()
-			w.Header().Set("WWW-Authenticate", challenge)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="edgetel-query"`)
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
@@ -111,4 +64,32 @@ func (a *Auth) Wrap(next http.Handler, rejected func()) http.Handler {
 	})
 }
 
-var errCleartextCredentials = errors.New("credentials would cross the network in clear text: set --web.tls-cert-file and --web.tls-key-file, or listen on a loopback address")
+// webConfig is what edgetel-query needs to know of a --web.config.file (Prometheus'
+// exporter-toolkit format: tls_server_config, basic_auth_users with bcrypt hashes, ...), which
+// exporter-toolkit's web package serves.
+type webConfig struct {
+	tls   bool // serves HTTPS
+	users bool // asks for basic auth
+}
+
+// loadWebConfig checks the file as exporter-toolkit does at start (every password a bcrypt
+// hash, the certificate and key readable) and says what it turns on. An empty path: none.
+func loadWebConfig(path string) (webConfig, error) {
+	if path == "" {
+		return webConfig{}, nil
+	}
+	if err := web.Validate(path); err != nil {
+		return webConfig{}, fmt.Errorf("web config %s: %w", path, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return webConfig{}, fmt.Errorf("read web config: %w", err)
+	}
+	var c web.Config
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return webConfig{}, fmt.Errorf("web config %s: %w", path, err)
+	}
+	return webConfig{tls: c.TLSConfig.IsEnabled(), users: len(c.Users) > 0}, nil
+}
+
+var errCleartextCredentials = errors.New("credentials would cross the network in clear text: set tls_server_config in --web.config.file, or listen on a loopback address")

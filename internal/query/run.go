@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grafana/regexp"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
@@ -34,13 +35,15 @@ type Config struct {
 	// CORSOrigin is the regexp (anchored, as Prometheus' --web.cors.origin) of the origins
 	// browsers may read answers from; empty: none.
 	CORSOrigin string
-	// BearerTokenFile and BasicAuthFile hold the credentials requests must carry (see LoadAuth);
-	// both empty: no check.
+	// WebConfigFile is Prometheus' web config (exporter-toolkit: TLS, basic auth users with
+	// bcrypt hashes), served by exporter-toolkit's web package; empty: plain HTTP, no users.
+	WebConfigFile string
+	// BearerTokenFile holds the bearer token API and /metrics requests must carry (see
+	// LoadAuth); empty: no check.
 	BearerTokenFile string
-	BasicAuthFile   string
-	// TLSCertFile and TLSKeyFile make the server speak HTTPS.
-	TLSCertFile string
-	TLSKeyFile  string
+	// ProbeListen, when set, serves /-/healthy and /-/ready alone, in plain HTTP and without
+	// credentials, for the kubelet's probes; empty: no such listener.
+	ProbeListen string
 	// Heads are the collectors' head APIs merged into every answer; none by default.
 	Heads HeadConfig
 }
@@ -91,14 +94,18 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	if err != nil {
 		return err
 	}
-	auth, err := LoadAuth(c.BearerTokenFile, c.BasicAuthFile)
+	auth, err := LoadAuth(c.BearerTokenFile)
 	if err != nil {
 		return err
 	}
-	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		return errors.New("TLS needs both a certificate and a key file")
+	wc, err := loadWebConfig(c.WebConfigFile)
+	if err != nil {
+		return err
 	}
-	if auth != nil && c.TLSCertFile == "" && !loopback(c.Listen) {
+	if auth != nil && wc.users {
+		return errors.New("--web.bearer-token-file and basic_auth_users in --web.config.file exclude each other: a request carries one Authorization header")
+	}
+	if (auth != nil || wc.users) && !wc.tls && !loopback(c.Listen) {
 		return errCleartextCredentials
 	}
 	bkt, err := c.OpenBucket(ctx, logger)
@@ -131,10 +138,18 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	defer ln.Close()
+	var probeLn net.Listener
+	if c.ProbeListen != "" {
+		if probeLn, err = net.Listen("tcp", c.ProbeListen); err != nil {
+			return fmt.Errorf("probe listen: %w", err)
+		}
+		defer probeLn.Close()
+	}
 	mux := http.NewServeMux()
-	// Probes carry no credentials and learn nothing but that the process runs.
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Ready.") })
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Healthy.") })
+	// Probes carry no bearer token and learn nothing but that the process runs (basic auth
+	// users of the web config cover them too: hence --web.probe-listen).
+	probes(mux)
 	mux.Handle(APIPrefix+"/", auth.Wrap(m.instrument(handler), m.unauthorized.Inc))
 	mux.Handle("/metrics", auth.Wrap(m.handler(), m.unauthorized.Inc))
 	// Requests get their own context so that queries still running when the shutdown grace
@@ -151,14 +166,18 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	if heads != nil {
 		wg.Go(func() { heads.Run(ctx) })
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	wg.Go(func() {
-		if c.TLSCertFile != "" {
-			serveErr <- srv.ServeTLS(ln, c.TLSCertFile, c.TLSKeyFile)
-			return
-		}
-		serveErr <- srv.Serve(ln)
+		webConfigFile := c.WebConfigFile
+		serveErr <- web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfigFile}, logger)
 	})
+	var probeSrv *http.Server
+	if probeLn != nil {
+		probeMux := http.NewServeMux()
+		probes(probeMux)
+		probeSrv = &http.Server{Handler: probeMux, ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() { serveErr <- probeSrv.Serve(probeLn) })
+	}
 	logger.Info("serving the Prometheus query API", "addr", ln.Addr().String(), "bucket", bkt.Name(),
 		"cacheDir", c.CacheDir, "syncInterval", c.SyncInterval)
 	if ready != nil {
@@ -173,6 +192,9 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	cancel()
 	shutCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
+	if probeSrv != nil {
+		_ = probeSrv.Close() // probes hold no work worth waiting for
+	}
 	if shutErr := srv.Shutdown(shutCtx); shutErr != nil {
 		logger.Warn("cancelling queries still running after the shutdown grace period", "err", shutErr)
 		cancelRequests()
@@ -182,6 +204,12 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	}
 	wg.Wait()
 	return err
+}
+
+// probes serves the kubelet's probes on mux.
+func probes(mux *http.ServeMux) {
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Ready.") })
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "edgetel-query is Healthy.") })
 }
 
 // corsRegexp compiles CORSOrigin anchored, as Prometheus does; nil when empty.

@@ -174,18 +174,31 @@ func NewHandler(q storage.SampleAndChunkQueryable, opts Options, logger *slog.Lo
 	)
 	r := route.New()
 	api.Register(r)
-	return &Handler{Handler: &filter{next: http.StripPrefix(APIPrefix, r), maxResults: opts.MaxResults}, engine: engine}, nil
+	f := &filter{next: http.StripPrefix(APIPrefix, r), maxResults: opts.MaxResults,
+		slots: make(chan struct{}, opts.Engine.MaxConcurrency)}
+	return &Handler{Handler: f, engine: engine}, nil
 }
 
 type filter struct {
 	next       http.Handler
 	maxResults int
+	// slots admits MaxConcurrency requests of any API path at once: the engine's own limit
+	// covers only PromQL, and /series or /labels over months of blocks can hold as much memory.
+	slots chan struct{}
 }
 
 func (f *filter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, ok := strings.CutPrefix(r.URL.Path, APIPrefix)
 	if !ok || !served(p) {
 		http.NotFound(w, r)
+		return
+	}
+	// Queued as the engine queues queries: until a slot frees or the client gives up.
+	select {
+	case f.slots <- struct{}{}:
+		defer func() { <-f.slots }()
+	case <-r.Context().Done():
+		http.Error(w, "request cancelled while waiting for a free slot", http.StatusServiceUnavailable)
 		return
 	}
 	if f.maxResults > 0 && limited(p) {

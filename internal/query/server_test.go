@@ -241,12 +241,29 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"bad CORS origin", func(c *Config) { c.BucketDir = t.TempDir(); c.CORSOrigin = "(" }, "CORS origin"},
 		{"missing token file", func(c *Config) { c.BucketDir = t.TempDir(); c.BearerTokenFile = filepath.Join(dir, "nope") }, "bearer token file"},
 		{"empty token file", func(c *Config) { c.BucketDir = t.TempDir(); c.BearerTokenFile = write("empty", "\n") }, "is empty"},
-		{"bad users file", func(c *Config) { c.BucketDir = t.TempDir(); c.BasicAuthFile = write("users", "alice\n") }, "line 1: want user:password"},
-		{"cert without key", func(c *Config) { c.BucketDir = t.TempDir(); c.TLSCertFile = write("c.pem", "x") }, "both a certificate and a key"},
-		{"credentials in clear text", func(c *Config) {
+		{"plain-text password", func(c *Config) {
+			c.BucketDir = t.TempDir()
+			c.WebConfigFile = write("web-plain.yml", "basic_auth_users:\n  alice: wonderland\n")
+		}, "hashedSecret too short"},
+		{"unknown web config key", func(c *Config) { c.BucketDir = t.TempDir(); c.WebConfigFile = write("web-k.yml", "bogus: 1\n") }, "bogus"},
+		{"cert without key", func(c *Config) {
+			c.BucketDir = t.TempDir()
+			c.WebConfigFile = write("web-c.yml", "tls_server_config:\n  cert_file: "+write("c.pem", "x")+"\n")
+		}, "missing one of key or key_file"},
+		{"bearer token and users", func(c *Config) {
+			c.BucketDir = t.TempDir()
+			c.BearerTokenFile = write("token", "s3cret\n")
+			c.WebConfigFile = write("web-u.yml", "basic_auth_users:\n  alice: $2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n")
+		}, "exclude each other"},
+		{"token in clear text", func(c *Config) {
 			c.BucketDir = t.TempDir()
 			c.Listen = "0.0.0.0:0"
 			c.BearerTokenFile = write("token", "s3cret\n")
+		}, "clear text"},
+		{"users in clear text", func(c *Config) {
+			c.BucketDir = t.TempDir()
+			c.Listen = "0.0.0.0:0"
+			c.WebConfigFile = write("web-u.yml", "basic_auth_users:\n  alice: $2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi\n")
 		}, "clear text"},
 	}
 	for _, tc := range cases {
