@@ -87,11 +87,12 @@ type common struct {
 	logLevel      string
 }
 
-func (c *common) register(fs *flag.FlagSet) {
+// register adds the flags both roles take; metrics is -metrics-listen's default.
+func (c *common) register(fs *flag.FlagSet, metrics string) {
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file; empty uses the in-cluster config")
 	fs.StringVar(&c.namespace, "namespace", envOr("POD_NAMESPACE", "edgetel"), "namespace of the IPTablesRules object, the lease and the join reservations (env POD_NAMESPACE)")
 	fs.StringVar(&c.rulesName, "rules-name", "edgetel-onboard", "name of the IPTablesRules object")
-	fs.StringVar(&c.metricsListen, "metrics-listen", ":8080", "address of /metrics and /healthz; empty disables")
+	fs.StringVar(&c.metricsListen, "metrics-listen", metrics, "address of /metrics and /healthz; empty disables")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
@@ -107,6 +108,7 @@ type controllerConfig struct {
 	allowedGroups     string
 	settings          join.Settings
 	labels            string
+	keadmSHA512       string
 	extraFlags        string
 	settingsConfigMap string
 	reservations      string
@@ -131,12 +133,12 @@ func parseController(args []string, out io.Writer) (controllerConfig, error) {
 	var c controllerConfig
 	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
 	fs.SetOutput(out)
-	c.common.register(fs)
+	c.common.register(fs, ":8080")
 	fs.StringVar(&c.kubeEdgeNamespace, "kubeedge-namespace", "kubeedge", "namespace of cloudcore, its ConfigMaps, the token Secret and the tunnelport ConfigMap")
 	fs.StringVar(&c.listen, "listen", ":8081", "join API address (edge-watcher's port)")
 	fs.StringVar(&c.tlsCert, "tls-cert-file", "", "certificate of the join API (required: it serves the cluster's join token)")
 	fs.StringVar(&c.tlsKey, "tls-key-file", "", "key for -tls-cert-file")
-	fs.StringVar(&c.tokenFile, "token-auth-file", "", "static bearer tokens, kube-apiserver format: token,user[,uid[,\"groups\"]]")
+	fs.StringVar(&c.tokenFile, "token-auth-file", "", "static bearer tokens, kube-apiserver format (its own parser): token,user,uid[,\"groups\"]")
 	fs.BoolVar(&c.tokenReview, "token-review", true, "check bearer tokens with the API server's TokenReview")
 	fs.StringVar(&c.audiences, "token-review-audiences", "", "comma-separated audiences a reviewed token must be valid for (required with -token-review)")
 	fs.StringVar(&c.allowedUsers, "allowed-users", "", "comma-separated users allowed to get join commands (this or -allowed-groups is required: nobody by default)")
@@ -150,10 +152,11 @@ func parseController(args []string, out io.Writer) (controllerConfig, error) {
 	fs.StringVar(&c.settings.Region, "region", envOr("REGION", "en"), "zh or en: KubeSphere's default mirror (env REGION)")
 	fs.StringVar(&c.settings.Mirror, "mirror", "", "keadm download URL with {version} and {arch}, or a base URL")
 	fs.StringVar(&c.labels, "labels", "", "node labels k=v,k2=v2 for keadm --labels")
+	fs.StringVar(&c.keadmSHA512, "keadm-sha512", "", "SHA-512 of the keadm tarball per architecture, amd64=<hex>,arm64=<hex>,arm=<hex>; empty: the command checks the checksum file published next to the tarball")
 	fs.StringVar(&c.extraFlags, "extra-flags", "", "space-separated extra keadm join flags (--name=value)")
 	fs.StringVar(&c.settings.CloudcoreAddress, "cloudcore-address", "", "address edge nodes dial instead of cloudcore's advertiseAddress[0]")
-	fs.StringVar(&c.settingsConfigMap, "settings-configmap", join.SettingsConfigMap, "ConfigMap in the kubeedge namespace overriding version, region, uri, flavor, labels, extraFlags, cloudcoreAddress")
-	fs.StringVar(&c.reservations, "reservations-configmap", "edgetel-onboard-joins", "ConfigMap holding nodes that are joining")
+	fs.StringVar(&c.settingsConfigMap, "settings-configmap", join.SettingsConfigMap, "ConfigMap in the kubeedge namespace overriding version, region, uri, flavor, keadmSHA512, labels, extraFlags, cloudcoreAddress")
+	fs.StringVar(&c.reservations, "reservations-configmap", "edgetel-onboard-joins", "ConfigMap holding nodes that are joining; it must exist (the chart creates it): the controller may update it by name and create none")
 	fs.DurationVar(&c.reservationTTL, "reservation-ttl", time.Hour, "how long a name and IP stay reserved after a command is issued")
 	fs.StringVar(&c.model, "rules-model", string(apis.ModelTunnelPort), "tunnel-port (KubeEdge >= 1.8) or edge-ip (edge-watcher's)")
 	fs.StringVar(&c.cloudcoreService, "cloudcore-service", "cloudcore", "Service whose EndpointSlices list the cloudcore replicas")
@@ -161,7 +164,7 @@ func parseController(args []string, out io.Writer) (controllerConfig, error) {
 	fs.StringVar(&c.edgeSelector, "edge-node-selector", rules.DefaultEdgeNodeSelector, "label selector of edge nodes")
 	c.dnat.register(fs)
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "run the rules controller only on the replica holding the lease")
-	fs.StringVar(&c.leaseName, "leader-election-id", "edgetel-onboard", "name of the Lease")
+	fs.StringVar(&c.leaseName, "leader-election-id", "edgetel-onboard", "name of the Lease; the chart creates it, and the controller may get and update it by name only")
 	fs.StringVar(&c.identity, "identity", envOr("POD_NAME", hostname()), "this replica's identity in the lease (env POD_NAME)")
 	fs.BoolVar(&c.disableJoin, "disable-join", false, "do not serve the join API")
 	fs.BoolVar(&c.disableRules, "disable-rules", false, "do not run the rules controller")
@@ -176,6 +179,13 @@ func parseController(args []string, out io.Writer) (controllerConfig, error) {
 
 func (c *controllerConfig) validate() error {
 	var errs []error
+	if c.keadmSHA512 != "" {
+		sums, err := join.ParseLabels(c.keadmSHA512)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-keadm-sha512: %w", err))
+		}
+		c.settings.KeadmSHA512 = sums
+	}
 	if c.labels != "" {
 		l, err := join.ParseLabels(c.labels)
 		if err != nil {
@@ -265,7 +275,8 @@ func parseAgent(args []string, out io.Writer) (agentConfig, error) {
 	var c agentConfig
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(out)
-	c.common.register(fs)
+	// The agent runs with the host's network: its metrics stay on loopback unless asked.
+	c.common.register(fs, "127.0.0.1:9108")
 	fs.StringVar(&c.nodeName, "node-name", envOr("NODE_NAME", hostname()), "this host's node name, for events (env NODE_NAME)")
 	fs.DurationVar(&c.interval, "interval", 10*time.Second, "how often the rules are re-checked against iptables-save")
 	fs.StringVar(&c.mode, "iptables-mode", "auto", "auto (the backend holding the host's rules), nft or legacy")

@@ -33,6 +33,17 @@ func TestParseControllerDefaults(t *testing.T) {
 	assert.Equal(t, []string{"--cgroupdriver=systemd", "--image-repository=r.example.com"}, c.settings.ExtraFlags)
 }
 
+// TestAgentMetricsOnLoopbackByDefault: the agent runs with the host's network, so outside the
+// chart its metrics must not listen on the node's public addresses unless asked.
+func TestAgentMetricsOnLoopbackByDefault(t *testing.T) {
+	a, err := parseAgent(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:9108", a.metricsListen)
+	c, err := parseController(required, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, ":8080", c.metricsListen, "the controller's pod network is fenced by its NetworkPolicy")
+}
+
 func TestParseControllerRefusesBadFlags(t *testing.T) {
 	for name, args := range map[string][]string{
 		"model":           {"-rules-model", "both"},
@@ -51,6 +62,8 @@ func TestParseControllerRefusesBadFlags(t *testing.T) {
 		"max":             {"-max-reservations", "0"},
 		"match ports":     {"-match-ports", "6443-"},
 		"forbidden cidrs": {"-forbidden-cidrs", "10.96.0.0/33"},
+		"http mirror":     {"-mirror", "http://mirror.example.com/kubeedge/"},
+		"short checksum":  {"-keadm-sha512", "amd64=abc"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseController(with(args...), io.Discard)

@@ -151,7 +151,7 @@ func TestOnboardRBACMatchesCode(t *testing.T) {
 		rules          []rbacv1.PolicyRule
 	}{
 		{"ClusterRole", "edgetel-onboard-controller", "", onboard.RBAC},
-		{"Role", "edgetel-onboard-controller", "edgetel", onboard.NamespaceRBAC},
+		{"Role", "edgetel-onboard-controller", "edgetel", onboard.NamespaceRBAC("edgetel-onboard-controller-joins", "edgetel-onboard-controller")},
 		{"Role", "edgetel-onboard-controller-kubeedge", "edge-system", onboard.KubeEdgeRBAC},
 		{"ClusterRole", "edgetel-onboard-agent", "", onboard.AgentRBAC},
 		{"Role", "edgetel-onboard-agent", "edgetel", onboard.AgentNamespaceRBAC},

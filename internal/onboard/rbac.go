@@ -24,13 +24,17 @@ var RBAC = []rbacv1.PolicyRule{
 }
 
 // NamespaceRBAC is what the controller needs in its own namespace: the join reservations
-// ConfigMap, its IPTablesRules object, the leader Lease and events on the object.
-var NamespaceRBAC = []rbacv1.PolicyRule{
-	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "update"}},
-	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource}, Verbs: []string{"get", "list", "watch", "create", "update"}},
-	{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource + "/status"}, Verbs: []string{"update"}},
-	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
-	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+// ConfigMap and the leader Lease, each by name (the chart creates both, so the controller
+// creates neither and cannot touch the collector's or the edge agent's ConfigMaps), its
+// IPTablesRules object and events on the object.
+func NamespaceRBAC(reservations, lease string) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{reservations}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource}, Verbs: []string{"get", "list", "watch", "create", "update"}},
+		{APIGroups: []string{apis.Group}, Resources: []string{apis.Resource + "/status"}, Verbs: []string{"update"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{lease}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+	}
 }
 
 // TokenSecret is cloudcore's join token secret in KubeEdge's namespace (join.TokenSecret).

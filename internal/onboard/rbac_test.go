@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	authnv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -64,8 +65,13 @@ func calls(actions ...[]k8stesting.Action) []apiCall {
 				res += "/" + a.GetSubresource()
 			}
 			c := apiCall{call: call{a.GetResource().Group, res, a.GetVerb()}, namespace: a.GetNamespace()}
-			if g, ok := a.(k8stesting.GetAction); ok {
-				c.name = g.GetName()
+			switch x := a.(type) {
+			case k8stesting.GetAction:
+				c.name = x.GetName()
+			case k8stesting.UpdateAction:
+				if o, ok := x.GetObject().(metav1.Object); ok {
+					c.name = o.GetName()
+				}
 			}
 			seen[c] = true
 		}
@@ -106,6 +112,9 @@ func TestControllerRBACCoversEveryCall(t *testing.T) {
 			Data: map[string]string{join.CloudcoreKey: "modules: {cloudHub: {advertiseAddress: [192.168.1.10]}}"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "kubeedge", Name: join.TokenSecret},
 			Data: map[string][]byte{join.TokenKey: []byte("abc.def.ghi.jkl")}},
+		// The chart creates the reservations ConfigMap and the Lease; the controller creates neither.
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "edgetel", Name: "joins"}},
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "edgetel", Name: "edgetel-onboard"}},
 	)
 	kube.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		tr := a.(k8stesting.CreateAction).GetObject().(*authnv1.TokenReview).DeepCopy()
@@ -148,13 +157,13 @@ func TestControllerRBACCoversEveryCall(t *testing.T) {
 	cancel()
 	require.NoError(t, <-leaderDone)
 
-	requireCovered(t, onboard.RBAC, map[string][]rbacv1.PolicyRule{"kubeedge": onboard.KubeEdgeRBAC, "edgetel": onboard.NamespaceRBAC},
+	requireCovered(t, onboard.RBAC, map[string][]rbacv1.PolicyRule{"kubeedge": onboard.KubeEdgeRBAC, "edgetel": onboard.NamespaceRBAC("joins", "edgetel-onboard")},
 		calls(kube.Actions(), dyn.Actions()),
 		call{"", "nodes", "list"}, call{"", "nodes", "watch"}, call{"discovery.k8s.io", "endpointslices", "watch"},
-		call{"", "configmaps", "get"}, call{"", "configmaps", "watch"}, call{"", "configmaps", "create"}, call{"", "configmaps", "update"},
+		call{"", "configmaps", "get"}, call{"", "configmaps", "watch"}, call{"", "configmaps", "update"},
 		call{"", "secrets", "get"}, call{"authentication.k8s.io", "tokenreviews", "create"},
 		call{apis.Group, apis.Resource, "create"}, call{apis.Group, apis.Resource, "watch"}, call{apis.Group, apis.Resource + "/status", "update"},
-		call{"coordination.k8s.io", "leases", "create"}, call{"", "events", "create"})
+		call{"coordination.k8s.io", "leases", "update"}, call{"", "events", "create"})
 }
 
 func hasEvent(kube *fake.Clientset) bool {

@@ -1,17 +1,16 @@
 package join
 
 import (
-	"bufio"
+	"bytes"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/token/tokenfile"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -29,63 +28,34 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (User, error)
 }
 
-// StaticTokens is kube-apiserver's token file format: token,user[,uid[,"group1,group2"]].
-type StaticTokens struct{ entries []staticEntry }
-
-type staticEntry struct {
-	token []byte
-	user  User
-}
+// StaticTokens is kube-apiserver's static token file (--token-auth-file), read by the API
+// server's own parser: CSV lines token,user,uid[,"group1,group2"].
+type StaticTokens struct{ auth *tokenfile.TokenAuthenticator }
 
 // LoadStaticTokens reads a token file. Errors name the line, never the token.
 func LoadStaticTokens(path string) (*StaticTokens, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("token file: %w", err)
 	}
-	defer f.Close()
-	st := &StaticTokens{}
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		fields := strings.SplitN(text, ",", 4)
-		if len(fields) < 2 || fields[0] == "" || fields[1] == "" {
-			return nil, fmt.Errorf("token file %s line %d: want token,user[,uid[,\"groups\"]]", path, line)
-		}
-		u := User{Name: fields[1]}
-		if len(fields) == 4 {
-			for _, g := range strings.Split(strings.Trim(fields[3], `"`), ",") {
-				if g = strings.TrimSpace(g); g != "" {
-					u.Groups = append(u.Groups, g)
-				}
-			}
-		}
-		st.entries = append(st.entries, staticEntry{token: []byte(fields[0]), user: u})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("token file %s: %w", path, err)
-	}
-	if len(st.entries) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, fmt.Errorf("token file %s holds no token", path)
 	}
-	return st, nil
+	auth, err := tokenfile.NewCSV(path)
+	if err != nil {
+		// encoding/csv's errors give the line and column, tokenfile's the column count: no content.
+		return nil, fmt.Errorf("token file %s: want token,user,uid[,\"groups\"] lines: %w", path, err)
+	}
+	return &StaticTokens{auth: auth}, nil
 }
 
-// Authenticate compares in constant time against every entry.
-func (s *StaticTokens) Authenticate(_ context.Context, token string) (User, error) {
-	var found *User
-	for i := range s.entries {
-		if subtle.ConstantTimeCompare(s.entries[i].token, []byte(token)) == 1 {
-			found = &s.entries[i].user
-		}
-	}
-	if found == nil {
+// Authenticate looks the token up as kube-apiserver does.
+func (s *StaticTokens) Authenticate(ctx context.Context, token string) (User, error) {
+	resp, ok, err := s.auth.AuthenticateToken(ctx, token)
+	if err != nil || !ok {
 		return User{}, ErrUnauthenticated
 	}
-	return *found, nil
+	return User{Name: resp.User.GetName(), Groups: resp.User.GetGroups()}, nil
 }
 
 // TokenReviewer asks the API server (TokenReview) whether the token is valid for one of

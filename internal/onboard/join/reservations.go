@@ -59,13 +59,14 @@ func (r ReservationStore) Reserve(ctx context.Context, name, ip, user string, no
 	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cm, err := r.Client.CoreV1().ConfigMaps(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
-		create := apierrors.IsNotFound(err)
-		if err != nil && !create {
-			return fmt.Errorf("reading join reservations %s/%s: %w", r.Namespace, r.Name, err)
+		if apierrors.IsNotFound(err) {
+			// Created by the chart: the controller may update this ConfigMap by name and
+			// create none, so that it cannot write any other.
+			return fmt.Errorf("join reservations ConfigMap %s/%s does not exist: the chart creates it (outside the chart: kubectl -n %s create configmap %s)",
+				r.Namespace, r.Name, r.Namespace, r.Name)
 		}
-		if create {
-			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: r.Name,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "edgetel-onboard"}}}
+		if err != nil {
+			return fmt.Errorf("reading join reservations %s/%s: %w", r.Namespace, r.Name, err)
 		}
 		data := map[string]string{}
 		mine := 0
@@ -92,14 +93,7 @@ func (r ReservationStore) Reserve(ctx context.Context, name, ip, user string, no
 		}
 		data[name] = ip + " " + now().Add(r.TTL).UTC().Format(time.RFC3339) + " " + user
 		cm.Data = data
-		if create {
-			_, err = r.Client.CoreV1().ConfigMaps(r.Namespace).Create(ctx, cm, metav1.CreateOptions{})
-			if apierrors.IsAlreadyExists(err) {
-				return apierrors.NewConflict(corev1.Resource("configmaps"), r.Name, err)
-			}
-		} else {
-			_, err = r.Client.CoreV1().ConfigMaps(r.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
-		}
+		_, err = r.Client.CoreV1().ConfigMaps(r.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 		if err != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("writing join reservations %s/%s: %w", r.Namespace, r.Name, err)
 		}

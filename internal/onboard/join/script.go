@@ -116,9 +116,27 @@ func KeadmArgs(s Settings, cc Cloudcore, token string, req Request) []string {
 	return append(args, s.ExtraFlags...)
 }
 
+// checksum sets $sum, the SHA-512 the tarball must have: the operator's pinned one for $arch
+// (Settings.KeadmSHA512), else the one KubeEdge publishes next to each release tarball
+// (checksum_<tarball>.txt, which keadm itself checks edgecore's tarball against).
+func checksum(s Settings) string {
+	if len(s.KeadmSHA512) > 0 {
+		var b strings.Builder
+		b.WriteString(`case "$arch" in `)
+		for _, a := range sortedKeys(s.KeadmSHA512) {
+			fmt.Fprintf(&b, "%s) sum=%s ;; ", a, Quote(s.KeadmSHA512[a]))
+		}
+		b.WriteString(`*) sum= ;; esac && `)
+		return b.String()
+	}
+	return `sumurl="${url%/*}/checksum_${url##*/}.txt" && ` +
+		`sum=$({ curl -fsSL "$sumurl" || wget -qO- "$sumurl"; } | awk '{print $1; exit}') && `
+}
+
 // Script is the one-line command an operator pastes on the edge node. It never uses set -e,
 // which would close an interactive shell; each step runs only if the previous one succeeded.
 // Every value is single-quoted; $arch is the only expansion and is set by the script itself.
+// keadm runs as root: it runs only from a tarball whose SHA-512 matched.
 func Script(s Settings, cc Cloudcore, token string, req Request) string {
 	keadm := quoteTemplate(keadmPath(s))
 	quoted := make([]string, 0, 20)
@@ -128,7 +146,10 @@ func Script(s Settings, cc Cloudcore, token string, req Request) string {
 	var b strings.Builder
 	b.WriteString(archDetect(req.Arch))
 	b.WriteString(`[ -n "$arch" ] && url=` + quoteTemplate(downloadURL(s)) + ` && `)
+	b.WriteString(checksum(s))
+	b.WriteString(`{ [ ${#sum} -eq 128 ] || { echo "keadm: no SHA-512 checksum for $url" >&2; false; }; } && `)
 	b.WriteString(`{ curl -fsSL -o keadm.tar.gz "$url" || wget -qO keadm.tar.gz "$url"; } && `)
+	b.WriteString(`echo "$sum  keadm.tar.gz" | sha512sum -c - && `)
 	b.WriteString(`tar -xzf keadm.tar.gz && chmod +x ` + keadm + ` && `)
 	b.WriteString(keadm + " " + strings.Join(quoted, " "))
 	return b.String()

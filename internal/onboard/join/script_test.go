@@ -2,6 +2,8 @@ package join
 
 import (
 	"bytes"
+	"crypto/sha512"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +20,13 @@ import (
 // so a real shell does the parsing and the test reads back exactly the words it produced.
 var stubs = map[string]string{
 	"uname": `echo "$STUB_UNAME"`,
-	"curl": `args=("$@"); for ((i=0; i<${#args[@]}; i++)); do [ "${args[i]}" = -o ] && : > "${args[i+1]}"; done
-[ -n "$STUB_CURL_FAIL" ] && exit 22; exit 0`,
-	"wget":  `exit 0`,
+	// curl and wget write an empty tarball with -o/-O <file>, and print $STUB_SUM (the published
+	// checksum) to stdout otherwise. Their log keeps the last call: the tarball's download.
+	"curl": `[ -n "$STUB_CURL_FAIL" ] && exit 22
+args=("$@"); for ((i=0; i<${#args[@]}; i++)); do [ "${args[i]}" = -o ] && { : > "${args[i+1]}"; exit 0; }; done
+echo "$STUB_SUM  published.tar.gz"`,
+	"wget": `[ "$2" = - ] || [ "$1" = -qO- ] && { echo "$STUB_SUM"; exit 0; }
+: > "$2"`,
 	"tar":   `mkdir -p "${KEADM_AT%/*}" && cp "$STUBS/keadm" "$KEADM_AT"`,
 	"chmod": `exit 0`,
 	"keadm": `exit 0`,
@@ -54,7 +60,7 @@ func run(t *testing.T, script, uname, keadmAt string, env ...string) (map[string
 	stubDir, log := writeStubs(t)
 	cmd := exec.Command(bash, "-c", script)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append([]string{"PATH=" + stubDir + ":/usr/bin:/bin", "LOG=" + log, "STUBS=" + stubDir,
+	cmd.Env = append([]string{"PATH=" + stubDir + ":/usr/bin:/bin", "LOG=" + log, "STUBS=" + stubDir, "STUB_SUM=" + emptySHA512,
 		"STUB_UNAME=" + uname, "KEADM_AT=" + filepath.Join(cmd.Dir, keadmAt)}, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -72,6 +78,9 @@ func run(t *testing.T, script, uname, keadmAt string, env ...string) (map[string
 	}
 	return argv, runErr
 }
+
+// emptySHA512 is the SHA-512 of the stubs' (empty) tarball.
+var emptySHA512 = fmt.Sprintf("%x", sha512.Sum512(nil))
 
 var testCC = Cloudcore{Address: "192.168.1.10", Websocket: 10000, Quic: 10001, HTTPS: 10002, TunnelPort: 10004}
 
@@ -124,6 +133,57 @@ func TestScriptStopsOnUnknownArchitecture(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, argv, "curl")
 	assert.NotContains(t, argv, "keadm")
+}
+
+// TestScriptChecksKeadmBeforeRunningIt: keadm runs as root only from a tarball whose SHA-512
+// matches the checksum published next to it, or the operator's pinned one, which then wins.
+func TestScriptChecksKeadmBeforeRunningIt(t *testing.T) {
+	s := Settings{Flavor: FlavorUpstream, Version: "v1.23.0"}
+	req := Request{NodeName: "edge-new", NodeIP: "10.20.0.9"}
+	at := "keadm-v1.23.0-linux-amd64/keadm/keadm"
+	wrong := strings.Repeat("0", 128)
+
+	argv, err := run(t, Script(s, testCC, joinToken, req), "x86_64", at)
+	require.NoError(t, err, "published checksum matches")
+	assert.Contains(t, argv, "keadm")
+	for name, env := range map[string]string{"mismatch": "STUB_SUM=" + wrong, "no checksum published": "STUB_SUM="} {
+		argv, err = run(t, Script(s, testCC, joinToken, req), "x86_64", at, env)
+		require.Error(t, err, name)
+		assert.NotContains(t, argv, "tar", name)
+		assert.NotContains(t, argv, "keadm", name)
+	}
+
+	pinned := s
+	pinned.KeadmSHA512 = map[string]string{"amd64": emptySHA512, "arm64": wrong}
+	require.NoError(t, pinned.Validate())
+	argv, err = run(t, Script(pinned, testCC, joinToken, req), "x86_64", at, "STUB_SUM="+wrong)
+	require.NoError(t, err, "the pinned checksum wins over the published one")
+	assert.Contains(t, argv, "keadm")
+	for uname, arch := range map[string]string{"aarch64": "arm64", "armv7l": "arm"} {
+		argv, err = run(t, Script(pinned, testCC, joinToken, req), uname, "keadm-v1.23.0-linux-"+arch+"/keadm/keadm")
+		require.Error(t, err, "%s: pinned wrong or not pinned", arch)
+		assert.NotContains(t, argv, "keadm", arch)
+	}
+}
+
+func TestSettingsRefuseInsecureMirrorAndBadChecksums(t *testing.T) {
+	base := Settings{Flavor: FlavorUpstream, Version: "v1.23.0"}
+	for name, edit := range map[string]func(*Settings){
+		"http mirror":     func(s *Settings) { s.Mirror = "http://mirror.example.com/kubeedge/" },
+		"short checksum":  func(s *Settings) { s.KeadmSHA512 = map[string]string{"amd64": "abc"} },
+		"sha256 checksum": func(s *Settings) { s.KeadmSHA512 = map[string]string{"amd64": strings.Repeat("a", 64)} },
+		"unknown arch":    func(s *Settings) { s.KeadmSHA512 = map[string]string{"mips": emptySHA512} },
+		"shell in sum":    func(s *Settings) { s.KeadmSHA512 = map[string]string{"amd64": "';reboot;'" + emptySHA512[11:]} },
+	} {
+		s := base
+		edit(&s)
+		assert.Error(t, s.Validate(), name)
+	}
+	_, err := base.Overlay(map[string]string{KeyMirror: "http://mirror.example.com/"})
+	assert.ErrorContains(t, err, "https URL")
+	s, err := base.Overlay(map[string]string{KeySHA512: "amd64=" + emptySHA512})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"amd64": emptySHA512}, s.KeadmSHA512)
 }
 
 func TestQuoteRoundTripsThroughBash(t *testing.T) {

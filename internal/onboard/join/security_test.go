@@ -137,6 +137,7 @@ func TestFloodOfNewNamesStaysBounded(t *testing.T) {
 	f := newFixture(t, defaults(), baseObjects()...)
 	// Rates out of the way: this is about the reservations' bound.
 	f.srv.limiters = newLimiters(RateLimit{QPS: 1e6, Burst: 1e6})
+	f.srv.sources = newLimiters(RateLimit{QPS: 1e6, Burst: 1e6})
 	f.srv.cfg.Reservations.Max, f.srv.cfg.Reservations.MaxPerUser = 15, 10
 	codes := map[int]int{}
 	var last response
@@ -169,6 +170,8 @@ func TestFloodOfNewNamesStaysBounded(t *testing.T) {
 func TestRateLimitPerCaller(t *testing.T) {
 	f := newFixture(t, defaults(), baseObjects()...)
 	f.srv.limiters = newLimiters(RateLimit{QPS: 0.001, Burst: 5})
+	// All from httptest's one address: this is about the per-caller bucket.
+	f.srv.sources = newLimiters(RateLimit{QPS: 1e6, Burst: 1e6})
 	codes := map[int]int{}
 	var rec *httptest.ResponseRecorder
 	for i := 0; i < 100; i++ {
@@ -189,6 +192,35 @@ func TestRateLimitPerCaller(t *testing.T) {
 	assert.Contains(t, resp.Data, joinToken)
 	// Unauthenticated floods never reach the buckets, so they cannot spend an allowed caller's.
 	assert.Len(t, f.srv.limiters.m, 2)
+}
+
+// TestRateLimitBeforeTokenReview: a flood of made-up tokens from one address is throttled
+// before authentication, so it costs the API server at most the source bucket's burst of
+// TokenReviews; another address is still answered.
+func TestRateLimitBeforeTokenReview(t *testing.T) {
+	f := newFixture(t, defaults(), baseObjects()...)
+	seen := apiServerTokens(t, f)
+	f.srv.cfg.Auth = TokenReviewer{Client: f.kube, Audiences: []string{"edgetel-onboard"}}
+	f.srv.sources = newLimiters(RateLimit{QPS: 0.001, Burst: 20})
+	codes := map[int]int{}
+	for i := 0; i < 200; i++ {
+		req := httptest.NewRequest(http.MethodGet, "/nodes/join?"+q("edge-new", "10.20.0.9").Encode(), nil)
+		req.RemoteAddr = fmt.Sprintf("198.51.100.7:%d", 40000+i)
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer made-up-%d", i))
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, req)
+		codes[rec.Code]++
+	}
+	assert.Equal(t, map[int]int{401: 20, 429: 180}, codes)
+	assert.Len(t, *seen, 20, "throttled requests never reach TokenReview")
+	assert.Equal(t, 180.0, testutil.ToFloat64(f.srv.throttled.WithLabelValues("source")))
+
+	req := httptest.NewRequest(http.MethodGet, "/nodes/join?"+q("edge-new", "10.20.0.9").Encode(), nil)
+	req.RemoteAddr = "198.51.100.8:40000"
+	req.Header.Set("Authorization", "Bearer admin-onboard-token")
+	code, resp, raw := f.do(t, req)
+	require.Equal(t, http.StatusOK, code, raw)
+	assert.Contains(t, resp.Data, joinToken)
 }
 
 func (f *fixture) reservations(t *testing.T) int {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -48,6 +49,10 @@ type Config struct {
 	Registry prometheus.Registerer
 	// RateLimit bounds each caller's requests; zero values mean DefaultRateLimit.
 	RateLimit RateLimit
+	// SourceRateLimit bounds each client address's requests before they are authenticated, so
+	// that a flood of made-up tokens cannot turn into as many TokenReviews on the API server;
+	// zero values mean DefaultSourceRateLimit.
+	SourceRateLimit RateLimit
 }
 
 // RateLimit is a token bucket per authenticated user.
@@ -61,6 +66,10 @@ type RateLimit struct {
 // and then one request every two seconds.
 var DefaultRateLimit = RateLimit{QPS: 0.5, Burst: 10}
 
+// DefaultSourceRateLimit is ten callers' worth: a console such as KubeSphere's forwards all its
+// users from one address.
+var DefaultSourceRateLimit = RateLimit{QPS: 5, Burst: 100}
+
 // Server is the join HTTP API.
 type Server struct {
 	cfg       Config
@@ -68,6 +77,7 @@ type Server struct {
 	requests  *prometheus.CounterVec
 	throttled *prometheus.CounterVec
 	limiters  *limiters
+	sources   *limiters
 }
 
 // NewServer checks the configuration. An allow-list that names nobody is refused: the join
@@ -81,6 +91,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.RateLimit.QPS <= 0 || cfg.RateLimit.Burst <= 0 {
 		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.SourceRateLimit.QPS <= 0 || cfg.SourceRateLimit.Burst <= 0 {
+		cfg.SourceRateLimit = DefaultSourceRateLimit
 	}
 	if cfg.KubeEdgeNamespace == "" {
 		cfg.KubeEdgeNamespace = "kubeedge"
@@ -97,7 +110,7 @@ func NewServer(cfg Config) (*Server, error) {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgetel_onboard_join_requests_total",
 		Help: "Join API requests by HTTP status code."}, []string{"code"})
 	throttled := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgetel_onboard_join_throttled_total",
-		Help: "Join API requests answered 429, by reason (rate: the caller's rate limit; reservations: too many nodes joining)."},
+		Help: "Join API requests answered 429, by reason (source: the client address's rate limit, before authentication; rate: the caller's rate limit; reservations: too many nodes joining)."},
 		[]string{"reason"})
 	for _, c := range []prometheus.Collector{requests, throttled} {
 		if err := cfg.Registry.Register(c); err != nil {
@@ -105,7 +118,7 @@ func NewServer(cfg Config) (*Server, error) {
 		}
 	}
 	return &Server{cfg: cfg, log: cfg.Logger.With("component", "join"), requests: requests, throttled: throttled,
-		limiters: newLimiters(cfg.RateLimit)}, nil
+		limiters: newLimiters(cfg.RateLimit), sources: newLimiters(cfg.SourceRateLimit)}, nil
 }
 
 // response is edge-watcher's JSON shape.
@@ -144,10 +157,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusMethodNotAllowed, "the join API only answers GET")
 		return
 	}
+	// Before authentication: a TokenReview per request is the API server's work.
+	if wait, ok := s.sources.allow(source(r)); !ok {
+		s.throttled.WithLabelValues("source").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+1)))
+		write(w, http.StatusTooManyRequests, "too many join requests from this address; retry later")
+		return
+	}
 	user, code, err := s.authenticate(r)
 	if err != nil {
 		s.log.Info("join refused", "reason", err.Error(), "remote", r.RemoteAddr)
-		write(w, code, err.Error())
+		s.refuse(w, code, err)
 		return
 	}
 	if wait, ok := s.limiters.allow(user.Name); !ok {
@@ -164,12 +184,31 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "60")
 		}
 		s.log.Info("join refused", "user", user.Name, "code", code, "reason", err.Error())
-		write(w, code, err.Error())
+		s.refuse(w, code, err)
 		return
 	}
 	// The command carries the join token: log who asked for which node, never the command.
 	s.log.Info("join command issued", "user", user.Name, "node", r.URL.Query().Get("node_name"), "ip", r.URL.Query().Get("node_ip"))
 	writeJSON(w, response{Code: http.StatusOK, Status: "Succeeded", Data: cmd})
+}
+
+// refuse answers err's text for the caller's own mistakes (4xx); a 500's cause (the API
+// server's error text, the cluster's configuration) is in the log only.
+func (s *Server) refuse(w http.ResponseWriter, code int, err error) {
+	if code >= http.StatusInternalServerError {
+		write(w, code, "internal error: the join service could not prepare the command; its log says why")
+		return
+	}
+	write(w, code, err.Error())
+}
+
+// source is the client's address without its port: each connection has a new port.
+func source(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func write(w http.ResponseWriter, code int, msg string) {

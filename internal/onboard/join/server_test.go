@@ -79,10 +79,12 @@ func newFixture(t *testing.T, settings Settings, objs ...runtime.Object) *fixtur
 	t.Helper()
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.csv")
-	require.NoError(t, os.WriteFile(tokens, []byte("# callers\n"+bearer+",console,uid-1,\"system:authenticated,edge-admins\"\n"+
+	require.NoError(t, os.WriteFile(tokens, []byte(bearer+",console,uid-1,\"system:authenticated,edge-admins\"\n"+
 		otherBearer+",operator,uid-2,\"edge-admins\"\n"+outsider+",intruder,uid-3,\"system:authenticated\"\n"), 0o600))
 	st, err := LoadStaticTokens(tokens)
 	require.NoError(t, err)
+	// The chart creates the reservations ConfigMap; the service only updates it.
+	objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "edgetel", Name: "edgetel-onboard-joins"}})
 	f := &fixture{kube: fake.NewClientset(objs...), logs: &bytes.Buffer{}, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	f.srv, err = NewServer(Config{
 		Client: f.kube, Auth: st, Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Defaults: settings,
@@ -240,7 +242,9 @@ func TestClusterReadFailuresAre500(t *testing.T) {
 		})
 		code, resp, _ := f.get(t, "/nodes/join", q("edge-new", "10.20.0.9"))
 		assert.Equal(t, 500, code)
-		assert.Contains(t, resp.Message, "List nodes error: etcd is on fire")
+		assert.NotContains(t, resp.Message, "etcd is on fire", "the API server's text stays in the log")
+		assert.Contains(t, resp.Message, "internal error")
+		assert.Contains(t, f.logs.String(), "List nodes error: etcd is on fire")
 	})
 	for _, tc := range []struct {
 		name, message string
@@ -273,7 +277,8 @@ func TestClusterReadFailuresAre500(t *testing.T) {
 			f := newFixture(t, defaults(), tc.drop(baseObjects())...)
 			code, resp, _ := f.get(t, "/nodes/join", q("edge-new", "10.20.0.9"))
 			assert.Equal(t, 500, code)
-			assert.Contains(t, resp.Message, tc.message)
+			assert.Equal(t, "internal error: the join service could not prepare the command; its log says why", resp.Message)
+			assert.Contains(t, f.logs.String(), tc.message)
 			assert.NotContains(t, resp.Message, "reboot;")
 		})
 	}
@@ -383,11 +388,13 @@ func TestAuthentication(t *testing.T) {
 	assert.Equal(t, 200, code)
 
 	f.kube.PrependReactor("create", "tokenreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, errors.New("apiserver unreachable")
+		return true, nil, errors.New("apiserver unreachable at 10.0.0.1:6443")
 	})
 	req.Header.Set("Authorization", "Bearer sa-token")
-	code, _, _ = f.do(t, req)
+	code, resp, _ = f.do(t, req)
 	assert.Equal(t, 500, code)
+	assert.NotContains(t, resp.Message, "10.0.0.1", "the API server's error text is not echoed")
+	assert.Contains(t, f.logs.String(), "apiserver unreachable at 10.0.0.1:6443")
 
 	logs := f.logs.String()
 	for _, secret := range []string{bearer, "sa-token", joinToken, "eyJ"} {
@@ -398,7 +405,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestStaticTokenFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	for name, body := range map[string]string{"empty": "# nothing\n", "no user": "tok-only\n", "empty token": ",user\n"} {
+	for name, body := range map[string]string{"empty": "\n", "no user": "tok-only\n", "no uid": "tok-only,user\n", "bare quote": "tok-only,us\"er,1\n"} {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
 		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
 		_, err := LoadStaticTokens(p)
@@ -407,6 +414,36 @@ func TestStaticTokenFileErrors(t *testing.T) {
 	}
 	_, err := LoadStaticTokens(filepath.Join(dir, "missing"))
 	require.Error(t, err)
+}
+
+// TestStaticTokensParsedAsTheAPIServerDoes: the file is kube-apiserver's CSV: a quoted group
+// list holds commas, a quoted token may hold a comma, and groups are the user's.
+func TestStaticTokensParsedAsTheAPIServerDoes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tokens.csv")
+	require.NoError(t, os.WriteFile(p, []byte("\"tok,with,commas\",alice,uid-1,\"edge-admins,ops\"\nplain,bob,uid-2\n"), 0o600))
+	st, err := LoadStaticTokens(p)
+	require.NoError(t, err)
+	u, err := st.Authenticate(context.Background(), "tok,with,commas")
+	require.NoError(t, err)
+	assert.Equal(t, User{Name: "alice", Groups: []string{"edge-admins", "ops"}}, u)
+	_, err = st.Authenticate(context.Background(), `"tok`)
+	assert.ErrorIs(t, err, ErrUnauthenticated, "a hand split on commas would have taken \"tok as a token")
+	u, err = st.Authenticate(context.Background(), "plain")
+	require.NoError(t, err)
+	assert.Equal(t, "bob", u.Name)
+	assert.Empty(t, u.Groups)
+}
+
+// TestReservationsNeedTheChartsConfigMap: the service creates no ConfigMap (its RBAC has no
+// create); without the chart's, it says which to create.
+func TestReservationsNeedTheChartsConfigMap(t *testing.T) {
+	kube := fake.NewClientset()
+	r := ReservationStore{Client: kube, Namespace: "edgetel", Name: "edgetel-onboard-joins", TTL: time.Hour}
+	err := r.Reserve(context.Background(), "edge-new", "10.20.0.9", "alice", nil)
+	require.ErrorContains(t, err, "kubectl -n edgetel create configmap edgetel-onboard-joins")
+	for _, a := range kube.Actions() {
+		assert.NotEqual(t, "create", a.GetVerb())
+	}
 }
 
 func TestServerShutsDownWithContext(t *testing.T) {

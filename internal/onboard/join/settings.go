@@ -38,6 +38,9 @@ type Settings struct {
 	// Mirror is the keadm download URL; {version} and {arch} are replaced. A URL without
 	// placeholders is a base: /{version}/keadm-{version}-linux-{arch}.tar.gz is appended.
 	Mirror string
+	// KeadmSHA512 pins the keadm tarball's SHA-512 (hex) per architecture (amd64, arm64, arm);
+	// empty: the checksum file published next to the tarball is fetched and checked.
+	KeadmSHA512 map[string]string
 	// Labels are passed to keadm --labels.
 	Labels map[string]string
 	// ExtraFlags are appended to keadm join, each a single --flag or --flag=value.
@@ -55,6 +58,7 @@ const (
 	KeyLabels     = "labels"
 	KeyExtraFlags = "extraFlags"
 	KeyAddress    = "cloudcoreAddress"
+	KeySHA512     = "keadmSHA512"
 )
 
 // Overlay returns s with the ConfigMap's non-empty values on top.
@@ -73,6 +77,13 @@ func (s Settings) Overlay(data map[string]string) (Settings, error) {
 	}
 	if v := data[KeyAddress]; v != "" {
 		s.CloudcoreAddress = v
+	}
+	if v := data[KeySHA512]; v != "" {
+		l, err := ParseLabels(v)
+		if err != nil {
+			return s, fmt.Errorf("%s: %w", KeySHA512, err)
+		}
+		s.KeadmSHA512 = l
 	}
 	if v := data[KeyLabels]; v != "" {
 		l, err := ParseLabels(v)
@@ -104,8 +115,10 @@ var (
 	versionRE = regexp.MustCompile(`^v?[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-[0-9A-Za-z.]{1,32})?$`)
 	flagRE    = regexp.MustCompile(`^--[a-z][a-z0-9-]{0,62}(=[A-Za-z0-9._:/,=@+\[\]-]{0,256})?$`)
 	// urlRE admits no character a shell treats specially inside or around quotes.
-	urlRE   = regexp.MustCompile(`^https?://[A-Za-z0-9._~:/%+,@{}=-]+$`)
-	tokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){1,3}$`)
+	// Only https: the tarball's keadm runs as root on the edge node.
+	urlRE    = regexp.MustCompile(`^https://[A-Za-z0-9._~:/%+,@{}=-]+$`)
+	sha512RE = regexp.MustCompile(`^[0-9a-f]{128}$`)
+	tokenRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){1,3}$`)
 )
 
 // Validate checks every value that ends up in the command.
@@ -123,6 +136,14 @@ func (s Settings) Validate() error {
 	if s.Mirror != "" {
 		if err := validateMirror(s.Mirror); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for _, a := range sortedKeys(s.KeadmSHA512) {
+		if _, ok := Arches[a]; !ok {
+			errs = append(errs, fmt.Errorf("keadm checksum for %q: want amd64, arm64 or arm", clip(a)))
+		}
+		if !sha512RE.MatchString(s.KeadmSHA512[a]) {
+			errs = append(errs, fmt.Errorf("keadm checksum for %s: want 128 lower-case hex digits (sha512sum)", a))
 		}
 	}
 	for _, k := range sortedKeys(s.Labels) {
@@ -151,7 +172,7 @@ func (s Settings) Validate() error {
 
 func validateMirror(m string) error {
 	if len(m) > 256 || !urlRE.MatchString(m) {
-		return fmt.Errorf("mirror %q: want an http(s) URL of at most 256 letters, digits and ._~:/%%+,@=- with optional {version} and {arch}", clip(m))
+		return fmt.Errorf("mirror %q: want an https URL of at most 256 letters, digits and ._~:/%%+,@=- with optional {version} and {arch}", clip(m))
 	}
 	u, err := url.Parse(strings.NewReplacer("{version}", "v", "{arch}", "a").Replace(m))
 	if err != nil || u.Host == "" {

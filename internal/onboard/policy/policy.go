@@ -130,6 +130,49 @@ func (p *Policy) ForbidCloudNodes(nodes []*corev1.Node, isEdge func(*corev1.Node
 	}
 }
 
+// ForbidPodCIDRs forbids every node's pod CIDRs (spec.podCIDRs): a rule matching a pod's
+// address would redirect the API server's traffic to that pod (webhooks, aggregated APIs).
+func (p *Policy) ForbidPodCIDRs(nodes []*corev1.Node) {
+	for _, n := range nodes {
+		cidrs := n.Spec.PodCIDRs
+		if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
+			cidrs = []string{n.Spec.PodCIDR}
+		}
+		for _, c := range cidrs {
+			if pr, err := netip.ParsePrefix(c); err == nil {
+				p.Forbid("the pod CIDR of node "+n.Name, pr.Masked())
+			}
+		}
+	}
+}
+
+// ForbidSharedAddresses forbids an InternalIP two or more edge nodes claim: a node reports its
+// own addresses, so one edge node could claim another's and take its kubelet traffic. Neither
+// gets a rule until only one claims it.
+func (p *Policy) ForbidSharedAddresses(nodes []*corev1.Node, isEdge func(*corev1.Node) bool) {
+	claims := map[netip.Addr][]string{}
+	for _, n := range nodes {
+		if !isEdge(n) {
+			continue
+		}
+		seen := map[netip.Addr]bool{}
+		for _, a := range n.Status.Addresses {
+			ip, err := netip.ParseAddr(a.Address)
+			if a.Type != corev1.NodeInternalIP || err != nil || seen[ip.Unmap()] {
+				continue
+			}
+			seen[ip.Unmap()] = true
+			claims[ip.Unmap()] = append(claims[ip.Unmap()], n.Name)
+		}
+	}
+	for ip, names := range claims {
+		if len(names) > 1 {
+			sort.Strings(names)
+			p.Forbid("claimed by several edge nodes ("+strings.Join(names, ", ")+")", netip.PrefixFrom(ip, ip.BitLen()))
+		}
+	}
+}
+
 // CheckMatch refuses an address and port a rule must not match.
 func (p Policy) CheckMatch(ip netip.Addr, port int) error {
 	if !ip.IsValid() {
@@ -236,12 +279,15 @@ func FormatPorts(rs []PortRange) string {
 	return strings.Join(s, ",")
 }
 
-// Build is base plus what the cluster says: cloudcore's ready stream endpoints are the targets,
-// and the addresses of every node isEdge rejects are never matched.
+// Build is base plus what the cluster says: cloudcore's ready stream endpoints are the targets;
+// the addresses of every node isEdge rejects, every node's pod CIDRs and an InternalIP several
+// edge nodes claim are never matched.
 func Build(base Policy, targets []netip.AddrPort, nodes []*corev1.Node, isEdge func(*corev1.Node) bool) Policy {
 	p := Policy{Ports: base.Ports, Targets: append([]netip.AddrPort(nil), targets...),
 		Forbidden: append([]Forbidden(nil), base.Forbidden...)}
 	p.Targets = append(p.Targets, base.Targets...)
 	p.ForbidCloudNodes(nodes, isEdge)
+	p.ForbidPodCIDRs(nodes)
+	p.ForbidSharedAddresses(nodes, isEdge)
 	return p
 }

@@ -134,7 +134,12 @@ func Desired(in Input) (Result, error) {
 	if len(base.Ports) == 0 {
 		base.Ports, _ = policy.ParsePorts(policy.DefaultPorts)
 	}
-	pol := policy.Build(base, Targets(in.Cloudcores), in.CloudNodes, func(*corev1.Node) bool { return false })
+	edge := map[*corev1.Node]bool{}
+	for _, n := range in.Nodes {
+		edge[n] = true
+	}
+	all := append(append([]*corev1.Node(nil), in.CloudNodes...), in.Nodes...)
+	pol := policy.Build(base, Targets(in.Cloudcores), all, func(n *corev1.Node) bool { return edge[n] })
 	kept := res.Rules[:0]
 	for _, r := range res.Rules {
 		if err := pol.Check(r); err != nil {

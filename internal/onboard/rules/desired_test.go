@@ -53,6 +53,23 @@ func TestDesired(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestDesiredRefusesSharedAddressesAndPodCIDRs: two edge nodes claiming one InternalIP get no
+// rule (either could be taking the other's traffic), and no rule matches an address inside any
+// node's pod CIDR.
+func TestDesiredRefusesSharedAddressesAndPodCIDRs(t *testing.T) {
+	ccs := []Cloudcore{{"10.0.0.5", 10003}}
+	podNet := node("edge-in-pods", "10.244.3.7", 0)
+	cloud := node("master-1", "192.168.1.1", 0)
+	cloud.Spec.PodCIDRs = []string{"10.244.3.0/24"}
+	res, err := Desired(Input{Model: apis.ModelEdgeIP, Cloudcores: ccs, CloudNodes: []*corev1.Node{cloud},
+		Nodes: []*corev1.Node{node("edge-a", "10.20.0.1", 0), node("edge-thief", "10.20.0.1", 0), node("edge-b", "10.20.0.2", 0), podNet}})
+	require.NoError(t, err)
+	assert.Equal(t, []apis.Rule{eip("edge-b", "10.20.0.2", 10350, "10.0.0.5")}, res.Rules)
+	assert.Equal(t, 3, res.Refused)
+	assert.Contains(t, res.Problems, "node edge-a: refused by the DNAT policy: match address 10.20.0.1 is claimed by several edge nodes (edge-a, edge-thief) (10.20.0.1/32)")
+	assert.Contains(t, res.Problems, "node edge-in-pods: refused by the DNAT policy: match address 10.244.3.7 is the pod CIDR of node master-1 (10.244.3.0/24)")
+}
+
 func TestParseTunnelPortRecord(t *testing.T) {
 	rec, err := ParseTunnelPortRecord(nil)
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -60,7 +61,8 @@ func cluster(t *testing.T) *testcluster.Cluster {
 	return c
 }
 
-// applyChart creates the chart's ServiceAccounts, Roles, ClusterRoles, bindings and CRDs through
+// applyChart creates the chart's ServiceAccounts, Roles, ClusterRoles, bindings, CRDs, ConfigMaps
+// and Leases (the onboarding controller's are created by the chart, not by it) through
 // client-go, as `helm install` would (the workloads are run by the tests themselves).
 func applyChart(ctx context.Context, c *testcluster.Cluster, objs []charttest.Object) error {
 	client, err := kubernetes.NewForConfig(c.Admin)
@@ -99,6 +101,10 @@ func applyChart(ctx context.Context, c *testcluster.Cluster, objs []charttest.Ob
 			_, err = client.RbacV1().ClusterRoles().Create(ctx, obj, create)
 		case *rbacv1.ClusterRoleBinding:
 			_, err = client.RbacV1().ClusterRoleBindings().Create(ctx, obj, create)
+		case *corev1.ConfigMap:
+			_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, obj, create)
+		case *coordinationv1.Lease:
+			_, err = client.CoordinationV1().Leases(ns).Create(ctx, obj, create)
 		case *apiextensionsv1.CustomResourceDefinition:
 			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, obj, create)
 		}
