@@ -105,3 +105,31 @@ lookup finds nothing, not even the release namespace), fail early when the CA Se
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* edgetel.queryWebSecret: the Secret holding edgetel-query's web config (TLS, basic auth
+users), or empty when it serves plain HTTP without users. */}}
+{{- define "edgetel.queryWebSecret" -}}
+{{- $w := .Values.query.web -}}
+{{- if $w.existingSecret -}}
+{{ $w.existingSecret }}
+{{- else if or $w.basicAuthUsers $w.tls.secretName -}}
+{{ include "edgetel.component" (dict "root" . "name" "query") }}-web
+{{- end -}}
+{{- end }}
+
+{{/* edgetel.queryMaxSamples: query.queryMaxSamples, or when 0 half the memory limit shared by
+query.maxConcurrency queries at 32 bytes a sample (a point is 16 bytes; the engine's slices grow
+by doubling). Prometheus' 50,000,000 without a memory limit. */}}
+{{- define "edgetel.queryMaxSamples" -}}
+{{- $q := .Values.query -}}
+{{- if $q.queryMaxSamples -}}
+{{ int64 $q.queryMaxSamples }}
+{{- else -}}
+{{- $half := include "edgetel.goMemLimit" (dict "limit" (dig "limits" "memory" "" $q.resources) "percent" 50) -}}
+{{- if $half -}}
+{{ max 1 (div (int64 $half) (mul 32 (int64 $q.maxConcurrency))) }}
+{{- else -}}
+50000000
+{{- end -}}
+{{- end -}}
+{{- end }}

@@ -48,20 +48,24 @@ templates share. */}}
 {{- end }}
 
 {{/* edgetel.collectorThanosPolicyRules: the collector's NetworkPolicy rules for its head API
-(edgetel-query and the collector pods themselves, where the sidecar runs) and the sidecar's
-StoreAPI (Thanos' querier). */}}
+(edgetel-query, and with Thanos the collector pods, where the sidecar that reads it runs) and the
+sidecar's StoreAPI (Thanos' querier). Nothing else reaches the head. */}}
 {{- define "edgetel.collectorThanosPolicyRules" -}}
-{{- if include "edgetel.headAPI" . }}
+{{- if and (include "edgetel.headAPI" .) (or .Values.query.enabled .Values.thanos.enabled) }}
 - ports:
     - port: {{ .Values.thanos.head.port }}
       protocol: TCP
   from:
+    {{- if .Values.query.enabled }}
     - podSelector:
         matchLabels:
           {{- include "edgetel.selectorLabels" (dict "root" . "name" "query") | nindent 10 }}
+    {{- end }}
+    {{- if .Values.thanos.enabled }}
     - podSelector:
         matchLabels:
           {{- include "edgetel.selectorLabels" (dict "root" . "name" "collector") | nindent 10 }}
+    {{- end }}
 {{- end }}
 {{- if .Values.thanos.enabled }}
 - ports:
@@ -146,6 +150,6 @@ metadata:
 {{- if .Values.thanos.enabled -}}
 {{ printf "http://%s.%s.svc:%v" (include "edgetel.component" (dict "root" . "name" "thanos-query")) .Release.Namespace .Values.thanos.query.service.port }}
 {{- else -}}
-{{ printf "http://%s.%s.svc:%v" (include "edgetel.component" (dict "root" . "name" "query")) .Release.Namespace .Values.query.service.port }}
+{{ printf "%s://%s.%s.svc:%v" (ternary "https" "http" (not (empty .Values.query.web.tls.secretName))) (include "edgetel.component" (dict "root" . "name" "query")) .Release.Namespace .Values.query.service.port }}
 {{- end -}}
 {{- end }}
