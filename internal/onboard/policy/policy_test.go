@@ -76,3 +76,23 @@ func TestCheck(t *testing.T) {
 	// No targets known: nothing is acceptable.
 	require.Error(t, Policy{Ports: ports}.Check(r("10.20.0.1", "10350", "10.0.0.5", "10003")))
 }
+
+// TestBuildForbidsPodCIDRsAndSharedAddresses: as the agent builds it (every node, edge ones by
+// label), the policy refuses an address inside any node's pod CIDR and an InternalIP that two
+// edge nodes claim, while an edge node's own unique address stays allowed.
+func TestBuildForbidsPodCIDRsAndSharedAddresses(t *testing.T) {
+	ports, _ := ParsePorts(DefaultPorts)
+	edge := func(name, ip string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"edge": "true"}},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}}}
+	}
+	master := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "master-1"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"10.244.0.0/24"}}}
+	withPods := edge("edge-c", "10.20.0.3")
+	withPods.Spec.PodCIDR = "10.244.9.0/24"
+	p := Build(Policy{Ports: ports}, nil, []*corev1.Node{master, edge("edge-a", "10.20.0.1"), edge("edge-b", "10.20.0.1"), withPods},
+		func(n *corev1.Node) bool { return n.Labels["edge"] == "true" })
+	assert.ErrorContains(t, p.CheckMatch(netip.MustParseAddr("10.20.0.1"), 10350), "claimed by several edge nodes (edge-a, edge-b)")
+	assert.ErrorContains(t, p.CheckMatch(netip.MustParseAddr("10.244.0.7"), 10350), "the pod CIDR of node master-1")
+	assert.ErrorContains(t, p.CheckMatch(netip.MustParseAddr("10.244.9.7"), 10350), "the pod CIDR of node edge-c")
+	assert.NoError(t, p.CheckMatch(netip.MustParseAddr("10.20.0.3"), 10350))
+}
