@@ -116,10 +116,10 @@ TEST_RELEASE_BUILD := release
 else
 TEST_RELEASE_BUILD := release-snapshot
 endif
-test-release: $(TEST_RELEASE_BUILD) tool-prometheus
+test-release: $(TEST_RELEASE_BUILD) tool-prometheus tool-staticcheck
 	@test -n "$(QEMU_AARCH64)" -a -n "$(QEMU_ARM)" || { echo "qemu-user-static is missing (apt-get install qemu-user-static)"; exit 1; }
 	$(GO) build -o $(BIN)/ ./cmd/edgesim
-	cd tools/release && $(GO) vet ./... && $(TEST_ENV) EDGETEL_BIN=$(BIN) EDGETEL_DIST=$(DIST) \
+	cd tools/release && $(GO) vet ./... && $(BIN)/staticcheck ./... && $(TEST_ENV) EDGETEL_BIN=$(BIN) EDGETEL_DIST=$(DIST) \
 		EDGETEL_QEMU_AARCH64=$(QEMU_AARCH64) EDGETEL_QEMU_ARM=$(QEMU_ARM) EDGETEL_REPO=$(ROOT) \
 		$(GO) test -count=1 -timeout 15m -v ./...
 

@@ -141,7 +141,6 @@ func platformImage(name, binary string, p platform, base v1.Layer, m meta) (v1.I
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Arch, p.Variant
 	cf.Created = v1.Time{Time: m.Created}
-	cf.Author = m.Source
 	cf.Config.User = imageUser
 	cf.Config.Entrypoint = []string{"/" + name}
 	cf.Config.WorkingDir = "/home/edgetel"
