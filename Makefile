@@ -24,9 +24,10 @@ VICTORIALOGS_VERSION := v1.52.1
 ETCD ?= $(shell command -v etcd 2>/dev/null)
 
 COMMANDS := $(notdir $(wildcard cmd/*))
+comma := ,
 GO_TEST_FLAGS ?= -timeout 30m
 
-.PHONY: build build-cross test test-race lint check-standalone generate check-generated demo bench soak clean tools \
+.PHONY: build build-cross release release-snapshot release-artifacts release-publish test-release dashboards tool-release test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
 	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs
 
@@ -34,12 +35,100 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(COMMANDS))
 
+# Releases (README "Releases"): binaries for the edge's architectures, archives with an SBOM each
+# and checksums, multi-platform OCI images built without a container engine (tools/release, on
+# go-containerregistry), and the chart as an OCI artifact pinned to those images' digests.
+# `make release-snapshot` builds them all into ./dist at <builder-config version>-snapshot.g<commit>;
+# `make release VERSION=x.y.z` at a tag (builder-config.yaml's dist.version must say x.y.z, since
+# edgetelcol reports it); `make release-publish` pushes what ./dist holds.
+DIST := $(ROOT)/dist
+RELEASE_BASE := $(shell awk '$$1 == "version:" {print $$2; exit}' builder-config.yaml)
+GIT_REVISION := $(shell git rev-parse HEAD 2>/dev/null)
+SNAPSHOT_VERSION := $(RELEASE_BASE)-snapshot.g$(shell git rev-parse --short=12 HEAD 2>/dev/null)
+# Times inside archives, images and SBOMs: the commit's, so that a rebuild is byte-identical.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+IMAGE_PREFIX ?= ghcr.io/edgetel
+CHART_REPO ?= oci://ghcr.io/edgetel/charts
+RELEASE_SOURCE := https://github.com/edgetel/edgetel
+RELEASE_LICENSES := Apache-2.0
+RELEASE_COMMANDS := edgetelcol edgetel-query edgetel-onboard
+# The images' base layer (CA roots from Go's x509roots bundle pinned in tools/release/go.mod, a
+# passwd with the non-root user 10001, /tmp): built from files, pinned by its diff ID (the digest of
+# its uncompressed tar). `bin/edgetel-release base-diffid` prints it after a deliberate change.
+BASE_DIFFID := sha256:9b5ef7b77f62f2f9e7187d956107fdbe975f072a44a54dfcb9bfc15a573f34ed
+RELEASE_GOFLAGS := -trimpath -tags timetzdata -ldflags '-s -w -buildid='
+RELEASE_META = -version $(VERSION) -revision $(GIT_REVISION) -source $(RELEASE_SOURCE) \
+	-licenses $(RELEASE_LICENSES) -created $(SOURCE_DATE_EPOCH)
+
+# $(1) GOOS, $(2) GOARCH, $(3) GOARM, $(4) dist/bin directory, $(5) commands.
+define release_go_build
+	CGO_ENABLED=0 GOOS=$(1) GOARCH=$(2) GOARM=$(3) $(GO) build $(RELEASE_GOFLAGS) -o $(DIST)/bin/$(4)/ $(addprefix ./cmd/,$(5))
+
+endef
+
+# Every command for each Linux platform of the images; edgetel-query also for macOS.
 build-cross:
-	@for arch in amd64 arm64; do \
-		mkdir -p $(BIN)/linux-$$arch; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' \
-			-o $(BIN)/linux-$$arch/ $(addprefix ./cmd/,$(COMMANDS)); \
-	done
+	$(call release_go_build,linux,amd64,,linux_amd64,$(RELEASE_COMMANDS))
+	$(call release_go_build,linux,arm64,,linux_arm64,$(RELEASE_COMMANDS))
+	$(call release_go_build,linux,arm,7,linux_armv7,$(RELEASE_COMMANDS))
+	$(call release_go_build,darwin,amd64,,darwin_amd64,edgetel-query)
+	$(call release_go_build,darwin,arm64,,darwin_arm64,edgetel-query)
+
+tool-release:
+	cd tools/release && $(GO) build -o $(BIN)/edgetel-release .
+
+release-snapshot:
+	$(MAKE) release-artifacts VERSION=$(SNAPSHOT_VERSION)
+
+release:
+	@test -n "$(VERSION)" || { echo "VERSION=x.y.z is required (release-snapshot needs none)"; exit 1; }
+	@test "$(VERSION)" = "$(RELEASE_BASE)" || { echo "VERSION=$(VERSION) but builder-config.yaml says $(RELEASE_BASE): edgetelcol would report that; bump it, make generate, commit and tag"; exit 1; }
+	$(MAKE) release-artifacts VERSION=$(VERSION)
+
+release-artifacts: tool-release tool-helm
+	@test -n "$(VERSION)" || { echo "VERSION is required"; exit 1; }
+	rm -rf $(DIST)
+	$(MAKE) build-cross
+	$(BIN)/edgetel-release dist $(RELEASE_META) -bin $(DIST)/bin -out $(DIST) -readme README.md
+	$(BIN)/edgetel-release images $(RELEASE_META) -bin $(DIST)/bin -out $(DIST) \
+		-names $(subst $(eval) ,$(comma),$(RELEASE_COMMANDS)) -base-diffid $(BASE_DIFFID)
+	mkdir -p $(DIST)/chart && cp -R charts/edgetel $(DIST)/chart/
+	$(BIN)/edgetel-release chart-values -images $(DIST)/images.json -prefix $(IMAGE_PREFIX) \
+		-values $(DIST)/chart/edgetel/values.yaml
+	$(BIN)/helm package $(DIST)/chart/edgetel --version $(VERSION) --app-version $(VERSION) -d $(DIST)
+	cd $(DIST) && sha256sum edgetel-$(VERSION).tgz >>checksums.txt
+
+# Pushes ./dist's images and chart (credentials: ~/.docker/config.json for the images, `helm
+# registry login` for the chart); the release workflow signs what it prints.
+release-publish: tool-release tool-helm
+	@test -f $(DIST)/images.json || { echo "no $(DIST)/images.json: make release first"; exit 1; }
+	$(BIN)/edgetel-release push -dist $(DIST) -prefix $(IMAGE_PREFIX) | tee $(DIST)/pushed.txt
+	$(BIN)/helm push $(DIST)/edgetel-*.tgz $(CHART_REPO) 2>&1 | tee $(DIST)/chart-pushed.txt
+
+# The release's own test: pushes ./dist's images and chart to a registry in the test process, pulls
+# them back and checks them, renders the chart from its OCI reference, and runs the arm64 and
+# armv7 binaries under qemu-user (Debian's qemu-user-static; .ci/run installs it).
+QEMU_AARCH64 ?= $(shell command -v qemu-aarch64-static 2>/dev/null)
+QEMU_ARM ?= $(shell command -v qemu-arm-static 2>/dev/null)
+# With VERSION on the command line (the release workflow) it tests `make release`'s artifacts.
+ifeq ($(origin VERSION),command line)
+TEST_RELEASE_BUILD := release
+else
+TEST_RELEASE_BUILD := release-snapshot
+endif
+test-release: $(TEST_RELEASE_BUILD) tool-prometheus tool-staticcheck
+	@test -n "$(QEMU_AARCH64)" -a -n "$(QEMU_ARM)" || { echo "qemu-user-static is missing (apt-get install qemu-user-static)"; exit 1; }
+	$(GO) build -o $(BIN)/ ./cmd/edgesim
+	cd tools/release && $(GO) vet ./... && $(BIN)/staticcheck ./... && $(TEST_ENV) EDGETEL_BIN=$(BIN) EDGETEL_DIST=$(DIST) \
+		EDGETEL_QEMU_AARCH64=$(QEMU_AARCH64) EDGETEL_QEMU_ARM=$(QEMU_ARM) EDGETEL_REPO=$(ROOT) \
+		$(GO) test -count=1 -timeout 15m -v ./...
+
+
+# Keeps the chart's dashboards (real files: a chart holds no symlinks) equal to examples/dashboards;
+# internal/charttest fails when they differ.
+dashboards:
+	rm -f charts/edgetel/dashboards/*.json
+	cp examples/dashboards/*.json charts/edgetel/dashboards/
 
 # Test-time programs (real Prometheus, promtool, helm...) are passed to the tests by path.
 # The kubelet captures are embedded (internal/edgesim/captures); EDGETEL_FIXTURES, when set in the
@@ -174,4 +263,4 @@ soak: tool-prometheus tool-vmagent tool-otelcol-upstream
 		-out BENCHMARKS.md
 
 clean:
-	rm -rf $(BIN) data
+	rm -rf $(BIN) data $(DIST)

@@ -257,7 +257,7 @@ func TestMissingCloudcoreCASaysWhatToDo(t *testing.T) {
 	assert.NotContains(t, string(notes), "get secret cloudcore -o yaml")
 
 	// Without the check image, the volume is required again (the pod waits for the Secret).
-	sts = find[*appsv1.StatefulSet](t, rendered(t, "--set", "collector.cloudcore.caSecret.checkImage="), "StatefulSet", "edgetel-collector")
+	sts = find[*appsv1.StatefulSet](t, rendered(t, "--set", "collector.cloudcore.caSecret.checkImage.repository="), "StatefulSet", "edgetel-collector")
 	assert.Empty(t, sts.Spec.Template.Spec.InitContainers)
 	assert.Nil(t, volume(t, sts.Spec.Template.Spec, "cloudcore-ca").Secret.Optional)
 }

@@ -39,12 +39,14 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .name }}
 {{- end }}
 
+{{/* An image reference from {repository, tag, digest}: pinned by digest when one is given,
+else by tag (default: the chart's appVersion). Call with (dict "root" $ "image" <values>). */}}
 {{- define "edgetel.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
-{{- if .Values.image.digest -}}
-{{ printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- if .image.digest -}}
+{{ printf "%s@%s" .image.repository .image.digest }}
 {{- else -}}
-{{ printf "%s:%s" .Values.image.repository $tag }}
+{{ printf "%s:%s" .image.repository $tag }}
 {{- end -}}
 {{- end }}
 

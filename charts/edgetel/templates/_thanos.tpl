@@ -83,7 +83,7 @@ configuration: it does not ship (the exporter uploads), it serves the head to th
 {{- define "edgetel.thanosSidecar" -}}
 {{- if .Values.thanos.enabled }}
 - name: thanos-sidecar
-  image: "{{ .Values.thanos.image.repository }}:{{ .Values.thanos.image.tag }}"
+  image: {{ include "edgetel.image" (dict "root" . "image" .Values.thanos.image) }}
   imagePullPolicy: {{ .Values.thanos.image.pullPolicy }}
   args:
     - sidecar
