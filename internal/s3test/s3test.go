@@ -47,7 +47,7 @@ type Server struct {
 	// versitygw answers an unknown access key with its own XAdminUserNotFound (404); with one, it
 	// answers InvalidAccessKeyId (403) as AWS does.
 	iamDir string
-	Log  string
+	Log    string
 
 	t   testing.TB
 	bin string
