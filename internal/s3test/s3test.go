@@ -62,13 +62,19 @@ type Server struct {
 // accepts connections and stops it when the test ends.
 func Start(t testing.TB, bucket string) *Server {
 	t.Helper()
-	s := &Server{Bucket: bucket, Root: t.TempDir(), iamDir: t.TempDir(), t: t, bin: Bin(t)}
-	// The posix backend serves every directory under Root as a bucket.
-	require.NoError(t, os.Mkdir(filepath.Join(s.Root, bucket), 0o750))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s.Endpoint = l.Addr().String()
+	endpoint := l.Addr().String()
 	require.NoError(t, l.Close())
+	return StartAt(t, bucket, endpoint)
+}
+
+// StartAt is Start on a given host:port (an example's fixed address).
+func StartAt(t testing.TB, bucket, endpoint string) *Server {
+	t.Helper()
+	s := &Server{Endpoint: endpoint, Bucket: bucket, Root: t.TempDir(), iamDir: t.TempDir(), t: t, bin: Bin(t)}
+	// The posix backend serves every directory under Root as a bucket.
+	require.NoError(t, os.Mkdir(filepath.Join(s.Root, bucket), 0o750))
 	s.Restart()
 	t.Cleanup(s.Kill)
 	return s
