@@ -98,7 +98,7 @@ func TestS3ExampleAsWritten(t *testing.T) {
 	srv.Restart()
 	blocks(2, time.Minute)
 	stop()
-	metas, err = bucket.Blocks(context.Background(), bkt)
+	metas, err := bucket.Blocks(context.Background(), bkt)
 	require.NoError(t, err)
 	for i := 1; i < len(metas); i++ {
 		// A block's minTime is its first sample: the next scrape after the previous block's end.
