@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,6 +87,10 @@ func (s *Server) Restart() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	require.Nil(s.t, s.cmd, "versitygw is already running")
+	if c, err := net.DialTimeout("tcp", s.Endpoint, time.Second); err == nil {
+		c.Close()
+		s.t.Fatalf("%s is already in use: a stray versitygw (or another server) listens there", s.Endpoint)
+	}
 	s.logs++
 	s.Log = filepath.Join(filepath.Dir(s.Root), fmt.Sprintf("versitygw-%d.log", s.logs))
 	logf, err := os.Create(s.Log)
@@ -93,6 +98,8 @@ func (s *Server) Restart() {
 	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--access", AccessKey, "--secret", SecretKey,
 		"--region", Region, "--iam-dir", s.iamDir, "--quiet", "posix", s.Root)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A test binary that dies (timeout, kill) takes the server with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(s.t, cmd.Start())
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
