@@ -20,6 +20,9 @@ KUBE_VERSION := v1.37.2
 THANOS_VERSION := v0.42.4
 # VictoriaLogs of the logs tests (OTLP in, LogsQL out): tools/victorialogs/go.mod pins it.
 VICTORIALOGS_VERSION := v1.52.1
+# The S3 server of the object-storage tests (Versity S3 Gateway, Apache-2.0, posix backend):
+# tools/versitygw/go.mod pins it.
+VERSITYGW_VERSION := v1.8.0
 # etcd comes from the system (Debian/Ubuntu: apt-get install etcd-server; .ci/run installs it).
 ETCD ?= $(shell command -v etcd 2>/dev/null)
 
@@ -29,7 +32,7 @@ GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: build build-cross release release-snapshot release-artifacts release-publish test-release dashboards tool-release test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
-	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs
+	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs tool-versitygw
 
 build:
 	@mkdir -p $(BIN)
@@ -135,7 +138,7 @@ dashboards:
 # environment, replaces them with a directory of one's own.
 TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
 	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD) EDGETEL_THANOS=$(BIN)/thanos \
-	EDGETEL_VICTORIALOGS=$(BIN)/victoria-logs
+	EDGETEL_VICTORIALOGS=$(BIN)/victoria-logs EDGETEL_VERSITYGW=$(BIN)/versitygw
 
 # scripts/demotest runs the demo with the commands `build` puts in $(BIN).
 test: tools build
@@ -158,7 +161,8 @@ check-standalone:
 	@if git grep -n '$(STANDALONE_PATTERN)' -- . ; then \
 		echo "tracked files above refer to a directory outside the repository: write the fact into docs/ instead"; exit 1; fi
 
-tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs
+tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs \
+	tool-versitygw
 
 tool-builder:
 	@test -x $(BIN)/builder && $(BIN)/builder version 2>/dev/null | grep -q $(OCB_VERSION) || \
@@ -195,6 +199,13 @@ tool-victorialogs:
 	@test -x $(BIN)/victoria-logs || { cd tools/victorialogs && $(GO) build -o $(BIN)/victoria-logs \
 		-ldflags "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-$(VICTORIALOGS_VERSION)" \
 		github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs; }
+
+# About 2 CPU-minutes the first time (SeaweedFS, the other candidate, has no semver tags and links
+# far more); MinIO is AGPL and not used.
+tool-versitygw:
+	@test -x $(BIN)/versitygw || { cd tools/versitygw && $(GO) build -o $(BIN)/versitygw \
+		-ldflags "-X main.Version=$(VERSITYGW_VERSION) -X main.Build=edgetel" \
+		github.com/versity/versitygw/cmd/versitygw; }
 
 tool-etcd:
 	@test -n "$(ETCD)" || echo "etcd not found: the control-plane tests will skip (apt-get install etcd-server)"

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"gopkg.in/yaml.v2"
 
@@ -26,7 +27,7 @@ type Config struct {
 	Directory string `mapstructure:"directory"`
 	// Bucket is Thanos' bucket configuration (type, config, prefix). Empty: a FILESYSTEM bucket
 	// under Directory.
-	Bucket map[string]any `mapstructure:"bucket"`
+	Bucket BucketConfig `mapstructure:"bucket"`
 	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion and external_labels,
 	// shared with the remote-write exporter. External labels identify this writer in the bucket
 	// (thanos.labels of every block). Required: Thanos refuses blocks without them, and each
@@ -52,6 +53,17 @@ type Config struct {
 	// HeadAPI serves the local TSDB with the Prometheus endpoints a Thanos sidecar (shipping
 	// off) and edgetel-query read: remote read, status/config, buildinfo. Off unless configured.
 	HeadAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"head_api"`
+}
+
+// BucketConfig is Thanos' bucket configuration as the collector's configuration carries it.
+type BucketConfig map[string]any
+
+// Unmarshal takes the section as plain values: a value from `${env:...}` otherwise stays the
+// Collector's internal expanded-value record, which objstore's YAML cannot read (an S3
+// `insecure: ${env:S3_INSECURE}` failed with "cannot unmarshal !!map into bool").
+func (b *BucketConfig) Unmarshal(conf *confmap.Conf) error {
+	*b = conf.ToStringMap()
+	return nil
 }
 
 // Validate checks the configuration and names the offending key.

@@ -1,6 +1,8 @@
 package objstoreexporter
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,8 +13,11 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/bucket"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
@@ -87,4 +92,41 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"local_retention:", "local_max_bytes:", "local_max_age:", "timeout:", "upload_interval:", "upload_retry:"} {
 		assert.ErrorContains(t, err, key)
 	}
+}
+
+// Values substituted from the environment reach objstore as plain values: the bucket section of
+// examples/s3 (`insecure: ${env:S3_INSECURE}`) once reached it as the Collector's internal
+// expanded-value record and failed to open.
+func TestBucketSectionTakesEnvValues(t *testing.T) {
+	t.Setenv("S3_INSECURE", "true")
+	t.Setenv("S3_SECRET_KEY", "s3cr3t")
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`directory: /tmp/x
+external_labels: {cluster: a}
+bucket:
+  type: S3
+  config:
+    bucket: edgetel
+    endpoint: 127.0.0.1:7070
+    insecure: ${env:S3_INSECURE}
+    access_key: edgetel
+    secret_key: ${env:S3_SECRET_KEY}
+`), 0o600))
+	res, err := confmap.NewResolver(confmap.ResolverSettings{
+		URIs:              []string{"file:" + path},
+		ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory()},
+	})
+	require.NoError(t, err)
+	conf, err := res.Resolve(context.Background())
+	require.NoError(t, err)
+	cfg := NewFactory().CreateDefaultConfig().(*Config)
+	require.NoError(t, conf.Unmarshal(cfg))
+	require.NoError(t, cfg.Validate())
+	y, err := cfg.bucketYAML()
+	require.NoError(t, err)
+	assert.Contains(t, string(y), "insecure: true")
+	assert.Contains(t, string(y), "secret_key: s3cr3t")
+	bkt, err := bucket.NewFromYAML(context.Background(), y, nil)
+	require.NoError(t, err, "objstore's S3 provider takes the section")
+	require.NoError(t, bkt.Close())
 }

@@ -171,6 +171,7 @@ func (e *objstoreExporter) Shutdown(ctx context.Context) error {
 
 func (e *objstoreExporter) loop(ctx context.Context) {
 	defer close(e.done)
+	e.checkBucket(ctx)
 	wait := time.Duration(0) // sync right away: ship what a previous run left
 	for {
 		select {
@@ -181,10 +182,31 @@ func (e *objstoreExporter) loop(ctx context.Context) {
 		}
 		wait = e.cfg.UploadInterval
 		if err := e.sync(ctx); err != nil && ctx.Err() == nil {
-			e.logger.Warn("objstore exporter: cut or upload failed, retrying", "err", err)
+			e.logUploadError("objstore exporter: cut or upload failed, retrying", err)
 			wait = e.shipper.backoff()
 		}
 	}
+}
+
+// checkBucket tells at start what the first upload, a block later, would find: refused
+// credentials or a missing bucket (Error), an unreachable one (Warn). Blocks stay local and are
+// retried either way.
+func (e *objstoreExporter) checkBucket(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := bucket.Check(ctx, e.shipper.bkt); err != nil && ctx.Err() == nil {
+		e.logUploadError("objstore exporter: the bucket cannot be used yet; blocks stay on local disk until it can", err)
+	}
+}
+
+// logUploadError logs at Error what needs an operator (the bucket refused the credentials or
+// does not exist), at Warn what may heal by itself.
+func (e *objstoreExporter) logUploadError(msg string, err error) {
+	if errors.Is(err, bucket.ErrCredentials) || errors.Is(err, bucket.ErrNoSuchBucket) {
+		e.logger.Error(msg, "err", err)
+		return
+	}
+	e.logger.Warn(msg, "err", err)
 }
 
 // sync cuts the blocks that are due and uploads every block not uploaded yet.

@@ -115,7 +115,7 @@ func (s *shipper) ship(ctx context.Context, blocks []*tsdb.Block) error {
 				oldestPending = ulidTime(m.ULID)
 			}
 			s.tel.uploadFailures.Add(ctx, 1)
-			errs = append(errs, fmt.Errorf("block %s: %w", m.ULID, err))
+			errs = append(errs, fmt.Errorf("block %s: %w", m.ULID, bucket.Explain(err)))
 		}
 	}
 	s.tel.setLag(oldestPending)

@@ -144,7 +144,7 @@ func (s *Store) Run(ctx context.Context, interval time.Duration, observe func(er
 	for {
 		err := s.Sync(ctx)
 		if err != nil && ctx.Err() == nil {
-			s.logger.Error("bucket sync failed", "err", err)
+			s.logger.Error("bucket sync failed", "err", bucket.Explain(err))
 		}
 		if observe != nil && ctx.Err() == nil {
 			observe(err)

@@ -75,8 +75,11 @@ func StartArgs(t testing.TB, p *Process, args ...string) *Process {
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); log.Close() }()
+	// Closed when the process has exited: both the readiness loop and the cleanup wait on it (a
+	// channel of one error, read by the loop, left the cleanup waiting forever).
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); log.Close(); close(exited) }()
 	t.Cleanup(func() {
 		cancel()
 		<-exited
@@ -88,9 +91,9 @@ func StartArgs(t testing.TB, p *Process, args ...string) *Process {
 	deadline := time.Now().Add(2 * time.Minute)
 	for !p.ready() {
 		select {
-		case err := <-exited:
+		case <-exited:
 			out, _ := os.ReadFile(p.Log)
-			t.Fatalf("thanos %s exited (%v):\n%s", strings.Join(args, " "), err, out)
+			t.Fatalf("thanos %s exited (%v):\n%s", strings.Join(args, " "), waitErr, out)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
