@@ -30,6 +30,7 @@ type rwExporter struct {
 
 	q        *diskqueue.Queue
 	acks     *ackTracker
+	gate     *gate
 	tel      *telemetry
 	cancel   context.CancelFunc
 	stop     chan struct{}
@@ -41,6 +42,13 @@ func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 	if cfg.Retry != nil {
 		set.Logger.Warn("edgeremotewrite: the retry block is deprecated and will be removed in the next release; " +
 			"use retry_on_failure (initial_interval, max_interval, multiplier, randomization_factor) and sending.max_retry_after")
+	}
+	if cfg.BasicAuth != nil || cfg.BearerTokenFile != "" {
+		set.Logger.Warn("edgeremotewrite: basic_auth and bearer_token_file are deprecated and will be removed in the next release; " +
+			"use auth: {authenticator: basicauth/<name>} or {authenticator: bearertokenauth/<name>} with the Collector's auth extensions")
+	}
+	if w := cfg.Buffer.windowWarning(); w != "" {
+		set.Logger.Warn(w)
 	}
 	return &rwExporter{
 		cfg:  cfg,
@@ -58,6 +66,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		return fmt.Errorf("edgeremotewrite: http client: %w", err)
 	}
 	e.acks = &ackTracker{now: e.now}
+	e.gate = newGate(e.cfg.retry())
 	tel, err := newTelemetry(e.set.MeterProvider)
 	if err != nil {
 		return fmt.Errorf("edgeremotewrite: telemetry: %w", err)
@@ -68,7 +77,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		Dir:          b.Directory,
 		SegmentSize:  b.SegmentSize,
 		MaxBytes:     b.MaxBytes,
-		MaxAge:       b.MaxAge,
+		MaxAge:       b.maxAge(),
 		Sync:         b.Fsync,
 		SyncInterval: b.FsyncInterval,
 		Logger:       e.set.Logger,
@@ -94,7 +103,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		userAgent:  "edgetel/" + e.set.BuildInfo.Version,
 		maxSamples: e.cfg.Sending.MaxSamplesPerSend,
 		maxBytes:   e.cfg.Sending.MaxBytesPerSend,
-		retry:      e.cfg.retry(),
+		gate:       e.gate,
 		auth:       e.cfg.authFunc(),
 		stop:       make(chan struct{}),
 		refusals:   &refusalLog{log: e.set.Logger, every: refusalLogEvery},
@@ -179,3 +188,5 @@ func (e *rwExporter) bufferBytes() (pending, disk int64) {
 }
 
 func (e *rwExporter) oldestAgeSeconds() float64 { return e.acks.oldestAge() }
+
+func (e *rwExporter) sendingHeld() bool { return e.gate.isHeld() }
