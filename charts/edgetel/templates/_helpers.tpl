@@ -105,3 +105,85 @@ lookup finds nothing, not even the release namespace), fail early when the CA Se
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* edgetel.rwCredentials: for a remote-write values block (collector.remoteWrite, edgeAgent),
+  the YAML of {exporter: keys to merge into edgeremotewrite, extensions: auth extensions to add}.
+  Credentials are files of mounted Secrets (edgetel.rwVolumes): nothing secret is rendered. */}}
+{{- define "edgetel.rwCredentials" -}}
+{{- $v := . -}}
+{{- $exp := dict -}}
+{{- $ext := dict -}}
+{{- $a := $v.auth | default dict -}}
+{{- $bt := $a.bearerToken | default dict -}}
+{{- $ba := $a.basicAuth | default dict -}}
+{{- if and $bt.secretName $ba.secretName }}
+{{- fail "remote write: set auth.bearerToken or auth.basicAuth, not both" }}
+{{- end }}
+{{- range $k, $_ := $v.headers }}
+{{- if has (lower $k) (list "authorization" "proxy-authorization" "x-api-key") }}
+{{- fail (printf "remote write: headers.%s would put a credential into a ConfigMap: use auth.bearerToken or auth.basicAuth (a Secret)" $k) }}
+{{- end }}
+{{- end }}
+{{- if $bt.secretName }}
+{{- $_ := set $ext "bearertokenauth/remotewrite" (dict "filename" "/etc/edgetel/remote-write-auth/token") }}
+{{- $_ := set $exp "auth" (dict "authenticator" "bearertokenauth/remotewrite") }}
+{{- else if $ba.secretName }}
+{{- $_ := set $ext "basicauth/remotewrite" (dict "client_auth" (dict "username_file" "/etc/edgetel/remote-write-auth/username" "password_file" "/etc/edgetel/remote-write-auth/password")) }}
+{{- $_ := set $exp "auth" (dict "authenticator" "basicauth/remotewrite") }}
+{{- end }}
+{{- if ($v.caSecret | default dict).name }}
+{{- $_ := set $exp "tls" (dict "ca_file" "/etc/edgetel/remote-write-ca/ca.crt") }}
+{{- end }}
+{{- toYaml (dict "exporter" $exp "extensions" $ext) }}
+{{- end }}
+
+{{/* edgetel.rwBuffer: the edgeremotewrite buffer block of a remote-write values block. */}}
+{{- define "edgetel.rwBuffer" -}}
+{{- $b := dict "directory" "/var/lib/edgetel/buffer" "max_bytes" (int64 .maxBufferBytes) -}}
+{{- if .maxBufferAge }}{{- $_ := set $b "max_age" .maxBufferAge }}{{- end }}
+{{- if .storeOutOfOrderWindow }}{{- $_ := set $b "store_out_of_order_window" .storeOutOfOrderWindow }}{{- end }}
+{{- toYaml $b }}
+{{- end }}
+
+{{/* edgetel.rwVolumeMounts / edgetel.rwVolumes: the credential and CA Secrets of a
+  remote-write values block, mounted read-only where edgetel.rwCredentials points. */}}
+{{- define "edgetel.rwVolumeMounts" -}}
+{{- $a := .auth | default dict -}}
+{{- if or ($a.bearerToken | default dict).secretName ($a.basicAuth | default dict).secretName }}
+- name: remote-write-auth
+  mountPath: /etc/edgetel/remote-write-auth
+  readOnly: true
+{{- end }}
+{{- if (.caSecret | default dict).name }}
+- name: remote-write-ca
+  mountPath: /etc/edgetel/remote-write-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "edgetel.rwVolumes" -}}
+{{- $a := .auth | default dict -}}
+{{- $bt := $a.bearerToken | default dict -}}
+{{- $ba := $a.basicAuth | default dict -}}
+{{- if $bt.secretName }}
+- name: remote-write-auth
+  secret:
+    secretName: {{ $bt.secretName }}
+    items:
+      - {key: {{ $bt.key | default "token" }}, path: token}
+{{- else if $ba.secretName }}
+- name: remote-write-auth
+  secret:
+    secretName: {{ $ba.secretName }}
+    items:
+      - {key: {{ $ba.usernameKey | default "username" }}, path: username}
+      - {key: {{ $ba.passwordKey | default "password" }}, path: password}
+{{- end }}
+{{- if (.caSecret | default dict).name }}
+- name: remote-write-ca
+  secret:
+    secretName: {{ .caSecret.name }}
+    items:
+      - {key: {{ .caSecret.key | default "ca.crt" }}, path: ca.crt}
+{{- end }}
+{{- end }}
