@@ -42,7 +42,7 @@ func TestExampleConfigsValidate(t *testing.T) {
 	// The variables the examples document: their values come from the deployment.
 	for k, v := range map[string]string{
 		"EDGETEL_REMOTE_WRITE_URL": "http://127.0.0.1:9/api/v1/write", "REMOTE_WRITE_URL": "http://127.0.0.1:9/api/v1/write",
-		"NODE_NAME": "edge-1", "NODE_IP": "10.0.0.1", "BUFFER_DIR": t.TempDir(),
+		"NODE_NAME": "edge-1", "NODE_IP": "10.0.0.1", "BUFFER_DIR": t.TempDir(), "TOKEN_FILE": filepath.Join(t.TempDir(), "token"),
 	} {
 		t.Setenv(k, v)
 	}

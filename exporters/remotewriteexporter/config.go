@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/config/configretry"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/relabelconf"
 	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
@@ -40,6 +41,11 @@ type Config struct {
 	// Deprecated: use auth with the bearertokenauth extension (filename); read for one release,
 	// with a warning.
 	BearerTokenFile string `mapstructure:"bearer_token_file"`
+
+	// WriteRelabelConfigs are Prometheus write_relabel_configs, in Prometheus' YAML shape: applied
+	// to every series (external labels included) before it is buffered, so each destination can
+	// keep, drop or rename its own share. Series they drop are counted (reason="relabeled").
+	WriteRelabelConfigs []map[string]any `mapstructure:"write_relabel_configs"`
 
 	Buffer  BufferConfig  `mapstructure:"buffer"`
 	Sending SendingConfig `mapstructure:"sending"`
@@ -113,6 +119,9 @@ func (c *Config) Validate() error {
 		add("protocol_version: must be %q or %q, got %q", ProtocolV1, ProtocolV2, c.ProtocolVersion)
 	}
 	if err := c.ValidateExternalLabels(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := relabelconf.Decode("write_relabel_configs", c.WriteRelabelConfigs); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Auth.HasValue() && (c.BasicAuth != nil || c.BearerTokenFile != "") {

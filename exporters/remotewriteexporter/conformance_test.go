@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,8 @@ type recorder struct {
 }
 
 type recorded struct {
-	at     time.Time
+	at     time.Time // the request arrived
+	done   time.Time // its answer was written
 	body   [32]byte
 	v1     prompb.WriteRequest
 	v2     writev2.Request
@@ -95,6 +97,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	if r.answer != nil {
 		rec.status = r.answer(rec)
 	}
+	rec.done = time.Now()
 	r.mu.Lock()
 	r.reqs = append(r.reqs, rec)
 	r.mu.Unlock()
@@ -153,11 +156,6 @@ func (rec recorded) series() map[string][]rawSample {
 		}
 	}
 	return out
-}
-
-func (rec recorded) has(key string) bool {
-	_, ok := rec.series()[key]
-	return ok
 }
 
 // no_retry_on_400, no_retry_on_413: a request the remote end refuses as bad or too large is
@@ -346,27 +344,35 @@ func TestBackoffAcrossShards(t *testing.T) {
 	for i := range nBatches {
 		require.NoError(t, e.push(context.Background(), gaugeBatch(nSeries, i, 1000)))
 	}
-	waitFor(t, 10*time.Second, "seven failures after the first round", func() bool {
-		return len(rc.requests()) >= cfg.Sending.Shards+7
-	})
+	// Retries are the requests whose body was seen before: each shard's first request goes out
+	// before it knows of any failure, and a retry sends the same body again.
+	retries := func() []time.Time {
+		reqs := rc.requests()
+		sort.Slice(reqs, func(i, j int) bool { return reqs[i].at.Before(reqs[j].at) })
+		seen := map[[32]byte]bool{}
+		var at []time.Time
+		for _, r := range reqs {
+			if r.status == http.StatusServiceUnavailable && seen[r.body] {
+				at = append(at, r.at)
+			}
+			seen[r.body] = true
+		}
+		return at
+	}
+	waitFor(t, 30*time.Second, "seven retries", func() bool { return len(retries()) >= 7 })
 	failing.Store(false)
 	waitFor(t, 10*time.Second, "delivery", func() bool { return e.tel.sentTotal.Load() == nSeries*nBatches })
-	var at []time.Time
-	for _, rec := range rc.requests() {
-		if rec.status == http.StatusServiceUnavailable {
-			at = append(at, rec.at)
-		}
+	// The retries, whichever shard sent them, are spaced by a backoff that grows.
+	at := retries()
+	var intervals []time.Duration
+	for i := 1; i < len(at); i++ {
+		intervals = append(intervals, at[i].Sub(at[i-1]))
 	}
-	// The shards' first requests race the first failure; every retry after it is spaced.
-	retries := at[cfg.Sending.Shards-1:]
-	require.GreaterOrEqual(t, len(retries), 7)
-	prev := time.Duration(0)
-	for i := 1; i < len(retries); i++ {
-		d := retries[i].Sub(retries[i-1])
-		assert.GreaterOrEqual(t, d, 15*time.Millisecond, "retry %d came %s after the one before", i, d)
-		assert.GreaterOrEqual(t, float64(d), 0.8*float64(prev), "retry %d: backoff shrank from %s to %s", i, prev, d)
-		prev = d
+	for i, d := range intervals {
+		assert.GreaterOrEqual(t, d, 15*time.Millisecond, "retry %d: not spaced by the backoff: %v", i+1, intervals)
 	}
+	assert.GreaterOrEqual(t, intervals[len(intervals)-1], 4*cfg.RetryConfig.InitialInterval, "the backoff grows: %v", intervals)
+	assert.LessOrEqual(t, int(rc.maxIn.Load()), cfg.Sending.Shards, "never more requests at once than shards")
 	checkRaw(t, rc.delivered(), nSeries, nBatches)
 }
 
@@ -553,4 +559,37 @@ func TestMetadataTravelsWithTheSamples(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 10, seen)
+}
+
+// write_relabel_configs apply to every series, external labels included, before it is buffered:
+// a dropped series is counted (reason relabeled) and never sent; a rewritten label arrives
+// rewritten. Invalid configs are refused by Validate, naming the entry.
+func TestWriteRelabelConfigs(t *testing.T) {
+	for _, proto := range []string{ProtocolV1, ProtocolV2} {
+		t.Run("rw"+proto, func(t *testing.T) {
+			rc := newRecorder(t, nil)
+			tt := componenttest.NewTelemetry()
+			t.Cleanup(func() { _ = tt.Shutdown(context.Background()) })
+			cfg := testConfig(t, rc.url)
+			cfg.ProtocolVersion = proto
+			cfg.WriteRelabelConfigs = []map[string]any{
+				{"source_labels": []string{"series"}, "regex": "s00[12]", "action": "drop"},
+				{"source_labels": []string{"cluster"}, "target_label": "site", "replacement": "site-$1"},
+				{"regex": "instance", "action": "labeldrop"},
+			}
+			e := startExporter(t, cfg, tt.NewTelemetrySettings(), nil)
+			require.NoError(t, e.push(context.Background(), gaugeBatch(5, 0, 1000)))
+			waitFor(t, 10*time.Second, "delivery", func() bool { return e.tel.sentTotal.Load() == 3 })
+			want := map[string][]rawSample{}
+			for _, s := range []int{0, 3, 4} {
+				k := fmt.Sprintf(`%s{cluster="c1",job="rwtest",series="s%03d",site="site-c1"}`, testMetric, s)
+				want[k] = []rawSample{{1000, math.Float64bits(float64(s))}}
+			}
+			assert.Equal(t, want, rc.delivered())
+			assertDropped(t, tt, reasonRelabeled, 2)
+		})
+	}
+	cfg := testConfig(t, "http://127.0.0.1:1/api/v1/write")
+	cfg.WriteRelabelConfigs = []map[string]any{{"action": "keep"}, {"action": "nonsense"}}
+	assert.ErrorContains(t, cfg.Validate(), "write_relabel_configs[1]")
 }

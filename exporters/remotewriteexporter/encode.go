@@ -4,12 +4,15 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
@@ -35,6 +38,9 @@ type encoder struct {
 	lbuf       []byte // the current sample's label fields, protobuf-encoded
 	intern     map[string]string
 	out        []pendingRecord
+	relabel    []*relabel.Config
+	relabeled  int // samples write_relabel_configs dropped since the last finish
+	lb         *labels.Builder
 	// RW 2.0 sends each series with its metric's metadata and its data point's start time.
 	meta  sampleconv.Metadata
 	start int64
@@ -105,6 +111,10 @@ func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
 // AppendPairs implements sampleconv.PairsAppender: ls is sorted, names unique.
 func (e *encoder) AppendPairs(ls []labels.Label, t int64, v float64) error {
 	e.mergeLabels(ls)
+	if len(e.relabel) > 0 && !e.applyRelabel() {
+		e.relabeled++
+		return nil
+	}
 	e.lbuf = appendLabels(e.lbuf[:0], e.merged)
 	// The shard is a hash of the encoded labels: free to compute, and the same in every run (a
 	// buffer written before a restart keeps each series in one shard, hence in order).
@@ -149,6 +159,26 @@ func (e *encoder) mergeLabels(ls []labels.Label) {
 	}
 	e.merged = append(e.merged, ext...)
 	e.mergeBuf = e.merged
+}
+
+// applyRelabel runs write_relabel_configs over e.merged, as Prometheus does after adding the
+// external labels; false means the series is dropped.
+func (e *encoder) applyRelabel() bool {
+	if e.lb == nil {
+		e.lb = labels.NewBuilder(labels.EmptyLabels())
+	}
+	e.lb.Reset(labels.EmptyLabels())
+	for _, l := range e.merged {
+		e.lb.Set(l.Name, l.Value)
+	}
+	if !relabel.ProcessBuilder(e.lb, e.relabel...) {
+		return false
+	}
+	e.merged = e.mergeBuf[:0]
+	e.lb.Range(func(l labels.Label) { e.merged = append(e.merged, l) })
+	slices.SortFunc(e.merged, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
+	e.mergeBuf = e.merged
+	return true
 }
 
 // appendLabels writes the TimeSeries.labels fields of ls, as gogo's Marshal does.

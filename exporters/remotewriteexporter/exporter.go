@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/relabelconf"
 	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
@@ -60,7 +61,14 @@ func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 	}
 }
 
+// start compiles write_relabel_configs (Validate has checked them) into the encoder.
+
 func (e *rwExporter) start(ctx context.Context, host component.Host) error {
+	rc, err := relabelconf.Decode("write_relabel_configs", e.cfg.WriteRelabelConfigs)
+	if err != nil {
+		return fmt.Errorf("edgeremotewrite: %w", err)
+	}
+	e.enc.relabel = rc
 	client, err := e.cfg.ToClient(ctx, host.GetExtensions(), e.set.TelemetrySettings)
 	if err != nil {
 		return fmt.Errorf("edgeremotewrite: http client: %w", err)
@@ -161,6 +169,11 @@ func (e *rwExporter) push(_ context.Context, md pmetric.Metrics) error {
 		return consumererror.NewPermanent(fmt.Errorf("edgeremotewrite: convert: %w", err))
 	}
 	metas, payloads := e.enc.finish()
+	if n := e.enc.relabeled; n > 0 {
+		e.enc.relabeled = 0
+		e.tel.drop(reasonRelabeled, 0, n)
+		st.Samples -= n
+	}
 	if st.Unsupported > 0 {
 		e.set.Logger.Debug("Skipping data points with no Prometheus form", zap.Int("points", st.Unsupported))
 		e.tel.drop(reasonUnsupported, 0, st.Unsupported)

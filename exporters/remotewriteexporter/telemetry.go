@@ -17,6 +17,7 @@ const (
 	reasonRejected    = "rejected"    // series the remote end refused as bad data (400, 409, 422), isolated by splitting
 	reasonUnsupported = "unsupported" // no Prometheus form: delta temporality, exponential histograms
 	reasonTooLarge    = "too_large"   // larger than buffer.max_bytes, or a single series the remote end answers 413 for
+	reasonRelabeled   = "relabeled"   // series write_relabel_configs dropped
 )
 
 // Send outcomes.
