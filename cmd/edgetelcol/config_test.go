@@ -89,10 +89,10 @@ func collectorConfigs(t *testing.T, dir string) []string {
 }
 
 // The collector configurations the chart renders (collector StatefulSet, edge agent) must be valid
-// for this distribution, with every example's values.
+// for this distribution, with every example's and ci/ values.
 func TestChartCollectorConfigsValidate(t *testing.T) {
 	root := charttest.RepoRoot(t)
-	for _, values := range append([]string{""}, charttest.ExampleValues(t)...) {
+	for _, values := range append(append([]string{""}, charttest.ExampleValues(t)...), charttest.CIValues(t)...) {
 		name := values
 		if name == "" {
 			name = "default values"

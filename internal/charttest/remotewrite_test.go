@@ -18,23 +18,28 @@ func TestRemoteWriteCredentialsOnlyInSecrets(t *testing.T) {
 	objs := rendered(t, ciValues(t, "remote-write-values.yaml")...)
 	for _, tc := range []struct {
 		configMap, kind, workload, container string
-		authenticator, secret                string
+		exporter, authenticator, secret      string
 		files                                []string
 	}{
-		{"edgetel-collector", "StatefulSet", "edgetel-collector", "collector",
+		{"edgetel-collector", "StatefulSet", "edgetel-collector", "collector", "edgeremotewrite",
 			"bearertokenauth/remotewrite", "thanos-receive-token", []string{"filename"}},
-		{"edgetel-edge-agent", "DaemonSet", "edgetel-edge-agent", "agent",
+		{"edgetel-collector", "StatefulSet", "edgetel-collector", "collector", "edgeremotewrite/vendor",
+			"basicauth/remotewrite-vendor", "vendor-remote-write", []string{"client_auth.username_file", "client_auth.password_file"}},
+		{"edgetel-edge-agent", "DaemonSet", "edgetel-edge-agent", "agent", "edgeremotewrite",
 			"basicauth/remotewrite", "edge-agent-remote-write", []string{"client_auth.username_file", "client_auth.password_file"}},
 	} {
-		t.Run(tc.workload, func(t *testing.T) {
+		t.Run(tc.workload+"/"+tc.exporter, func(t *testing.T) {
 			cfg := collectorConfig(t, objs, tc.configMap)
-			exp := dig(t, cfg, "exporters", "edgeremotewrite").(map[string]any)
+			exp := dig(t, cfg, "exporters", tc.exporter).(map[string]any)
 			assert.Equal(t, tc.authenticator, dig(t, exp, "auth", "authenticator"))
 			assert.Contains(t, dig(t, cfg, "service", "extensions"), tc.authenticator)
+			assert.Contains(t, dig(t, cfg, "service", "pipelines", "metrics", "exporters"), tc.exporter)
 			ext := dig(t, cfg, "extensions", tc.authenticator).(map[string]any)
-			assert.Equal(t, "6h", dig(t, exp, "buffer", "store_out_of_order_window"))
-			_, hasMaxAge := dig(t, exp, "buffer").(map[string]any)["max_age"]
-			assert.False(t, hasMaxAge, "max_age follows the declared window")
+			if tc.exporter == "edgeremotewrite" {
+				assert.Equal(t, "6h", dig(t, exp, "buffer", "store_out_of_order_window"))
+				_, hasMaxAge := dig(t, exp, "buffer").(map[string]any)["max_age"]
+				assert.False(t, hasMaxAge, "max_age follows the declared window")
+			}
 
 			var pod corev1.PodSpec
 			if tc.kind == "StatefulSet" {
@@ -48,12 +53,19 @@ func TestRemoteWriteCredentialsOnlyInSecrets(t *testing.T) {
 				src := secretBehind(t, pod, c, file)
 				assert.Equal(t, tc.secret, src, "%s: %s must be a file of the Secret", tc.authenticator, key)
 			}
-			if tc.kind == "StatefulSet" {
+			if tc.configMap == "edgetel-collector" && tc.exporter == "edgeremotewrite" {
 				ca := dig(t, exp, "tls", "ca_file").(string)
 				assert.Equal(t, "thanos-receive-ca", secretBehind(t, pod, c, ca))
 			}
 		})
 	}
+	// The second destination has its own buffer and relabelling.
+	vendor := dig(t, collectorConfig(t, objs), "exporters", "edgeremotewrite/vendor").(map[string]any)
+	assert.Equal(t, "/var/lib/edgetel/buffer-vendor", dig(t, vendor, "buffer", "directory"))
+	assert.Equal(t, "/var/lib/edgetel/buffer", dig(t, collectorConfig(t, objs), "exporters", "edgeremotewrite", "buffer", "directory"))
+	assert.Equal(t, "2h", dig(t, vendor, "buffer", "max_age"))
+	assert.Equal(t, []any{map[string]any{"source_labels": []any{"__name__"}, "regex": "node_.*", "action": "keep"}},
+		dig(t, vendor, "write_relabel_configs"))
 	// Nothing secret in any ConfigMap: the values name Secrets, never their content.
 	for _, o := range objs {
 		if cm, ok := o.Obj.(*corev1.ConfigMap); ok {
