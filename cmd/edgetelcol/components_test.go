@@ -18,7 +18,7 @@ func TestComponentsListsTheDistribution(t *testing.T) {
 		"receivers":  {"kubeedge", "otlp", "prometheus"},
 		"processors": {"edgenode", "batch", "memory_limiter"},
 		"exporters":  {"edgeremotewrite", "objstore", "debug", "otlp_grpc", "otlp_http", "prometheus_remote_write"},
-		"extensions": {"file_storage", "health_check", "pprof", "zpages"},
+		"extensions": {"file_storage", "health_check", "pprof", "zpages", "basicauth", "bearertokenauth", "sigv4auth"},
 	}
 	have := map[string]map[component.Type]bool{
 		"receivers": keys(factories.Receivers), "processors": keys(factories.Processors),

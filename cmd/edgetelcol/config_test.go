@@ -42,7 +42,7 @@ func TestExampleConfigsValidate(t *testing.T) {
 	// The variables the examples document: their values come from the deployment.
 	for k, v := range map[string]string{
 		"EDGETEL_REMOTE_WRITE_URL": "http://127.0.0.1:9/api/v1/write", "REMOTE_WRITE_URL": "http://127.0.0.1:9/api/v1/write",
-		"NODE_NAME": "edge-1", "NODE_IP": "10.0.0.1", "BUFFER_DIR": t.TempDir(),
+		"NODE_NAME": "edge-1", "NODE_IP": "10.0.0.1", "BUFFER_DIR": t.TempDir(), "TOKEN_FILE": filepath.Join(t.TempDir(), "token"),
 	} {
 		t.Setenv(k, v)
 	}
@@ -89,10 +89,10 @@ func collectorConfigs(t *testing.T, dir string) []string {
 }
 
 // The collector configurations the chart renders (collector StatefulSet, edge agent) must be valid
-// for this distribution, with every example's values.
+// for this distribution, with every example's and ci/ values.
 func TestChartCollectorConfigsValidate(t *testing.T) {
 	root := charttest.RepoRoot(t)
-	for _, values := range append([]string{""}, charttest.ExampleValues(t)...) {
+	for _, values := range append(append([]string{""}, charttest.ExampleValues(t)...), charttest.CIValues(t)...) {
 		name := values
 		if name == "" {
 			name = "default values"

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/config/configretry"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/relabelconf"
 	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
@@ -34,9 +35,17 @@ type Config struct {
 	// have the label already.
 	sampleconv.OutputConfig `mapstructure:",squash"`
 	// BasicAuth sets the Authorization header from a username and a password or password file.
+	// Deprecated: use auth with the basicauth extension; read for one release, with a warning.
 	BasicAuth *BasicAuthConfig `mapstructure:"basic_auth"`
 	// BearerTokenFile is read on every request, so a rotated token is picked up.
+	// Deprecated: use auth with the bearertokenauth extension (filename); read for one release,
+	// with a warning.
 	BearerTokenFile string `mapstructure:"bearer_token_file"`
+
+	// WriteRelabelConfigs are Prometheus write_relabel_configs, in Prometheus' YAML shape: applied
+	// to every series (external labels included) before it is buffered, so each destination can
+	// keep, drop or rename its own share. Series they drop are counted (reason="relabeled").
+	WriteRelabelConfigs []map[string]any `mapstructure:"write_relabel_configs"`
 
 	Buffer  BufferConfig  `mapstructure:"buffer"`
 	Sending SendingConfig `mapstructure:"sending"`
@@ -63,9 +72,14 @@ type BufferConfig struct {
 	// MaxBytes bounds the buffer on disk; past it the oldest data is dropped and counted.
 	MaxBytes int64 `mapstructure:"max_bytes"`
 	// MaxAge drops data whose newest sample is older than this when it comes up for sending
-	// (0: keep everything). Set it to the receiver's out-of-order window, as older samples
-	// would be rejected anyway.
+	// (0: keep everything, or the declared store_out_of_order_window). Set it to the remote
+	// end's out-of-order window, as older samples would be rejected anyway.
 	MaxAge time.Duration `mapstructure:"max_age"`
+	// StoreOutOfOrderWindow declares the remote end's out-of-order window (Thanos Receive's
+	// --tsdb.out-of-order.time-window, Prometheus' out_of_order_time_window, Cortex's
+	// out_of_order_time_window): max_age defaults to it, and a longer max_age is warned about,
+	// since a backlog older than the window drains into rejected. 0: not declared.
+	StoreOutOfOrderWindow time.Duration `mapstructure:"store_out_of_order_window"`
 	// SegmentSize is the size of one segment file; space is freed a segment at a time.
 	SegmentSize int64 `mapstructure:"segment_size"`
 	// Fsync is "always" (before ConsumeMetrics returns), "interval" or "never".
@@ -107,6 +121,12 @@ func (c *Config) Validate() error {
 	if err := c.ValidateExternalLabels(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := relabelconf.Decode("write_relabel_configs", c.WriteRelabelConfigs); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Auth.HasValue() && (c.BasicAuth != nil || c.BearerTokenFile != "") {
+		add("auth: cannot be used together with the deprecated basic_auth or bearer_token_file")
+	}
 	if c.BasicAuth != nil {
 		if c.BasicAuth.Username == "" {
 			add("basic_auth.username: must be set")
@@ -127,6 +147,9 @@ func (c *Config) Validate() error {
 	}
 	if b.MaxAge < 0 {
 		add("buffer.max_age: must not be negative")
+	}
+	if b.StoreOutOfOrderWindow < 0 {
+		add("buffer.store_out_of_order_window: must not be negative")
 	}
 	if b.SegmentSize < 64<<10 {
 		add("buffer.segment_size: must be at least 64 KiB, got %d", b.SegmentSize)
@@ -206,4 +229,23 @@ func (c *Config) retry() RetryConfig {
 		r.MaxRetryAfter = old.MaxRetryAfter
 	}
 	return r
+}
+
+// maxAge is buffer.max_age, or the declared store_out_of_order_window when max_age is unset.
+func (b BufferConfig) maxAge() time.Duration {
+	if b.MaxAge == 0 {
+		return b.StoreOutOfOrderWindow
+	}
+	return b.MaxAge
+}
+
+// windowWarning says why buffer.max_age does not fit the declared out-of-order window, or "".
+func (b BufferConfig) windowWarning() string {
+	w := b.StoreOutOfOrderWindow
+	if w == 0 || b.maxAge() <= w {
+		return ""
+	}
+	return fmt.Sprintf("edgeremotewrite: buffer.max_age (%s) exceeds the remote end's out-of-order window "+
+		"(buffer.store_out_of_order_window %s): after an outage longer than the window, the remote end refuses "+
+		"the older part of the backlog and it is dropped as rejected; lower max_age or widen the window", b.MaxAge, w)
 }

@@ -114,3 +114,32 @@ func TestConfigMaxBytesTooSmall(t *testing.T) {
 	cfg.Buffer.MaxBytes = 10
 	assert.ErrorContains(t, confmap.Validate(cfg), "buffer.max_bytes: must be at least 1 MiB")
 }
+
+// A declared out-of-order window is max_age's default, and a longer max_age is warned about at
+// start: a backlog older than the window would drain into rejected.
+func TestMaxAgeFitsTheStoreWindow(t *testing.T) {
+	b := BufferConfig{StoreOutOfOrderWindow: 6 * time.Hour}
+	assert.Equal(t, 6*time.Hour, b.maxAge(), "max_age defaults to the window")
+	assert.Empty(t, b.windowWarning())
+	b.MaxAge = 2 * time.Hour
+	assert.Equal(t, 2*time.Hour, b.maxAge())
+	assert.Empty(t, b.windowWarning())
+	assert.Equal(t, time.Duration(0), BufferConfig{}.maxAge(), "no window, no max_age: keep everything")
+
+	cfg := createDefaultConfig().(*Config)
+	cfg.Endpoint = "http://127.0.0.1:1/api/v1/receive"
+	cfg.Buffer.Directory = t.TempDir()
+	cfg.Buffer.MaxAge = 168 * time.Hour
+	cfg.Buffer.StoreOutOfOrderWindow = 6 * time.Hour
+	require.NoError(t, cfg.Validate())
+	core, logs := observer.New(zapcore.WarnLevel)
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.Logger = zap.New(core)
+	newExporter(cfg, set)
+	w := logs.FilterMessageSnippet("exceeds the remote end's out-of-order window").All()
+	require.Len(t, w, 1)
+	assert.Contains(t, w[0].Message, "buffer.max_age (168h0m0s)")
+
+	cfg.Buffer.StoreOutOfOrderWindow = -time.Hour
+	assert.ErrorContains(t, cfg.Validate(), "buffer.store_out_of_order_window: must not be negative")
+}

@@ -4,14 +4,19 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // encoder turns the samples of one ConsumeMetrics call into buffer records, one or more per
@@ -33,7 +38,14 @@ type encoder struct {
 	lbuf       []byte // the current sample's label fields, protobuf-encoded
 	intern     map[string]string
 	out        []pendingRecord
-	spare      [][]byte
+	relabel    []*relabel.Config
+	relabeled  int // samples write_relabel_configs dropped since the last finish
+	lb         *labels.Builder
+	// RW 2.0 sends each series with its metric's metadata and its data point's start time.
+	meta  sampleconv.Metadata
+	start int64
+
+	spare [][]byte
 }
 
 type pendingRecord struct {
@@ -76,6 +88,19 @@ func newEncoder(shards int, v2 bool, external map[string]string, maxSamples, max
 	return e
 }
 
+// SetMetadata implements sampleconv.MetadataAppender.
+func (e *encoder) SetMetadata(m sampleconv.Metadata) { e.meta = m }
+
+// SetStartTime implements sampleconv.MetadataAppender.
+func (e *encoder) SetStartTime(t int64) { e.start = t }
+
+var metricTypesV2 = map[model.MetricType]writev2.Metadata_MetricType{
+	model.MetricTypeCounter:   writev2.Metadata_METRIC_TYPE_COUNTER,
+	model.MetricTypeGauge:     writev2.Metadata_METRIC_TYPE_GAUGE,
+	model.MetricTypeHistogram: writev2.Metadata_METRIC_TYPE_HISTOGRAM,
+	model.MetricTypeSummary:   writev2.Metadata_METRIC_TYPE_SUMMARY,
+}
+
 // Append implements sampleconv.Appender.
 func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
 	e.pairs = e.pairs[:0]
@@ -86,6 +111,10 @@ func (e *encoder) Append(ls labels.Labels, t int64, v float64) error {
 // AppendPairs implements sampleconv.PairsAppender: ls is sorted, names unique.
 func (e *encoder) AppendPairs(ls []labels.Label, t int64, v float64) error {
 	e.mergeLabels(ls)
+	if len(e.relabel) > 0 && !e.applyRelabel() {
+		e.relabeled++
+		return nil
+	}
 	e.lbuf = appendLabels(e.lbuf[:0], e.merged)
 	// The shard is a hash of the encoded labels: free to compute, and the same in every run (a
 	// buffer written before a restart keeps each series in one shard, hence in order).
@@ -130,6 +159,26 @@ func (e *encoder) mergeLabels(ls []labels.Label) {
 	}
 	e.merged = append(e.merged, ext...)
 	e.mergeBuf = e.merged
+}
+
+// applyRelabel runs write_relabel_configs over e.merged, as Prometheus does after adding the
+// external labels; false means the series is dropped.
+func (e *encoder) applyRelabel() bool {
+	if e.lb == nil {
+		e.lb = labels.NewBuilder(labels.EmptyLabels())
+	}
+	e.lb.Reset(labels.EmptyLabels())
+	for _, l := range e.merged {
+		e.lb.Set(l.Name, l.Value)
+	}
+	if !relabel.ProcessBuilder(e.lb, e.relabel...) {
+		return false
+	}
+	e.merged = e.mergeBuf[:0]
+	e.lb.Range(func(l labels.Label) { e.merged = append(e.merged, l) })
+	slices.SortFunc(e.merged, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
+	e.mergeBuf = e.merged
+	return true
 }
 
 // appendLabels writes the TimeSeries.labels fields of ls, as gogo's Marshal does.
@@ -206,12 +255,21 @@ func (e *encoder) appendV2(s *shardBuf, t int64, v float64) {
 		s.refs = append(s.refs, s.symbols.Symbolize(e.internString(l.Name)), s.symbols.Symbolize(e.internString(l.Value)))
 		s.bytes += len(l.Name) + len(l.Value) + 4
 	}
-	s.samples = append(s.samples, writev2.Sample{Value: v, Timestamp: t})
+	smp := writev2.Sample{Value: v, Timestamp: t}
+	if e.start > 0 && e.start <= t {
+		smp.StartTimestamp = e.start
+	}
+	s.samples = append(s.samples, smp)
 	s.series = append(s.series, writev2.TimeSeries{
 		LabelsRefs: s.refs[start:len(s.refs):len(s.refs)],
 		Samples:    s.samples[len(s.samples)-1 : len(s.samples) : len(s.samples)],
+		Metadata: writev2.Metadata{
+			Type:    metricTypesV2[e.meta.Type],
+			HelpRef: s.symbols.Symbolize(e.internString(e.meta.Help)),
+			UnitRef: s.symbols.Symbolize(e.internString(e.meta.Unit)),
+		},
 	})
-	s.bytes += 16
+	s.bytes += 24 + len(e.meta.Help) + len(e.meta.Unit)
 }
 
 // internString returns a long-lived copy of s: the converter's label strings live in a buffer

@@ -39,6 +39,6 @@ func TestEdgeAgentExampleConfig(t *testing.T) {
 	v, _ := cfg.Headers.Get("THANOS-TENANT")
 	assert.Equal(t, configopaque.String("site-7"), v)
 	assert.Equal(t, "/var/lib/edgetel/buffer", cfg.Buffer.Directory)
-	assert.Equal(t, time.Hour, cfg.Buffer.MaxAge)
+	assert.Equal(t, time.Hour, cfg.Buffer.maxAge(), "max_age follows the declared window")
 	assert.Equal(t, map[string]string{"cluster": "edge"}, cfg.ExternalLabels)
 }

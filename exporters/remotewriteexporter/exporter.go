@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/relabelconf"
 	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
@@ -30,6 +31,7 @@ type rwExporter struct {
 
 	q        *diskqueue.Queue
 	acks     *ackTracker
+	gate     *gate
 	tel      *telemetry
 	cancel   context.CancelFunc
 	stop     chan struct{}
@@ -42,6 +44,13 @@ func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 		set.Logger.Warn("edgeremotewrite: the retry block is deprecated and will be removed in the next release; " +
 			"use retry_on_failure (initial_interval, max_interval, multiplier, randomization_factor) and sending.max_retry_after")
 	}
+	if cfg.BasicAuth != nil || cfg.BearerTokenFile != "" {
+		set.Logger.Warn("edgeremotewrite: basic_auth and bearer_token_file are deprecated and will be removed in the next release; " +
+			"use auth: {authenticator: basicauth/<name>} or {authenticator: bearertokenauth/<name>} with the Collector's auth extensions")
+	}
+	if w := cfg.Buffer.windowWarning(); w != "" {
+		set.Logger.Warn(w)
+	}
 	return &rwExporter{
 		cfg:  cfg,
 		set:  set,
@@ -52,12 +61,20 @@ func newExporter(cfg *Config, set exporter.Settings) *rwExporter {
 	}
 }
 
+// start compiles write_relabel_configs (Validate has checked them) into the encoder.
+
 func (e *rwExporter) start(ctx context.Context, host component.Host) error {
+	rc, err := relabelconf.Decode("write_relabel_configs", e.cfg.WriteRelabelConfigs)
+	if err != nil {
+		return fmt.Errorf("edgeremotewrite: %w", err)
+	}
+	e.enc.relabel = rc
 	client, err := e.cfg.ToClient(ctx, host.GetExtensions(), e.set.TelemetrySettings)
 	if err != nil {
 		return fmt.Errorf("edgeremotewrite: http client: %w", err)
 	}
 	e.acks = &ackTracker{now: e.now}
+	e.gate = newGate(e.cfg.retry())
 	tel, err := newTelemetry(e.set.MeterProvider)
 	if err != nil {
 		return fmt.Errorf("edgeremotewrite: telemetry: %w", err)
@@ -68,7 +85,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		Dir:          b.Directory,
 		SegmentSize:  b.SegmentSize,
 		MaxBytes:     b.MaxBytes,
-		MaxAge:       b.MaxAge,
+		MaxAge:       b.maxAge(),
 		Sync:         b.Fsync,
 		SyncInterval: b.FsyncInterval,
 		Logger:       e.set.Logger,
@@ -94,7 +111,7 @@ func (e *rwExporter) start(ctx context.Context, host component.Host) error {
 		userAgent:  "edgetel/" + e.set.BuildInfo.Version,
 		maxSamples: e.cfg.Sending.MaxSamplesPerSend,
 		maxBytes:   e.cfg.Sending.MaxBytesPerSend,
-		retry:      e.cfg.retry(),
+		gate:       e.gate,
 		auth:       e.cfg.authFunc(),
 		stop:       make(chan struct{}),
 		refusals:   &refusalLog{log: e.set.Logger, every: refusalLogEvery},
@@ -152,6 +169,11 @@ func (e *rwExporter) push(_ context.Context, md pmetric.Metrics) error {
 		return consumererror.NewPermanent(fmt.Errorf("edgeremotewrite: convert: %w", err))
 	}
 	metas, payloads := e.enc.finish()
+	if n := e.enc.relabeled; n > 0 {
+		e.enc.relabeled = 0
+		e.tel.drop(reasonRelabeled, 0, n)
+		st.Samples -= n
+	}
 	if st.Unsupported > 0 {
 		e.set.Logger.Debug("Skipping data points with no Prometheus form", zap.Int("points", st.Unsupported))
 		e.tel.drop(reasonUnsupported, 0, st.Unsupported)
@@ -179,3 +201,5 @@ func (e *rwExporter) bufferBytes() (pending, disk int64) {
 }
 
 func (e *rwExporter) oldestAgeSeconds() float64 { return e.acks.oldestAge() }
+
+func (e *rwExporter) sendingHeld() bool { return e.gate.isHeld() }

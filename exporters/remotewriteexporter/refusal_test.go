@@ -2,7 +2,6 @@ package remotewriteexporter
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -18,9 +17,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// Answers that may succeed later keep the data: a rotated credential (401/403), an ingress
-// mid-rollout (404), a proxy's own 400 that names no data, overload (429) and server errors.
-// Every request is refused a few times, then accepted: nothing is dropped.
+// Answers that say nothing about the data keep it: a rotated credential (401/403), an ingress
+// mid-rollout (404), overload (429) and server errors. Every request is refused a few times,
+// then accepted: nothing is dropped.
 func TestRefusalsKeepTheData(t *testing.T) {
 	for _, tc := range []struct {
 		status int
@@ -29,7 +28,6 @@ func TestRefusalsKeepTheData(t *testing.T) {
 		{http.StatusUnauthorized, "unauthorized"},
 		{http.StatusForbidden, "forbidden"},
 		{http.StatusNotFound, "404 page not found"},
-		{http.StatusBadRequest, "<html><body><h1>400 Bad Request</h1>Request Header Or Cookie Too Large</body></html>"},
 		{http.StatusTooManyRequests, "slow down"},
 		{http.StatusBadGateway, "bad gateway"},
 	} {
@@ -66,39 +64,6 @@ func TestRefusalsKeepTheData(t *testing.T) {
 			assert.Equal(t, int64(4), sum.DataPoints[0].Value)
 			// Four refusals within the rate limit's period: one log line says so.
 			assert.Len(t, logs.FilterFieldKey("failures_not_logged").All(), 1)
-		})
-	}
-}
-
-// What the remote end says can never be accepted is dropped and counted: a 400 naming the
-// samples (Prometheus' out-of-order/out-of-bounds answer) and a 409 (Thanos Receive's).
-func TestBadDataIsDropped(t *testing.T) {
-	for _, tc := range []struct {
-		status int
-		body   string
-	}{
-		{http.StatusBadRequest, "out of order sample"},
-		{http.StatusBadRequest, "too old sample"},
-		{http.StatusConflict, "conflict"},
-	} {
-		t.Run(fmt.Sprint(tc.status, " ", tc.body), func(t *testing.T) {
-			sk := newSink(t)
-			sk.respond = func(n int, _ *prompb.WriteRequest, w http.ResponseWriter) bool {
-				if n == 0 {
-					http.Error(w, tc.body, tc.status)
-					return true
-				}
-				return false
-			}
-			cfg := testConfig(t, sk.url())
-			cfg.Sending.Shards = 1
-			e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
-			require.NoError(t, e.push(context.Background(), gaugeBatch(4, 0, 1000)))
-			waitFor(t, 10*time.Second, "the drop", func() bool { return e.tel.droppedTotal.Load() == 4 })
-			require.NoError(t, e.push(context.Background(), gaugeBatch(4, 1, 1000)))
-			waitFor(t, 10*time.Second, "the next batch", func() bool { return sk.samples() == 4 })
-			checkBatches(t, sk.snapshot(), 4, []int{1}, 1000)
-			assert.Zero(t, e.tel.refusedTotal.Load())
 		})
 	}
 }

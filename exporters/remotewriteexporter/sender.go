@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,7 +34,7 @@ type sender struct {
 	userAgent  string
 	maxSamples int
 	maxBytes   int
-	retry      RetryConfig
+	gate       *gate
 	auth       func(*http.Request) error
 	shards     []chan item
 	refusals   *refusalLog
@@ -128,7 +126,7 @@ func (sh *shard) loop(readCtx, sendCtx context.Context, in <-chan item) {
 		if err != nil {
 			sh.s.log.Error("Dropping unreadable buffer records", zap.Int("samples", samples), zap.Error(err))
 			sh.s.tel.drop(diskqueue.ReasonCorrupt, len(sh.batch), samples)
-		} else if !sh.s.send(sendCtx, body, isV2(sh.batch[0].rec), samples, len(sh.batch)) {
+		} else if !sh.s.send(sendCtx, request{body: body, v2: isV2(sh.batch[0].rec), samples: samples, records: len(sh.batch)}) {
 			return // shutting down: unacknowledged records are read again after a restart
 		}
 		sh.seqs = sh.seqs[:0]
@@ -218,117 +216,136 @@ func growLen(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
-// send posts body until it is delivered, or until the remote end says the data itself can never
-// be accepted. It returns false when ctx ends first, or when a try fails after shutdown began.
-func (s *sender) send(ctx context.Context, body []byte, v2 bool, samples, records int) bool {
-	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		status, retryAfter, reason, err := s.post(ctx, body, v2)
-		elapsed := time.Since(start).Seconds()
-		switch {
-		case err == nil && status/100 == 2:
-			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeSuccess])
-			s.tel.sent.Add(ctx, int64(samples))
-			s.tel.sentTotal.Add(int64(samples))
-			return true
-		case ctx.Err() != nil:
+// request is one remote-write request: the batch a shard collected, or a part of it.
+type request struct {
+	body    []byte
+	v2      bool
+	samples int
+	records int // buffer records to count if it is dropped (a batch's records are counted once)
+}
+
+// answer is what a remote end's reply means for the data, after RW 2.0's rules: only a
+// network error, 429 and 5xx may succeed on a resend; any other 4xx will not, and the text of
+// the answer does not change that.
+type answer int
+
+const (
+	answerDelivered answer = iota
+	answerRetry            // network error, 429, 5xx: back off, send the same request again
+	answerBadData          // 400, 409 (Thanos Receive), 422: split to isolate what is refused
+	answerTooLarge         // 413: split until the parts fit
+	answerRefused          // 401, 403, 404 and other 4xx: hold the data, probe once per max_interval
+)
+
+func classify(status int, err error) answer {
+	switch {
+	case err != nil:
+		return answerRetry
+	case status/100 == 2:
+		return answerDelivered
+	case status == http.StatusTooManyRequests || status/100 == 5:
+		return answerRetry
+	case status == http.StatusBadRequest || status == http.StatusConflict || status == http.StatusUnprocessableEntity:
+		return answerBadData
+	case status == http.StatusRequestEntityTooLarge:
+		return answerTooLarge
+	case status/100 == 4:
+		return answerRefused
+	}
+	return answerRetry // 1xx and 3xx that the client did not follow: a proxy or endpoint problem
+}
+
+// splitBudget bounds the requests spent isolating the series a remote end refuses in one
+// batch: bisection finds a few bad series in a full batch within it (about 2·log2(series)
+// requests each). Past it, a refused part is dropped whole. Prometheus, Thanos Receive, Cortex
+// and Mimir store the valid samples of a refused request themselves, so what such a drop
+// counts was mostly stored.
+const splitBudget = 64
+
+// send posts req until it is delivered, or until what the remote end refuses of it is dropped
+// and counted. It returns false when ctx ends first, or when a try fails after shutdown began.
+func (s *sender) send(ctx context.Context, req request) bool {
+	budget := splitBudget
+	return s.sendPart(ctx, req, &budget)
+}
+
+func (s *sender) sendPart(ctx context.Context, req request, budget *int) bool {
+	for {
+		probe, ok := s.gate.acquire(ctx, s.stop)
+		if !ok {
 			return false
-		case err == nil && status == http.StatusRequestEntityTooLarge:
-			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRejected])
-			return s.split(ctx, body, v2, samples, records, reason)
-		case err == nil && permanent(status, reason):
-			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRejected])
-			s.log.Error("Remote end rejected a batch, dropping it",
-				zap.Int("status", status), zap.String("reason", reason), zap.Int("samples", samples))
-			s.tel.drop(reasonRejected, records, samples)
-			return true
 		}
-		s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRetry])
+		start := time.Now()
+		status, retryAfter, reason, err := s.post(ctx, req.body, req.v2)
+		elapsed := time.Since(start).Seconds()
+		if ctx.Err() != nil {
+			s.gate.abandon(probe)
+			return false
+		}
+		switch a := classify(status, err); a {
+		case answerDelivered:
+			s.gate.succeed(probe)
+			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeSuccess])
+			s.tel.sent.Add(ctx, int64(req.samples))
+			s.tel.sentTotal.Add(int64(req.samples))
+			return true
+		case answerBadData, answerTooLarge:
+			s.gate.succeed(probe) // the remote end works: it read the request and answered about it
+			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRejected])
+			return s.split(ctx, req, status, reason, budget)
+		default:
+			s.tel.latency.Record(ctx, elapsed, s.tel.outcome[outcomeRetry])
+			wait := s.gate.fail(probe, a == answerRefused, retryAfter)
+			if err == nil {
+				s.tel.refused(status)
+			}
+			s.refusals.report(status, reason, err, req.v2, wait)
+		}
 		select {
 		case <-s.stop:
 			return false
 		default:
 		}
-		s.tel.retried.Add(ctx, int64(samples))
-		wait := s.backoff(attempt)
-		if retryAfter > 0 {
-			wait = min(retryAfter, s.retry.MaxRetryAfter)
-		}
-		if err == nil {
-			s.tel.refused(status)
-		}
-		s.refusals.report(status, reason, err, v2, wait)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-s.stop:
-			return false
-		case <-time.After(wait):
-		}
+		s.tel.retried.Add(ctx, int64(req.samples))
 	}
 }
 
-// permanent reports whether an answer means the data itself can never be accepted, so sending
-// it again is pointless: a 409 (Thanos Receive's answer to out-of-order, out-of-bounds and
-// duplicate samples), or a 400/422 whose body names bad data (Prometheus, Mimir, Cortex and
-// VictoriaMetrics name the sample, series, label or decoding problem). Everything else — a 400
-// from a proxy, 401, 403, 404, 429, 5xx — may succeed later and is retried.
-func permanent(status int, reason string) bool {
-	switch status {
-	case http.StatusConflict:
-		return true
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return namesBadData(reason)
+// split answers a 413 or a refusal of the data (400, 409, 422): the request is sent again as
+// two halves of its series, each split again while it is refused. A single series that is still
+// refused is dropped and counted: too_large after a 413, rejected otherwise. Past splitBudget
+// requests a refused part is dropped whole, counted as rejected.
+func (s *sender) split(ctx context.Context, req request, status int, reason string, budget *int) bool {
+	drop := reasonRejected
+	if status == http.StatusRequestEntityTooLarge {
+		drop = reasonTooLarge
 	}
-	return false
-}
-
-// badDataWords are what remote-write receivers' 400 answers about the data itself contain:
-// Prometheus' storage errors ("out of order sample", "out of bounds", "too old sample",
-// "duplicate sample for timestamp"), label and histogram validation, and decoding failures.
-var badDataWords = []string{
-	"sample", "series", "label", "metric name", "timestamp", "out of order", "out of bounds",
-	"duplicate", "exemplar", "histogram", "unmarshal", "decode", "snappy", "proto", "invalid",
-}
-
-func namesBadData(reason string) bool {
-	r := strings.ToLower(reason)
-	for _, w := range badDataWords {
-		if strings.Contains(r, w) {
-			return true
+	halves, counts, err := splitRequest(req.body, req.v2)
+	switch {
+	case err != nil:
+		s.log.Error("Remote end refused a batch that cannot be split, dropping it", zap.Int("status", status),
+			zap.String("reason", reason), zap.Int("samples", req.samples), zap.Error(err))
+	case len(halves) < 2:
+		s.log.Error("Remote end refused a single series, dropping its samples", zap.Int("status", status),
+			zap.String("reason", reason), zap.Int("samples", req.samples), zap.Int("bytes", len(req.body)))
+	case *budget < len(halves) && drop == reasonRejected:
+		s.log.Error("Remote end refused a batch and isolating the refused series took too many requests, dropping the rest of it",
+			zap.Int("status", status), zap.String("reason", reason), zap.Int("samples", req.samples))
+	default:
+		s.log.Debug("Remote end refused a batch, sending it in halves", zap.Int("status", status),
+			zap.String("reason", reason), zap.Int("bytes", len(req.body)))
+		*budget -= len(halves)
+		for i, h := range halves {
+			part := request{body: h, v2: req.v2, samples: counts[i]}
+			if i == 0 {
+				part.records = req.records
+			}
+			if !s.sendPart(ctx, part, budget) {
+				return false
+			}
 		}
-	}
-	return false
-}
-
-// split answers a 413: the remote end's size limit is below ours. The batch is sent again as two
-// halves, each split further while it is still too large; a single series the remote end will
-// not take at all is dropped and counted (reason="too_large").
-func (s *sender) split(ctx context.Context, body []byte, v2 bool, samples, records int, reason string) bool {
-	halves, counts, err := splitRequest(body, v2)
-	if err != nil {
-		s.log.Error("Remote end answered 413 and the batch cannot be split, dropping it",
-			zap.String("reason", reason), zap.Int("samples", samples), zap.Error(err))
-		s.tel.drop(reasonTooLarge, records, samples)
 		return true
 	}
-	if len(halves) < 2 {
-		s.log.Error("Remote end answered 413 for a single series, dropping it; raise the remote end's request size limit",
-			zap.String("reason", reason), zap.Int("samples", samples), zap.Int("bytes", len(body)))
-		s.tel.drop(reasonTooLarge, records, samples)
-		return true
-	}
-	s.log.Debug("Remote end answered 413, sending the batch in halves",
-		zap.String("reason", reason), zap.Int("bytes", len(body)))
-	for i, h := range halves {
-		n := 0
-		if i == 0 {
-			n = records // a drop of a part counts the batch's records once
-		}
-		if !s.send(ctx, h, v2, counts[i], n) {
-			return false
-		}
-	}
+	s.tel.drop(drop, req.records, req.samples)
 	return true
 }
 
@@ -437,27 +454,17 @@ func (r *refusalLog) report(status int, reason string, err error, v2 bool, wait 
 	case err != nil:
 		r.log.Warn("Remote write failed, keeping the data and retrying", fields...)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		r.log.Error("Remote end refuses our credentials; keeping the data and retrying. Check basic_auth, bearer_token_file, headers and the remote end's authorization", fields...)
+		r.log.Error("Remote end refuses our credentials; keeping the data, holding the sending and probing once per retry_on_failure.max_interval. Check auth, basic_auth, bearer_token_file, headers and the remote end's authorization", fields...)
 	case status == http.StatusNotFound:
-		r.log.Error("Remote end answers 404; keeping the data and retrying. Check endpoint", fields...)
+		r.log.Error("Remote end answers 404; keeping the data, holding the sending and probing once per retry_on_failure.max_interval. Check endpoint", fields...)
 	case status == http.StatusUnsupportedMediaType:
-		r.log.Error("Remote end does not accept this remote-write protocol version; keeping the data and retrying. Check protocol_version",
+		r.log.Error("Remote end does not accept this remote-write protocol version; keeping the data, holding the sending and probing once per retry_on_failure.max_interval. Check protocol_version",
 			append(fields, zap.Bool("rw2", v2))...)
 	case status/100 == 4 && status != http.StatusTooManyRequests:
-		r.log.Error("Remote end refuses our requests; keeping the data and retrying", fields...)
+		r.log.Error("Remote end refuses our requests; keeping the data, holding the sending and probing once per retry_on_failure.max_interval", fields...)
 	default:
 		r.log.Warn("Remote write failed, keeping the data and retrying", fields...)
 	}
-}
-
-// backoff is exponential with jitter: initial·multiplier^attempt, capped, then spread by
-// ±randomization_factor so shards and agents do not retry in step.
-func (s *sender) backoff(attempt int) time.Duration {
-	r := s.retry
-	d := float64(r.InitialInterval) * math.Pow(r.Multiplier, float64(attempt))
-	d = min(d, float64(r.MaxInterval))
-	d *= 1 - r.RandomizationFactor + 2*r.RandomizationFactor*rand.Float64()
-	return time.Duration(d)
 }
 
 // post sends one request and returns the status, the Retry-After delay if any, and the first

@@ -14,9 +14,10 @@ import (
 
 // Drop reasons besides the buffer's own (diskqueue.ReasonMaxBytes, ReasonMaxAge, ReasonCorrupt).
 const (
-	reasonRejected    = "rejected"    // the remote end named the data as bad: 409, or 400/422 naming bad data
+	reasonRejected    = "rejected"    // series the remote end refused as bad data (400, 409, 422), isolated by splitting
 	reasonUnsupported = "unsupported" // no Prometheus form: delta temporality, exponential histograms
 	reasonTooLarge    = "too_large"   // larger than buffer.max_bytes, or a single series the remote end answers 413 for
+	reasonRelabeled   = "relabeled"   // series write_relabel_configs dropped
 )
 
 // Send outcomes.
@@ -39,6 +40,7 @@ type telemetry struct {
 	pending, disk  metric.Int64ObservableGauge
 	capacity       metric.Int64ObservableGauge
 	age            metric.Float64ObservableGauge
+	held           metric.Int64ObservableGauge
 	outcome        map[string]metric.RecordOption
 
 	// Totals kept for tests and benchmarks, which read them without a metrics SDK.
@@ -52,6 +54,7 @@ type gauges interface {
 	bufferBytes() (pending, disk int64)
 	bufferMaxBytes() int64
 	oldestAgeSeconds() float64
+	sendingHeld() bool
 }
 
 // bufferMaxBytes is buffer.max_bytes, exported so that an alert can compare the buffer's fill
@@ -86,7 +89,7 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	errs = errors.Join(errs, err)
 	t.refusedReqs, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_requests_refused", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests the remote end answered with an error status and that are retried (the data is kept), by status_code."))
+		metric.WithDescription("Requests the remote end answered with an error status that keeps the data (429, 5xx retried with backoff; 401, 403, 404 and other 4xx held and probed), by status_code."))
 	errs = errors.Join(errs, err)
 	pending, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_buffer_bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes in the on-disk buffer not yet acknowledged by the remote end."))
@@ -100,10 +103,13 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	age, err := m.Float64ObservableGauge("otelcol_exporter_edgeremotewrite_oldest_sample_age_seconds", metric.WithUnit("s"),
 		metric.WithDescription("Age of the oldest sample buffered and not yet acknowledged."))
 	errs = errors.Join(errs, err)
+	held, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_sending_held", metric.WithUnit("1"),
+		metric.WithDescription("1 while the remote end refuses our requests (401, 403, 404, other 4xx that are not about the data): the data is kept and one probe goes out per retry_on_failure.max_interval."))
+	errs = errors.Join(errs, err)
 	if errs != nil {
 		return nil, errs
 	}
-	t.meter, t.pending, t.disk, t.capacity, t.age = m, pending, disk, capacity, age
+	t.meter, t.pending, t.disk, t.capacity, t.age, t.held = m, pending, disk, capacity, age, held
 	return t, nil
 }
 
@@ -115,8 +121,13 @@ func (t *telemetry) observe(g gauges) error {
 		o.ObserveInt64(t.disk, d)
 		o.ObserveInt64(t.capacity, g.bufferMaxBytes())
 		o.ObserveFloat64(t.age, g.oldestAgeSeconds())
+		var held int64
+		if g.sendingHeld() {
+			held = 1
+		}
+		o.ObserveInt64(t.held, held)
 		return nil
-	}, t.pending, t.disk, t.capacity, t.age)
+	}, t.pending, t.disk, t.capacity, t.age, t.held)
 	return err
 }
 
@@ -127,8 +138,8 @@ func (t *telemetry) drop(reason string, records, samples int) {
 	t.droppedTotal.Add(int64(samples))
 }
 
-// refused counts an answer that keeps the data for a retry: 401/403 say the remote end refuses
-// our credentials, 404 a wrong endpoint, 429/5xx an overloaded or broken remote end.
+// refused counts an answer that keeps the data: 401/403 say the remote end refuses our
+// credentials, 404 a wrong endpoint, 429/5xx an overloaded or broken remote end.
 func (t *telemetry) refused(status int) {
 	t.refusedReqs.Add(context.Background(), 1,
 		metric.WithAttributeSet(attribute.NewSet(attribute.String("status_code", strconv.Itoa(status)))))

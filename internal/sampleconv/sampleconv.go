@@ -49,6 +49,22 @@ type PairsAppender interface {
 	AppendPairs(ls []labels.Label, t int64, v float64) error
 }
 
+// Metadata is a metric family's type, help and unit, which RW 2.0 sends with every series.
+type Metadata struct {
+	Type model.MetricType // counter, gauge, histogram or summary
+	Help string
+	Unit string
+}
+
+// MetadataAppender is an Appender that also takes each metric's metadata before the metric's
+// samples, and each data point's start time (Unix ms, 0 when unknown or for a gauge) before the
+// data point's samples. The strings alias the metrics being converted.
+type MetadataAppender interface {
+	Appender
+	SetMetadata(m Metadata)
+	SetStartTime(t int64)
+}
+
 // TargetLabelsScope is the instrumentation scope whose attributes are labels: the kubeedge
 // receiver's, with target_labels_on: scope. No other scope's attributes become labels, so
 // that what other sources put there does not change their series.
@@ -85,8 +101,9 @@ type Converter struct {
 	names   map[string]*metricNames
 	lnames  map[string]string
 	floats  map[float64]string
-	base    []labels.Label // labels from the current resource
-	res     []labels.Label // base and the current scope's labels, sorted
+	meta    MetadataAppender // the Appender of the current Convert call, if it takes metadata
+	base    []labels.Label   // labels from the current resource
+	res     []labels.Label   // base and the current scope's labels, sorted
 }
 
 type metricNames struct{ plain, total, bucket, sum, count string }
@@ -114,6 +131,8 @@ func New(opts Options) *Converter {
 // Convert hands every sample of md to app.
 func (c *Converter) Convert(md pmetric.Metrics, app Appender) (Stats, error) {
 	var st Stats
+	c.meta, _ = app.(MetadataAppender)
+	defer func() { c.meta = nil }()
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
@@ -172,9 +191,10 @@ func (c *Converter) scopeLabels(scope pcommon.InstrumentationScope) {
 
 func (c *Converter) metric(m pmetric.Metric, app Appender, st *Stats) error {
 	n := c.metricNames(m.Name())
+	c.setMetadata(m)
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		return c.numbers(n.plain, m.Gauge().DataPoints(), app, st)
+		return c.numbers(n.plain, m.Gauge().DataPoints(), false, app, st)
 	case pmetric.MetricTypeSum:
 		s := m.Sum()
 		if s.AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
@@ -185,7 +205,7 @@ func (c *Converter) metric(m pmetric.Metric, app Appender, st *Stats) error {
 		if s.IsMonotonic() {
 			name = n.total
 		}
-		return c.numbers(name, s.DataPoints(), app, st)
+		return c.numbers(name, s.DataPoints(), s.IsMonotonic(), app, st)
 	case pmetric.MetricTypeHistogram:
 		h := m.Histogram()
 		if h.AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
@@ -203,9 +223,42 @@ func (c *Converter) metric(m pmetric.Metric, app Appender, st *Stats) error {
 	return nil
 }
 
-func (c *Converter) numbers(name string, dps pmetric.NumberDataPointSlice, app Appender, st *Stats) error {
+// setMetadata tells a MetadataAppender the type, help and unit of m's samples. A classic
+// histogram's or a summary's series (_bucket, _sum, _count) all carry the family's type, as
+// Prometheus sends them.
+func (c *Converter) setMetadata(m pmetric.Metric) {
+	if c.meta == nil {
+		return
+	}
+	md := Metadata{Type: model.MetricTypeGauge, Help: m.Description(), Unit: m.Unit()}
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		if m.Sum().IsMonotonic() {
+			md.Type = model.MetricTypeCounter
+		}
+	case pmetric.MetricTypeHistogram:
+		md.Type = model.MetricTypeHistogram
+	case pmetric.MetricTypeSummary:
+		md.Type = model.MetricTypeSummary
+	}
+	c.meta.SetMetadata(md)
+}
+
+// startTime tells a MetadataAppender the start of a cumulative data point.
+func (c *Converter) startTime(t pcommon.Timestamp) {
+	if c.meta != nil {
+		c.meta.SetStartTime(ts(t))
+	}
+}
+
+func (c *Converter) numbers(name string, dps pmetric.NumberDataPointSlice, cumulative bool, app Appender, st *Stats) error {
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
+		if cumulative {
+			c.startTime(dp.StartTimestamp())
+		} else {
+			c.startTime(0)
+		}
 		v := dp.DoubleValue()
 		if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
 			v = float64(dp.IntValue())
@@ -220,6 +273,7 @@ func (c *Converter) numbers(name string, dps pmetric.NumberDataPointSlice, app A
 func (c *Converter) histograms(n *metricNames, dps pmetric.HistogramDataPointSlice, app Appender, st *Stats) error {
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
+		c.startTime(dp.StartTimestamp())
 		t, attrs, fl := ts(dp.Timestamp()), dp.Attributes(), dp.Flags()
 		bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
 		var cum uint64
@@ -247,6 +301,7 @@ func (c *Converter) histograms(n *metricNames, dps pmetric.HistogramDataPointSli
 func (c *Converter) summaries(n *metricNames, dps pmetric.SummaryDataPointSlice, app Appender, st *Stats) error {
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
+		c.startTime(dp.StartTimestamp())
 		t, attrs, fl := ts(dp.Timestamp()), dp.Attributes(), dp.Flags()
 		qs := dp.QuantileValues()
 		for q := 0; q < qs.Len(); q++ {

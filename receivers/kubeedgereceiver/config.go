@@ -12,11 +12,11 @@ import (
 	"github.com/prometheus/prometheus/model/relabel"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configtls"
-	"go.yaml.in/yaml/v2"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/relabelconf"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 )
 
@@ -408,25 +408,9 @@ func (t TransportConfig) validate() error {
 	return nil
 }
 
-// relabelConfigs decodes metric_relabel_configs through Prometheus' own YAML unmarshalling, so
-// defaults and validation are exactly Prometheus'.
+// relabelConfigs decodes metric_relabel_configs as Prometheus does.
 func (c *Config) relabelConfigs() ([]*relabel.Config, error) {
-	out := make([]*relabel.Config, 0, len(c.MetricRelabelConfigs))
-	for i, raw := range c.MetricRelabelConfigs {
-		data, err := yaml.Marshal(raw)
-		if err != nil {
-			return nil, fmt.Errorf("metric_relabel_configs[%d]: %w", i, err)
-		}
-		rc := &relabel.Config{}
-		if err := yaml.UnmarshalStrict(data, rc); err != nil {
-			return nil, fmt.Errorf("metric_relabel_configs[%d]: %w", i, err)
-		}
-		if err := rc.Validate(model.UTF8Validation); err != nil {
-			return nil, fmt.Errorf("metric_relabel_configs[%d]: %w", i, err)
-		}
-		out = append(out, rc)
-	}
-	return out, nil
+	return relabelconf.Decode("metric_relabel_configs", c.MetricRelabelConfigs)
 }
 
 func (l LogsConfig) validate() error {

@@ -134,4 +134,121 @@ by doubling). Prometheus' 50,000,000 without a memory limit. */}}
 50000000
 {{- end -}}
 {{- end -}}
+{{/* edgetel.rwCredentials: for a remote-write values block (collector.remoteWrite, one of its
+  extraDestinations, edgeAgent) given as (dict "v" <block> "n" <suffix: "" or "-<name>">), the
+  YAML of {exporter: keys to merge into its edgeremotewrite, extensions: auth extensions to add}.
+  Credentials are files of mounted Secrets (edgetel.rwVolumes): nothing secret is rendered. */}}
+{{- define "edgetel.rwCredentials" -}}
+{{- $v := .v -}}
+{{- $n := .n -}}
+{{- $exp := dict -}}
+{{- $ext := dict -}}
+{{- $a := $v.auth | default dict -}}
+{{- $bt := $a.bearerToken | default dict -}}
+{{- $ba := $a.basicAuth | default dict -}}
+{{- if and $bt.secretName $ba.secretName }}
+{{- fail "remote write: set auth.bearerToken or auth.basicAuth, not both" }}
+{{- end }}
+{{- range $k, $_ := $v.headers }}
+{{- if has (lower $k) (list "authorization" "proxy-authorization" "x-api-key") }}
+{{- fail (printf "remote write: headers.%s would put a credential into a ConfigMap: use auth.bearerToken or auth.basicAuth (a Secret)" $k) }}
+{{- end }}
+{{- end }}
+{{- $dir := printf "/etc/edgetel/remote-write-auth%s" $n -}}
+{{- if $bt.secretName }}
+{{- $_ := set $ext (printf "bearertokenauth/remotewrite%s" $n) (dict "filename" (printf "%s/token" $dir)) }}
+{{- $_ := set $exp "auth" (dict "authenticator" (printf "bearertokenauth/remotewrite%s" $n)) }}
+{{- else if $ba.secretName }}
+{{- $_ := set $ext (printf "basicauth/remotewrite%s" $n) (dict "client_auth" (dict "username_file" (printf "%s/username" $dir) "password_file" (printf "%s/password" $dir))) }}
+{{- $_ := set $exp "auth" (dict "authenticator" (printf "basicauth/remotewrite%s" $n)) }}
+{{- end }}
+{{- if ($v.caSecret | default dict).name }}
+{{- $_ := set $exp "tls" (dict "ca_file" (printf "/etc/edgetel/remote-write-ca%s/ca.crt" $n)) }}
+{{- end }}
+{{- with $v.writeRelabelConfigs }}
+{{- $_ := set $exp "write_relabel_configs" . }}
+{{- end }}
+{{- toYaml (dict "exporter" $exp "extensions" $ext) }}
+{{- end }}
+
+{{/* edgetel.rwExporter: the edgeremotewrite exporter of (dict "v" <block> "n" <suffix>
+  "cluster" <clusterName>) with its credentials, as YAML of {exporter: ..., extensions: ...}. */}}
+{{- define "edgetel.rwExporter" -}}
+{{- $v := .v -}}
+{{- $headers := deepCopy ($v.headers | default dict) -}}
+{{- if $v.tenant }}
+{{- $_ := set $headers "X-Scope-OrgID" $v.tenant }}
+{{- $_ := set $headers "THANOS-TENANT" $v.tenant }}
+{{- end }}
+{{- $b := dict "directory" (printf "/var/lib/edgetel/buffer%s" .n) "max_bytes" (int64 $v.maxBufferBytes) -}}
+{{- if $v.maxBufferAge }}{{- $_ := set $b "max_age" $v.maxBufferAge }}{{- end }}
+{{- if $v.storeOutOfOrderWindow }}{{- $_ := set $b "store_out_of_order_window" $v.storeOutOfOrderWindow }}{{- end }}
+{{- $creds := include "edgetel.rwCredentials" (dict "v" $v "n" .n) | fromYaml -}}
+{{- $exp := merge (dict "endpoint" $v.endpoint "headers" $headers "external_labels" (dict "cluster" .cluster) "buffer" $b) $creds.exporter -}}
+{{- toYaml (dict "exporter" $exp "extensions" $creds.extensions) }}
+{{- end }}
+
+{{/* edgetel.rwVolumeMounts / edgetel.rwVolumes: the credential and CA Secrets of
+  (dict "v" <block> "n" <suffix>), mounted read-only where edgetel.rwCredentials points. */}}
+{{- define "edgetel.rwVolumeMounts" -}}
+{{- $v := .v -}}
+{{- $a := $v.auth | default dict -}}
+{{- if or ($a.bearerToken | default dict).secretName ($a.basicAuth | default dict).secretName }}
+- name: remote-write-auth{{ .n }}
+  mountPath: /etc/edgetel/remote-write-auth{{ .n }}
+  readOnly: true
+{{- end }}
+{{- if ($v.caSecret | default dict).name }}
+- name: remote-write-ca{{ .n }}
+  mountPath: /etc/edgetel/remote-write-ca{{ .n }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "edgetel.rwVolumes" -}}
+{{- $v := .v -}}
+{{- $a := $v.auth | default dict -}}
+{{- $bt := $a.bearerToken | default dict -}}
+{{- $ba := $a.basicAuth | default dict -}}
+{{- if $bt.secretName }}
+- name: remote-write-auth{{ .n }}
+  secret:
+    secretName: {{ $bt.secretName }}
+    items:
+      - {key: {{ $bt.key | default "token" }}, path: token}
+{{- else if $ba.secretName }}
+- name: remote-write-auth{{ .n }}
+  secret:
+    secretName: {{ $ba.secretName }}
+    items:
+      - {key: {{ $ba.usernameKey | default "username" }}, path: username}
+      - {key: {{ $ba.passwordKey | default "password" }}, path: password}
+{{- end }}
+{{- if ($v.caSecret | default dict).name }}
+- name: remote-write-ca{{ .n }}
+  secret:
+    secretName: {{ $v.caSecret.name }}
+    items:
+      - {key: {{ $v.caSecret.key | default "ca.crt" }}, path: ca.crt}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.rwDestinations: the collector's remote-write destinations as a list of
+  (dict "v" <block> "n" <suffix> "name" <exporter name>): collector.remoteWrite itself, then each
+  of its extraDestinations (suffix "-<name>"), each with its own buffer and credentials. */}}
+{{- define "edgetel.rwDestinations" -}}
+{{- $rw := .Values.collector.remoteWrite -}}
+{{- $out := list -}}
+{{- if $rw.enabled }}
+{{- $main := omit $rw "extraDestinations" "enabled" -}}
+{{- $out = append $out (dict "v" $main "n" "" "name" "edgeremotewrite") -}}
+{{- range $rw.extraDestinations }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?$" (.name | default "")) }}
+{{- fail (printf "collector.remoteWrite.extraDestinations: name %q must be a short DNS label (a-z, 0-9, -; at most 22 characters)" (.name | default "")) }}
+{{- end }}
+{{- $d := mergeOverwrite (dict "maxBufferBytes" $rw.maxBufferBytes) (deepCopy .) -}}
+{{- $out = append $out (dict "v" $d "n" (printf "-%s" .name) "name" (printf "edgeremotewrite/%s" .name)) -}}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "items" $out) }}
 {{- end }}
