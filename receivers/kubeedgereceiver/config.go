@@ -109,6 +109,11 @@ type LogsConfig struct {
 	// MaxRetryInterval while the stream keeps failing.
 	RetryInterval    time.Duration `mapstructure:"retry_interval"`
 	MaxRetryInterval time.Duration `mapstructure:"max_retry_interval"`
+	// IdleTimeout closes a stream that brought no byte, headers included, for this long, and
+	// reopens it from its position. Through cloudcore nothing else ends a stream whose edge
+	// cannot reach its kubelet (the status is only sent with the first relayed line), so a quiet
+	// container's stream is reopened once per IdleTimeout too.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 }
 
 // AttributesConfig maps node labels to series labels, in the vocabulary the edgenode processor
@@ -459,6 +464,9 @@ func (l LogsConfig) validate() error {
 	}
 	if l.RetryInterval <= 0 || l.MaxRetryInterval < l.RetryInterval {
 		errs = append(errs, errors.New("logs.retry_interval must be positive and not above logs.max_retry_interval"))
+	}
+	if l.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("logs.idle_timeout must be positive"))
 	}
 	return errors.Join(errs...)
 }

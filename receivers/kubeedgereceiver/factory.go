@@ -35,6 +35,9 @@ const (
 const (
 	DefaultMaxLogStreams = 1000
 	DefaultMaxLineSize   = 64 << 10
+	// DefaultLogsIdleTimeout ends a log stream that brought nothing, not even its headers, for
+	// this long: through cloudcore a stream whose edge cannot reach its kubelet never answers.
+	DefaultLogsIdleTimeout = 2 * time.Minute
 )
 
 // NewFactory returns the kubeedge receiver's factory.
@@ -140,6 +143,7 @@ func createDefaultConfig() component.Config {
 			MaxPendingLines:    4096,
 			RetryInterval:      time.Second,
 			MaxRetryInterval:   30 * time.Second,
+			IdleTimeout:        DefaultLogsIdleTimeout,
 		},
 	}
 }
