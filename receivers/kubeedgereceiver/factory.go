@@ -131,7 +131,8 @@ func createDefaultConfig() component.Config {
 		},
 		Transport: TransportConfig{
 			Mode:      TransportCloudcore,
-			Cloudcore: CloudcoreTransportConfig{Endpoints: []string{"cloudcore.kubeedge.svc:10003"}, TLS: configtls.NewDefaultClientConfig()},
+			Cloudcore: CloudcoreTransportConfig{Endpoints: []string{"cloudcore.kubeedge.svc:10003"}, TLS: configtls.NewDefaultClientConfig(),
+				Service: CloudcoreServiceConfig{APIConfig: kube.DefaultAPIConfig(), Namespace: "kubeedge", Port: "cloudstream"}},
 			APIServer: APIServerTransportConfig{APIConfig: kube.DefaultAPIConfig()},
 			Direct:    DirectTransportConfig{Endpoint: transport.DefaultDirectEndpoint, Scheme: "http", TLS: configtls.NewDefaultClientConfig()},
 		},

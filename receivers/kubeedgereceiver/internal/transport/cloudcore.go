@@ -39,12 +39,9 @@ type Cloudcore struct {
 	preferred map[string]string // node → the cloudcore that last answered for it with data
 }
 
-// NewCloudcore builds the transport. tlsCfg carries the CA (or InsecureSkipVerify) and the
+// NewCloudcore builds the transport; endpoints may be empty until SetEndpoints. tlsCfg carries the CA (or InsecureSkipVerify) and the
 // optional client certificate.
 func NewCloudcore(endpoints []string, tlsCfg *tls.Config, maxConns int, timeout time.Duration) (*Cloudcore, error) {
-	if len(endpoints) == 0 {
-		return nil, errors.New("no cloudcore endpoint")
-	}
 	return &Cloudcore{
 		endpoints: append([]string(nil), endpoints...),
 		client:    &http.Client{Transport: NewHTTPTransport(tlsCfg, maxConns)},
@@ -74,6 +71,9 @@ func hostFor(n discovery.Target) string {
 // request open while its edge cannot reach the kubelet (seen), and the others have no live one.
 func (c *Cloudcore) Get(ctx context.Context, n discovery.Target, path string) (*http.Response, error) {
 	endpoints := c.Endpoints()
+	if len(endpoints) == 0 {
+		return nil, errors.New("no cloudcore endpoint known yet: transport.cloudcore.service has no ready endpoint")
+	}
 	start := c.start(n.Name)
 	var errs []error
 	for i := range endpoints {
