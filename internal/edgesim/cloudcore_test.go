@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +121,24 @@ func TestRelayedContentTypeIsSniffed(t *testing.T) {
 	// The kubelet's own type is not relayed: Go sniffs the first line, so OpenMetrics cannot be
 	// negotiated through cloudcore.
 	assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+}
+
+func TestAdminCloudcoreFaults(t *testing.T) {
+	s := startSim(t, Config{Nodes: 2, Cloudcores: 2, ManualStep: true, AdminListen: "127.0.0.1:0"})
+	admin := "http://" + s.AdminAddr()
+	post := func(path string, form url.Values) int {
+		resp, err := http.PostForm(admin+path, form)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	n := s.Fleet().Nodes[0].Name
+	assert.Equal(t, http.StatusOK, post("/api/move-tunnel", url.Values{"node": {n}, "cloudcore": {"1"}}))
+	assert.Equal(t, 1, s.TunnelOwner(n))
+	assert.Equal(t, http.StatusBadRequest, post("/api/move-tunnel", url.Values{"node": {n}, "cloudcore": {"2"}}))
+	assert.Equal(t, http.StatusOK, post("/api/kubelet-down", url.Values{"node": {n}, "on": {"true"}}))
+	assert.True(t, s.faults.kubeletDown[0].Load())
+	assert.Equal(t, http.StatusOK, post("/api/long-line", url.Values{"node": {n}, "bytes": {"70000"}}))
+	assert.Equal(t, int32(70000), s.faults.longLine[0].Load())
+	assert.Equal(t, http.StatusBadRequest, post("/api/long-line", url.Values{"node": {n}, "bytes": {"-1"}}))
 }

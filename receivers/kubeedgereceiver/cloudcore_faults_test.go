@@ -84,7 +84,7 @@ func TestEdgesimTunnelMovesBetweenCloudcores(t *testing.T) {
 }
 
 func TestEdgesimDeadKubeletCostsOneTimeoutPerEndpoint(t *testing.T) {
-	s, fleetFile := startHASim(t, 2, 2, edgesim.LogsConfig{})
+	s, fleetFile := startHASim(t, 1, 2, edgesim.LogsConfig{})
 	cfg := haConfig(s, fleetFile, 2*time.Second)
 	cfg.ScrapeTimeout = 300 * time.Millisecond
 	sink := new(consumertest.MetricsSink)

@@ -88,7 +88,12 @@ func (c *Cloudcore) Get(ctx context.Context, n discovery.Target, path string) (*
 			break
 		}
 	}
-	c.Forget(n.Name)
+	if ctx.Err() == nil {
+		// Every cloudcore answered and none with data: the tunnel is elsewhere or gone. A
+		// request that ran out of time leaves the node's cloudcore as it was: that one holds
+		// the live session, and its edge is slow or cannot reach the kubelet.
+		c.Forget(n.Name)
+	}
 	return nil, errors.Join(errs...)
 }
 
