@@ -130,7 +130,7 @@ func createDefaultConfig() component.Config {
 			File: FileDiscoveryConfig{RefreshInterval: 10 * time.Second},
 		},
 		Transport: TransportConfig{
-			Mode:      TransportCloudcore,
+			Mode: TransportCloudcore,
 			Cloudcore: CloudcoreTransportConfig{Endpoints: []string{"cloudcore.kubeedge.svc:10003"}, TLS: configtls.NewDefaultClientConfig(),
 				Service: CloudcoreServiceConfig{APIConfig: kube.DefaultAPIConfig(), Namespace: "kubeedge", Port: "cloudstream"}},
 			APIServer: APIServerTransportConfig{APIConfig: kube.DefaultAPIConfig()},
