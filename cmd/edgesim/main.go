@@ -59,6 +59,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.cfg.Nodes, "nodes", 100, "number of edge nodes (1..10000)")
 	fs.Int64Var(&o.cfg.Seed, "seed", 1, "seed of the fleet: names, labels, pods and values follow from it")
 	fs.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:10003", "cloudcore-compatible TLS stream endpoint")
+	fs.IntVar(&o.cfg.Cloudcores, "cloudcores", 1, "cloudcore replicas (1..8): the first on -listen, the others on its host with ports of their own; node i's tunnel starts on replica i mod n")
 	fs.StringVar(&o.cfg.AdminListen, "admin-listen", "127.0.0.1:10090", "loopback admin HTTP API; empty disables it")
 	fs.StringVar(&o.cfg.FleetFile, "fleet-file", "", "write the fleet (name, IP, port, labels, direct address) to this JSON file")
 	fs.StringVar(&o.cfg.TLSDir, "tls-dir", "", "directory of ca.crt, server.crt/key, client.crt/key: generated when empty of them, else read (default: edgesim/tls in the user's cache directory)")
@@ -152,7 +153,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- *edg
 		return err
 	}
 	f := sim.TLSFiles()
-	log.Info("cloudcore stream endpoint", "addr", sim.Addr(), "ca", f.CAFile, "client_cert", f.ClientCertFile, "client_key", f.ClientKeyFile)
+	log.Info("cloudcore stream endpoint", "addr", sim.Addr(), "replicas", sim.Addrs(), "ca", f.CAFile, "client_cert", f.ClientCertFile, "client_key", f.ClientKeyFile)
 	log.Info("routes", "paths", "/metrics /metrics/cadvisor /metrics/resource /metrics/probes /stats/summary",
 		"select_node_by", "Host: <node IP or name>[:port] or X-Forwarded-Uri: /api/v1/nodes/<name>/proxy/<path>")
 	regDone, err := o.kube.start(ctx, sim, log)

@@ -88,6 +88,35 @@ func (s *Sim) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/malformed", s.nodeSwitch("malformed", s.SetMalformed))
 	mux.HandleFunc("POST /api/tunnel-closed", s.nodeSwitch("tunnel_closed", s.SetTunnelClosed))
+	mux.HandleFunc("POST /api/kubelet-down", s.nodeSwitch("kubelet_down", s.SetKubeletDown))
+	mux.HandleFunc("POST /api/long-line", func(w http.ResponseWriter, r *http.Request) {
+		name, ok := s.nodeParam(w, r)
+		if !ok {
+			return
+		}
+		n, err := strconv.Atoi(r.FormValue("bytes"))
+		if err != nil || n < 0 || n > maxLongLine {
+			adminError(w, http.StatusBadRequest, "bytes: want an integer in [0, %d], got %q", maxLongLine, r.FormValue("bytes"))
+			return
+		}
+		s.SetLongLine(name, n)
+		writeJSON(w, map[string]any{"node": name, "long_line": n})
+	})
+	mux.HandleFunc("POST /api/move-tunnel", func(w http.ResponseWriter, r *http.Request) {
+		name, ok := s.nodeParam(w, r)
+		if !ok {
+			return
+		}
+		to, err := strconv.Atoi(r.FormValue("cloudcore"))
+		if err == nil {
+			err = s.MoveTunnel(name, to)
+		}
+		if err != nil {
+			adminError(w, http.StatusBadRequest, "cloudcore: want a replica index in [0, %d): %v", s.cfg.Cloudcores, err)
+			return
+		}
+		writeJSON(w, map[string]any{"node": name, "cloudcore": to})
+	})
 	mux.HandleFunc("POST /api/explosion", func(w http.ResponseWriter, r *http.Request) {
 		name, ok := s.nodeParam(w, r)
 		if !ok {

@@ -2,6 +2,7 @@ package edgesim
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -19,9 +20,24 @@ type faults struct {
 	latency      atomic.Int64   // nanoseconds before the edge answers
 	errorRate    atomic.Uint64  // float64 bits: share of answers cut mid-body
 	paused       atomic.Bool    // every node refuses every scrape (see Pause)
+	kubeletDown  []atomic.Bool  // the edge cannot reach its kubelet: cloudcore never answers
+	longLine     []atomic.Int32 // bytes of a line added to the node's text bodies
+	// owner is the cloudcore holding the node's live tunnel; sessions has a bit for every
+	// cloudcore that holds a session for it, live or closed (cloudcore never deletes one).
+	owner    []atomic.Int32
+	sessions []atomic.Uint32
 }
 
-func (f *faults) init(n int) {
+func (f *faults) init(n, cloudcores int) {
+	f.kubeletDown = make([]atomic.Bool, n)
+	f.longLine = make([]atomic.Int32, n)
+	f.owner = make([]atomic.Int32, n)
+	f.sessions = make([]atomic.Uint32, n)
+	for i := range n {
+		cc := i % cloudcores
+		f.owner[i].Store(int32(cc))
+		f.sessions[i].Store(1 << cc)
+	}
 	f.disconnected = make([]atomic.Bool, n)
 	f.closed = make([]atomic.Bool, n)
 	f.malformed = make([]atomic.Bool, n)
@@ -72,6 +88,60 @@ func (s *Sim) SetTunnelClosed(name string, closed bool) {
 		s.log.Info("fault: tunnel closed", "node", name, "closed", closed)
 	}
 }
+
+// MoveTunnel moves node name's tunnel to cloudcore replica to, as an edge does when the replica
+// it was on restarts: to holds the live session; the one it left keeps a closed session and,
+// like real cloudcore, answers 200 with an empty body for it from then on.
+func (s *Sim) MoveTunnel(name string, to int) error {
+	i, ok := s.byKey[name]
+	if !ok {
+		return fmt.Errorf("edgesim: no node %q", name)
+	}
+	if to < 0 || to >= s.cfg.Cloudcores {
+		return fmt.Errorf("edgesim: cloudcore %d out of range [0, %d)", to, s.cfg.Cloudcores)
+	}
+	s.faults.owner[i].Store(int32(to))
+	for {
+		old := s.faults.sessions[i].Load()
+		if s.faults.sessions[i].CompareAndSwap(old, old|1<<to) {
+			break
+		}
+	}
+	s.faults.closed[i].Store(false)
+	s.log.Info("fault: tunnel moved", "node", name, "cloudcore", to)
+	return nil
+}
+
+// TunnelOwner is the cloudcore replica holding node name's live tunnel (-1 for no such node).
+func (s *Sim) TunnelOwner(name string) int {
+	i, ok := s.byKey[name]
+	if !ok {
+		return -1
+	}
+	return int(s.faults.owner[i].Load())
+}
+
+// SetKubeletDown makes node name's edge unable to reach its kubelet. Real cloudcore then never
+// answers (seen: the edge sends nothing back and cloudcore's 200 is never written), so a request
+// through the tunnel waits until the client gives up; served directly the connection is cut.
+func (s *Sim) SetKubeletDown(name string, down bool) {
+	if i, ok := s.byKey[name]; ok {
+		s.faults.kubeletDown[i].Store(down)
+		s.log.Info("fault: kubelet down", "node", name, "down", down)
+	}
+}
+
+// SetLongLine adds a line of n bytes (newline included) in the middle of node name's text
+// bodies (0 removes it). Served directly it arrives whole; through the tunnel the edge's line
+// scanner (64 KiB) stops there and cloudcore ends the answer cleanly, at that line.
+func (s *Sim) SetLongLine(name string, n int) {
+	if i, ok := s.byKey[name]; ok {
+		s.faults.longLine[i].Store(int32(min(max(n, 0), maxLongLine)))
+		s.log.Info("fault: long line", "node", name, "bytes", n)
+	}
+}
+
+const maxLongLine = 16 << 20
 
 // Unknown returns the names that are not nodes of the fleet (by name or IP).
 func (s *Sim) Unknown(names ...string) []string {
@@ -178,7 +248,11 @@ func (s *Sim) Expected(name, path string) []byte {
 	}
 	step := s.Step()
 	var b bytes.Buffer
-	b.Write(s.render(nil, i, ep, step))
+	body := s.render(nil, i, ep, step)
+	head, long, tail := s.withLongLine(i, ep, body)
+	b.Write(head)
+	b.Write(long)
+	b.Write(tail)
 	s.writeExplosion(&b, i, ep, step)
 	return b.Bytes()
 }

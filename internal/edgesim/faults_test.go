@@ -50,7 +50,10 @@ func TestRouting(t *testing.T) {
 
 	code, body = get(t, c, s, n.Address(), "/pods")
 	assert.Equal(t, http.StatusNotFound, code, "not routed by cloudcore")
-	assert.Equal(t, "404: Page Not Found", string(body))
+	assert.Equal(t, "404 page not found\n", string(body), "outside go-restful's roots: Go's ServeMux")
+	code, body = get(t, c, s, n.Address(), "/metrics/nope")
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.Equal(t, "404: Page Not Found", string(body), "under a go-restful root: go-restful's")
 
 	code, body = get(t, c, s, n.Address(), "/stats/container")
 	assert.Equal(t, http.StatusOK, code, "routed, but edged no longer serves it")
@@ -116,7 +119,7 @@ func TestTunnelClosedAndStats(t *testing.T) {
 	assert.Equal(t, s.Expected(n.Name, "/metrics/cadvisor"), body)
 	get(t, c, s, "nowhere", "/metrics")
 	get(t, c, s, n.Address(), "/pods")
-	assert.Equal(t, Stats{Bodies: 1, Bytes: int64(len(body)), NoSession: 1, NotRouted: 1, Truncated: 1}, s.Stats())
+	assert.Equal(t, Stats{Bodies: 1, Bytes: int64(len(body)), NoSession: 1, NotRouted: 1, StaleSession: 1}, s.Stats())
 }
 
 func TestErrorRateTruncatesBehind200(t *testing.T) {
@@ -137,7 +140,7 @@ func TestErrorRateTruncatesBehind200(t *testing.T) {
 	assert.Equal(t, full, body)
 }
 
-func TestLatencyAfterStatus(t *testing.T) {
+func TestLatencyBeforeStatus(t *testing.T) {
 	s := startSim(t, Config{Nodes: 2, Seed: 3, ManualStep: true})
 	c := client(t, s, false)
 	n := s.Fleet().Nodes[0]
@@ -152,8 +155,9 @@ func TestLatencyAfterStatus(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Less(t, headers, 300*time.Millisecond, "cloudcore's 200 comes before the edge answers")
-	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	// cloudcore calls WriteHeader(200) before it asks the edge, but Go sends the status only with
+	// the first relayed line (seen: a client waits for the headers as long as the edge takes).
+	assert.GreaterOrEqual(t, headers, 300*time.Millisecond, "cloudcore's 200 goes out with the edge's first line")
 	assert.Equal(t, s.Expected(n.Name, "/metrics/resource"), body)
 }
 

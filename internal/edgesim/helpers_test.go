@@ -51,7 +51,12 @@ func get(t testing.TB, c *http.Client, s *Sim, host, path string, hdr ...string)
 }
 
 func tryGet(c *http.Client, s *Sim, host, path string, hdr ...string) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodGet, "https://"+s.Addr()+path, nil)
+	return tryGetAt(c, s.Addr(), host, path, hdr...)
+}
+
+// tryGetAt is tryGet from the cloudcore replica at addr.
+func tryGetAt(c *http.Client, addr, host, path string, hdr ...string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -235,14 +235,17 @@ func (s *Sim) serveLogs(w http.ResponseWriter, r *http.Request, t logTarget, tun
 			bw.WriteString(LogLine(t.ns, t.pod, t.container, n))
 			bw.WriteByte('\n')
 		}
+		wrote := bw.Buffered() > 0
 		if bw.Flush() != nil || !o.follow {
 			return
 		}
-		rc.Flush()
+		if wrote || !tunnel {
+			rc.Flush()
+		}
 		if !sleep(r.Context(), s.cfg.Logs.PollInterval) {
 			return
 		}
-		if tunnel && (s.faults.disconnected[t.node].Load() || s.faults.closed[t.node].Load()) {
+		if tunnel && (s.faults.disconnected[t.node].Load() || s.faults.closed[t.node].Load() || s.faults.kubeletDown[t.node].Load()) {
 			// The tunnel went away: cloudcore ends the relayed stream.
 			s.stats.truncated.Add(1)
 			return
@@ -252,16 +255,21 @@ func (s *Sim) serveLogs(w http.ResponseWriter, r *http.Request, t logTarget, tun
 
 // relayLogs is cloudcore's getContainerLogs: the session comes from the pod's node; no session
 // is a 500 with an empty body, and a closed tunnel a 200 with nothing after it.
-func (s *Sim) relayLogs(w http.ResponseWriter, r *http.Request, t logTarget) {
-	if s.faults.disconnected[t.node].Load() {
-		s.stats.noSession.Add(1)
-		w.WriteHeader(http.StatusInternalServerError)
+func (s *Sim) relayLogs(w http.ResponseWriter, r *http.Request, t logTarget, cc int) {
+	switch s.session(t.node, cc) {
+	case sessionNone:
+		s.noSession(w)
+		return
+	case sessionClosed:
+		s.stats.staleSession.Add(1)
+		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// As for metrics the status goes out with the first relayed line: a quiet container's stream
+	// shows nothing, not even its headers, until it writes.
 	w.WriteHeader(http.StatusOK)
-	http.NewResponseController(w).Flush()
-	if s.faults.closed[t.node].Load() {
-		s.stats.truncated.Add(1)
+	if s.faults.kubeletDown[t.node].Load() {
+		s.hang(r)
 		return
 	}
 	s.serveLogs(w, r, t, true)

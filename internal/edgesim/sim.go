@@ -11,6 +11,7 @@ package edgesim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,9 +32,13 @@ const MaxNodes = 10000
 
 // Config configures a simulated fleet.
 type Config struct {
-	Nodes             int    // 1..10000
-	Seed              int64  // deterministic fleet for a given seed
-	Listen            string // cloudcore-compatible TLS stream endpoint, e.g. "127.0.0.1:0"
+	Nodes  int    // 1..10000
+	Seed   int64  // deterministic fleet for a given seed
+	Listen string // cloudcore-compatible TLS stream endpoint, e.g. "127.0.0.1:0"
+	// Cloudcores is how many cloudcore replicas (HA) serve the fleet, default 1. The first listens
+	// on Listen, the others on Listen's host with a port of their own; node i's tunnel starts on
+	// replica i mod Cloudcores and moves with MoveTunnel.
+	Cloudcores        int
 	AdminListen       string // loopback admin HTTP API; "" = none
 	TLSDir            string // ca.crt, server.crt, server.key, client.crt, client.key written here, or read if present
 	RequireClientCert bool   // off by default: cloudcore asks for one but never requires it (docs/kubeedge.md §2.3)
@@ -99,7 +104,8 @@ type Sim struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	servers []*http.Server
-	ln      net.Listener
+	ln      net.Listener   // the first cloudcore's
+	lns     []net.Listener // every cloudcore's, ln first
 	adminLn net.Listener
 	wg      sync.WaitGroup
 	closed  bool
@@ -126,6 +132,12 @@ func New(cfg Config) (*Sim, error) {
 	}
 	if cfg.KubeletPort < 1 || cfg.KubeletPort > 65535 {
 		return nil, fmt.Errorf("edgesim: kubelet port %d out of range", cfg.KubeletPort)
+	}
+	if cfg.Cloudcores == 0 {
+		cfg.Cloudcores = 1
+	}
+	if cfg.Cloudcores < 1 || cfg.Cloudcores > maxCloudcores {
+		return nil, fmt.Errorf("edgesim: cloudcores must be 1..%d, got %d", maxCloudcores, cfg.Cloudcores)
 	}
 	if cfg.Step == 0 {
 		cfg.Step = 15 * time.Second
@@ -160,7 +172,7 @@ func New(cfg Config) (*Sim, error) {
 		byKey: make(map[string]int, 2*cfg.Nodes),
 	}
 	s.buildFleet()
-	s.faults.init(cfg.Nodes)
+	s.faults.init(cfg.Nodes, cfg.Cloudcores)
 	s.cache.init(cfg.Nodes*numEndpoints, cfg.CacheBytes)
 	s.served.init(cfg.Nodes)
 	return s, nil
@@ -219,14 +231,10 @@ func (s *Sim) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("edgesim: %w", err)
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("edgesim: listening on %s: %w", s.cfg.Listen, err)
+	if err := s.listenCloudcores(tlsCfg); err != nil {
+		s.shutdownLocked()
+		return err
 	}
-	s.ln = ln
-	stream := &http.Server{Handler: http.HandlerFunc(s.serveStream), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	s.serve(stream, func() error { return stream.ServeTLS(ln, "", "") })
 	if s.cfg.Direct {
 		if err := s.startDirect(); err != nil {
 			s.shutdownLocked()
@@ -254,8 +262,41 @@ func (s *Sim) Start(ctx context.Context) error {
 		case <-s.done:
 		}
 	}()
-	s.log.Info("edgesim serving", "nodes", len(s.nodes), "cloudcore", s.ln.Addr().String(), "admin", s.AdminAddrLocked(),
+	s.log.Info("edgesim serving", "nodes", len(s.nodes), "cloudcores", s.addrsLocked(), "admin", s.AdminAddrLocked(),
 		"direct", s.cfg.Direct, "fleet_file", s.cfg.FleetFile, "tls_dir", s.cfg.TLSDir, "require_client_cert", s.cfg.RequireClientCert)
+	return nil
+}
+
+// maxCloudcores bounds the replicas: a node's sessions are a bit mask.
+const maxCloudcores = 8
+
+// listenCloudcores starts every cloudcore replica's stream server.
+func (s *Sim) listenCloudcores(tlsCfg *tls.Config) error {
+	addr := s.cfg.Listen
+	for cc := range s.cfg.Cloudcores {
+		if cc > 0 {
+			host, _, err := net.SplitHostPort(s.cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("edgesim: listen address %s: %w", s.cfg.Listen, err)
+			}
+			addr = net.JoinHostPort(host, "0")
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("edgesim: listening on %s: %w", addr, err)
+		}
+		if cc == 0 {
+			s.ln = ln
+		}
+		s.lns = append(s.lns, ln)
+		stream := &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveStream(w, r, cc) }),
+			TLSConfig:         tlsCfg.Clone(), // each server adds its ALPN protocols to its own
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		s.serve(stream, func() error { return stream.ServeTLS(ln, "", "") })
+	}
 	return nil
 }
 
@@ -290,8 +331,8 @@ func (s *Sim) shutdownLocked() {
 	for _, srv := range s.servers {
 		srv.Close()
 	}
-	if s.ln != nil {
-		s.ln.Close()
+	for _, ln := range s.lns {
+		ln.Close()
 	}
 	close(s.done)
 }
@@ -304,6 +345,21 @@ func (s *Sim) Addr() string {
 		return ""
 	}
 	return s.ln.Addr().String()
+}
+
+func (s *Sim) addrsLocked() []string {
+	out := make([]string, len(s.lns))
+	for i, ln := range s.lns {
+		out[i] = ln.Addr().String()
+	}
+	return out
+}
+
+// Addrs are host:port of every cloudcore replica, the first being Addr (nil before Start).
+func (s *Sim) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrsLocked()
 }
 
 // AdminAddr is host:port of the admin API ("" when none).
@@ -347,6 +403,7 @@ func (s *Sim) TLSFiles() tlsutil.Files { return s.files }
 // counters are what edgesim has served.
 type counters struct {
 	bodies, bytes, noSession, notRouted, truncated atomic.Int64
+	staleSession, hung, longLine                   atomic.Int64
 }
 
 // Stats counts what edgesim has served since New.
@@ -355,7 +412,13 @@ type Stats struct {
 	Bytes     int64 `json:"bytes"`      // their bytes
 	NoSession int64 `json:"no_session"` // 500s for unknown or disconnected nodes
 	NotRouted int64 `json:"not_routed"` // 404s for paths cloudcore does not route
-	Truncated int64 `json:"truncated"`  // answers cut by the error rate or a closed tunnel
+	Truncated int64 `json:"truncated"`  // answers cut by the error rate, a closed tunnel or a long line
+	// StaleSession counts empty 200s from a cloudcore holding a closed session (tunnel moved).
+	StaleSession int64 `json:"stale_session"`
+	// Hung counts requests held without an answer because the node's kubelet is down.
+	Hung int64 `json:"hung"`
+	// LongLine counts bodies cut at a line over the edge's 64 KiB scanner limit.
+	LongLine int64 `json:"long_line"`
 }
 
 // Stats returns the counters.
@@ -366,6 +429,10 @@ func (s *Sim) Stats() Stats {
 		NoSession: s.stats.noSession.Load(),
 		NotRouted: s.stats.notRouted.Load(),
 		Truncated: s.stats.truncated.Load(),
+
+		StaleSession: s.stats.staleSession.Load(),
+		Hung:         s.stats.hung.Load(),
+		LongLine:     s.stats.longLine.Load(),
 	}
 }
 

@@ -1,6 +1,7 @@
 package edgesim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -52,11 +53,29 @@ func sessionKey(r *http.Request) string {
 	return key
 }
 
-// serveStream is cloudcore's stream server.
-func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request) {
+// restfulRoots are the root paths of cloudcore's go-restful web services. go-restful registers
+// each root and its subtree on a Go ServeMux, so a path outside them gets Go's own 404 text and
+// one inside them that no route matches gets go-restful's (seen on real cloudcore).
+var restfulRoots = []string{"/containerLogs", "/exec", "/attach", "/stats", "/metrics"}
+
+func underRestfulRoot(path string) bool {
+	for _, root := range restfulRoots {
+		if path == root || strings.HasPrefix(path, root+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// serveStream is cloudcore replica cc's stream server.
+func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request, cc int) {
 	metrics, routed := cloudcoreRoute(r.URL.Path)
 	if !routed {
 		s.stats.notRouted.Add(1)
+		if !underRestfulRoot(r.URL.Path) {
+			http.NotFound(w, r) // "404 page not found"
+			return
+		}
 		w.WriteHeader(http.StatusNotFound)
 		w.Write([]byte("404: Page Not Found"))
 		return
@@ -71,24 +90,66 @@ func (s *Sim) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if lt, ok := s.parseLogPath(r.URL.Path); ok && r.Method == http.MethodGet {
-		s.relayLogs(w, r, lt)
+		s.relayLogs(w, r, lt, cc)
 		return
 	}
 	i, ok := s.byKey[sessionKey(r)]
-	if !metrics || !ok || s.faults.disconnected[i].Load() {
-		// cloudcore's deferred error path: 500, nothing else.
-		s.stats.noSession.Add(1)
-		w.WriteHeader(http.StatusInternalServerError)
+	if !metrics || !ok {
+		s.noSession(w)
 		return
 	}
-	// cloudcore commits to 200 before it asks the edge.
+	switch s.session(i, cc) {
+	case sessionNone:
+		s.noSession(w)
+		return
+	case sessionClosed:
+		// The session is kept, its tunnel is gone: 200 and nothing to relay.
+		s.stats.staleSession.Add(1)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	// cloudcore commits to 200 before it asks the edge. The status goes out with the first
+	// relayed line (Go sniffs its Content-Type then), so a client sees nothing before the edge
+	// answers.
 	w.WriteHeader(http.StatusOK)
-	http.NewResponseController(w).Flush()
-	if s.faults.closed[i].Load() {
-		s.stats.truncated.Add(1)
-		return
-	}
 	s.answer(w, r, i, true)
+}
+
+// noSession is cloudcore's deferred error path: 500, nothing else.
+func (s *Sim) noSession(w http.ResponseWriter) {
+	s.stats.noSession.Add(1)
+	w.WriteHeader(http.StatusInternalServerError)
+}
+
+// What cloudcore replica cc holds for a node.
+const (
+	sessionNone = iota
+	sessionClosed
+	sessionLive
+)
+
+func (s *Sim) session(i, cc int) int {
+	f := &s.faults
+	switch {
+	case f.sessions[i].Load()&(1<<cc) == 0:
+		return sessionNone
+	case int(f.owner[i].Load()) != cc:
+		return sessionClosed
+	case f.disconnected[i].Load():
+		return sessionNone
+	case f.closed[i].Load():
+		return sessionClosed
+	}
+	return sessionLive
+}
+
+// hang is what a client gets when the edge cannot reach its kubelet: nothing, until it gives up.
+func (s *Sim) hang(r *http.Request) {
+	s.stats.hung.Add(1)
+	select {
+	case <-r.Context().Done():
+	case <-s.done:
+	}
 }
 
 // answer is the edge's (edged's) answer for node i, relayed through the tunnel or served directly.
@@ -97,6 +158,13 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		if !tunnel {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
+		return
+	}
+	if s.faults.kubeletDown[i].Load() {
+		if !tunnel {
+			panic(http.ErrAbortHandler) // nothing listens on the kubelet port
+		}
+		s.hang(r)
 		return
 	}
 	if d := time.Duration(s.faults.latency.Load()); d > 0 && !sleep(r.Context(), d) {
@@ -123,6 +191,22 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		}
 	}
+	head, long, tail := s.withLongLine(i, ep, body)
+	if long != nil {
+		if tunnel {
+			// The edge's scanner stops at the long line; cloudcore ends the answer cleanly.
+			s.stats.longLine.Add(1)
+			s.stats.truncated.Add(1)
+			w.Write(edgeRelay(head))
+			return
+		}
+		w.Write(head)
+		w.Write(long)
+		w.Write(tail)
+		s.stats.bodies.Add(1)
+		s.stats.bytes.Add(int64(len(head) + len(long) + len(tail)))
+		return
+	}
 	if rate := s.errorRate(); rate > 0 && rand.Float64() < rate {
 		s.stats.truncated.Add(1)
 		w.Write(body[:cutAtLine(body, rand.IntN(len(body)+1))])
@@ -131,6 +215,11 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 			panic(http.ErrAbortHandler) // the edge dies mid-body: the connection breaks
 		}
 		return // cloudcore ends the response cleanly: a 200 with a short body
+	}
+	if tunnel && ep != epSummary {
+		// The kubelet writes /stats/summary indented (go-restful's PrettyPrintResponses), in
+		// short lines; edgesim renders it compact, on one line the edge's scanner would stop at.
+		body = edgeRelay(body)
 	}
 	s.stats.bodies.Add(1)
 	s.stats.bytes.Add(int64(len(body)))
@@ -145,6 +234,63 @@ func (s *Sim) answer(w http.ResponseWriter, r *http.Request, i int, tunnel bool)
 		s.served.add(i, ep, step, samples)
 	}
 	s.writeExplosion(w, i, ep, step)
+}
+
+// edgeMaxLine is the longest line the edge relays: edgestream reads the kubelet's body with a
+// bufio.Scanner of the default 64 KiB, which stops at the first longer line.
+const edgeMaxLine = bufio.MaxScanTokenSize - 1
+
+// edgeRelay is body as it arrives through the tunnel: the edge sends it line by line, each with
+// "\n" appended (so "\r\n" becomes "\n" and a missing final newline is added), up to the first
+// line over edgeMaxLine. It returns body itself when that changes nothing.
+func edgeRelay(body []byte) []byte {
+	end := len(body)
+	for start := 0; start < len(body); {
+		n := bytes.IndexByte(body[start:], '\n')
+		if n < 0 {
+			n = len(body) - start
+		}
+		if n > edgeMaxLine {
+			end = start
+			break
+		}
+		start += n + 1
+	}
+	body = body[:end]
+	if !bytes.Contains(body, []byte("\r\n")) && (len(body) == 0 || body[len(body)-1] == '\n') {
+		return body
+	}
+	out := bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n"))
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out
+}
+
+// withLongLine splits a text body where SetLongLine's line goes (at a family boundary half-way
+// through) and returns that line; long is nil without one.
+func (s *Sim) withLongLine(i, ep int, body []byte) (head, long, tail []byte) {
+	n := int(s.faults.longLine[i].Load())
+	if n == 0 || ep == epSummary {
+		return body, nil, nil
+	}
+	pos := len(body)
+	if k := bytes.Index(body[len(body)/2:], []byte("\n# HELP ")); k >= 0 {
+		pos = len(body)/2 + k + 1
+	}
+	return body[:pos], longLine(n), body[pos:]
+}
+
+// longLine is a family whose one sample line is n bytes long, newline included.
+func longLine(n int) []byte {
+	const typ = "# TYPE edgesim_long_line gauge\n"
+	const head, foot = `edgesim_long_line{blob="`, "\"} 1\n"
+	fill := max(n-len(head)-len(foot), 1)
+	b := make([]byte, 0, len(typ)+len(head)+fill+len(foot))
+	b = append(b, typ...)
+	b = append(b, head...)
+	b = append(b, bytes.Repeat([]byte("x"), fill)...)
+	return append(b, foot...)
 }
 
 // cutAtLine moves n back to the start of its line: cloudcore relays the edge's body line by line.

@@ -109,6 +109,11 @@ type LogsConfig struct {
 	// MaxRetryInterval while the stream keeps failing.
 	RetryInterval    time.Duration `mapstructure:"retry_interval"`
 	MaxRetryInterval time.Duration `mapstructure:"max_retry_interval"`
+	// IdleTimeout closes a stream that brought no byte, headers included, for this long, and
+	// reopens it from its position. Through cloudcore nothing else ends a stream whose edge
+	// cannot reach its kubelet (the status is only sent with the first relayed line), so a quiet
+	// container's stream is reopened once per IdleTimeout too.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 }
 
 // AttributesConfig maps node labels to series labels, in the vocabulary the edgenode processor
@@ -198,9 +203,23 @@ type TransportConfig struct {
 
 // CloudcoreTransportConfig talks HTTPS to cloudcore's stream server.
 type CloudcoreTransportConfig struct {
-	// Endpoints are host:port addresses of cloudcore stream servers, tried in turn.
-	Endpoints []string               `mapstructure:"endpoints"`
-	TLS       configtls.ClientConfig `mapstructure:"tls"`
+	// Endpoints are host:port addresses of cloudcore stream servers, tried in turn. With Service
+	// they are only used until the Service's endpoints are known.
+	Endpoints []string `mapstructure:"endpoints"`
+	// Service follows the cloudcore replicas of an HA cloudcore through the EndpointSlices of
+	// its Service, so replicas that come and go are followed.
+	Service CloudcoreServiceConfig `mapstructure:"service"`
+	TLS     configtls.ClientConfig `mapstructure:"tls"`
+}
+
+// CloudcoreServiceConfig names cloudcore's Service; every ready endpoint's Port is a stream server.
+type CloudcoreServiceConfig struct {
+	kube.APIConfig `mapstructure:",squash"`
+	// Name is the Service's name; empty: the static endpoints only.
+	Name      string `mapstructure:"name"`
+	Namespace string `mapstructure:"namespace"`
+	// Port is the name of the Service's stream server port (KubeEdge's chart: cloudstream).
+	Port string `mapstructure:"port"`
 }
 
 // APIServerTransportConfig goes through the API server's node proxy.
@@ -375,8 +394,16 @@ func (n StaticNode) node() kube.Node {
 func (t TransportConfig) validate() error {
 	switch t.Mode {
 	case TransportCloudcore:
-		if len(t.Cloudcore.Endpoints) == 0 {
-			return errors.New("transport.cloudcore.endpoints must list at least one host:port")
+		if len(t.Cloudcore.Endpoints) == 0 && t.Cloudcore.Service.Name == "" {
+			return errors.New("transport.cloudcore.endpoints must list at least one host:port, or transport.cloudcore.service.name name cloudcore's Service")
+		}
+		if svc := t.Cloudcore.Service; svc.Name != "" {
+			if svc.Namespace == "" {
+				return errors.New("transport.cloudcore.service.namespace must be set with service.name")
+			}
+			if err := svc.APIConfig.Validate(); err != nil {
+				return fmt.Errorf("transport.cloudcore.service.%w", err)
+			}
 		}
 		for i, ep := range t.Cloudcore.Endpoints {
 			if _, _, err := net.SplitHostPort(ep); err != nil {
@@ -443,6 +470,9 @@ func (l LogsConfig) validate() error {
 	}
 	if l.RetryInterval <= 0 || l.MaxRetryInterval < l.RetryInterval {
 		errs = append(errs, errors.New("logs.retry_interval must be positive and not above logs.max_retry_interval"))
+	}
+	if l.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("logs.idle_timeout must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -35,6 +35,9 @@ const (
 const (
 	DefaultMaxLogStreams = 1000
 	DefaultMaxLineSize   = 64 << 10
+	// DefaultLogsIdleTimeout ends a log stream that brought nothing, not even its headers, for
+	// this long: through cloudcore a stream whose edge cannot reach its kubelet never answers.
+	DefaultLogsIdleTimeout = 2 * time.Minute
 )
 
 // NewFactory returns the kubeedge receiver's factory.
@@ -127,8 +130,9 @@ func createDefaultConfig() component.Config {
 			File: FileDiscoveryConfig{RefreshInterval: 10 * time.Second},
 		},
 		Transport: TransportConfig{
-			Mode:      TransportCloudcore,
-			Cloudcore: CloudcoreTransportConfig{Endpoints: []string{"cloudcore.kubeedge.svc:10003"}, TLS: configtls.NewDefaultClientConfig()},
+			Mode: TransportCloudcore,
+			Cloudcore: CloudcoreTransportConfig{Endpoints: []string{"cloudcore.kubeedge.svc:10003"}, TLS: configtls.NewDefaultClientConfig(),
+				Service: CloudcoreServiceConfig{APIConfig: kube.DefaultAPIConfig(), Namespace: "kubeedge", Port: "cloudstream"}},
 			APIServer: APIServerTransportConfig{APIConfig: kube.DefaultAPIConfig()},
 			Direct:    DirectTransportConfig{Endpoint: transport.DefaultDirectEndpoint, Scheme: "http", TLS: configtls.NewDefaultClientConfig()},
 		},
@@ -140,6 +144,7 @@ func createDefaultConfig() component.Config {
 			MaxPendingLines:    4096,
 			RetryInterval:      time.Second,
 			MaxRetryInterval:   30 * time.Second,
+			IdleTimeout:        DefaultLogsIdleTimeout,
 		},
 	}
 }

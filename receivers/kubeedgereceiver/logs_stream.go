@@ -177,19 +177,35 @@ func (f *follower) run(ctx context.Context) {
 	}
 }
 
-// follow opens the stream at the position and reads it until it ends; it returns the lines
-// taken.
-func (f *follower) follow(ctx context.Context) (int, error) {
+// errIdle ends a stream that brought nothing for logs.idle_timeout.
+var errIdle = errors.New("log stream idle for logs.idle_timeout: closed, to be reopened from its position")
+
+// follow opens the stream at the position and reads it until it ends or stays idle past
+// logs.idle_timeout; it returns the lines taken.
+func (f *follower) follow(parent context.Context) (int, error) {
 	f.mu.Lock()
 	since := f.read.TS
 	f.skip = f.read.N
 	f.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	idle := time.AfterFunc(f.r.lc.IdleTimeout, func() { cancel(errIdle) })
+	defer idle.Stop()
+	got, err := f.readStream(ctx, since, idle)
+	if err != nil && parent.Err() == nil && errors.Is(context.Cause(ctx), errIdle) {
+		err = errIdle
+	}
+	return got, err
+}
+
+func (f *follower) readStream(ctx context.Context, since time.Time, idle *time.Timer) (int, error) {
 	resp, err := f.r.transport.Get(ctx, *f.node.Load(), f.key.path(since))
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	br := bufio.NewReaderSize(resp.Body, 4<<10) // longer lines are read in pieces (readLine)
+	body := idleReader{r: resp.Body, idle: idle, d: f.r.lc.IdleTimeout}
+	br := bufio.NewReaderSize(body, 4<<10) // longer lines are read in pieces (readLine)
 	got := 0
 	for {
 		line, cut, err := f.readLine(br)
@@ -235,6 +251,21 @@ func (f *follower) readLine(br *bufio.Reader) ([]byte, bool, error) {
 			return nil, false, err
 		}
 	}
+}
+
+// idleReader pushes the idle deadline back with every byte read.
+type idleReader struct {
+	r    io.Reader
+	idle *time.Timer
+	d    time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.idle.Reset(r.d)
+	}
+	return n, err
 }
 
 // splitTimestamp splits the kubelet's "<RFC3339Nano> <text>" line.
@@ -362,6 +393,8 @@ func streamEndReason(err error) string {
 		return "eof"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "cut"
+	case errors.Is(err, errIdle):
+		return "idle_timeout"
 	}
 	return classify(err)
 }

@@ -52,6 +52,8 @@ type target struct {
 	conv     *scrapeconv.Converter
 	failures map[string]int
 	last     result
+	// end is the family the last good text body ended with (scrapeconv.CheckTextEnd).
+	end string
 }
 
 type result struct {
@@ -416,9 +418,12 @@ func (l *nodeLoop) fetchAndConvert(ctx context.Context, t *target, scrapeMs int6
 		return scrapeconv.Stats{}, err
 	}
 	body, contentType, err := l.fetch(ctx, t.path, buf)
-	var mt string
+	var mt, end string
 	if err == nil {
 		mt, err = scrapeconv.MediaType(body, contentType)
+	}
+	if err == nil && mt == scrapeconv.MediaText {
+		end, err = scrapeconv.CheckTextEnd(body, t.end)
 	}
 	if err != nil {
 		releaseFetch()
@@ -430,7 +435,11 @@ func (l *nodeLoop) fetchAndConvert(ctx context.Context, t *target, scrapeMs int6
 		return scrapeconv.Stats{}, err
 	}
 	defer releaseConvert()
-	return t.conv.Convert(body, mt, scrapeMs, dest)
+	st, err := t.conv.Convert(body, mt, scrapeMs, dest)
+	if err == nil && end != "" {
+		t.end = end
+	}
+	return st, err
 }
 
 // take waits for a slot of slots, counting the wait as the round's slot wait.
@@ -484,9 +493,9 @@ func classify(err error) string {
 		return reasonStatus
 	case errors.Is(err, ErrBodyTooLarge):
 		return reasonTooLarge
-	case errors.Is(err, scrapeconv.ErrEmptyBody):
+	case errors.Is(err, scrapeconv.ErrEmptyBody), errors.Is(err, transport.ErrStaleSession):
 		return reasonEmpty
-	case errors.Is(err, scrapeconv.ErrTruncated), errors.Is(err, scrapeconv.ErrMissingEOF):
+	case errors.Is(err, scrapeconv.ErrTruncated), errors.Is(err, scrapeconv.ErrMissingEOF), errors.Is(err, scrapeconv.ErrCut):
 		return reasonTruncated
 	case errors.Is(err, scrapeconv.ErrSampleLimit):
 		return reasonSampleLimit

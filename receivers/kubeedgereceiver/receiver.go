@@ -161,7 +161,11 @@ func (r *kubeedgeReceiver) newTransportConns(ctx context.Context, maxConns int) 
 		if err != nil {
 			return nil, fmt.Errorf("transport.cloudcore.tls: %w", err)
 		}
-		return transport.NewCloudcore(tc.Cloudcore.Endpoints, tlsCfg, maxConns, r.cfg.ScrapeTimeout)
+		cc, err := transport.NewCloudcore(tc.Cloudcore.Endpoints, tlsCfg, maxConns, r.cfg.ScrapeTimeout)
+		if err != nil || tc.Cloudcore.Service.Name == "" {
+			return cc, err
+		}
+		return r.followService(ctx, cc, tc.Cloudcore.Service)
 	case TransportAPIServer:
 		rc, err := r.restConfig(tc.APIServer.APIConfig)
 		if err != nil {
@@ -265,4 +269,44 @@ func (r *kubeedgeReceiver) startLoop(ctx context.Context, n discovery.Target) {
 		defer r.wg.Done()
 		loop.run(loopCtx)
 	}()
+}
+
+// followingCloudcore is the cloudcore transport whose endpoints follow cloudcore's Service.
+type followingCloudcore struct {
+	*transport.Cloudcore
+	eps *kube.ServiceEndpoints
+	sub *kube.Subscription
+}
+
+func (f *followingCloudcore) Close() {
+	f.sub.Remove()
+	f.eps.Release()
+	f.Cloudcore.Close()
+}
+
+// followService sets cc's endpoints to the ready endpoints of cloudcore's Service and keeps them
+// so as replicas come and go; until the first list is in, the static endpoints serve.
+func (r *kubeedgeReceiver) followService(ctx context.Context, cc *transport.Cloudcore, svc CloudcoreServiceConfig) (transport.Transport, error) {
+	eps, err := r.registry.AcquireServiceEndpoints(kube.ServiceWatch{API: svc.APIConfig, Namespace: svc.Namespace, Name: svc.Name})
+	if err != nil {
+		cc.Close()
+		return nil, fmt.Errorf("transport.cloudcore.service: %w", err)
+	}
+	update := func() {
+		if addrs := eps.Addresses(svc.Port); len(addrs) > 0 {
+			cc.SetEndpoints(addrs)
+		}
+	}
+	sub, err := eps.OnChange(update)
+	if err != nil {
+		eps.Release()
+		cc.Close()
+		return nil, fmt.Errorf("transport.cloudcore.service: %w", err)
+	}
+	syncCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if sub.WaitForSync(syncCtx) {
+		update()
+	}
+	return &followingCloudcore{Cloudcore: cc, eps: eps, sub: sub}, nil
 }

@@ -154,3 +154,133 @@ func TestStatusErrorIsClear(t *testing.T) {
 	_, err := get(t, d, edge1, "/metrics")
 	require.EqualError(t, err, "HTTP status 503: edge busy")
 }
+
+// staleCloudcore answers 200 with an empty body for the given hosts, as a real cloudcore does
+// for a node whose tunnel it held before, and 500 for the rest.
+func staleCloudcore(t *testing.T, stale ...string) (*httptest.Server, *atomic.Int32) {
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		for _, s := range stale {
+			if r.Host == s {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+func TestCloudcoreFollowsATunnelThatMoved(t *testing.T) {
+	// edge-1's tunnel was on a and moved to b: a keeps the closed session.
+	a, hitsA := cloudcore(t, "10.0.0.1:10351")
+	b, hitsB := cloudcore(t)
+	cc, err := NewCloudcore([]string{a.Listener.Addr().String(), b.Listener.Addr().String()}, tlsOf(a), 4, time.Second)
+	require.NoError(t, err)
+	defer cc.Close()
+	_, err = get(t, cc, edge1, "/metrics")
+	require.NoError(t, err)
+
+	stale, hitsStale := staleCloudcore(t, "10.0.0.1:10351")
+	live, hitsLive := cloudcore(t, "10.0.0.1:10351")
+	cc.SetEndpoints([]string{stale.Listener.Addr().String(), live.Listener.Addr().String()})
+	body, err := get(t, cc, edge1, "/metrics")
+	require.NoError(t, err)
+	assert.Equal(t, "up 1\n", body)
+	assert.Equal(t, int32(1), hitsStale.Load())
+	assert.Equal(t, int32(1), hitsLive.Load())
+	// The live one is remembered.
+	_, err = get(t, cc, edge1, "/metrics")
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), hitsStale.Load())
+	assert.Equal(t, int32(2), hitsLive.Load())
+	assert.Equal(t, int32(1), hitsA.Load()+hitsB.Load())
+}
+
+func TestCloudcoreForgetsTheCloudcoreThatAnswersEmpty(t *testing.T) {
+	a, hitsA := cloudcore(t)
+	b, hitsB := cloudcore(t, "10.0.0.1:10351")
+	cc, err := NewCloudcore([]string{a.Listener.Addr().String(), b.Listener.Addr().String()}, tlsOf(a), 4, time.Second)
+	require.NoError(t, err)
+	_, err = get(t, cc, edge1, "/metrics")
+	require.NoError(t, err)
+	require.Equal(t, int32(1), hitsA.Load())
+
+	// The tunnel moved back to a; b now holds a closed session.
+	cc.SetEndpoints(nil) // ignored: an empty list never replaces the endpoints
+	require.Len(t, cc.Endpoints(), 2)
+	a2, hitsA2 := cloudcore(t, "10.0.0.1:10351")
+	b2, hitsB2 := staleCloudcore(t, "10.0.0.1:10351")
+	cc.SetEndpoints([]string{a2.Listener.Addr().String(), b2.Listener.Addr().String()})
+	_, err = get(t, cc, edge1, "/metrics")
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), hitsA2.Load())
+	assert.Zero(t, hitsB2.Load(), "b is gone from the list, so its preference is")
+	assert.Equal(t, int32(1), hitsB.Load())
+}
+
+func TestCloudcoreAllStale(t *testing.T) {
+	a, _ := staleCloudcore(t, "10.0.0.1:10351")
+	b, _ := staleCloudcore(t, "10.0.0.1:10351")
+	cc, err := NewCloudcore([]string{a.Listener.Addr().String(), b.Listener.Addr().String()}, tlsOf(a), 4, time.Second)
+	require.NoError(t, err)
+	_, err = get(t, cc, edge1, "/metrics")
+	require.ErrorIs(t, err, ErrStaleSession)
+	assert.Contains(t, err.Error(), "closed tunnel session")
+}
+
+func TestCloudcoreStaleLogStreamMovesOn(t *testing.T) {
+	stale, hitsStale := staleCloudcore(t, "10.0.0.1:10351")
+	live, hitsLive := cloudcore(t, "10.0.0.1:10351")
+	cc, err := NewCloudcore([]string{stale.Listener.Addr().String(), live.Listener.Addr().String()}, tlsOf(live), 4, time.Second)
+	require.NoError(t, err)
+	path := "/containerLogs/ns/pod/c?follow=true"
+	// A log stream is not peeked (it may be quiet for long): its empty end is the error...
+	resp, err := cc.Get(context.Background(), edge1, path)
+	require.NoError(t, err)
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.ErrorIs(t, err, ErrStaleSession)
+	// ...and the stream reopened goes to the other cloudcore first.
+	body, err := get(t, cc, edge1, path)
+	require.NoError(t, err)
+	assert.Equal(t, "up 1\n", body)
+	assert.Equal(t, int32(1), hitsStale.Load())
+	assert.Equal(t, int32(1), hitsLive.Load())
+}
+
+func TestCloudcoreHangingEdgeCostsOneTimeout(t *testing.T) {
+	// The cloudcore holding the live session keeps the request while its edge cannot reach the
+	// kubelet: no other cloudcore is asked, and the request ends at the caller's deadline.
+	var hits atomic.Int32
+	hang := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	other, hitsOther := cloudcore(t)
+	cc, err := NewCloudcore([]string{hang.Listener.Addr().String(), other.Listener.Addr().String()}, tlsOf(hang), 4, time.Second)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = cc.Get(ctx, edge1, "/metrics")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), time.Second)
+	assert.Equal(t, int32(1), hits.Load())
+	assert.Zero(t, hitsOther.Load())
+}
+
+func TestCloudcoreIPv6NodeGoesByName(t *testing.T) {
+	// cloudcore keys the session by what precedes the first ':' of Host: "[fd00::2]:10351"
+	// would be looked up as "[fd00", so the name is sent.
+	srv, _ := cloudcore(t, "edge-6:10351")
+	cc, err := NewCloudcore([]string{srv.Listener.Addr().String()}, tlsOf(srv), 4, time.Second)
+	require.NoError(t, err)
+	n := discovery.Target{Node: kube.Node{Name: "edge-6", IP: "fd00::2", KubeletPort: 10351}}
+	assert.Equal(t, "edge-6:10351", hostFor(n))
+	_, err = get(t, cc, n, "/metrics")
+	require.NoError(t, err)
+}
