@@ -134,6 +134,8 @@ by doubling). Prometheus' 50,000,000 without a memory limit. */}}
 50000000
 {{- end -}}
 {{- end -}}
+{{- end }}
+
 {{/* edgetel.rwCredentials: for a remote-write values block (collector.remoteWrite, one of its
   extraDestinations, edgeAgent) given as (dict "v" <block> "n" <suffix: "" or "-<name>">), the
   YAML of {exporter: keys to merge into its edgeremotewrite, extensions: auth extensions to add}.
