@@ -34,9 +34,43 @@ type ruleGroups struct {
 	Groups []struct {
 		Name  string `json:"name"`
 		Rules []struct {
-			Alert string `json:"alert"`
+			Alert       string            `json:"alert"`
+			Annotations map[string]string `json:"annotations"`
 		} `json:"rules"`
 	} `json:"groups"`
+}
+
+// runbookBase is where every alert's runbook_url points, followed by the alert's section anchor.
+const runbookBase = "https://github.com/edgetel/edgetel/blob/main/docs/runbooks.md#"
+
+// TestEveryAlertHasARunbook checks that every alert links its own section of docs/runbooks.md,
+// and that the section says where the alert is evaluated, what to check and what to do.
+func TestEveryAlertHasARunbook(t *testing.T) {
+	root := RepoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, rulesFile))
+	require.NoError(t, err)
+	runbooks, err := os.ReadFile(filepath.Join(root, "docs", "runbooks.md"))
+	require.NoError(t, err)
+	sections := map[string]string{}
+	for _, sec := range strings.Split(string(runbooks), "\n## ")[1:] {
+		title, body, _ := strings.Cut(sec, "\n")
+		sections[title] = body
+	}
+	var g ruleGroups
+	require.NoError(t, sigsyaml.Unmarshal(raw, &g))
+	for _, grp := range g.Groups {
+		for _, r := range grp.Rules {
+			assert.Equal(t, runbookBase+strings.ToLower(r.Alert), r.Annotations["runbook_url"], r.Alert)
+			body, ok := sections[r.Alert]
+			if !assert.True(t, ok, "docs/runbooks.md has no section %q", r.Alert) {
+				continue
+			}
+			for _, want := range []string{"Evaluated by:", "- Check:", "- Do:"} {
+				assert.Contains(t, body, want, "runbook section %s", r.Alert)
+			}
+			assert.Contains(t, body, grp.Name, "runbook section %s names its group", r.Alert)
+		}
+	}
 }
 
 func alertNames(t *testing.T, raw []byte) []string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/grafana/regexp"
 	"github.com/prometheus/prometheus/storage"
+	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/thanos-io/objstore"
 
 	"github.com/edgetel/edgetel/internal/bucket"
@@ -43,6 +44,8 @@ type Config struct {
 	TLSKeyFile  string
 	// Heads are the collectors' head APIs merged into every answer; none by default.
 	Heads HeadConfig
+	// Rules is the ruler: alerting rules over the bucket and heads; none by default.
+	Rules RuleConfig
 }
 
 // DefaultConfig holds the flag defaults.
@@ -56,6 +59,7 @@ func DefaultConfig() Config {
 		Engine:        DefaultEngineOptions,
 		MaxResults:    DefaultMaxResults,
 		Heads:         HeadConfig{Scheme: "http", Refresh: 30 * time.Second, Timeout: 30 * time.Second},
+		Rules:         DefaultRuleConfig,
 	}
 }
 
@@ -120,8 +124,27 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 		}
 		queryable = withHeads{Store: store, heads: heads}
 	}
+	if c.Rules.enabled() || len(c.Rules.Alertmanagers) > 0 {
+		// Refused before the bucket is read and the port taken.
+		if err := c.Rules.validate(); err != nil {
+			return err
+		}
+	}
+	var ruler *Ruler
 	handler, err := NewHandler(queryable, Options{
 		Engine: c.Engine, ActiveQueryDir: c.CacheDir, MaxResults: c.MaxResults, CORSOrigin: cors, Registerer: m.reg,
+		Rules: func() apiv1.RulesRetriever {
+			if ruler == nil {
+				return nil
+			}
+			return ruler
+		},
+		Alertmanagers: func() apiv1.AlertmanagerRetriever {
+			if ruler == nil {
+				return nil
+			}
+			return ruler.notifier
+		},
 	}, logger)
 	if err != nil {
 		return err
@@ -130,6 +153,16 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if c.Rules.enabled() {
+		rc := c.Rules
+		if rc.ExternalURL == "" {
+			rc.ExternalURL = "http://" + ln.Addr().String()
+		}
+		if ruler, err = NewRuler(ctx, rc, handler.Engine(), queryable, m.reg, logger); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	mux := http.NewServeMux()
 	// Probes carry no credentials and learn nothing but that the process runs.
@@ -150,6 +183,9 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	wg.Go(func() { store.Run(ctx, c.SyncInterval, m.observeSync) })
 	if heads != nil {
 		wg.Go(func() { heads.Run(ctx) })
+	}
+	if ruler != nil {
+		wg.Go(func() { ruler.Run(ctx) })
 	}
 	serveErr := make(chan error, 1)
 	wg.Go(func() {
