@@ -46,9 +46,12 @@ type ServiceMonitor struct {
 			MatchNames []string `json:"matchNames"`
 		} `json:"namespaceSelector"`
 		Endpoints []struct {
-			Port     string `json:"port"`
-			Path     string `json:"path"`
-			Interval string `json:"interval"`
+			Port              string           `json:"port"`
+			Path              string           `json:"path"`
+			Interval          string           `json:"interval"`
+			ScrapeTimeout     string           `json:"scrapeTimeout"`
+			Relabelings       []map[string]any `json:"relabelings"`
+			MetricRelabelings []map[string]any `json:"metricRelabelings"`
 		} `json:"endpoints"`
 	} `json:"spec"`
 }

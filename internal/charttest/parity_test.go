@@ -1,0 +1,79 @@
+package charttest
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// The keys named after the opentelemetry-collector chart's: ServiceMonitor relabelings,
+// metricRelabelings and scrapeTimeout; priorityClassName and topologySpreadConstraints.
+func TestCollectorChartParityKeys(t *testing.T) {
+	spread := `[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway","labelSelector":{"matchLabels":{"app.kubernetes.io/name":"edgetel"}}}]`
+	relabel := `[{"action":"replace","targetLabel":"team","replacement":"edge"}]`
+	drop := `[{"action":"drop","sourceLabels":["__name__"],"regex":"go_gc_.*"}]`
+	var args []string
+	for _, c := range []string{"collector", "query"} {
+		args = append(args,
+			"--set", c+".serviceMonitor.enabled=true", "--set", c+".serviceMonitor.scrapeTimeout=20s",
+			"--set-json", c+".serviceMonitor.relabelings="+relabel, "--set-json", c+".serviceMonitor.metricRelabelings="+drop,
+			"--set", c+".priorityClassName=edge-critical", "--set-json", c+".topologySpreadConstraints="+spread)
+	}
+	objs := rendered(t, args...)
+	for _, name := range []string{"edgetel-collector", "edgetel-query"} {
+		sm := find[*ServiceMonitor](t, objs, "ServiceMonitor", name)
+		require.Len(t, sm.Spec.Endpoints, 1)
+		ep := sm.Spec.Endpoints[0]
+		assert.Equal(t, "20s", ep.ScrapeTimeout, name)
+		assert.Equal(t, []map[string]any{{"action": "replace", "targetLabel": "team", "replacement": "edge"}}, ep.Relabelings, name)
+		assert.Equal(t, "drop", ep.MetricRelabelings[0]["action"], name)
+	}
+	pods := map[string]corev1.PodSpec{
+		"collector": find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector").Spec.Template.Spec,
+		"query":     find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query").Spec.Template.Spec,
+	}
+	for name, pod := range pods {
+		assert.Equal(t, "edge-critical", pod.PriorityClassName, name)
+		require.Len(t, pod.TopologySpreadConstraints, 1, name)
+		assert.Equal(t, "topology.kubernetes.io/zone", pod.TopologySpreadConstraints[0].TopologyKey, name)
+	}
+
+	// Defaults: none of them.
+	objs = rendered(t, "--set", "collector.serviceMonitor.enabled=true")
+	ep := find[*ServiceMonitor](t, objs, "ServiceMonitor", "edgetel-collector").Spec.Endpoints[0]
+	assert.Empty(t, ep.ScrapeTimeout)
+	assert.Empty(t, ep.Relabelings)
+	pod := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector").Spec.Template.Spec
+	assert.Empty(t, pod.PriorityClassName)
+	assert.Empty(t, pod.TopologySpreadConstraints)
+
+	_, err := Render(t, "--set", "query.serviceMonitor.scrapeTimeout=soon")
+	require.Error(t, err, "a scrape timeout that is no duration is refused")
+}
+
+// helm uninstall keeps the IPTablesRules CRD (and so the rules object and the edge nodes' DNAT).
+func TestCRDKeptOnUninstall(t *testing.T) {
+	out, err := Render(t, onboardingValues(t)...)
+	require.NoError(t, err)
+	found := false
+	for _, doc := range bytes.Split(out, []byte("\n---")) {
+		var o struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name        string            `json:"name"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
+		}
+		if sigsyaml.Unmarshal(doc, &o) != nil || o.Kind != "CustomResourceDefinition" {
+			continue
+		}
+		found = true
+		assert.Equal(t, "keep", o.Metadata.Annotations["helm.sh/resource-policy"], o.Metadata.Name)
+	}
+	assert.True(t, found, "the CRD is rendered with onboarding on")
+}
