@@ -77,3 +77,30 @@ func TestCRDKeptOnUninstall(t *testing.T) {
 	}
 	assert.True(t, found, "the CRD is rendered with onboarding on")
 }
+
+// Probes are values (Kubernetes' probe fields over the defaults), and the default requests are
+// what BENCHMARKS.md measured a full 1,000-node shard to use.
+func TestProbesAndRequests(t *testing.T) {
+	objs := rendered(t)
+	col := container(t, find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector").Spec.Template.Spec, "collector")
+	assert.Equal(t, "/", col.LivenessProbe.HTTPGet.Path)
+	assert.Equal(t, int32(15), col.LivenessProbe.PeriodSeconds)
+	assert.Equal(t, "health", col.ReadinessProbe.HTTPGet.Port.String())
+	assert.Equal(t, "2Gi", col.Resources.Requests.Memory().String(), "a full shard's memory")
+	assert.Equal(t, "700m", col.Resources.Requests.Cpu().String(), "a full shard's CPU")
+	q := container(t, find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query").Spec.Template.Spec, "query")
+	assert.Equal(t, "/-/healthy", q.LivenessProbe.HTTPGet.Path, "answers without credentials")
+	assert.Equal(t, "/-/ready", q.ReadinessProbe.HTTPGet.Path)
+
+	objs = rendered(t, "--set", "collector.livenessProbe.periodSeconds=30", "--set", "collector.livenessProbe.failureThreshold=6",
+		"--set", "query.readinessProbe.timeoutSeconds=5")
+	col = container(t, find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector").Spec.Template.Spec, "collector")
+	assert.Equal(t, int32(30), col.LivenessProbe.PeriodSeconds)
+	assert.Equal(t, int32(6), col.LivenessProbe.FailureThreshold)
+	assert.Equal(t, "/", col.LivenessProbe.HTTPGet.Path, "the defaults stay under an override")
+	q = container(t, find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query").Spec.Template.Spec, "query")
+	assert.Equal(t, int32(5), q.ReadinessProbe.TimeoutSeconds)
+
+	_, err := Render(t, "--set", "collector.livenessProbe.periodSecond=30")
+	require.Error(t, err, "a misspelt probe field is refused")
+}
