@@ -104,3 +104,34 @@ func TestProbesAndRequests(t *testing.T) {
 	_, err := Render(t, "--set", "collector.livenessProbe.periodSecond=30")
 	require.Error(t, err, "a misspelt probe field is refused")
 }
+
+// The onboarding controller and agent have probes on their /healthz.
+func TestOnboardingProbes(t *testing.T) {
+	objs := rendered(t, onboardingValues(t)...)
+	seen := map[string]bool{}
+	for _, o := range objs {
+		var pod corev1.PodSpec
+		switch w := o.Obj.(type) {
+		case *appsv1.Deployment:
+			pod = w.Spec.Template.Spec
+		case *appsv1.DaemonSet:
+			pod = w.Spec.Template.Spec
+		default:
+			continue
+		}
+		for _, c := range pod.Containers {
+			if c.Name != "controller" && c.Name != "agent" {
+				continue
+			}
+			seen[c.Name] = true
+			require.NotNil(t, c.LivenessProbe, "%s/%s", o.Name, c.Name)
+			assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path, "%s/%s", o.Name, c.Name)
+			if c.Name == "agent" {
+				assert.True(t, pod.HostNetwork)
+				assert.Equal(t, "127.0.0.1", c.LivenessProbe.HTTPGet.Host, "the agent listens on the host's loopback")
+				assert.Contains(t, c.Args, "-metrics-listen=127.0.0.1:9108")
+			}
+		}
+	}
+	assert.Equal(t, map[string]bool{"controller": true, "agent": true}, seen)
+}
