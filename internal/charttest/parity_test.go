@@ -135,3 +135,38 @@ func TestOnboardingProbes(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"controller": true, "agent": true}, seen)
 }
+
+// extraEnvs takes Kubernetes EnvVars with valueFrom; the PodMonitor scrapes each collector pod as
+// job edgetelcol (what the alerts read), with the operator's relabelings after that.
+func TestExtraEnvsAndPodMonitor(t *testing.T) {
+	env := `[{"name":"AWS_SECRET_ACCESS_KEY","valueFrom":{"secretKeyRef":{"name":"s3","key":"secret"}}}]`
+	objs := rendered(t, "--set-json", "collector.extraEnvs="+env, "--set-json", "query.extraEnvs="+env,
+		"--set", "collector.podMonitor.enabled=true", "--set", "collector.podMonitor.scrapeTimeout=10s",
+		"--set-json", `collector.podMonitor.metricRelabelings=[{"action":"drop","sourceLabels":["__name__"],"regex":"go_.*"}]`)
+	for name, pod := range map[string]corev1.PodSpec{
+		"collector": find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector").Spec.Template.Spec,
+		"query":     find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query").Spec.Template.Spec,
+	} {
+		c := container(t, pod, name)
+		found := false
+		for _, e := range c.Env {
+			if e.Name == "AWS_SECRET_ACCESS_KEY" {
+				found = true
+				require.NotNil(t, e.ValueFrom, name)
+				assert.Equal(t, "s3", e.ValueFrom.SecretKeyRef.Name, name)
+			}
+		}
+		assert.True(t, found, name)
+	}
+	pm := find[*PodMonitor](t, objs, "PodMonitor", "edgetel-collector")
+	require.Len(t, pm.Spec.PodMetricsEndpoints, 1)
+	ep := pm.Spec.PodMetricsEndpoints[0]
+	assert.Equal(t, "metrics", ep.Port)
+	assert.Equal(t, "10s", ep.ScrapeTimeout)
+	assert.Equal(t, map[string]any{"targetLabel": "job", "replacement": "edgetelcol"}, ep.Relabelings[0])
+	assert.Equal(t, "drop", ep.MetricRelabelings[0]["action"])
+	assert.Equal(t, "collector", pm.Spec.Selector.MatchLabels["app.kubernetes.io/component"])
+
+	_, err := Render(t, "--set-json", `collector.extraEnvs=[{"value":"x"}]`)
+	require.Error(t, err, "an env var without a name is refused")
+}
