@@ -2,6 +2,9 @@ package charttest
 
 import (
 	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -169,4 +172,37 @@ func TestExtraEnvsAndPodMonitor(t *testing.T) {
 
 	_, err := Render(t, "--set-json", `collector.extraEnvs=[{"value":"x"}]`)
 	require.Error(t, err, "an env var without a name is refused")
+}
+
+// collector.removeComponents drops a generated part from its section and from every pipeline;
+// what is left is a configuration the real collector accepts.
+func TestRemoveGeneratedComponents(t *testing.T) {
+	objs := rendered(t, "--set", "collector.removeComponents={processors/edgenode,receivers/prometheus/self}")
+	cfg := collectorConfig(t, objs)
+	assert.NotContains(t, dig(t, cfg, "processors"), "edgenode")
+	assert.NotContains(t, dig(t, cfg, "receivers"), "prometheus/self")
+	assert.Equal(t, []any{"memory_limiter"}, dig(t, cfg, "service", "pipelines", "metrics", "processors"))
+	assert.Equal(t, []any{"kubeedge"}, dig(t, cfg, "service", "pipelines", "metrics", "receivers"))
+
+	_, err := Render(t, "--set", "collector.removeComponents={processors/nope}")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"processors/nope" is no component`)
+	_, err = Render(t, "--set", "collector.removeComponents={edgenode}")
+	require.Error(t, err, "a component without its section is refused by the schema")
+
+	bin := os.Getenv("EDGETEL_BIN")
+	if bin == "" {
+		t.Skip("EDGETEL_BIN is not set: the configuration is not validated by the real collector")
+	}
+	raw, err := sigsyaml.Marshal(cfg)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.yaml")
+	bucket := filepath.Join(dir, "objstore.yml")
+	require.NoError(t, os.WriteFile(bucket, []byte("type: FILESYSTEM\nconfig: {directory: "+dir+"/bucket}\n"), 0o600))
+	require.NoError(t, os.WriteFile(p, bytes.ReplaceAll(raw, []byte("/etc/edgetel/bucket/objstore.yml"), []byte(bucket)), 0o600))
+	cmd := exec.Command(filepath.Join(bin, "edgetelcol"), "validate", "--config="+p)
+	cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1", "SHARD_INDEX=0")
+	out, err := cmd.CombinedOutput()
+	assert.NoError(t, err, "%s", out)
 }
