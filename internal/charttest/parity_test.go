@@ -206,3 +206,18 @@ func TestRemoveGeneratedComponents(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	assert.NoError(t, err, "%s", out)
 }
+
+// cloudcore's own metrics are scraped into the pipeline (job cloudcore) when targets are given.
+func TestCloudcoreMetricsScraped(t *testing.T) {
+	cfg := collectorConfig(t, rendered(t))
+	assert.NotContains(t, dig(t, cfg, "receivers"), "prometheus/cloudcore", "off without targets")
+
+	cfg = collectorConfig(t, rendered(t, "--set", "collector.cloudcoreMetrics.targets={cloudcore-0.kubeedge:9091,cloudcore-1.kubeedge:9091}"))
+	assert.Contains(t, dig(t, cfg, "service", "pipelines", "metrics", "receivers"), "prometheus/cloudcore")
+	sc := dig(t, cfg, "receivers", "prometheus/cloudcore", "config", "scrape_configs").([]any)[0].(map[string]any)
+	assert.Equal(t, "cloudcore", sc["job_name"])
+	assert.Equal(t, []any{"cloudcore-0.kubeedge:9091", "cloudcore-1.kubeedge:9091"}, sc["static_configs"].([]any)[0].(map[string]any)["targets"])
+
+	_, err := Render(t, "--set", "collector.cloudcoreMetrics.targets={http://cloudcore:9091/metrics}")
+	require.Error(t, err, "host:port only")
+}
