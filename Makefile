@@ -14,6 +14,9 @@ OCB_VERSION := v0.165.0
 STATICCHECK_VERSION := v0.8.2
 PROMETHEUS_VERSION := v0.316.0
 HELM_VERSION := v3.22.0
+# Alertmanager of the ruler test: v0.31.1 is the newest whose module builds with `go install`
+# (from v0.32 its UI is a go:embed of a built directory the module zip does not hold).
+ALERTMANAGER_VERSION := v0.31.1
 # kube-apiserver of internal/testcluster: tools/kube-apiserver/go.mod pins it (its own module).
 KUBE_VERSION := v1.37.2
 # Thanos of the bucket tests: tools/thanos/go.mod pins it (its own module, for Thanos' replaces).
@@ -32,7 +35,8 @@ GO_TEST_FLAGS ?= -timeout 30m
 
 .PHONY: build build-cross release release-snapshot release-artifacts release-publish test-release dashboards tool-release test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
-	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs tool-versitygw
+	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs \
+	tool-versitygw tool-alertmanager
 
 build:
 	@mkdir -p $(BIN)
@@ -138,7 +142,7 @@ dashboards:
 # environment, replaces them with a directory of one's own.
 TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
 	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD) EDGETEL_THANOS=$(BIN)/thanos \
-	EDGETEL_VICTORIALOGS=$(BIN)/victoria-logs EDGETEL_VERSITYGW=$(BIN)/versitygw
+	EDGETEL_VICTORIALOGS=$(BIN)/victoria-logs EDGETEL_VERSITYGW=$(BIN)/versitygw EDGETEL_ALERTMANAGER=$(BIN)/alertmanager
 
 # scripts/demotest runs the demo with the commands `build` puts in $(BIN).
 test: tools build
@@ -162,7 +166,7 @@ check-standalone:
 		echo "tracked files above refer to a directory outside the repository: write the fact into docs/ instead"; exit 1; fi
 
 tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs \
-	tool-versitygw
+	tool-versitygw tool-alertmanager
 
 tool-builder:
 	@test -x $(BIN)/builder && $(BIN)/builder version 2>/dev/null | grep -q $(OCB_VERSION) || \
@@ -175,6 +179,9 @@ tool-prometheus:
 	@test -x $(BIN)/prometheus -a -x $(BIN)/promtool || \
 		$(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION) \
 			github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
+
+tool-alertmanager:
+	@test -x $(BIN)/alertmanager || $(GO) install github.com/prometheus/alertmanager/cmd/alertmanager@$(ALERTMANAGER_VERSION)
 
 tool-helm:
 	@test -x $(BIN)/helm || $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)

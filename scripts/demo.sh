@@ -71,6 +71,19 @@ start edgesim "$BIN/edgesim" --nodes "$NODES" \
 	--listen "127.0.0.1:$EDGETEL_DEMO_CLOUDCORE_PORT" --admin-listen "127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT" \
 	--fleet-file "$EDGETEL_DEMO_DATA/edgesim/fleet.json" --tls-dir "$EDGETEL_DEMO_DATA/edgesim/tls"
 wait_for edgesim 60 test -s "$EDGETEL_DEMO_DATA/edgesim/fleet.json"
+# One site loses its uplink, so that the alerts have something to say: every node of it is
+# disconnected (edgesim's admin API) before the collector starts. EDGETEL_DEMO_DOWN_SITE= keeps
+# every site up.
+DOWN_SITE=${EDGETEL_DEMO_DOWN_SITE-us-east-site-05}
+down="no site is down (EDGETEL_DEMO_DOWN_SITE is empty)"
+if [ -n "$DOWN_SITE" ]; then
+	wait_for "edgesim's admin API" 60 curl -sf "http://127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT/api/stats"
+	if out=$(curl -sf -X POST "http://127.0.0.1:$EDGETEL_DEMO_ADMIN_PORT/api/disconnect?site=$DOWN_SITE"); then
+		down="site $DOWN_SITE is down: $out"
+	else
+		down="site $DOWN_SITE is not in this fleet of $NODES nodes: every site is up"
+	fi
+fi
 
 configs=(--config examples/local/config.yaml)
 if [ -n "${EDGETEL_REMOTE_WRITE_URL:-}" ]; then
@@ -79,9 +92,14 @@ fi
 start edgetelcol "$BIN/edgetelcol" "${configs[@]}"
 wait_for edgetelcol 60 curl -sf "http://127.0.0.1:$EDGETEL_DEMO_HEALTH_PORT/"
 
+# The chart's alerting rules, evaluated by edgetel-query's ruler over the bucket and the head,
+# with every `for` shortened (EDGETEL_DEMO_ALERT_FOR, default 1m) so that the demo's alerts fire
+# within minutes; the demo has no Alertmanager, the alerts are listed at /api/v1/alerts.
+sed -E "s/^( +for:) .*/\1 ${EDGETEL_DEMO_ALERT_FOR:-1m}/" charts/edgetel/files/edgetel-alerts.yaml >"$EDGETEL_DEMO_DATA/alerts.yaml"
 start edgetel-query "$BIN/edgetel-query" --listen "$QUERY_ADDR" --bucket-dir "$EDGETEL_DEMO_DATA/bucket" \
 	--cache-dir "$EDGETEL_DEMO_DATA/query-cache" --sync-interval 10s \
-	--head.endpoint "http://127.0.0.1:$EDGETEL_DEMO_HEAD_PORT"
+	--head.endpoint "http://127.0.0.1:$EDGETEL_DEMO_HEAD_PORT" \
+	--rule-file "$EDGETEL_DEMO_DATA/alerts.yaml" --rule.evaluation-interval 15s
 wait_for edgetel-query 60 curl -sf "http://$QUERY_ADDR/api/v1/status/buildinfo"
 
 # Thanos' compactor, as the chart runs it (vertical compaction for the out-of-order blocks,
@@ -111,6 +129,9 @@ edgetel demo is running (Ctrl-C stops it):
   edgetelcol     kubeedge receiver → objstore exporter; own metrics http://127.0.0.1:$EDGETEL_DEMO_TELEMETRY_PORT/metrics
   edgetel-query  Prometheus HTTP API over the bucket and the collector's head, http://$QUERY_ADDR
   thanos compact $compactor
+  alerts         $down
+                 firing alerts (the site-down alert lists its nodes; it fires about two minutes in):
+                 http://$QUERY_ADDR/api/v1/alerts
 data:            $EDGETEL_DEMO_DATA (bucket: $EDGETEL_DEMO_DATA/bucket, logs: $LOGS)
 
 Answers reach the last scrape (the collector's head); blocks are cut every minute, so the

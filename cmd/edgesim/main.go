@@ -36,20 +36,21 @@ func exitCode(err error, w io.Writer) int {
 
 // options are the parsed flags.
 type options struct {
-	cfg          edgesim.Config
-	disconnect   string
-	tunnelClosed string
-	statsEvery   time.Duration
-	disconnectF  float64
-	latency      time.Duration
-	errorRate    float64
-	slowBody     string
-	slowBodyFor  time.Duration
-	malformed    string
-	explode      string
-	explodeCount int
-	logLevel     string
-	kube         kubeOptions
+	cfg             edgesim.Config
+	disconnect      string
+	disconnectSites string
+	tunnelClosed    string
+	statsEvery      time.Duration
+	disconnectF     float64
+	latency         time.Duration
+	errorRate       float64
+	slowBody        string
+	slowBodyFor     time.Duration
+	malformed       string
+	explode         string
+	explodeCount    int
+	logLevel        string
+	kube            kubeOptions
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -76,6 +77,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.cfg.Logs.StderrEvery, "log-stderr-every", 0, "every n-th log line goes to stderr; 0: none")
 	fs.StringVar(&o.cfg.Logs.Namespace, "log-namespace", "edge-apps", "namespace of the log pods")
 	fs.StringVar(&o.disconnect, "disconnect", "", "comma-separated nodes started without a tunnel session")
+	fs.StringVar(&o.disconnectSites, "disconnect-site", "", "comma-separated sites (topology.kubernetes.io/zone) whose nodes all start without a tunnel session")
 	fs.StringVar(&o.tunnelClosed, "tunnel-closed", "", "comma-separated nodes whose session stays but whose tunnel is closed (200, empty body)")
 	fs.DurationVar(&o.statsEvery, "log-stats", 30*time.Second, "log what was served this often; 0 disables")
 	fs.Float64Var(&o.disconnectF, "disconnect-fraction", 0, "share of the fleet (0..1) started without a tunnel session")
@@ -199,6 +201,13 @@ func applyFaults(sim *edgesim.Sim, o *options) error {
 		}
 	}
 	if names := list(o.disconnect); len(names) > 0 {
+		sim.Disconnect(names...)
+	}
+	for _, site := range list(o.disconnectSites) {
+		names := sim.SiteNodes(site)
+		if len(names) == 0 {
+			return fmt.Errorf("--disconnect-site: no node of the fleet is in site %q", site)
+		}
 		sim.Disconnect(names...)
 	}
 	if o.disconnectF > 0 {

@@ -74,6 +74,20 @@ func parseFlags(args []string, usage io.Writer) (query.Config, error) {
 	fs.StringVar(&c.Heads.HTTP.TLSConfig.CAFile, "head.tls-ca-file", "", "PEM CA bundle that signs the heads' certificates")
 	fs.StringVar(&c.Heads.HTTP.TLSConfig.ServerName, "head.tls-server-name", "", "name the heads' certificates must carry (heads found by DNS are dialed by address)")
 	fs.StringVar(&c.Heads.HTTP.BearerTokenFile, "head.bearer-token-file", "", "file holding the bearer token sent to the heads")
+	fs.Func("rule-file", "Prometheus rule file (a glob) of alerting rules to evaluate over the bucket and heads; repeatable. Recording rules are refused: their results would have nowhere to go", func(v string) error {
+		c.Rules.Files = append(c.Rules.Files, v)
+		return nil
+	})
+	fs.DurationVar(&c.Rules.Interval, "rule.evaluation-interval", c.Rules.Interval, "evaluation interval of rule groups that set none")
+	fs.Func("alertmanager.url", "base URL of an Alertmanager the ruler sends alerts to (http(s)://host:port[/prefix]); repeatable: give every replica of an HA Alertmanager", func(v string) error {
+		c.Rules.Alertmanagers = append(c.Rules.Alertmanagers, v)
+		return nil
+	})
+	fs.DurationVar(&c.Rules.AlertmanagerTimeout, "alertmanager.timeout", c.Rules.AlertmanagerTimeout, "time limit of one send to one Alertmanager")
+	fs.StringVar(&c.Rules.AlertmanagerHTTP.TLSConfig.CAFile, "alertmanager.tls-ca-file", "", "PEM CA bundle that signs the Alertmanagers' certificates")
+	fs.StringVar(&c.Rules.AlertmanagerHTTP.BearerTokenFile, "alertmanager.bearer-token-file", "", "file holding the bearer token sent to the Alertmanagers")
+	fs.StringVar(&c.Rules.ExternalURL, "web.external-url", "", "URL edgetel-query is reached at, for the alerts' generator links (default: http://<listen address>)")
+	fs.DurationVar(&c.Rules.ResendDelay, "rules.alert.resend-delay", c.Rules.ResendDelay, "minimum time to wait before resending a firing alert to Alertmanager")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(usage, "Usage: edgetel-query [flags]\n\nServes the Prometheus HTTP query API over the TSDB blocks in a bucket.\n\nFlags:")

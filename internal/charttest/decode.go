@@ -30,6 +30,30 @@ type Object struct {
 var externalKinds = map[schema.GroupVersionKind]func() any{
 	{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}: func() any { return &ServiceMonitor{} },
 	{Group: "monitoring.coreos.com", Version: "v1", Kind: "PrometheusRule"}: func() any { return &PrometheusRule{} },
+	{Group: "monitoring.coreos.com", Version: "v1", Kind: "PodMonitor"}:     func() any { return &PodMonitor{} },
+}
+
+// PodMonitor holds the prometheus-operator fields the chart uses; anything else is an error.
+type PodMonitor struct {
+	APIVersion string         `json:"apiVersion"`
+	Kind       string         `json:"kind"`
+	Metadata   map[string]any `json:"metadata"`
+	Spec       struct {
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+		NamespaceSelector struct {
+			MatchNames []string `json:"matchNames"`
+		} `json:"namespaceSelector"`
+		PodMetricsEndpoints []struct {
+			Port              string           `json:"port"`
+			Path              string           `json:"path"`
+			Interval          string           `json:"interval"`
+			ScrapeTimeout     string           `json:"scrapeTimeout"`
+			Relabelings       []map[string]any `json:"relabelings"`
+			MetricRelabelings []map[string]any `json:"metricRelabelings"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
 }
 
 // ServiceMonitor holds the prometheus-operator fields the chart uses; anything else is an error.
@@ -46,9 +70,12 @@ type ServiceMonitor struct {
 			MatchNames []string `json:"matchNames"`
 		} `json:"namespaceSelector"`
 		Endpoints []struct {
-			Port     string `json:"port"`
-			Path     string `json:"path"`
-			Interval string `json:"interval"`
+			Port              string           `json:"port"`
+			Path              string           `json:"path"`
+			Interval          string           `json:"interval"`
+			ScrapeTimeout     string           `json:"scrapeTimeout"`
+			Relabelings       []map[string]any `json:"relabelings"`
+			MetricRelabelings []map[string]any `json:"metricRelabelings"`
 		} `json:"endpoints"`
 	} `json:"spec"`
 }

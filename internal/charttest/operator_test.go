@@ -5,6 +5,7 @@ package charttest
 // source, `helm test`, NOTES and the chart as a subchart.
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -436,6 +437,65 @@ func TestGrafanaDatasource(t *testing.T) {
 	assert.Equal(t, "60s", ds.JSONData["timeInterval"])
 
 	assert.False(t, has(rendered(t, ciValues(t, "minimal-values.yaml")...), "ConfigMap", "edgetel-datasource"))
+}
+
+// TestDashboardsOpenOnEdgetel checks that every dashboard's datasource variable starts at
+// edgetel's data source by uid, and that rendering beside kube-prometheus-stack (whose Prometheus
+// data source is Grafana's default) adds no second default data source.
+func TestDashboardsOpenOnEdgetel(t *testing.T) {
+	current := func(t *testing.T, objs []Object) map[string]string {
+		out := map[string]string{}
+		for _, o := range objs {
+			cm, ok := o.Obj.(*corev1.ConfigMap)
+			if !ok || cm.Labels["grafana_dashboard"] != "1" {
+				continue
+			}
+			for file, raw := range cm.Data {
+				var d struct {
+					Templating struct {
+						List []struct {
+							Type    string `json:"type"`
+							Current struct {
+								Value string `json:"value"`
+							} `json:"current"`
+						} `json:"list"`
+					} `json:"templating"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(raw), &d), file)
+				for _, v := range d.Templating.List {
+					if v.Type == "datasource" {
+						out[file] = v.Current.Value
+					}
+				}
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		args []string
+		uid  string
+	}{
+		{ciValues(t, "monitoring-values.yaml"), "edgetel"},
+		{[]string{"--set", "datasource.uid=edge-history"}, "edge-history"},
+	} {
+		objs := rendered(t, tc.args...)
+		got := current(t, objs)
+		require.Len(t, got, 3, "every dashboard has a datasource variable")
+		for file, uid := range got {
+			assert.Equal(t, tc.uid, uid, "%s starts at edgetel's data source", file)
+		}
+		cm := find[*corev1.ConfigMap](t, objs, "ConfigMap", "edgetel-datasource")
+		var ds struct {
+			Datasources []struct {
+				UID       string `json:"uid"`
+				IsDefault bool   `json:"isDefault"`
+			} `json:"datasources"`
+		}
+		require.NoError(t, sigsyaml.Unmarshal([]byte(cm.Data["edgetel-datasource.yaml"]), &ds))
+		require.Len(t, ds.Datasources, 1)
+		assert.Equal(t, tc.uid, ds.Datasources[0].UID)
+		assert.False(t, ds.Datasources[0].IsDefault, "no second default beside kube-prometheus-stack's")
+	}
 }
 
 func TestHelmTestQueriesCollectorAndQuery(t *testing.T) {

@@ -208,7 +208,16 @@ func (s *Sim) adminReconnect(w http.ResponseWriter, r *http.Request) {
 }
 
 // namesParam reads nodes=a,b,c and rejects unknown names, so a typo never passes silently.
+// namesParam reads the nodes parameter, or site: every node of that site.
 func (s *Sim) namesParam(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+	if site := r.FormValue("site"); site != "" {
+		names := s.SiteNodes(site)
+		if len(names) == 0 {
+			adminError(w, http.StatusBadRequest, "site: no node of the fleet is in site %q", site)
+			return nil, false
+		}
+		return names, true
+	}
 	var names []string
 	for _, n := range strings.Split(r.FormValue("nodes"), ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -216,7 +225,7 @@ func (s *Sim) namesParam(w http.ResponseWriter, r *http.Request) ([]string, bool
 		}
 	}
 	if len(names) == 0 {
-		adminError(w, http.StatusBadRequest, "nodes: want a comma-separated list of node names or IPs")
+		adminError(w, http.StatusBadRequest, "nodes: want a comma-separated list of node names or IPs (or site=<site>)")
 		return nil, false
 	}
 	if bad := s.Unknown(names...); len(bad) > 0 {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // faults are the injected failures; every field is read on the request path without locks.
@@ -48,6 +50,18 @@ func (f *faults) init(n, cloudcores int) {
 // Disconnect drops the tunnel sessions of the named nodes: cloudcore answers 500 with an empty
 // body for them. Unknown names are ignored; see Unknown.
 func (s *Sim) Disconnect(names ...string) { s.setConnected(names, false) }
+
+// SiteNodes lists the names of the nodes of a site (their topology.kubernetes.io/zone label), in
+// fleet order; none for an unknown site.
+func (s *Sim) SiteNodes(site string) []string {
+	var out []string
+	for _, n := range s.fleet.Nodes {
+		if n.Labels[kube.LabelSite] == site {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
 
 // Reconnect gives the named nodes a fresh tunnel session (clearing SetTunnelClosed too).
 func (s *Sim) Reconnect(names ...string) { s.setConnected(names, true) }

@@ -384,6 +384,24 @@ func TestAdminAPI(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Empty(t, s.Disconnected())
 
+	// A whole site: every node whose zone label names it, and only those.
+	site := nodes[0].Labels[kube.LabelSite]
+	var inSite []string
+	for _, n := range nodes {
+		if n.Labels[kube.LabelSite] == site {
+			inSite = append(inSite, n.Name)
+		}
+	}
+	code, out = post("/api/disconnect", url.Values{"site": {site}})
+	assert.Equal(t, http.StatusOK, code, out)
+	assert.ElementsMatch(t, inSite, s.Disconnected())
+	code, _ = post("/api/reconnect", url.Values{"site": {site}})
+	assert.Equal(t, http.StatusOK, code)
+	assert.Empty(t, s.Disconnected())
+	code, out = post("/api/disconnect", url.Values{"site": {"nowhere"}})
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, out["error"], `site "nowhere"`)
+
 	code, out = post("/api/disconnect", url.Values{"fraction": {"0.5"}})
 	assert.Equal(t, http.StatusOK, code)
 	assert.Len(t, out["disconnected"], 5)

@@ -15,6 +15,7 @@ import (
 	"github.com/grafana/regexp"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/prometheus/storage"
+	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/thanos-io/objstore"
 
 	"github.com/edgetel/edgetel/internal/bucket"
@@ -46,6 +47,8 @@ type Config struct {
 	ProbeListen string
 	// Heads are the collectors' head APIs merged into every answer; none by default.
 	Heads HeadConfig
+	// Rules is the ruler: alerting rules over the bucket and heads; none by default.
+	Rules RuleConfig
 }
 
 // DefaultConfig holds the flag defaults.
@@ -59,6 +62,7 @@ func DefaultConfig() Config {
 		Engine:        DefaultEngineOptions,
 		MaxResults:    DefaultMaxResults,
 		Heads:         HeadConfig{Scheme: "http", Refresh: 30 * time.Second, Timeout: 30 * time.Second},
+		Rules:         DefaultRuleConfig,
 	}
 }
 
@@ -127,8 +131,27 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 		}
 		queryable = withHeads{Store: store, heads: heads}
 	}
+	if c.Rules.enabled() || len(c.Rules.Alertmanagers) > 0 {
+		// Refused before the bucket is read and the port taken.
+		if err := c.Rules.validate(); err != nil {
+			return err
+		}
+	}
+	var ruler *Ruler
 	handler, err := NewHandler(queryable, Options{
 		Engine: c.Engine, ActiveQueryDir: c.CacheDir, MaxResults: c.MaxResults, CORSOrigin: cors, Registerer: m.reg,
+		Rules: func() apiv1.RulesRetriever {
+			if ruler == nil {
+				return nil
+			}
+			return ruler
+		},
+		Alertmanagers: func() apiv1.AlertmanagerRetriever {
+			if ruler == nil {
+				return nil
+			}
+			return ruler.notifier
+		},
 	}, logger)
 	if err != nil {
 		return err
@@ -145,6 +168,15 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 			return fmt.Errorf("probe listen: %w", err)
 		}
 		defer probeLn.Close()
+	}
+	if c.Rules.enabled() {
+		rc := c.Rules
+		if rc.ExternalURL == "" {
+			rc.ExternalURL = "http://" + ln.Addr().String()
+		}
+		if ruler, err = NewRuler(ctx, rc, handler.Engine(), queryable, m.reg, logger); err != nil {
+			return err
+		}
 	}
 	mux := http.NewServeMux()
 	// Probes carry no bearer token and learn nothing but that the process runs (basic auth
@@ -165,6 +197,9 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	wg.Go(func() { store.Run(ctx, c.SyncInterval, m.observeSync) })
 	if heads != nil {
 		wg.Go(func() { heads.Run(ctx) })
+	}
+	if ruler != nil {
+		wg.Go(func() { ruler.Run(ctx) })
 	}
 	serveErr := make(chan error, 2)
 	wg.Go(func() {

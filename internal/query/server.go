@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -62,6 +63,10 @@ type Options struct {
 	CORSOrigin *regexp.Regexp
 	// Registerer receives the engine's metrics; nil: none.
 	Registerer prometheus.Registerer
+	// Rules answers /api/v1/rules and /api/v1/alerts, and Alertmanagers /api/v1/alertmanagers,
+	// once the ruler runs (they are called per request); nil: no rules, no Alertmanagers.
+	Rules         func() apiv1.RulesRetriever
+	Alertmanagers func() apiv1.AlertmanagerRetriever
 }
 
 // DefaultMaxResults is the default of Options.MaxResults: Grafana's default series limit.
@@ -91,7 +96,7 @@ func (o EngineOptions) validate() error {
 // uses); the other routes of web/api/v1 need a scraper, rules or a writable TSDB and are 404.
 var servedPaths = []string{
 	"/query", "/query_range", "/series", "/labels", "/metadata", "/status/buildinfo",
-	"/format_query", "/parse_query", "/query_exemplars", "/rules", "/alerts",
+	"/format_query", "/parse_query", "/query_exemplars", "/rules", "/alerts", "/alertmanagers",
 }
 
 // limitedPaths take Prometheus' limit parameter and get Options.MaxResults.
@@ -105,6 +110,10 @@ type Handler struct {
 
 // Close closes the engine and its active query log.
 func (h *Handler) Close() error { return h.engine.Close() }
+
+// Engine is the engine the API evaluates queries with; the ruler evaluates its rules with it
+// too, under the same limits.
+func (h *Handler) Engine() *promql.Engine { return h.engine }
 
 // NewHandler returns the Prometheus HTTP API (under APIPrefix) over q, served by Prometheus'
 // own web/api/v1 handlers and promql engine, so answers and errors are Prometheus' own.
@@ -147,14 +156,14 @@ func NewHandler(q storage.SampleAndChunkQueryable, opts Options, logger *slog.Lo
 	api := apiv1.NewAPI(engine, q, nil /* ap */, nil /* apV2 */, noExemplars{},
 		nil, /* scrape pools */
 		func(context.Context) apiv1.TargetRetriever { return noTargets{} },
-		nil,                 /* alertmanagers */
+		func(context.Context) apiv1.AlertmanagerRetriever { return alertmanagers(opts.Alertmanagers) },
 		nil,                 /* config */
 		map[string]string{}, /* flags */
 		apiv1.GlobalURLOptions{},
 		func(f http.HandlerFunc) http.HandlerFunc { return f }, /* ready */
 		nil /* TSDB admin */, "" /* db dir */, false /* admin */, false /* search */, 0, /* max search limit */
 		logger,
-		func(context.Context) apiv1.RulesRetriever { return noRules{} },
+		func(context.Context) apiv1.RulesRetriever { return rulesOf(opts.Rules) },
 		0, 1, 1, /* remote read limits */
 		false, /* agent */
 		// web/api/v1 dereferences it on every request that carries an Origin header.
@@ -241,12 +250,38 @@ func isLabelValues(p string) bool {
 }
 
 // noRules answers /api/v1/rules and /api/v1/alerts as a Prometheus without rules does (empty
-// groups, no alerts): Grafana Alerting asks every Prometheus data source for its rules and
-// reports a 404 as an error. Rules belong in Prometheus or Thanos Ruler.
+// groups, no alerts) when no rule file is given: Grafana Alerting asks every Prometheus data
+// source for its rules and reports a 404 as an error.
 type noRules struct{}
 
 func (noRules) RuleGroups() []*rules.Group           { return nil }
 func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+func rulesOf(f func() apiv1.RulesRetriever) apiv1.RulesRetriever {
+	if f == nil {
+		return noRules{}
+	}
+	if r := f(); r != nil {
+		return r
+	}
+	return noRules{}
+}
+
+// noAlertmanagers answers /api/v1/alertmanagers as a Prometheus without alerting configuration.
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
+
+func alertmanagers(f func() apiv1.AlertmanagerRetriever) apiv1.AlertmanagerRetriever {
+	if f == nil {
+		return noAlertmanagers{}
+	}
+	if r := f(); r != nil {
+		return r
+	}
+	return noAlertmanagers{}
+}
 
 // noTargets answers /api/v1/metadata: blocks carry no metric metadata, and a Prometheus without
 // targets answers the same empty object.

@@ -45,6 +45,9 @@ import (
 
 const (
 	nodes = 10
+	// downSite is the site scripts/demo.sh disconnects (EDGETEL_DEMO_DOWN_SITE's default): one
+	// of the ten nodes is in it.
+	downSite = "us-east-site-05"
 	// firstDataBudget is issue #6's promise, counted from the script's "demo is running".
 	firstDataBudget = 3 * time.Minute
 	countQuery      = `count(count by (node) (up{job="kubeedge"} == 1))`
@@ -69,19 +72,32 @@ func TestDemo(t *testing.T) {
 	// from a real, counted failure.
 	r1 := d.start(t, true)
 
-	// (a) Every node counted as up through the query API within three minutes.
+	// The nodes of the site the demo takes down.
+	f, err := fleet.Load(filepath.Join(d.data, "edgesim", "fleet.json"))
+	require.NoError(t, err)
+	require.Len(t, f.Nodes, nodes)
+	var down []string
+	for _, n := range f.Nodes {
+		if n.Labels[kube.LabelSite] == downSite {
+			down = append(down, n.Name)
+		}
+	}
+	require.NotEmpty(t, down, "site %s is in the demo's fleet", downSite)
+	up := nodes - len(down)
+
+	// (a) Every node but the down site's counted as up through the query API within three minutes.
 	var last string
 	for {
 		n, raw, err := d.instant(countQuery)
-		if err == nil && n == nodes {
+		if err == nil && n == up {
 			t.Logf("first data: the query API counted %d nodes up %s after the demo reported running",
-				nodes, time.Since(r1.running).Round(time.Second))
+				up, time.Since(r1.running).Round(time.Second))
 			break
 		}
 		last = fmt.Sprintf("%d nodes (err %v): %s", n, err, raw)
 		if time.Since(r1.running) > firstDataBudget {
 			t.Fatalf("%s over the query API did not reach %d within %s of the demo running; last: %s",
-				countQuery, nodes, firstDataBudget, last)
+				countQuery, up, firstDataBudget, last)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -106,10 +122,8 @@ func TestDemo(t *testing.T) {
 
 	// Faults, so that the panels that are empty on a healthy demo have data of their own: see
 	// injectFaults. The dashboard variables select the node the faults hit.
-	f, err := fleet.Load(filepath.Join(d.data, "edgesim", "fleet.json"))
-	require.NoError(t, err)
-	require.Len(t, f.Nodes, nodes)
 	victim := f.Nodes[0]
+	require.NotContains(t, down, victim.Name, "the fault victim is not in the down site")
 	vars := map[string]string{
 		"cluster":    "demo", // examples/local/config.yaml's external label
 		"node":       victim.Name,
@@ -159,6 +173,7 @@ func TestDemo(t *testing.T) {
 	t.Logf("all %d dashboard expressions returned data %s after the demo reported running",
 		len(qs), time.Since(r1.running).Round(time.Second))
 	d.checkSelfTelemetry(t, qs, from)
+	d.checkAlerts(t, r1, down)
 	d.checkCompactor(t)
 
 	// What the first run leaves: the blocks in the bucket and what the query API answers over them.
@@ -182,7 +197,7 @@ func TestDemo(t *testing.T) {
 	assert.GreaterOrEqual(t, after, before, "samples of the first run over the query API, right after a restart")
 	n, raw, err := d.instant(countQuery)
 	require.NoError(t, err, raw)
-	assert.Equal(t, nodes, n, "nodes up right after a restart (the first run's last blocks)")
+	assert.Equal(t, up, n, "nodes up right after a restart (the first run's last blocks)")
 	again := d.blocks(t)
 	assert.Subset(t, again, blocks, "blocks of the first run still in the bucket")
 	t.Logf("second run: %d blocks in the bucket (%d after the first run), %d samples of up over the first run's window (%d before)",
@@ -191,6 +206,49 @@ func TestDemo(t *testing.T) {
 	// SIGTERM to the script alone, as a supervisor would stop it.
 	r2.stop(t, syscall.SIGTERM, false)
 	assert.GreaterOrEqual(t, len(d.blocks(t)), len(again), "blocks in the bucket after the second run")
+}
+
+// checkAlerts follows the alert list URL the demo prints: the ruler's site-down alert fires for
+// the site the demo took down, once, and its description names the site's nodes.
+func (d *demo) checkAlerts(t *testing.T, r *run, down []string) {
+	t.Helper()
+	alertsURL := d.url("QUERY", "/api/v1/alerts")
+	require.Contains(t, r.out.String(), alertsURL, "the demo prints the alert list's URL")
+	type alert struct {
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		State       string            `json:"state"`
+	}
+	var site []alert
+	var body []byte
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(alertsURL)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		var out struct {
+			Data struct {
+				Alerts []alert `json:"alerts"`
+			} `json:"data"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &out) != nil {
+			return false
+		}
+		site = site[:0]
+		for _, a := range out.Data.Alerts {
+			if a.Labels["alertname"] == "EdgetelSiteDisconnected" && a.State == "firing" {
+				site = append(site, a)
+			}
+		}
+		return len(site) > 0
+	}, 3*time.Minute, 5*time.Second, "the site-down alert fires: %s", body)
+	require.Len(t, site, 1, "%s", body)
+	assert.Equal(t, downSite, site[0].Labels["site"])
+	for _, n := range down {
+		assert.Contains(t, site[0].Annotations["description"], n, "the alert names the site's disconnected nodes")
+	}
 }
 
 // injectFaults makes, for real, the data that a healthy demo does not produce:

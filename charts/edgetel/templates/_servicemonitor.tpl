@@ -3,7 +3,8 @@ edgetel.serviceMonitor: a prometheus-operator ServiceMonitor for one component's
 the component's selector labels (edgetel.selectorLabels). The Service must name its metrics port.
   root: the chart's root context        name: the component, e.g. "query" or "onboard-controller"
   port: the Service's port name         path: the metrics path (default /metrics)
-  values: {interval, labels}            job: the job label (default: the Service's name)
+  values: {interval, scrapeTimeout, labels, relabelings, metricRelabelings}
+  job: the job label (default: the Service's name)
 The onboarding controller's is in onboard-servicemonitor.yaml.
 */}}
 {{- define "edgetel.serviceMonitor" -}}
@@ -32,5 +33,16 @@ spec:
       path: {{ .path | default "/metrics" }}
       {{- with .values.interval }}
       interval: {{ . }}
+      {{- end }}
+      {{- with .values.scrapeTimeout }}
+      scrapeTimeout: {{ . }}
+      {{- end }}
+      {{- with .values.relabelings }}
+      relabelings:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .values.metricRelabelings }}
+      metricRelabelings:
+        {{- toYaml . | nindent 8 }}
       {{- end }}
 {{- end }}
