@@ -40,6 +40,7 @@ type recorder struct {
 	reqs     []recorded
 	inFlight atomic.Int32
 	maxIn    atomic.Int32 // most requests on the wire at once
+	noStats  atomic.Bool  // answer RW 2.0 without the written-samples header, as a 1.0 receiver does
 	answer   func(rec recorded) int
 }
 
@@ -104,6 +105,13 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	if rec.status/100 != 2 {
 		http.Error(w, "refused: "+strconv.Itoa(rec.status), rec.status)
 		return
+	}
+	if rec.isV2 && !r.noStats.Load() {
+		n := 0
+		for _, ss := range rec.series() {
+			n += len(ss)
+		}
+		w.Header().Set(headerSamplesWritten, strconv.Itoa(n))
 	}
 	w.WriteHeader(rec.status)
 }
@@ -592,4 +600,23 @@ func TestWriteRelabelConfigs(t *testing.T) {
 	cfg := testConfig(t, "http://127.0.0.1:1/api/v1/write")
 	cfg.WriteRelabelConfigs = []map[string]any{{"action": "keep"}, {"action": "nonsense"}}
 	assert.ErrorContains(t, cfg.Validate(), "write_relabel_configs[1]")
+}
+
+// A 2xx to an RW 2.0 request without X-Prometheus-Remote-Write-Samples-Written comes from a
+// receiver that read it as RW 1.0 and stored nothing (Thanos Receive v0.42): not a delivery. The
+// data is held and probed like a 415 until the remote end answers as RW 2.0 requires.
+func TestRW2WithoutWrittenStatsIsNotADelivery(t *testing.T) {
+	rc := newRecorder(t, nil)
+	rc.noStats.Store(true)
+	cfg := testConfig(t, rc.url)
+	cfg.ProtocolVersion = ProtocolV2
+	cfg.RetryConfig.MaxInterval = 300 * time.Millisecond
+	e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+	require.NoError(t, e.push(context.Background(), gaugeBatch(5, 0, 1000)))
+	waitFor(t, 10*time.Second, "sending held", e.sendingHeld)
+	assert.Zero(t, e.tel.sentTotal.Load())
+	rc.noStats.Store(false)
+	waitFor(t, 10*time.Second, "delivery once the remote end confirms", func() bool { return e.tel.sentTotal.Load() == 5 })
+	assert.Zero(t, e.tel.droppedTotal.Load())
+	assert.False(t, e.sendingHeld())
 }

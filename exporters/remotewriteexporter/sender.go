@@ -216,6 +216,13 @@ func growLen(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
+// headerSamplesWritten is the RW 2.0 response header that counts the samples stored.
+const headerSamplesWritten = "X-Prometheus-Remote-Write-Samples-Written"
+
+// statusUnconfirmed stands for a 2xx answer to an RW 2.0 request without the written-samples
+// header: the data was most likely not stored.
+const statusUnconfirmed = 299
+
 // request is one remote-write request: the batch a shard collected, or a part of it.
 type request struct {
 	body    []byte
@@ -241,6 +248,8 @@ func classify(status int, err error) answer {
 	switch {
 	case err != nil:
 		return answerRetry
+	case status == statusUnconfirmed:
+		return answerRefused
 	case status/100 == 2:
 		return answerDelivered
 	case status == http.StatusTooManyRequests || status/100 == 5:
@@ -457,7 +466,7 @@ func (r *refusalLog) report(status int, reason string, err error, v2 bool, wait 
 		r.log.Error("Remote end refuses our credentials; keeping the data, holding the sending and probing once per retry_on_failure.max_interval. Check auth, basic_auth, bearer_token_file, headers and the remote end's authorization", fields...)
 	case status == http.StatusNotFound:
 		r.log.Error("Remote end answers 404; keeping the data, holding the sending and probing once per retry_on_failure.max_interval. Check endpoint", fields...)
-	case status == http.StatusUnsupportedMediaType:
+	case status == http.StatusUnsupportedMediaType || status == statusUnconfirmed:
 		r.log.Error("Remote end does not accept this remote-write protocol version; keeping the data, holding the sending and probing once per retry_on_failure.max_interval. Check protocol_version",
 			append(fields, zap.Bool("rw2", v2))...)
 	case status/100 == 4 && status != http.StatusTooManyRequests:
@@ -497,6 +506,11 @@ func (s *sender) post(ctx context.Context, body []byte, v2 bool) (int, time.Dura
 	if resp.StatusCode/100 != 2 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		reason = strings.TrimSpace(string(msg))
+	} else if v2 && resp.Header.Get(headerSamplesWritten) == "" {
+		// RW 2.0 receivers must say what they wrote. A 2xx without it comes from a receiver that
+		// read the body as RW 1.0, found nothing in it and stored nothing (Thanos Receive v0.42
+		// does so): not a delivery.
+		return statusUnconfirmed, 0, "2xx without " + headerSamplesWritten + ": the remote end does not speak remote write 2.0", nil
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()), reason, nil

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,13 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	written := 0
+	for _, ts := range req.Timeseries {
+		written += len(ts.Samples)
+	}
+	if strings.Contains(r.Header.Get("Content-Type"), "write.v2") {
+		w.Header().Set(headerSamplesWritten, strconv.Itoa(written)) // as an RW 2.0 receiver must
+	}
 	for _, ts := range req.Timeseries {
 		k := seriesKey(ts.Labels)
 		for _, smp := range ts.Samples {

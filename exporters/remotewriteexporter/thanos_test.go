@@ -206,3 +206,20 @@ func TestThanosReceiveExample(t *testing.T) {
 	}
 	assert.Zero(t, e.tel.droppedTotal.Load())
 }
+
+// Thanos Receive v0.42 reads an RW 2.0 request as RW 1.0, finds no series in it and answers
+// 200 with nothing stored. The exporter takes the missing written-samples header as "not
+// delivered": the data stays buffered and sending is held (protocol_version must be 1.0 for it).
+func TestThanosReceiveRW2IsHeldNotLost(t *testing.T) {
+	recv := newThanosReceive(t)
+	cfg := testConfig(t, recv.write)
+	cfg.ProtocolVersion = ProtocolV2
+	cfg.Headers.Set("THANOS-TENANT", configopaque.String("rw2"))
+	e := startExporter(t, cfg, componenttest.NewNopTelemetrySettings(), nil)
+	now := time.Now().Truncate(time.Second)
+	require.NoError(t, e.push(context.Background(), gaugeBatch(5, 0, now.Add(-time.Minute).UnixMilli())))
+	waitFor(t, 30*time.Second, "sending held", e.sendingHeld)
+	assert.Zero(t, e.tel.sentTotal.Load())
+	assert.Zero(t, e.tel.droppedTotal.Load())
+	assert.Empty(t, recv.samples(t, now)["rw2"], "Receive stored nothing of the RW 2.0 request")
+}
