@@ -192,9 +192,9 @@ func (e *objstoreExporter) loop(ctx context.Context) {
 // credentials or a missing bucket (Error), an unreachable one (Warn). Blocks stay local and are
 // retried either way.
 func (e *objstoreExporter) checkBucket(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	checkCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := bucket.Check(ctx, e.shipper.bkt); err != nil && ctx.Err() == nil {
+	if err := bucket.Check(checkCtx, e.shipper.bkt); err != nil && ctx.Err() == nil {
 		e.logUploadError("objstore exporter: the bucket cannot be used yet; blocks stay on local disk until it can", err)
 	}
 }
