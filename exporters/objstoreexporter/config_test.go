@@ -69,6 +69,9 @@ func TestConfigCustom(t *testing.T) {
 	require.True(t, cfg.HeadAPI.HasValue())
 	assert.Equal(t, "0.0.0.0:9095", cfg.HeadAPI.Get().NetAddr.Endpoint)
 	assert.Equal(t, "/etc/edgetel/tls/tls.crt", cfg.HeadAPI.Get().TLS.Get().CertFile)
+	assert.Equal(t, "bearertokenauth/head", cfg.HeadAPI.Get().Auth.Get().Config.AuthenticatorID.String())
+	assert.Equal(t, 2, cfg.HeadAPI.Get().MaxQueriesPerRequest)
+	assert.Equal(t, 1000000, cfg.HeadAPI.Get().MaxSamplesPerRequest)
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -264,7 +263,7 @@ func startExporterHead(t *testing.T, dir string) (string, time.Time) {
 	cfg := f.CreateDefaultConfig().(*objstoreexporter.Config)
 	cfg.Directory = dir
 	cfg.ExternalLabels = map[string]string{"cluster": "chart", "shard": "0"}
-	srv := confighttp.NewDefaultServerConfig()
+	srv := objstoreexporter.DefaultHeadAPIConfig()
 	srv.NetAddr.Endpoint = thanostest.FreeAddr(t)
 	cfg.HeadAPI = configoptional.Some(srv)
 	exp, err := f.CreateMetrics(ctx, exportertest.NewNopSettings(f.Type()), cfg)
