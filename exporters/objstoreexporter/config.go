@@ -33,6 +33,9 @@ type Config struct {
 	// (thanos.labels of every block). Required: Thanos refuses blocks without them, and each
 	// writer needs its own set.
 	sampleconv.OutputConfig `mapstructure:",squash"`
+	// MaxFutureSkew drops samples more than this ahead of this host's clock (reason clock_skew;
+	// 0: no bound), the same key and default as the kubeedge receiver's check at the scrape.
+	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 	// BlockDuration is the time range of one block (tsdb min = max block duration).
 	BlockDuration time.Duration `mapstructure:"block_duration"`
 	// OutOfOrderWindow is how far behind the newest sample a sample may be and still be stored.
@@ -112,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BlockDuration < time.Minute || c.BlockDuration%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("block_duration: %s: must be at least 1m and whole milliseconds", c.BlockDuration))
+	}
+	if c.MaxFutureSkew < 0 {
+		errs = append(errs, fmt.Errorf("max_future_skew: %s: must not be negative", c.MaxFutureSkew))
 	}
 	if c.OutOfOrderWindow < 0 {
 		errs = append(errs, fmt.Errorf("out_of_order_window: %s: must not be negative", c.OutOfOrderWindow))

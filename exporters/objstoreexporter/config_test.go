@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
@@ -36,6 +37,7 @@ func TestConfigDefaults(t *testing.T) {
 	require.NoError(t, confmap.Validate(cfg))
 	assert.Equal(t, 2*time.Hour, cfg.BlockDuration)
 	assert.Equal(t, 6*time.Hour, cfg.OutOfOrderWindow)
+	assert.Equal(t, sampleconv.DefaultMaxFutureSkew, cfg.MaxFutureSkew, "the receiver's default, from one place")
 	assert.Equal(t, 6*time.Hour, cfg.LocalRetention)
 	assert.Equal(t, int64(8<<30), cfg.LocalMaxBytes)
 	assert.Equal(t, 72*time.Hour, cfg.LocalMaxAge)
@@ -57,6 +59,7 @@ func TestConfigCustom(t *testing.T) {
 	assert.Equal(t, map[string]string{"cluster": "edge-eu", "shard": "3"}, cfg.ExternalLabels)
 	assert.Equal(t, 5*time.Minute, cfg.BlockDuration)
 	assert.Equal(t, 2*time.Hour, cfg.OutOfOrderWindow)
+	assert.Equal(t, 5*time.Minute, cfg.MaxFutureSkew)
 	assert.True(t, cfg.ResourceToTelemetry.Enabled)
 	assert.True(t, cfg.AddMetricSuffixes)
 	assert.Equal(t, int64(2<<30), cfg.LocalMaxBytes)

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // defaultHeadAPIEndpoint is where head_api listens when enabled without an endpoint: loopback
@@ -60,6 +61,7 @@ func createDefaultConfig() component.Config {
 		Directory:        "/var/lib/edgetel/objstore",
 		BlockDuration:    2 * time.Hour,
 		OutOfOrderWindow: 6 * time.Hour,
+		MaxFutureSkew:    sampleconv.DefaultMaxFutureSkew,
 		LocalRetention:   6 * time.Hour,
 		LocalMaxBytes:    8 << 30,
 		LocalMaxAge:      72 * time.Hour,

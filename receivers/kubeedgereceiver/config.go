@@ -50,8 +50,17 @@ type Config struct {
 	// NodeSeriesLimit is the largest number of series, counted before relabelling, one node's
 	// endpoints may expose together in one round (0: no limit). It bounds the memory one node
 	// can take, whatever relabelling drops.
-	NodeSeriesLimit int  `mapstructure:"node_series_limit"`
-	HonorTimestamps bool `mapstructure:"honor_timestamps"`
+	NodeSeriesLimit int `mapstructure:"node_series_limit"`
+	// LabelLimit, LabelNameLengthLimit and LabelValueLengthLimit fail a scrape with a series
+	// beyond them after relabelling, target labels included, as Prometheus' scrape options of
+	// the same names (0: no limit).
+	LabelLimit            int `mapstructure:"label_limit"`
+	LabelNameLengthLimit  int `mapstructure:"label_name_length_limit"`
+	LabelValueLengthLimit int `mapstructure:"label_value_length_limit"`
+	// MaxFutureSkew refuses samples whose own timestamp is more than this after the scrape time
+	// (a node with a fast clock), counted as dropped with reason clock_skew (0: no bound).
+	MaxFutureSkew   time.Duration `mapstructure:"max_future_skew"`
+	HonorTimestamps bool          `mapstructure:"honor_timestamps"`
 	// HonorLabels keeps scraped labels that collide with target labels instead of renaming them
 	// to exported_<name>.
 	HonorLabels bool `mapstructure:"honor_labels"`
@@ -243,6 +252,12 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeSeriesLimit < 0 {
 		errs = append(errs, errors.New("node_series_limit must not be negative"))
+	}
+	if c.LabelLimit < 0 || c.LabelNameLengthLimit < 0 || c.LabelValueLengthLimit < 0 {
+		errs = append(errs, errors.New("label_limit, label_name_length_limit and label_value_length_limit must not be negative"))
+	}
+	if c.MaxFutureSkew < 0 {
+		errs = append(errs, errors.New("max_future_skew must not be negative"))
 	}
 	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateLabels(),
 		c.Discovery.validate(), c.Transport.validate(), c.Logs.validate())
