@@ -97,7 +97,7 @@ func TestLabelLimitsFailTheScrape(t *testing.T) {
 	}
 	many.WriteString("} 1\n")
 	bodies := map[string]string{
-		"long-value": bodyOfLongLabels(4000, long),
+		"long-value": bodyOfLongLabels(1200, long),
 		"long-name":  "container_x{" + strings.Repeat("n", 200) + "=\"a\"} 1\n",
 		"many":       many.String(),
 		"fine":       bodyOfLongLabels(4000, strings.Repeat("v", 200)),
@@ -112,9 +112,9 @@ func TestLabelLimitsFailTheScrape(t *testing.T) {
 		nodes = append(nodes, StaticNode{Name: name, IP: ip, Port: 10351})
 	}
 	cfg := testConfig(t, cc, nodes...)
-	require.Greater(t, int64(len(bodies["long-value"])), int64(8<<20), "a large body")
+	require.Greater(t, int64(len(bodies["long-value"])), int64(4<<20), "a large body")
 	require.Less(t, int64(len(bodies["long-value"])), cfg.BodySizeLimit)
-	cfg.ScrapeTimeout, cfg.CollectionInterval = 5*time.Second, 5*time.Second
+	cfg.ScrapeTimeout, cfg.CollectionInterval = 20*time.Second, 20*time.Second
 	sink := new(consumertest.MetricsSink)
 	startReceiver(t, cfg, sink)
 	require.Eventually(t, func() bool {
@@ -124,7 +124,7 @@ func TestLabelLimitsFailTheScrape(t *testing.T) {
 			}
 		}
 		return true
-	}, 30*time.Second, 20*time.Millisecond)
+	}, time.Minute, 20*time.Millisecond)
 	for name := range bodies {
 		md := batches(sink, name)[0]
 		up, _ := gaugeValue(md, "up", map[string]string{"metrics_path": "/metrics/cadvisor"})

@@ -83,6 +83,9 @@ type nodeLoop struct {
 	text             []byte
 	// Where the last round's time went, for the reason of a round it made late or missed.
 	roundTime, slotWait, consumeTime time.Duration
+	// offset is the node's last measured clock offset, in seconds (offsetKnown: once measured).
+	offset      float64
+	offsetKnown bool
 }
 
 func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
@@ -561,7 +564,11 @@ func (l *nodeLoop) healthText(b []byte, node discovery.Target, now time.Time) []
 	perNode("kubeedge_node_seconds_since_last_good_scrape", "gauge", now.Sub(since).Seconds())
 	perNode("kubeedge_node_disconnects_total", "counter", float64(l.disconnects))
 	if offset, ok := l.clockOffset(now); ok {
-		perNode("kubeedge_node_clock_offset_seconds", "gauge", offset)
+		l.offset, l.offsetKnown = offset, true
+	}
+	// The last measure holds while the node is unreachable, as its other series do.
+	if l.offsetKnown {
+		perNode("kubeedge_node_clock_offset_seconds", "gauge", l.offset)
 	}
 	return b
 }
