@@ -413,3 +413,24 @@ func mountedAt(c corev1.Container, volume, path string) bool {
 	}
 	return false
 }
+
+// The edge agent runs as uid 10001, not root; the only root step is the init container that
+// hands the hostPath buffer to it, with CHOWN and DAC_READ_SEARCH and nothing else.
+func TestEdgeAgentRunsNonRoot(t *testing.T) {
+	objs := rendered(t, "--set", "edgeAgent.enabled=true", "--set", "edgeAgent.endpoint=http://rw.example/api/v1/write")
+	ds := find[*appsv1.DaemonSet](t, objs, "DaemonSet", "edgetel-edge-agent")
+	pod := ds.Spec.Template.Spec
+	require.NotNil(t, pod.SecurityContext.RunAsUser)
+	assert.EqualValues(t, 10001, *pod.SecurityContext.RunAsUser)
+	require.NotNil(t, pod.SecurityContext.RunAsNonRoot)
+	assert.True(t, *pod.SecurityContext.RunAsNonRoot)
+	agent := container(t, pod, "agent")
+	assert.Nil(t, agent.SecurityContext.RunAsUser, "the agent inherits the pod's uid")
+	assert.Equal(t, []corev1.Capability{"ALL"}, agent.SecurityContext.Capabilities.Drop)
+	assert.Empty(t, agent.SecurityContext.Capabilities.Add)
+	require.Len(t, pod.InitContainers, 1)
+	init := pod.InitContainers[0]
+	assert.Equal(t, []string{"chown", "-R", "10001:10001", "/var/lib/edgetel"}, init.Command)
+	assert.Equal(t, []corev1.Capability{"CHOWN", "DAC_READ_SEARCH"}, init.SecurityContext.Capabilities.Add)
+	assert.False(t, *init.SecurityContext.AllowPrivilegeEscalation)
+}
