@@ -114,6 +114,11 @@ type LogsConfig struct {
 	// MaxPendingLines bounds the lines one stream holds before the pipeline accepted them; a
 	// stream at the bound stops reading until they are accepted.
 	MaxPendingLines int `mapstructure:"max_pending_lines"`
+	// MaxPendingBytes bounds the bytes one stream holds so (lines of up to max_line_size make a
+	// line count no memory bound); MaxPendingBytesTotal bounds all streams together. A stream
+	// at either bound stops reading, as at max_pending_lines: nothing read is dropped.
+	MaxPendingBytes      int64 `mapstructure:"max_pending_bytes"`
+	MaxPendingBytesTotal int64 `mapstructure:"max_pending_bytes_total"`
 	// RetryInterval is the first wait before a stream that ended is reopened; it doubles up to
 	// MaxRetryInterval while the stream keeps failing.
 	RetryInterval    time.Duration `mapstructure:"retry_interval"`
@@ -471,6 +476,9 @@ func (l LogsConfig) validate() error {
 	}
 	if l.MaxPendingLines <= 0 {
 		errs = append(errs, errors.New("logs.max_pending_lines must be positive"))
+	}
+	if l.MaxPendingBytes < int64(l.MaxLineSize) || l.MaxPendingBytesTotal < l.MaxPendingBytes {
+		errs = append(errs, errors.New("logs.max_pending_bytes must be at least logs.max_line_size, and logs.max_pending_bytes_total at least logs.max_pending_bytes"))
 	}
 	if l.RetryInterval <= 0 || l.MaxRetryInterval < l.RetryInterval {
 		errs = append(errs, errors.New("logs.retry_interval must be positive and not above logs.max_retry_interval"))

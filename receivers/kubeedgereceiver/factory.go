@@ -153,6 +153,10 @@ func createDefaultConfig() component.Config {
 			MaxLineSize:        DefaultMaxLineSize,
 			FlushInterval:      time.Second,
 			MaxPendingLines:    4096,
+			// 4,096 lines of max_line_size would be 256 MiB per stream: 1 MiB per stream and
+			// 64 MiB for all bound the metrics process's memory during a log-store outage.
+			MaxPendingBytes:      1 << 20,
+			MaxPendingBytesTotal: 64 << 20,
 			RetryInterval:      time.Second,
 			MaxRetryInterval:   30 * time.Second,
 		},
