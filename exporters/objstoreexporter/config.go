@@ -3,6 +3,7 @@ package objstoreexporter
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -33,6 +34,9 @@ type Config struct {
 	// (thanos.labels of every block). Required: Thanos refuses blocks without them, and each
 	// writer needs its own set.
 	sampleconv.OutputConfig `mapstructure:",squash"`
+	// MaxFutureSkew drops samples more than this ahead of this host's clock (reason clock_skew;
+	// 0: no bound), the same key and default as the kubeedge receiver's check at the scrape.
+	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 	// BlockDuration is the time range of one block (tsdb min = max block duration).
 	BlockDuration time.Duration `mapstructure:"block_duration"`
 	// OutOfOrderWindow is how far behind the newest sample a sample may be and still be stored.
@@ -52,7 +56,50 @@ type Config struct {
 	UploadRetry configretry.BackOffConfig `mapstructure:"upload_retry"`
 	// HeadAPI serves the local TSDB with the Prometheus endpoints a Thanos sidecar (shipping
 	// off) and edgetel-query read: remote read, status/config, buildinfo. Off unless configured.
-	HeadAPI configoptional.Optional[confighttp.ServerConfig] `mapstructure:"head_api"`
+	HeadAPI configoptional.Optional[HeadAPIConfig] `mapstructure:"head_api"`
+}
+
+// HeadAPIConfig is the head API's HTTP server and the bounds of one remote-read request.
+type HeadAPIConfig struct {
+	confighttp.ServerConfig `mapstructure:",squash"`
+	// MaxQueriesPerRequest bounds the queries of one remote-read request: Prometheus' and
+	// Thanos' clients send one.
+	MaxQueriesPerRequest int `mapstructure:"max_queries_per_request"`
+	// MaxSamplesPerRequest bounds the samples one remote-read request may make the exporter
+	// hold (shared by its queries): Prometheus' limit is per query, so several match-all
+	// queries in one request could hold that many times as much.
+	MaxSamplesPerRequest int `mapstructure:"max_samples_per_request"`
+}
+
+// validate checks the head API's settings: beyond loopback it must authenticate its clients,
+// since it serves every sample not yet uploaded.
+func (h *HeadAPIConfig) validate() []error {
+	var errs []error
+	if h.NetAddr.Endpoint == "" {
+		errs = append(errs, errors.New("head_api: endpoint must not be empty"))
+	} else if !h.Auth.HasValue() && !loopback(h.NetAddr.Endpoint) {
+		errs = append(errs, fmt.Errorf("head_api: endpoint %s is beyond loopback: set auth (e.g. a bearertokenauth extension with a token file) so that only edgetel-query and the Thanos sidecar read the head", h.NetAddr.Endpoint))
+	}
+	if h.MaxQueriesPerRequest < 1 {
+		errs = append(errs, fmt.Errorf("head_api: max_queries_per_request: %d: must be at least 1", h.MaxQueriesPerRequest))
+	}
+	if h.MaxSamplesPerRequest < h.MaxQueriesPerRequest {
+		errs = append(errs, fmt.Errorf("head_api: max_samples_per_request: %d: must be at least max_queries_per_request", h.MaxSamplesPerRequest))
+	}
+	return errs
+}
+
+// loopback tells whether endpoint (host:port) listens on loopback only.
+func loopback(endpoint string) bool {
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // BucketConfig is Thanos' bucket configuration as the collector's configuration carries it.
@@ -81,6 +128,9 @@ func (c *Config) Validate() error {
 	if c.BlockDuration < time.Minute || c.BlockDuration%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("block_duration: %s: must be at least 1m and whole milliseconds", c.BlockDuration))
 	}
+	if c.MaxFutureSkew < 0 {
+		errs = append(errs, fmt.Errorf("max_future_skew: %s: must not be negative", c.MaxFutureSkew))
+	}
 	if c.OutOfOrderWindow < 0 {
 		errs = append(errs, fmt.Errorf("out_of_order_window: %s: must not be negative", c.OutOfOrderWindow))
 	}
@@ -102,8 +152,8 @@ func (c *Config) Validate() error {
 	if c.UploadRetry.InitialInterval <= 0 || c.UploadRetry.MaxInterval < c.UploadRetry.InitialInterval {
 		errs = append(errs, errors.New("upload_retry: initial_interval must be positive and not above max_interval"))
 	}
-	if h := c.HeadAPI.Get(); h != nil && h.NetAddr.Endpoint == "" {
-		errs = append(errs, errors.New("head_api: endpoint must not be empty"))
+	if h := c.HeadAPI.Get(); h != nil {
+		errs = append(errs, h.validate()...)
 	}
 	if _, err := c.bucketYAML(); err != nil {
 		errs = append(errs, fmt.Errorf("bucket: %w", err))

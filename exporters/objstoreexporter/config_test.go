@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
 	"github.com/edgetel/edgetel/internal/bucket"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 func loadConfig(t *testing.T, name string) *Config {
@@ -41,6 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 	require.NoError(t, confmap.Validate(cfg))
 	assert.Equal(t, 2*time.Hour, cfg.BlockDuration)
 	assert.Equal(t, 6*time.Hour, cfg.OutOfOrderWindow)
+	assert.Equal(t, sampleconv.DefaultMaxFutureSkew, cfg.MaxFutureSkew, "the receiver's default, from one place")
 	assert.Equal(t, 6*time.Hour, cfg.LocalRetention)
 	assert.Equal(t, int64(8<<30), cfg.LocalMaxBytes)
 	assert.Equal(t, 72*time.Hour, cfg.LocalMaxAge)
@@ -62,6 +64,7 @@ func TestConfigCustom(t *testing.T) {
 	assert.Equal(t, map[string]string{"cluster": "edge-eu", "shard": "3"}, cfg.ExternalLabels)
 	assert.Equal(t, 5*time.Minute, cfg.BlockDuration)
 	assert.Equal(t, 2*time.Hour, cfg.OutOfOrderWindow)
+	assert.Equal(t, 5*time.Minute, cfg.MaxFutureSkew)
 	assert.True(t, cfg.ResourceToTelemetry.Enabled)
 	assert.True(t, cfg.AddMetricSuffixes)
 	assert.Equal(t, int64(2<<30), cfg.LocalMaxBytes)
@@ -74,6 +77,9 @@ func TestConfigCustom(t *testing.T) {
 	require.True(t, cfg.HeadAPI.HasValue())
 	assert.Equal(t, "0.0.0.0:9095", cfg.HeadAPI.Get().NetAddr.Endpoint)
 	assert.Equal(t, "/etc/edgetel/tls/tls.crt", cfg.HeadAPI.Get().TLS.Get().CertFile)
+	assert.Equal(t, "bearertokenauth/head", cfg.HeadAPI.Get().Auth.Get().Config.AuthenticatorID.String())
+	assert.Equal(t, 2, cfg.HeadAPI.Get().MaxQueriesPerRequest)
+	assert.Equal(t, 1000000, cfg.HeadAPI.Get().MaxSamplesPerRequest)
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {

@@ -69,7 +69,7 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		logger: logger,
 		tel:    tel,
 		conv:   sampleconv.New(cfg.Options()),
-		series: newSeriesCache(cfg.ExternalLabels),
+		series: newSeriesCache(),
 		kick:   make(chan struct{}, 1),
 		lock:   make(chan struct{}, 1),
 		commit: func(app storage.AppenderV2) error { return app.Commit() },
@@ -273,7 +273,7 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 		return errors.New("objstore exporter not started")
 	}
 	sh := e.shipper // read under the lock: Shutdown clears it
-	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series, maxT: time.Now().Add(maxFutureSkew).UnixMilli()}
+	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series, maxT: e.maxT()}
 	st, err := e.conv.Convert(md, app)
 	if err != nil {
 		_ = app.app.Rollback()
@@ -345,10 +345,15 @@ func (e *objstoreExporter) kickIfDue() {
 	}
 }
 
-// maxFutureSkew bounds how far ahead of this host's clock a sample may be. One node with a wrong
-// clock would otherwise move the head's newest time ahead and make every other node's samples
-// "too old" for the out-of-order window.
-const maxFutureSkew = 10 * time.Minute
+// maxT is the newest timestamp a sample may have now: max_future_skew ahead of this host's
+// clock. One node with a wrong clock would otherwise move the head's newest time ahead and make
+// every other node's samples "too old" for the out-of-order window.
+func (e *objstoreExporter) maxT() int64 {
+	if e.cfg.MaxFutureSkew == 0 {
+		return math.MaxInt64
+	}
+	return time.Now().Add(e.cfg.MaxFutureSkew).UnixMilli()
+}
 
 // tsdbAppender feeds converted samples to a tsdb appender, reusing cached series refs.
 type tsdbAppender struct {

@@ -327,7 +327,7 @@ func TestUnsupportedPointsAreCountedAndTheRestStored(t *testing.T) {
 	require.NoError(t, e.push(ctx, md))
 
 	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_exporter_objstore_samples_dropped", "unsupported"))
-	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_exporter_objstore_samples_dropped", "too_far_in_future"))
+	assert.Equal(t, int64(1), counterValue(t, tel, "otelcol_exporter_objstore_samples_dropped", "clock_skew"))
 	assertSameSamples(t, ds.before(t0+hour), readSamples(t, e.db, t0, t0+hour), "local tsdb")
 }
 

@@ -13,16 +13,33 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // defaultHeadAPIEndpoint is where head_api listens when enabled without an endpoint: loopback
 // only, for a sidecar in the same pod.
 const defaultHeadAPIEndpoint = "localhost:9095"
 
+// Bounds of one remote-read request to head_api. Prometheus' read clients and Thanos' sidecar send
+// one query per request; the sample bound is Prometheus' per-query default
+// (--storage.remote.read-sample-limit), here shared by the request's queries.
+const (
+	defaultMaxQueriesPerRequest = 4
+	defaultMaxSamplesPerRequest = 5e7
+)
+
 // NewFactory returns the objstore exporter's factory.
 func NewFactory() exporter.Factory {
 	return exporter.NewFactory(metadata.Type, createDefaultConfig,
 		exporter.WithMetrics(createMetrics, metadata.MetricsStability))
+}
+
+// DefaultHeadAPIConfig is head_api's configuration when enabled with no other settings.
+func DefaultHeadAPIConfig() HeadAPIConfig {
+	h := HeadAPIConfig{ServerConfig: confighttp.NewDefaultServerConfig(),
+		MaxQueriesPerRequest: defaultMaxQueriesPerRequest, MaxSamplesPerRequest: defaultMaxSamplesPerRequest}
+	h.NetAddr.Endpoint = defaultHeadAPIEndpoint
+	return h
 }
 
 func createDefaultConfig() component.Config {
@@ -35,8 +52,7 @@ func createDefaultConfig() component.Config {
 	// full or stalled.
 	appendRetry := configretry.NewDefaultBackOffConfig()
 	appendRetry.Enabled = false
-	head := confighttp.NewDefaultServerConfig()
-	head.NetAddr.Endpoint = defaultHeadAPIEndpoint
+	head := DefaultHeadAPIConfig()
 	return &Config{
 		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
 		// Appends go to a local WAL: no queue unless configured, so backpressure reaches the receiver.
@@ -45,6 +61,7 @@ func createDefaultConfig() component.Config {
 		Directory:        "/var/lib/edgetel/objstore",
 		BlockDuration:    2 * time.Hour,
 		OutOfOrderWindow: 6 * time.Hour,
+		MaxFutureSkew:    sampleconv.DefaultMaxFutureSkew,
 		LocalRetention:   6 * time.Hour,
 		LocalMaxBytes:    8 << 30,
 		LocalMaxAge:      72 * time.Hour,

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -27,9 +26,9 @@ import (
 	"github.com/edgetel/edgetel/internal/promversion"
 )
 
-// Limits of the remote-read endpoint, Prometheus' defaults (--storage.remote.read-*).
+// Limits of the remote-read endpoint, Prometheus' defaults (--storage.remote.read-*); the
+// sample limit is the configured one per request.
 const (
-	readSampleLimit     = 5e7
 	readConcurrency     = 10
 	readMaxBytesInFrame = 1 << 20
 	// metadataLimit bounds /series, /labels and /label/<name>/values answers when the request
@@ -97,8 +96,7 @@ func (h *headAPI) handler(e *objstoreExporter) http.Handler {
 	cfg := config.Config{GlobalConfig: config.GlobalConfig{ExternalLabels: h.external}}
 	// The read handler adds the external labels to every series and drops matchers on them, as
 	// Prometheus does: the sidecar expects exactly that.
-	mux.Handle("POST /api/v1/read", remote.NewReadHandler(e.logger, nil, h.db, func() config.Config { return cfg },
-		readSampleLimit, readConcurrency, readMaxBytesInFrame))
+	mux.Handle("POST /api/v1/read", newBoundedRead(e.logger, h.db, cfg, e.cfg.HeadAPI.Get()))
 	mux.HandleFunc("GET /api/v1/status/config", h.statusConfig)
 	mux.HandleFunc("GET /api/v1/status/buildinfo", buildInfo)
 	mux.HandleFunc("GET /api/v1/series", h.series)

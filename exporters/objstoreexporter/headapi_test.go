@@ -37,7 +37,12 @@ func startWithHeadAPI(t *testing.T, cfg *Config) (*objstoreExporter, string) {
 	t.Helper()
 	srv := confighttp.NewDefaultServerConfig()
 	srv.NetAddr.Endpoint = "127.0.0.1:0"
-	cfg.HeadAPI = configoptional.Some(srv)
+	h := HeadAPIConfig{MaxQueriesPerRequest: defaultMaxQueriesPerRequest, MaxSamplesPerRequest: defaultMaxSamplesPerRequest}
+	if cur := cfg.HeadAPI.Get(); cur != nil {
+		h = *cur
+	}
+	h.ServerConfig = srv
+	cfg.HeadAPI = configoptional.Some(h)
 	e := newTestExporter(t, cfg, nil, nil)
 	require.NoError(t, e.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { _ = e.Shutdown(context.Background()) })

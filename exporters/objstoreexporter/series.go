@@ -11,29 +11,26 @@ type ulidT = ulid.ULID
 // seriesCache interns label sets: a series' labels are copied once and its tsdb ref reused, so
 // an append for a known series allocates nothing.
 type seriesCache struct {
-	byHash   map[uint64][]*seriesEntry
-	gen      uint32
-	external map[string]string
+	byHash map[uint64][]*seriesEntry
+	gen    uint32
 }
 
 type seriesEntry struct {
-	key  labels.Labels // the converter's label set, matched on lookup
-	ls   labels.Labels // what is stored: key, with external label names renamed
+	ls   labels.Labels
 	ref  storage.SeriesRef
 	seen uint32
 }
 
-// seriesCache also keeps external label names out of the stored series: Thanos attaches the
-// external labels at query time, so a series label of the same name is renamed to
-// exported_<name>, as Prometheus does with conflicting target labels.
-func newSeriesCache(external map[string]string) *seriesCache {
-	return &seriesCache{byHash: map[uint64][]*seriesEntry{}, external: external}
+// newSeriesCache returns an empty cache. (External label names never reach it: the converter
+// renames them exported_<name>, sampleconv.Options.ExternalLabels.)
+func newSeriesCache() *seriesCache {
+	return &seriesCache{byHash: map[uint64][]*seriesEntry{}}
 }
 
 // get returns the entry for ls, or nil.
 func (c *seriesCache) get(ls labels.Labels) *seriesEntry {
 	for _, e := range c.byHash[ls.Hash()] {
-		if labels.Equal(e.key, ls) {
+		if labels.Equal(e.ls, ls) {
 			e.seen = c.gen
 			return e
 		}
@@ -43,18 +40,7 @@ func (c *seriesCache) get(ls labels.Labels) *seriesEntry {
 
 // add interns a copy of ls.
 func (c *seriesCache) add(ls labels.Labels) *seriesEntry {
-	key := ls.Copy()
-	e := &seriesEntry{key: key, ls: key, seen: c.gen}
-	if c.clashes(ls) {
-		b := labels.NewBuilder(ls)
-		ls.Range(func(l labels.Label) {
-			if _, ok := c.external[l.Name]; ok {
-				b.Del(l.Name)
-				b.Set("exported_"+l.Name, l.Value)
-			}
-		})
-		e.ls = b.Labels()
-	}
+	e := &seriesEntry{ls: ls.Copy(), seen: c.gen}
 	h := ls.Hash()
 	c.byHash[h] = append(c.byHash[h], e)
 	return e
@@ -85,13 +71,4 @@ func (c *seriesCache) len() int {
 		n += len(es)
 	}
 	return n
-}
-
-func (c *seriesCache) clashes(ls labels.Labels) bool {
-	for name := range c.external {
-		if ls.Has(name) {
-			return true
-		}
-	}
-	return false
 }

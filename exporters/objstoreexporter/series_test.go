@@ -9,7 +9,7 @@ import (
 )
 
 func TestSeriesCacheInternsAndSweeps(t *testing.T) {
-	c := newSeriesCache(nil)
+	c := newSeriesCache()
 	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
 	require.Nil(t, c.get(a))
 	ea := c.add(a)
@@ -27,14 +27,4 @@ func TestSeriesCacheInternsAndSweeps(t *testing.T) {
 	assert.Equal(t, 1, c.len())
 	assert.Nil(t, c.get(b))
 	assert.NotNil(t, c.get(a))
-}
-
-func TestSeriesCacheRenamesExternalLabelNames(t *testing.T) {
-	c := newSeriesCache(map[string]string{"cluster": "c1"})
-	in := labels.FromStrings("__name__", "up", "cluster", "scraped", "pod", "p")
-	e := c.add(in)
-	assert.Equal(t, `{__name__="up", exported_cluster="scraped", pod="p"}`, e.ls.String())
-	assert.Same(t, e, c.get(in), "looked up by the label set the converter builds")
-	plain := c.add(labels.FromStrings("__name__", "up"))
-	assert.Equal(t, `{__name__="up"}`, plain.ls.String())
 }

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/edgetel/edgetel/exporters/objstoreexporter/internal/metadata"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // telemetry holds the exporter's own metrics.
@@ -37,7 +38,7 @@ var (
 	reasonDuplicate   = metric.WithAttributes(attribute.String("reason", "duplicate"))
 	reasonOutOfOrder  = metric.WithAttributes(attribute.String("reason", "out_of_order"))
 	reasonUnsupported = metric.WithAttributes(attribute.String("reason", "unsupported"))
-	reasonFuture      = metric.WithAttributes(attribute.String("reason", "too_far_in_future"))
+	reasonFuture      = metric.WithAttributes(attribute.String("reason", sampleconv.ReasonClockSkew))
 
 	// Why a batch was refused (batches_refused).
 	reasonStalled    = metric.WithAttributes(attribute.String("reason", "stalled"))

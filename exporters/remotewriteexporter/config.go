@@ -31,8 +31,8 @@ type Config struct {
 	// (io.prometheus.write.v2.Request).
 	ProtocolVersion string `mapstructure:"protocol_version"`
 	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion and external_labels,
-	// shared with the objstore exporter. External labels are added to every series that does not
-	// have the label already.
+	// shared with the objstore exporter. External labels are added to every series; the
+	// conversion renames a series label of the same name exported_<name> first.
 	sampleconv.OutputConfig `mapstructure:",squash"`
 	// BasicAuth sets the Authorization header from a username and a password or password file.
 	// Deprecated: use auth with the basicauth extension; read for one release, with a warning.

@@ -135,7 +135,19 @@ func TestCollectorRBACMatchesCode(t *testing.T) {
 	for _, transport := range []string{kubeedgereceiver.TransportCloudcore, kubeedgereceiver.TransportAPIServer} {
 		t.Run(transport, func(t *testing.T) {
 			used := runCollectorReceiver(t, transport)
-			granted := chartRole(t, "edgetel-collector", "--set", "collector.transport="+transport)
+			args := []string{"--set", "collector.transport=" + transport}
+			if transport == kubeedgereceiver.TransportAPIServer {
+				// The stand-in's one edge node, named as the chart requires.
+				args = append(args, "--set", "collector.apiserver.nodeNames={edge-1}")
+			}
+			granted := chartRole(t, "edgetel-collector", args...)
+			if transport == kubeedgereceiver.TransportAPIServer {
+				// The recorder does not see names: the proxy rule names the edge node only.
+				assert.Contains(t, Format(granted), "get core/nodes/proxy edge-1\n")
+				for i := range granted {
+					granted[i].Name = ""
+				}
+			}
 			assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
 		})
 	}
@@ -165,4 +177,19 @@ func TestOnboardRBACMatchesCode(t *testing.T) {
 			assert.Equal(t, Format(used), Format(granted), "code uses (left) vs chart grants (right)")
 		})
 	}
+}
+
+// The apiserver transport grants kubelet read access through the node proxy: the chart renders
+// it only for the edge nodes listed, or for every node when that is asked for explicitly.
+func TestAPIServerTransportNamesItsNodes(t *testing.T) {
+	_, err := Render(t, "--set", "collector.transport=apiserver")
+	require.ErrorContains(t, err, "collector.apiserver.nodeNames")
+	granted := Format(chartRole(t, "edgetel-collector", "--set", "collector.transport=apiserver",
+		"--set", "collector.apiserver.nodeNames={edge-a,edge-b}"))
+	assert.Contains(t, granted, "get core/nodes/proxy edge-a\nget core/nodes/proxy edge-b\n")
+	assert.NotContains(t, granted, "get core/nodes/proxy\n")
+	granted = Format(chartRole(t, "edgetel-collector", "--set", "collector.transport=apiserver",
+		"--set", "collector.apiserver.allNodes=true"))
+	assert.Contains(t, granted, "get core/nodes/proxy\n")
+	assert.NotContains(t, Format(chartRole(t, "edgetel-collector")), "nodes/proxy", "the default transport, cloudcore, needs none")
 }

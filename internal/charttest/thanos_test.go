@@ -12,12 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	appsv1 "k8s.io/api/apps/v1"
@@ -217,14 +221,33 @@ func TestThanosScalePathArgsRunTheRealThanos(t *testing.T) {
 	query := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-thanos-query")
 
 	dir := t.TempDir()
-	headURL, at := startExporterHead(t, filepath.Join(dir, "collector"))
+	token := filepath.Join(dir, "head-token")
+	require.NoError(t, os.WriteFile(token, []byte("chart-head-token\n"), 0o600))
+	headURL, at := startExporterHead(t, filepath.Join(dir, "collector"), token)
+	resp, err := http.Get(headURL + "/api/v1/status/config")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the head answers no one without the token")
 	conf := filepath.Join(dir, "objstore.yml")
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "collector", "bucket"), 0o750))
 	require.NoError(t, os.WriteFile(conf, []byte("type: FILESYSTEM\nconfig:\n  directory: "+filepath.Join(dir, "collector", "bucket")+"\n"), 0o600))
 
 	sidecar := &thanostest.Process{HTTP: thanostest.FreeAddr(t), GRPC: thanostest.FreeAddr(t)}
-	thanostest.StartArgs(t, sidecar, rewriteArgs(container(t, sts.Spec.Template.Spec, "thanos-sidecar").Args, map[string]string{
-		"--prometheus.url": headURL, "--tsdb.path": filepath.Join(dir, "sidecar"),
+	// The rendered client configuration, with the token file at the test's path.
+	sidecarArgs := container(t, sts.Spec.Template.Spec, "thanos-sidecar").Args
+	var client map[string]any
+	for _, a := range sidecarArgs {
+		if v, ok := strings.CutPrefix(a, "--prometheus.http-client="); ok {
+			require.NoError(t, json.Unmarshal([]byte(v), &client))
+		}
+	}
+	require.Equal(t, "/etc/edgetel/head-token/token", client["bearer_token_file"])
+	client["bearer_token_file"] = token
+	clientJSON, err := json.Marshal(client)
+	require.NoError(t, err)
+	thanostest.StartArgs(t, sidecar, rewriteArgs(sidecarArgs, map[string]string{
+		"--prometheus.http-client": string(clientJSON),
+		"--prometheus.url":         headURL, "--tsdb.path": filepath.Join(dir, "sidecar"),
 		"--http-address": sidecar.HTTP, "--grpc-address": sidecar.GRPC})...)
 	gw := &thanostest.Process{HTTP: thanostest.FreeAddr(t), GRPC: thanostest.FreeAddr(t)}
 	thanostest.StartArgs(t, gw, rewriteArgs(container(t, store.Spec.Template.Spec, "store").Args, map[string]string{
@@ -256,20 +279,23 @@ func TestThanosScalePathArgsRunTheRealThanos(t *testing.T) {
 }
 
 // startExporterHead runs the real objstore exporter with head_api on and one `up` sample in its
-// head; it returns the head API's URL and the sample's time.
-func startExporterHead(t *testing.T, dir string) (string, time.Time) {
+// head, taking only the bearer token in tokenFile (as the chart configures it); it returns the
+// head API's URL and the sample's time.
+func startExporterHead(t *testing.T, dir, tokenFile string) (string, time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	f := objstoreexporter.NewFactory()
 	cfg := f.CreateDefaultConfig().(*objstoreexporter.Config)
 	cfg.Directory = dir
 	cfg.ExternalLabels = map[string]string{"cluster": "chart", "shard": "0"}
-	srv := confighttp.NewDefaultServerConfig()
+	srv := objstoreexporter.DefaultHeadAPIConfig()
 	srv.NetAddr.Endpoint = thanostest.FreeAddr(t)
+	host := tokenHost(t, tokenFile)
+	srv.Auth = configoptional.Some(confighttp.AuthConfig{Config: configauth.Config{AuthenticatorID: headAuthID}})
 	cfg.HeadAPI = configoptional.Some(srv)
 	exp, err := f.CreateMetrics(ctx, exportertest.NewNopSettings(f.Type()), cfg)
 	require.NoError(t, err)
-	require.NoError(t, exp.Start(ctx, componenttest.NewNopHost()))
+	require.NoError(t, exp.Start(ctx, host))
 	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	md := pmetric.NewMetrics()
@@ -307,4 +333,104 @@ func TestThanosExampleKeepsOneCopy(t *testing.T) {
 	cm := find[*corev1.ConfigMap](t, objs, "ConfigMap", "edgetel-datasource")
 	assert.Contains(t, cm.Data["edgetel-datasource.yaml"], "http://edgetel-thanos-query.edgetel.svc:10902")
 	assert.Empty(t, Check(objs))
+}
+
+// headAuthID is the authenticator the chart gives head_api.
+var headAuthID = component.MustNewIDWithName("bearertokenauth", "head")
+
+// extHost is a Collector host with extensions.
+type extHost struct {
+	component.Host
+	exts map[component.ID]component.Component
+}
+
+func (h extHost) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+// tokenHost runs the bearertokenauth extension as the chart configures it (the token read from
+// a file) and returns a host that has it.
+func tokenHost(t *testing.T, tokenFile string) component.Host {
+	t.Helper()
+	ctx := context.Background()
+	f := bearertokenauthextension.NewFactory()
+	cfg := f.CreateDefaultConfig().(*bearertokenauthextension.Config)
+	cfg.Filename = tokenFile
+	ext, err := f.Create(ctx, extensiontest.NewNopSettings(f.Type()), cfg)
+	require.NoError(t, err)
+	host := extHost{Host: componenttest.NewNopHost(), exts: map[component.ID]component.Component{headAuthID: ext}}
+	require.NoError(t, ext.Start(ctx, host))
+	t.Cleanup(func() { _ = ext.Shutdown(ctx) })
+	return host
+}
+
+// Every reader of the heads presents the token the collectors require, from one Secret the
+// chart generates (or names), and with head TLS on, dials https and verifies the head's name.
+func TestHeadAPITokenAndTLSWiring(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		args := []string{"--set", "thanos.enabled=true", "--set", "bucket.existingSecret=b"}
+		if tls {
+			args = append(args, "--set", "thanos.head.tlsSecret=head-tls")
+		}
+		objs := rendered(t, args...)
+		cfg := collectorConfig(t, objs)
+		head := dig(t, cfg, "exporters", "objstore", "head_api").(map[string]any)
+		assert.Equal(t, map[string]any{"authenticator": "bearertokenauth/head"}, head["auth"])
+		assert.EqualValues(t, 4, head["max_queries_per_request"])
+		assert.Equal(t, "/etc/edgetel/head-token/token", dig(t, cfg, "extensions", "bearertokenauth/head", "filename"))
+		assert.Contains(t, dig(t, cfg, "service", "extensions"), "bearertokenauth/head")
+		secret := find[*corev1.Secret](t, objs, "Secret", "edgetel-head-token")
+		assert.Len(t, secret.Data["token"], 48)
+
+		sts := find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector")
+		query := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query")
+		for _, c := range []corev1.Container{container(t, sts.Spec.Template.Spec, "collector"),
+			container(t, sts.Spec.Template.Spec, "thanos-sidecar"), container(t, query.Spec.Template.Spec, "query")} {
+			assert.True(t, mountedAt(c, "head-token", "/etc/edgetel/head-token"), "%s: token not mounted", c.Name)
+			assert.Equal(t, tls, mountedAt(c, "head-tls", "/etc/edgetel/head-tls"), c.Name)
+		}
+		qargs := strings.Join(container(t, query.Spec.Template.Spec, "query").Args, " ")
+		sargs := strings.Join(container(t, sts.Spec.Template.Spec, "thanos-sidecar").Args, " ")
+		assert.Contains(t, qargs, "--head.bearer-token-file=/etc/edgetel/head-token/token")
+		if tls {
+			assert.Equal(t, map[string]any{"cert_file": "/etc/edgetel/head-tls/tls.crt", "key_file": "/etc/edgetel/head-tls/tls.key"}, head["tls"])
+			assert.Contains(t, qargs, "--head.scheme=https")
+			assert.Contains(t, qargs, "--head.tls-ca-file=/etc/edgetel/head-tls/ca.crt")
+			assert.Contains(t, qargs, "--head.tls-server-name=edgetel-collector-headless.edgetel.svc")
+			assert.Contains(t, sargs, "--prometheus.url=https://$(POD_IP):9095")
+			assert.Contains(t, sargs, `"tls_config":{"ca_file":"/etc/edgetel/head-tls/ca.crt","server_name":"edgetel-collector-headless.edgetel.svc"}`)
+		} else {
+			assert.NotContains(t, head, "tls")
+			assert.Contains(t, qargs, "--head.scheme=http ")
+			assert.Contains(t, sargs, "--prometheus.url=http://$(POD_IP):9095")
+		}
+	}
+}
+
+func mountedAt(c corev1.Container, volume, path string) bool {
+	for _, m := range c.VolumeMounts {
+		if m.Name == volume && m.MountPath == path {
+			return true
+		}
+	}
+	return false
+}
+
+// The edge agent runs as uid 10001, not root; the only root step is the init container that
+// hands the hostPath buffer to it, with CHOWN and DAC_READ_SEARCH and nothing else.
+func TestEdgeAgentRunsNonRoot(t *testing.T) {
+	objs := rendered(t, "--set", "edgeAgent.enabled=true", "--set", "edgeAgent.endpoint=http://rw.example/api/v1/write")
+	ds := find[*appsv1.DaemonSet](t, objs, "DaemonSet", "edgetel-edge-agent")
+	pod := ds.Spec.Template.Spec
+	require.NotNil(t, pod.SecurityContext.RunAsUser)
+	assert.EqualValues(t, 10001, *pod.SecurityContext.RunAsUser)
+	require.NotNil(t, pod.SecurityContext.RunAsNonRoot)
+	assert.True(t, *pod.SecurityContext.RunAsNonRoot)
+	agent := container(t, pod, "agent")
+	assert.Nil(t, agent.SecurityContext.RunAsUser, "the agent inherits the pod's uid")
+	assert.Equal(t, []corev1.Capability{"ALL"}, agent.SecurityContext.Capabilities.Drop)
+	assert.Empty(t, agent.SecurityContext.Capabilities.Add)
+	require.Len(t, pod.InitContainers, 1)
+	init := pod.InitContainers[0]
+	assert.Equal(t, []string{"chown", "-R", "10001:10001", "/var/lib/edgetel"}, init.Command)
+	assert.Equal(t, []corev1.Capability{"CHOWN", "DAC_READ_SEARCH"}, init.SecurityContext.Capabilities.Add)
+	assert.False(t, *init.SecurityContext.AllowPrivilegeEscalation)
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 
@@ -36,7 +35,7 @@ func collectorHead(t *testing.T) (headURL, bucketDir string, pushed []time.Time)
 	cfg.Directory = dir
 	cfg.ExternalLabels = map[string]string{"cluster": "e2e"}
 	cfg.UploadInterval = 100 * time.Millisecond
-	srv := confighttp.NewDefaultServerConfig()
+	srv := objstoreexporter.DefaultHeadAPIConfig()
 	srv.NetAddr.Endpoint = freeAddr(t)
 	cfg.HeadAPI = configoptional.Some(srv)
 	exp, err := f.CreateMetrics(ctx, exportertest.NewNopSettings(f.Type()), cfg)

@@ -31,7 +31,8 @@ type ResourceToTelemetryConfig struct {
 
 // Options are the converter options the output config asks for.
 func (o OutputConfig) Options() Options {
-	return Options{ResourceToLabels: o.ResourceToTelemetry.Enabled, WithoutSuffixes: !o.AddMetricSuffixes}
+	return Options{ResourceToLabels: o.ResourceToTelemetry.Enabled, WithoutSuffixes: !o.AddMetricSuffixes,
+		ExternalLabels: slices.Sorted(maps.Keys(o.ExternalLabels))}
 }
 
 // ValidateExternalLabels is the one check of external labels: every name a valid Prometheus

@@ -80,6 +80,11 @@ type Options struct {
 	// (kubelet's container_memory_failcnt, kubelet_pleg_discard_events). Contrib calls this
 	// translation strategy UnderscoreEscapingWithoutSuffixes.
 	WithoutSuffixes bool
+	// ExternalLabels are the names the writer's external labels take: a series label of such a
+	// name is renamed exported_<name> (as Prometheus renames a scraped label that collides with
+	// a target label), so that what an edge node exposes cannot override the writer's identity
+	// (cluster) in remote write, nor clash with it in a Thanos block.
+	ExternalLabels []string
 }
 
 // Stats counts what one Convert call did.
@@ -354,6 +359,7 @@ func (c *Converter) emit(name string, attrs pcommon.Map, extraName, extraValue s
 		}
 		c.dropEmpty()
 	}
+	c.renameExternal()
 	st.Samples++
 	if pa, ok := app.(PairsAppender); ok {
 		return pa.AppendPairs(c.final, t, v)
@@ -402,6 +408,39 @@ func (c *Converter) push(l labels.Label, skip bool) {
 	if !skip && l.Value != "" {
 		c.final[n-1].Value = joinNonEmpty(c.final[n-1].Value, l.Value)
 	}
+}
+
+// renameExternal renames the labels of c.final (sorted) that collide with an external label
+// name to exported_<name>; one whose exported_<name> is there already is dropped.
+func (c *Converter) renameExternal() {
+	clash := false
+	for _, name := range c.opts.ExternalLabels {
+		if finalHas(c.final, name) {
+			clash = true
+			break
+		}
+	}
+	if !clash {
+		return
+	}
+	kept := make([]labels.Label, 0, len(c.final))
+	for _, l := range c.final {
+		if slices.Contains(c.opts.ExternalLabels, l.Name) {
+			l.Name = "exported_" + l.Name
+			if finalHas(c.final, l.Name) {
+				continue
+			}
+		}
+		kept = append(kept, l)
+	}
+	slices.SortStableFunc(kept, compareNames)
+	c.final = append(c.final[:0], kept...)
+}
+
+// finalHas tells whether the sorted labels ls have one named name.
+func finalHas(ls []labels.Label, name string) bool {
+	_, ok := slices.BinarySearchFunc(ls, name, func(l labels.Label, n string) int { return strings.Compare(l.Name, n) })
+	return ok
 }
 
 // dropEmpty removes empty values: in Prometheus an empty label is an absent one.

@@ -227,9 +227,10 @@ func TestFormatFloatLikeTheCollector(t *testing.T) {
 func TestOutputConfig(t *testing.T) {
 	o := OutputConfig{ExternalLabels: map[string]string{"cluster": "c1", "replica": "a"}}
 	assert.NoError(t, o.ValidateExternalLabels())
-	assert.Equal(t, Options{WithoutSuffixes: true}, o.Options())
+	ext := []string{"cluster", "replica"}
+	assert.Equal(t, Options{WithoutSuffixes: true, ExternalLabels: ext}, o.Options())
 	o.AddMetricSuffixes, o.ResourceToTelemetry.Enabled = true, true
-	assert.Equal(t, Options{ResourceToLabels: true}, o.Options())
+	assert.Equal(t, Options{ResourceToLabels: true, ExternalLabels: ext}, o.Options())
 	for _, bad := range []map[string]string{{"bad-name": "x"}, {"edge.site": "a"}, {"__name__": "x"}, {"": "x"}, {"cluster": ""}} {
 		err := OutputConfig{ExternalLabels: bad}.ValidateExternalLabels()
 		assert.ErrorContains(t, err, "external_labels: ", "%v", bad)
@@ -275,4 +276,38 @@ func TestTargetLabelsScope(t *testing.T) {
 		`{__name__="g", instance="edge-1:10350", job="kubelet", metrics_path="/metrics/cadvisor", z="1"}`,
 		`{__name__="g", instance="edge-1:10350", job="kubelet"}`,
 	}, got)
+}
+
+// A scraped label named like an external label cannot override the writer's identity: it is
+// renamed exported_<name> (dropped when that name is taken), in both exporters' conversion.
+func TestExternalLabelNamesAreRenamed(t *testing.T) {
+	md, ms := newMetrics()
+	m := ms.AppendEmpty()
+	m.SetName("up")
+	g := m.SetEmptyGauge()
+	for _, attrs := range []map[string]string{
+		{"cluster": "forged", "pod": "p"},
+		{"cluster": "forged", "exported_cluster": "own"},
+		{"pod": "q"},
+	} {
+		dp := g.DataPoints().AppendEmpty()
+		dp.SetTimestamp(stamp(t0))
+		dp.SetDoubleValue(1)
+		for k, v := range attrs {
+			dp.Attributes().PutStr(k, v)
+		}
+	}
+	var c collect
+	_, err := New(OutputConfig{ExternalLabels: map[string]string{"cluster": "c1"}}.Options()).Convert(md, &c)
+	require.NoError(t, err)
+	var got []string
+	for _, s := range c.got {
+		got = append(got, s.ls)
+	}
+	assert.Contains(t, got, `{__name__="up", exported_cluster="forged", instance="edge-1:10350", job="kubelet", pod="p"}`)
+	assert.Contains(t, got, `{__name__="up", exported_cluster="own", instance="edge-1:10350", job="kubelet"}`)
+	assert.Contains(t, got, `{__name__="up", instance="edge-1:10350", job="kubelet", pod="q"}`)
+	for _, ls := range got {
+		assert.NotRegexp(t, `[{ ]cluster=`, ls, "a scraped cluster label reached the writer")
+	}
 }

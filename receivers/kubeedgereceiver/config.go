@@ -50,8 +50,17 @@ type Config struct {
 	// NodeSeriesLimit is the largest number of series, counted before relabelling, one node's
 	// endpoints may expose together in one round (0: no limit). It bounds the memory one node
 	// can take, whatever relabelling drops.
-	NodeSeriesLimit int  `mapstructure:"node_series_limit"`
-	HonorTimestamps bool `mapstructure:"honor_timestamps"`
+	NodeSeriesLimit int `mapstructure:"node_series_limit"`
+	// LabelLimit, LabelNameLengthLimit and LabelValueLengthLimit fail a scrape with a series
+	// beyond them after relabelling, target labels included, as Prometheus' scrape options of
+	// the same names (0: no limit).
+	LabelLimit            int `mapstructure:"label_limit"`
+	LabelNameLengthLimit  int `mapstructure:"label_name_length_limit"`
+	LabelValueLengthLimit int `mapstructure:"label_value_length_limit"`
+	// MaxFutureSkew refuses samples whose own timestamp is more than this after the scrape time
+	// (a node with a fast clock), counted as dropped with reason clock_skew (0: no bound).
+	MaxFutureSkew   time.Duration `mapstructure:"max_future_skew"`
+	HonorTimestamps bool          `mapstructure:"honor_timestamps"`
 	// HonorLabels keeps scraped labels that collide with target labels instead of renaming them
 	// to exported_<name>.
 	HonorLabels bool `mapstructure:"honor_labels"`
@@ -105,6 +114,11 @@ type LogsConfig struct {
 	// MaxPendingLines bounds the lines one stream holds before the pipeline accepted them; a
 	// stream at the bound stops reading until they are accepted.
 	MaxPendingLines int `mapstructure:"max_pending_lines"`
+	// MaxPendingBytes bounds the bytes one stream holds so (lines of up to max_line_size make a
+	// line count no memory bound); MaxPendingBytesTotal bounds all streams together. A stream
+	// at either bound stops reading, as at max_pending_lines: nothing read is dropped.
+	MaxPendingBytes      int64 `mapstructure:"max_pending_bytes"`
+	MaxPendingBytesTotal int64 `mapstructure:"max_pending_bytes_total"`
 	// RetryInterval is the first wait before a stream that ended is reopened; it doubles up to
 	// MaxRetryInterval while the stream keeps failing.
 	RetryInterval    time.Duration `mapstructure:"retry_interval"`
@@ -262,6 +276,12 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeSeriesLimit < 0 {
 		errs = append(errs, errors.New("node_series_limit must not be negative"))
+	}
+	if c.LabelLimit < 0 || c.LabelNameLengthLimit < 0 || c.LabelValueLengthLimit < 0 {
+		errs = append(errs, errors.New("label_limit, label_name_length_limit and label_value_length_limit must not be negative"))
+	}
+	if c.MaxFutureSkew < 0 {
+		errs = append(errs, errors.New("max_future_skew must not be negative"))
 	}
 	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateLabels(),
 		c.Discovery.validate(), c.Transport.validate(), c.Logs.validate())
@@ -467,6 +487,9 @@ func (l LogsConfig) validate() error {
 	}
 	if l.MaxPendingLines <= 0 {
 		errs = append(errs, errors.New("logs.max_pending_lines must be positive"))
+	}
+	if l.MaxPendingBytes < int64(l.MaxLineSize) || l.MaxPendingBytesTotal < l.MaxPendingBytes {
+		errs = append(errs, errors.New("logs.max_pending_bytes must be at least logs.max_line_size, and logs.max_pending_bytes_total at least logs.max_pending_bytes"))
 	}
 	if l.RetryInterval <= 0 || l.MaxRetryInterval < l.RetryInterval {
 		errs = append(errs, errors.New("logs.retry_interval must be positive and not above logs.max_retry_interval"))

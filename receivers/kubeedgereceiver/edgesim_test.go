@@ -303,7 +303,7 @@ func TestEdgesimDisconnectDoesNotEndSeries(t *testing.T) {
 		return len(during) >= 3
 	}, 10*time.Second, 10*time.Millisecond)
 	for _, md := range during {
-		assert.Equal(t, len(healthNames), md.MetricCount(), "only health series while disconnected")
+		assert.Equal(t, len(healthNames)+len(measuredNames), md.MetricCount(), "only health series while disconnected")
 		assert.False(t, staleBatch(md))
 	}
 

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
@@ -28,6 +29,16 @@ const (
 	DefaultBodySizeLimit   = 16 << 20
 	DefaultSampleLimit     = 50_000
 	DefaultNodeSeriesLimit = 100_000
+)
+
+// Default label limits (Prometheus has none by default). A kubelet series has about a dozen
+// labels plus the target labels; its longest values are cgroup paths and image references of
+// about 200 bytes. Without bounds, a body within body_size_limit could hold series of megabyte
+// labels, each cached for the node's life.
+const (
+	DefaultLabelLimit            = 64
+	DefaultLabelNameLengthLimit  = 128
+	DefaultLabelValueLengthLimit = 1024
 )
 
 // Default log limits: 64 KiB keeps ordinary lines whole and bounds what one line can hold in
@@ -106,14 +117,18 @@ func unlink[R comparable](l *links, m map[component.ID]R, id component.ID, r R) 
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		CollectionInterval:   30 * time.Second,
-		ScrapeTimeout:        10 * time.Second,
-		Job:                  "kubeedge",
-		MaxConcurrentScrapes: 256,
-		BodySizeLimit:        DefaultBodySizeLimit,
-		SampleLimit:          DefaultSampleLimit,
-		NodeSeriesLimit:      DefaultNodeSeriesLimit,
-		HonorTimestamps:      true,
+		CollectionInterval:    30 * time.Second,
+		ScrapeTimeout:         10 * time.Second,
+		Job:                   "kubeedge",
+		MaxConcurrentScrapes:  256,
+		BodySizeLimit:         DefaultBodySizeLimit,
+		SampleLimit:           DefaultSampleLimit,
+		NodeSeriesLimit:       DefaultNodeSeriesLimit,
+		LabelLimit:            DefaultLabelLimit,
+		LabelNameLengthLimit:  DefaultLabelNameLengthLimit,
+		LabelValueLengthLimit: DefaultLabelValueLengthLimit,
+		MaxFutureSkew:         sampleconv.DefaultMaxFutureSkew,
+		HonorTimestamps:       true,
 		Endpoints: EndpointsConfig{
 			Metrics:  EndpointConfig{Enabled: true, Path: "/metrics"},
 			Cadvisor: EndpointConfig{Enabled: true, Path: "/metrics/cadvisor"},
@@ -142,9 +157,13 @@ func createDefaultConfig() component.Config {
 			MaxLineSize:        DefaultMaxLineSize,
 			FlushInterval:      time.Second,
 			MaxPendingLines:    4096,
-			RetryInterval:      time.Second,
-			MaxRetryInterval:   30 * time.Second,
-			IdleTimeout:        DefaultLogsIdleTimeout,
+			// 4,096 lines of max_line_size would be 256 MiB per stream: 1 MiB per stream and
+			// 64 MiB for all bound the metrics process's memory during a log-store outage.
+			MaxPendingBytes:      1 << 20,
+			MaxPendingBytesTotal: 64 << 20,
+			RetryInterval:        time.Second,
+			MaxRetryInterval:     30 * time.Second,
+			IdleTimeout:          DefaultLogsIdleTimeout,
 		},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -42,6 +43,9 @@ type logsReceiver struct {
 	transport transport.Transport
 	store     storage.Client // nil without logs.storage
 	slots     chan struct{}  // one per open stream (logs.max_streams)
+	// pendingBytes is what every stream holds before the pipeline accepted it
+	// (logs.max_pending_bytes_total).
+	pendingBytes atomic.Int64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // discovery and followers

@@ -106,6 +106,7 @@ type follower struct {
 
 	mu      sync.Mutex
 	pending []logLine
+	bytes   int64    // of the pending lines' bodies
 	read    position // after the last line read
 	skip    int      // lines at read.TS still to skip after a resume
 	loaded  bool     // read is known (from the store or an earlier follower)
@@ -305,17 +306,35 @@ func (f *follower) take(ctx context.Context, ts time.Time, body []byte, cut bool
 		f.r.tel.truncated.Add(context.Background(), 1)
 	}
 	f.pending = append(f.pending, logLine{ts: ts, body: string(body), truncated: cut, pos: f.read})
-	full := len(f.pending) >= f.r.lc.MaxPendingLines
+	f.bytes += int64(len(body))
+	f.r.pendingBytes.Add(int64(len(body)))
+	full := f.fullLocked()
 	f.mu.Unlock()
 	for full {
+		// Room made by other streams' deliveries signals only them: look again now and then.
 		select {
 		case <-f.space:
+		case <-time.After(pendingRecheck):
 		case <-ctx.Done():
 			return true
 		}
-		full = f.pendingLen() >= f.r.lc.MaxPendingLines
+		f.mu.Lock()
+		full = f.fullLocked()
+		f.mu.Unlock()
 	}
 	return true
+}
+
+// pendingRecheck is how often a stream held back by the receiver-wide byte bound looks again.
+const pendingRecheck = 50 * time.Millisecond
+
+// fullLocked tells whether the stream must stop reading: at its line or byte bound, or the
+// receiver at its byte bound while this stream holds something (one that holds nothing may
+// always read a line, so every stream moves).
+func (f *follower) fullLocked() bool {
+	lc := f.r.lc
+	return len(f.pending) >= lc.MaxPendingLines || f.bytes >= lc.MaxPendingBytes ||
+		(len(f.pending) > 0 && f.r.pendingBytes.Load() >= lc.MaxPendingBytesTotal)
 }
 
 func (f *follower) pendingLen() int {
@@ -337,6 +356,12 @@ func (f *follower) peek(n int) []logLine {
 func (f *follower) commit(n int) position {
 	f.mu.Lock()
 	pos := f.pending[n-1].pos
+	var freed int64
+	for _, l := range f.pending[:n] {
+		freed += int64(len(l.body))
+	}
+	f.bytes -= freed
+	f.r.pendingBytes.Add(-freed)
 	f.pending = append([]logLine(nil), f.pending[n:]...)
 	f.mu.Unlock()
 	select {

@@ -404,15 +404,16 @@ func TestLogsConfigValidation(t *testing.T) {
 		mod  func(*LogsConfig)
 		want string
 	}{
-		"namespace":    {func(l *LogsConfig) { l.Namespaces = []string{"Bad_NS"} }, "logs.namespaces[0]"},
-		"selector":     {func(l *LogsConfig) { l.LabelSelector = "a in (" }, "logs.label_selector"},
-		"max streams":  {func(l *LogsConfig) { l.MaxStreams = 0 }, "logs.max_streams"},
-		"bytes":        {func(l *LogsConfig) { l.NodeBytesPerSecond = -1 }, "logs.node_bytes_per_second"},
-		"line size":    {func(l *LogsConfig) { l.MaxLineSize = 10 }, "logs.max_line_size"},
-		"flush":        {func(l *LogsConfig) { l.FlushInterval = 0 }, "logs.flush_interval"},
-		"pending":      {func(l *LogsConfig) { l.MaxPendingLines = 0 }, "logs.max_pending_lines"},
-		"retry":        {func(l *LogsConfig) { l.RetryInterval = time.Minute }, "logs.retry_interval"},
-		"retry absent": {func(l *LogsConfig) { l.RetryInterval = 0 }, "logs.retry_interval"},
+		"namespace":     {func(l *LogsConfig) { l.Namespaces = []string{"Bad_NS"} }, "logs.namespaces[0]"},
+		"selector":      {func(l *LogsConfig) { l.LabelSelector = "a in (" }, "logs.label_selector"},
+		"max streams":   {func(l *LogsConfig) { l.MaxStreams = 0 }, "logs.max_streams"},
+		"bytes":         {func(l *LogsConfig) { l.NodeBytesPerSecond = -1 }, "logs.node_bytes_per_second"},
+		"line size":     {func(l *LogsConfig) { l.MaxLineSize = 10 }, "logs.max_line_size"},
+		"flush":         {func(l *LogsConfig) { l.FlushInterval = 0 }, "logs.flush_interval"},
+		"pending":       {func(l *LogsConfig) { l.MaxPendingLines = 0 }, "logs.max_pending_lines"},
+		"pending bytes": {func(l *LogsConfig) { l.MaxPendingBytes = 100 }, "logs.max_pending_bytes"},
+		"retry":         {func(l *LogsConfig) { l.RetryInterval = time.Minute }, "logs.retry_interval"},
+		"retry absent":  {func(l *LogsConfig) { l.RetryInterval = 0 }, "logs.retry_interval"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := createDefaultConfig().(*Config)
@@ -487,4 +488,40 @@ func TestPositionRoundTripAndRejects(t *testing.T) {
 	k := streamKey{ns: "a", pod: "p", container: "c", stream: streamStderr}
 	assert.Equal(t, "containerlog/a/p/c/Stderr", k.storageKey())
 	assert.Equal(t, "/containerLogs/a/p/c?follow=true&sinceTime=2026-01-02T03%3A04%3A05Z&stream=Stderr&timestamps=true", k.path(p.TS))
+}
+
+// Pending lines are bounded by bytes, per stream and for the receiver, not only by count (4,096
+// lines of 64 KiB would be 256 MiB per stream): while the pipeline refuses, the streams stop
+// reading at the byte bounds, and once it accepts, every line arrives exactly once.
+func TestLogsPendingBoundedByBytes(t *testing.T) {
+	s, fleetFile := startLogSim(t, 3, edgesim.LogsConfig{PodsPerNode: 1, ContainersPerPod: 1, Rate: 500})
+	cfg := logsConfig(s, fleetFile)
+	cfg.Logs.MaxPendingLines = 1 << 20
+	cfg.Logs.MaxLineSize = 256
+	cfg.Logs.MaxPendingBytes = 4096
+	cfg.Logs.MaxPendingBytesTotal = 6144
+	require.NoError(t, cfg.Validate())
+	c := &flakyConsumer{refuse: true}
+	r := startLogs(t, cfg, c, componenttest.NewNopHost())
+	defer r.Shutdown(context.Background())
+	require.Eventually(t, func() bool {
+		return c.refusals() > 5 && r.pendingBytes.Load() >= cfg.Logs.MaxPendingBytesTotal
+	}, 10*time.Second, 10*time.Millisecond, "the streams fill the receiver-wide bound")
+	time.Sleep(300 * time.Millisecond) // streams held back stay so
+	line := int64(cfg.Logs.MaxLineSize)
+	r.mu.Lock()
+	var sum int64
+	for _, f := range r.followers {
+		f.mu.Lock()
+		assert.LessOrEqual(t, f.bytes, cfg.Logs.MaxPendingBytes+line, "one stream's pending bytes")
+		sum += f.bytes
+		f.mu.Unlock()
+	}
+	r.mu.Unlock()
+	assert.Equal(t, sum, r.pendingBytes.Load(), "the receiver-wide count is the streams' sum")
+	assert.LessOrEqual(t, sum, cfg.Logs.MaxPendingBytesTotal+3*line, "all streams' pending bytes")
+	c.set(false)
+	require.Eventually(t, func() bool { return len(records(&c.LogsSink)) > 3000 }, 20*time.Second, 20*time.Millisecond)
+	counts := checkExactlyOnce(t, s, records(&c.LogsSink), false)
+	assert.Len(t, counts, 3)
 }

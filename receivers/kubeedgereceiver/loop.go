@@ -42,6 +42,7 @@ const (
 	reasonParse       = "parse_error"
 	reasonSampleLimit = "sample_limit"
 	reasonSeriesLimit = "series_limit"
+	reasonLabelLimit  = "label_limit"
 	reasonContentType = "content_type"
 )
 
@@ -60,6 +61,8 @@ type result struct {
 	up                     bool
 	duration               time.Duration
 	scraped, kept, dropped int
+	// newest is the newest timestamp a sample carried itself (0: none), the node's clock.
+	newest int64
 }
 
 // nodeLoop scrapes every endpoint of one node once per interval, at a per-node offset.
@@ -82,6 +85,9 @@ type nodeLoop struct {
 	text             []byte
 	// Where the last round's time went, for the reason of a round it made late or missed.
 	roundTime, slotWait, consumeTime time.Duration
+	// offset is the node's last measured clock offset, in seconds (offsetKnown: once measured).
+	offset      float64
+	offsetKnown bool
 }
 
 func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
@@ -99,9 +105,12 @@ func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 				HonorTimestamps: r.cfg.HonorTimestamps,
 				HonorLabels:     r.cfg.HonorLabels,
 				SampleLimit:     r.cfg.SampleLimit,
-				Relabel:         r.relabel,
-				TargetLabels:    tl,
-				ScopeLabels:     onScope,
+				LabelLimits: scrapeconv.LabelLimits{Labels: r.cfg.LabelLimit,
+					NameLength: r.cfg.LabelNameLengthLimit, ValueLength: r.cfg.LabelValueLengthLimit},
+				MaxFutureSkew: r.cfg.MaxFutureSkew,
+				Relabel:       r.relabel,
+				TargetLabels:  tl,
+				ScopeLabels:   onScope,
 			}),
 		})
 	}
@@ -379,7 +388,9 @@ func (l *nodeLoop) scrapeTarget(ctx context.Context, t *target, scrapeMs int64, 
 	res.up = true
 	res.kept = st.PostRelabel
 	res.dropped = st.Scraped - st.PostRelabel
-	l.r.tel.scrape(true, res.kept, res.dropped, st.Stale)
+	res.newest = st.NewestTimestamp
+	l.r.tel.scrape(true, res.kept, res.dropped-st.ClockSkew, st.Stale)
+	l.r.tel.clockSkew(st.ClockSkew)
 	return res
 }
 
@@ -501,6 +512,8 @@ func classify(err error) string {
 		return reasonSampleLimit
 	case errors.Is(err, scrapeconv.ErrSeriesLimit):
 		return reasonSeriesLimit
+	case errors.Is(err, scrapeconv.ErrLabelLimit):
+		return reasonLabelLimit
 	case errors.Is(err, scrapeconv.ErrParse):
 		return reasonParse
 	case errors.Is(err, scrapeconv.ErrUnsupported):
@@ -559,7 +572,32 @@ func (l *nodeLoop) healthText(b []byte, node discovery.Target, now time.Time) []
 	}
 	perNode("kubeedge_node_seconds_since_last_good_scrape", "gauge", now.Sub(since).Seconds())
 	perNode("kubeedge_node_disconnects_total", "counter", float64(l.disconnects))
+	if offset, ok := l.clockOffset(now); ok {
+		l.offset, l.offsetKnown = offset, true
+	}
+	// The last measure holds while the node is unreachable, as its other series do.
+	if l.offsetKnown {
+		perNode("kubeedge_node_clock_offset_seconds", "gauge", l.offset)
+	}
 	return b
+}
+
+// clockOffset is how far the node's clock is ahead of this host's (negative: behind), as the
+// newest timestamp its samples carried themselves this round against the scrape time. The
+// kubelet stamps its cAdvisor and resource samples with the time of its last stats collection
+// (seconds behind), so the offset reads a little low. Not the Date header: cloudcore relays
+// only the body, so through it the header is cloudcore's clock, not the edge's.
+func (l *nodeLoop) clockOffset(scrape time.Time) (float64, bool) {
+	var newest int64
+	for _, t := range l.targets {
+		if t.last.up {
+			newest = max(newest, t.last.newest)
+		}
+	}
+	if newest == 0 {
+		return 0, false
+	}
+	return float64(newest-scrape.UnixMilli()) / 1000, true
 }
 
 func boolValue(v bool) float64 {

@@ -251,12 +251,16 @@ var healthNames = []string{"up", "scrape_duration_seconds", "scrape_samples_scra
 	"kubeedge_node_ready", "kubeedge_node_connected", "kubeedge_node_seconds_since_last_good_scrape",
 	"kubeedge_node_disconnects_total"}
 
+// measuredNames are synthetic series present only once something was measured (the clock
+// offset needs a sample that carried its own timestamp).
+var measuredNames = []string{"kubeedge_node_clock_offset_seconds"}
+
 // withoutHealth drops the receiver's synthetic series, leaving the scraped ones.
 func withoutHealth(s scrapetest.Series) scrapetest.Series {
 	out := scrapetest.Series{}
 	for k, v := range s {
 		health := false
-		for _, n := range healthNames {
+		for _, n := range append(measuredNames, healthNames...) {
 			if strings.HasPrefix(k, `{__name__="`+n+`"`) {
 				health = true
 			}

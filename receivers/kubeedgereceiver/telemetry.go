@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/edgetel/edgetel/internal/sampleconv"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
 
@@ -40,7 +41,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		return nil, err
 	}
 	if t.dropped, err = m.Int64Counter("otelcol_receiver_kubeedge_samples_dropped",
-		metric.WithDescription("Samples dropped: relabelled away, duplicated, unsupported, or in a failed scrape."), metric.WithUnit("{sample}")); err != nil {
+		metric.WithDescription("Samples dropped: relabelled away, duplicated, unsupported, or in a failed scrape; with reason clock_skew, a timestamp beyond max_future_skew."), metric.WithUnit("{sample}")); err != nil {
 		return nil, err
 	}
 	if t.stale, err = m.Int64Counter("otelcol_receiver_kubeedge_stale_markers",
@@ -90,6 +91,15 @@ func (t *telemetry) scrape(ok bool, kept, dropped, stale int) {
 	t.samples.Add(ctx, int64(kept))
 	t.dropped.Add(ctx, int64(dropped))
 	t.stale.Add(ctx, int64(stale))
+}
+
+var reasonClockSkew = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", sampleconv.ReasonClockSkew)))
+
+// clockSkew counts samples refused for a timestamp beyond max_future_skew.
+func (t *telemetry) clockSkew(n int) {
+	if n > 0 {
+		t.dropped.Add(context.Background(), int64(n), reasonClockSkew)
+	}
 }
 
 func (t *telemetry) failure(reason string) {

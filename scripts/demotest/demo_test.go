@@ -296,7 +296,7 @@ func (d *demo) injectFaults(t *testing.T, node string) {
 
 	d.admin(t, http.MethodPost, "/api/advance?steps=60")
 	waitFor(t, time.Minute, "samples dropped as too far in the future", func() bool {
-		return d.selfMetric(t, "otelcol_exporter_objstore_samples_dropped", `reason="too_far_in_future"`) > 0
+		return d.selfMetric(t, "otelcol_exporter_objstore_samples_dropped", `reason="clock_skew"`) > 0
 	})
 
 	// A block is cut every minute; its upload fails while the bucket is gone.

@@ -11,6 +11,86 @@ templates share. */}}
 {{ include "edgetel.component" (dict "root" . "name" "collector") }}-headless.{{ .Release.Namespace }}.svc:{{ .Values.thanos.head.port }}
 {{- end }}
 
+{{/* edgetel.headTokenSecret: the Secret holding the head API's bearer token. */}}
+{{- define "edgetel.headTokenSecret" -}}
+{{- default (include "edgetel.component" (dict "root" . "name" "head-token")) .Values.thanos.head.tokenSecret }}
+{{- end }}
+
+{{/* edgetel.headServerName: the name the heads' certificate carries (clients dial pods by address). */}}
+{{- define "edgetel.headServerName" -}}
+{{ include "edgetel.component" (dict "root" . "name" "collector") }}-headless.{{ .Release.Namespace }}.svc
+{{- end }}
+
+{{/* edgetel.headAPIConfig: the objstore exporter's head_api: the bearer token and TLS when set. */}}
+{{- define "edgetel.headAPIConfig" -}}
+{{- $h := .Values.thanos.head -}}
+{{- $api := dict "endpoint" (printf "${env:POD_IP}:%v" $h.port)
+      "auth" (dict "authenticator" "bearertokenauth/head")
+      "max_queries_per_request" (int $h.maxQueriesPerRequest)
+      "max_samples_per_request" (int64 $h.maxSamplesPerRequest) -}}
+{{- if $h.tlsSecret }}
+{{- $_ := set $api "tls" (dict "cert_file" "/etc/edgetel/head-tls/tls.crt" "key_file" "/etc/edgetel/head-tls/tls.key") }}
+{{- end }}
+{{- toJson $api }}
+{{- end }}
+
+{{/* edgetel.headMounts: the head API's token and TLS, in the collector and its readers. */}}
+{{- define "edgetel.headMounts" -}}
+{{- if include "edgetel.headAPI" . }}
+- name: head-token
+  mountPath: /etc/edgetel/head-token
+  readOnly: true
+{{- if .Values.thanos.head.tlsSecret }}
+- name: head-tls
+  mountPath: /etc/edgetel/head-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "edgetel.headVolumes" -}}
+{{- if include "edgetel.headAPI" . }}
+- name: head-token
+  secret:
+    secretName: {{ include "edgetel.headTokenSecret" . }}
+    items: [{key: token, path: token}]
+{{- if .Values.thanos.head.tlsSecret }}
+- name: head-tls
+  secret:
+    secretName: {{ .Values.thanos.head.tlsSecret }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.headScheme: how the readers dial the heads. */}}
+{{- define "edgetel.headScheme" -}}
+{{ ternary "https" "http" (not (empty .Values.thanos.head.tlsSecret)) }}
+{{- end }}
+
+{{/* edgetel.queryHeadArgs: edgetel-query's flags for the heads: found by the headless Service,
+read with the token (and the CA and name of their certificate). */}}
+{{- define "edgetel.queryHeadArgs" -}}
+{{- if include "edgetel.headAPI" . }}
+- --head.dns={{ include "edgetel.headDNS" . }}
+- --head.scheme={{ include "edgetel.headScheme" . }}
+- --head.bearer-token-file=/etc/edgetel/head-token/token
+{{- if .Values.thanos.head.tlsSecret }}
+- --head.tls-ca-file=/etc/edgetel/head-tls/ca.crt
+- --head.tls-server-name={{ include "edgetel.headServerName" . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* edgetel.sidecarHTTPClient: the Thanos sidecar's client of the head (Thanos' HTTP client
+configuration, --prometheus.http-client). */}}
+{{- define "edgetel.sidecarHTTPClient" -}}
+{{- $c := dict "bearer_token_file" "/etc/edgetel/head-token/token" -}}
+{{- if .Values.thanos.head.tlsSecret }}
+{{- $_ := set $c "tls_config" (dict "ca_file" "/etc/edgetel/head-tls/ca.crt" "server_name" (include "edgetel.headServerName" .)) }}
+{{- end }}
+{{- toJson $c }}
+{{- end }}
+
 {{/* edgetel.thanosCheck fails on thanos values that cannot work. */}}
 {{- define "edgetel.thanosCheck" -}}
 {{- if .Values.thanos.enabled }}
@@ -87,7 +167,8 @@ configuration: it does not ship (the exporter uploads), it serves the head to th
   imagePullPolicy: {{ .Values.thanos.image.pullPolicy }}
   args:
     - sidecar
-    - --prometheus.url=http://$(POD_IP):{{ .Values.thanos.head.port }}
+    - --prometheus.url={{ include "edgetel.headScheme" . }}://$(POD_IP):{{ .Values.thanos.head.port }}
+    - --prometheus.http-client={{ include "edgetel.sidecarHTTPClient" . }}
     - --tsdb.path=/var/thanos/sidecar
     - --http-address=0.0.0.0:10902
     - --grpc-address=0.0.0.0:10901
@@ -117,6 +198,7 @@ configuration: it does not ship (the exporter uploads), it serves the head to th
   volumeMounts:
     - name: thanos-sidecar
       mountPath: /var/thanos/sidecar
+    {{- include "edgetel.headMounts" . | nindent 4 }}
 {{- end }}
 {{- end }}
 

@@ -33,6 +33,8 @@ const Namespace = "edgetel"
 // most permissions (apiserver: nodes/proxy).
 var chartValues = []string{
 	"--set", "collector.transport=apiserver",
+	// The fleet is thousands of generated nodes: every node, as a chart user must say explicitly.
+	"--set", "collector.apiserver.allNodes=true",
 	"--set", "onboard.controller.enabled=true",
 	"--set", "onboard.controller.joinAPI.allowedGroups={edgetel:joiners}",
 	"--set", "onboard.controller.joinAPI.allowedUsers={system:serviceaccount:" + Namespace + ":joiner}",

@@ -118,13 +118,18 @@ func (c *Converter) observe(i uint32, tsp *int64, v float64, scrapeMs int64, st 
 	if s.kind == kindDrop {
 		return nil, nil
 	}
-	st.PostRelabel++
-	if c.opts.SampleLimit > 0 && st.PostRelabel > c.opts.SampleLimit {
-		return nil, fmt.Errorf("%w: more than %d samples", ErrSampleLimit, c.opts.SampleLimit)
-	}
 	ts := scrapeMs
 	if c.opts.HonorTimestamps && tsp != nil {
 		ts = *tsp
+		st.NewestTimestamp = max(st.NewestTimestamp, ts)
+		if c.opts.MaxFutureSkew > 0 && ts > scrapeMs+c.opts.MaxFutureSkew.Milliseconds() {
+			st.ClockSkew++
+			return nil, nil
+		}
+	}
+	st.PostRelabel++
+	if c.opts.SampleLimit > 0 && st.PostRelabel > c.opts.SampleLimit {
+		return nil, fmt.Errorf("%w: more than %d samples", ErrSampleLimit, c.opts.SampleLimit)
 	}
 	g := &c.groups[s.g]
 	if g.gen != c.gen {
@@ -213,6 +218,9 @@ func (c *Converter) resolveSeries(s *series, raw []byte) error {
 	name := final.Get(model.MetricNameLabel)
 	if name == "" {
 		return nil
+	}
+	if err := c.opts.LabelLimits.check(final); err != nil {
+		return err
 	}
 	f, kind := c.resolve(name)
 	switch kind {

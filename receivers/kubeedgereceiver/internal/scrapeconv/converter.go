@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -24,6 +25,10 @@ var ErrSampleLimit = errors.New("sample limit exceeded")
 // budget, before relabelling: the bound on what one scrape can add to the converter's state.
 var ErrSeriesLimit = errors.New("series limit exceeded")
 
+// ErrLabelLimit fails a scrape with a series beyond label_limit, label_name_length_limit or
+// label_value_length_limit, as Prometheus fails it.
+var ErrLabelLimit = errors.New("label limit exceeded")
+
 // ErrParse wraps every exposition syntax error.
 var ErrParse = errors.New("invalid exposition")
 
@@ -34,6 +39,12 @@ const MetadataTypeKey = "prometheus.type"
 // Options configure a Converter.
 type Options struct {
 	HonorTimestamps bool
+	// LabelLimits bound the labels of every series after relabelling, target labels included
+	// (0: none).
+	LabelLimits LabelLimits
+	// MaxFutureSkew refuses samples whose own timestamp is more than this after the scrape
+	// time (a node with a fast clock), counted in Stats.ClockSkew; 0: no bound.
+	MaxFutureSkew time.Duration
 	// HonorLabels keeps scraped labels that collide with target labels; otherwise they are
 	// renamed exported_<name>, as Prometheus does.
 	HonorLabels bool
@@ -55,6 +66,36 @@ type Options struct {
 	ScopeLabels bool
 }
 
+// LabelLimits are Prometheus' scrape limits on a series' labels.
+type LabelLimits struct {
+	// Labels bounds the number of labels, __name__ included.
+	Labels int
+	// NameLength and ValueLength bound the bytes of a label name and of a value.
+	NameLength, ValueLength int
+}
+
+// check fails ls beyond the limits, with Prometheus' messages.
+func (l LabelLimits) check(ls labels.Labels) error {
+	met := ls.Get(model.MetricNameLabel)
+	if l.Labels > 0 && ls.Len() > l.Labels {
+		return fmt.Errorf("%w: label_limit exceeded (metric: %.50s, number of labels: %d, limit: %d)", ErrLabelLimit, met, ls.Len(), l.Labels)
+	}
+	if l.NameLength == 0 && l.ValueLength == 0 {
+		return nil
+	}
+	return ls.Validate(func(lb labels.Label) error {
+		if l.NameLength > 0 && len(lb.Name) > l.NameLength {
+			return fmt.Errorf("%w: label_name_length_limit exceeded (metric: %.50s, label name: %.50s, length: %d, limit: %d)",
+				ErrLabelLimit, met, lb.Name, len(lb.Name), l.NameLength)
+		}
+		if l.ValueLength > 0 && len(lb.Value) > l.ValueLength {
+			return fmt.Errorf("%w: label_value_length_limit exceeded (metric: %.50s, label name: %.50s, value: %.50q, length: %d, limit: %d)",
+				ErrLabelLimit, met, lb.Name, lb.Value, len(lb.Value), l.ValueLength)
+		}
+		return nil
+	})
+}
+
 // Stats describe one scrape.
 type Stats struct {
 	// Scraped counts samples in the body, PostRelabel those kept by metric_relabel_configs.
@@ -63,6 +104,12 @@ type Stats struct {
 	Duplicates, Unsupported int
 	// Stale counts staleness markers emitted for series that disappeared.
 	Stale int
+	// ClockSkew counts samples refused for a timestamp beyond MaxFutureSkew (also counted out
+	// of PostRelabel).
+	ClockSkew int
+	// NewestTimestamp is the newest timestamp a sample of the body carried itself (0: none),
+	// refused ones included: the node's clock as its samples show it.
+	NewestTimestamp int64
 }
 
 type sampleKind uint8
