@@ -1,14 +1,23 @@
 package charttest
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/edgetel/edgetel/internal/testprog"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -281,4 +290,72 @@ func TestNodeDetailLinksItsLogs(t *testing.T) {
 	ds, err := os.ReadFile(filepath.Join(RepoRoot(t), "charts", "edgetel", "templates", "datasource.yaml"))
 	require.NoError(t, err)
 	assert.Equal(t, 1, strings.Count(string(ds), "type:"), "one data source provisioned: a logs one would get a logs panel instead of the link")
+}
+
+// TestNodeDetailLogsQueryPicksTheNode runs the LogsQL filter of the node detail's logs link
+// against a real VictoriaLogs holding records of edge-1 and edge-10 (with k8s.node.name, the
+// resource attribute the receiver sets, as VictoriaLogs stores it): only edge-1's come back.
+func TestNodeDetailLogsQueryPicksTheNode(t *testing.T) {
+	bin := testprog.Path(t, "EDGETEL_VICTORIALOGS", "tool-victorialogs")
+	var link string
+	for _, l := range readDashboards(t)["edge-node-detail.json"].Links {
+		if strings.HasPrefix(l.URL, "${logs_url}") {
+			link = l.URL
+		}
+	}
+	require.NotEmpty(t, link)
+	_, frag, ok := strings.Cut(link, "#/?")
+	require.True(t, ok, link)
+	params, err := url.ParseQuery(strings.ReplaceAll(frag, "${node:percentencode}", url.QueryEscape("edge-1")))
+	require.NoError(t, err)
+	query := params.Get("query")
+	require.Equal(t, `k8s.node.name:="edge-1"`, query)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-storageDataPath="+t.TempDir(), "-httpListenAddr="+addr, "-loggerLevel=WARN")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	base := "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, time.Minute, 100*time.Millisecond, "VictoriaLogs ready")
+
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	body := fmt.Sprintf("{\"_msg\":\"one\",\"_time\":%q,\"k8s.node.name\":\"edge-1\"}\n{\"_msg\":\"ten\",\"_time\":%q,\"k8s.node.name\":\"edge-10\"}\n", now, now)
+	resp, err := http.Post(base+"/insert/jsonline", "application/stream+json", strings.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	var msgs []string
+	require.Eventually(t, func() bool {
+		msgs = nil
+		resp, err := http.PostForm(base+"/select/logsql/query", url.Values{"query": {"* | fields _msg"}})
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+			msgs = append(msgs, sc.Text())
+		}
+		return len(msgs) == 2
+	}, time.Minute, 200*time.Millisecond, "both records stored")
+
+	resp, err = http.PostForm(base+"/select/logsql/query", url.Values{"query": {query + " | fields _msg"}})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	msgs = nil
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		msgs = append(msgs, sc.Text())
+	}
+	assert.Equal(t, []string{`{"_msg":"one"}`}, msgs)
 }
