@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 
@@ -167,5 +168,83 @@ func TestNetworkPoliciesCanBeTurnedOff(t *testing.T) {
 		"--set", "thanos.networkPolicy.enabled=false")
 	for name, ports := range fences(t, objs) {
 		assert.Nil(t, ports, "%s: no policy selects it", name)
+	}
+}
+
+// egressAllows says whether the policy lets its pods open a TCP or UDP connection to ip:port.
+func egressAllows(t *testing.T, np *networkingv1.NetworkPolicy, ip string, port int32, proto corev1.Protocol) bool {
+	t.Helper()
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
+		return true
+	}
+	addr := net.ParseIP(ip)
+	require.NotNil(t, addr, ip)
+	for _, r := range np.Spec.Egress {
+		portOK := len(r.Ports) == 0
+		for _, p := range r.Ports {
+			pp := corev1.ProtocolTCP
+			if p.Protocol != nil {
+				pp = *p.Protocol
+			}
+			portOK = portOK || pp == proto && (p.Port == nil || p.Port.IntVal == port)
+		}
+		peerOK := len(r.To) == 0
+		for _, to := range r.To {
+			if to.IPBlock == nil {
+				continue
+			}
+			_, cidr, err := net.ParseCIDR(to.IPBlock.CIDR)
+			require.NoError(t, err)
+			peerOK = peerOK || cidr.Contains(addr)
+		}
+		if portOK && peerOK {
+			return true
+		}
+	}
+	return false
+}
+
+func collectorPolicy(t *testing.T, objs []Object) *networkingv1.NetworkPolicy {
+	t.Helper()
+	for _, o := range objs {
+		if np, ok := o.Obj.(*networkingv1.NetworkPolicy); ok && np.Name == "edgetel-collector" {
+			return np
+		}
+	}
+	require.FailNow(t, "no collector NetworkPolicy")
+	return nil
+}
+
+// With transport apiserver the collector holds nodes/proxy and parses untrusted edge bodies: its
+// egress is fenced to DNS, the API server and what the operator lists, so it cannot reach a
+// kubelet (or anything else) directly. The chart refuses to guess the API server's address.
+func TestAPIServerTransportFencesCollectorEgress(t *testing.T) {
+	_, err := Render(t, "--set", "collector.transport=apiserver", "--set", "collector.apiserver.allNodes=true")
+	require.ErrorContains(t, err, "collector.networkPolicy.apiServerCIDRs is required")
+
+	np := collectorPolicy(t, rendered(t, ciValues(t, "apiserver-values.yaml")...))
+	for _, c := range []struct {
+		ip    string
+		port  int32
+		proto corev1.Protocol
+		want  bool
+	}{
+		{"10.0.0.11", 6443, corev1.ProtocolTCP, true},   // the API server
+		{"10.0.0.11", 443, corev1.ProtocolTCP, true},    // the API server
+		{"10.96.0.10", 53, corev1.ProtocolUDP, true},    // DNS
+		{"203.0.113.7", 443, corev1.ProtocolTCP, true},  // egressTo: the remote-write endpoint
+		{"10.0.0.11", 10250, corev1.ProtocolTCP, false}, // a kubelet, even on the API server's host
+		{"10.0.0.42", 10250, corev1.ProtocolTCP, false}, // a node's kubelet
+		{"10.0.0.42", 10350, corev1.ProtocolTCP, false}, // edged's read-only port
+		{"203.0.113.7", 80, corev1.ProtocolTCP, false},  // egressTo names its port
+	} {
+		assert.Equal(t, c.want, egressAllows(t, np, c.ip, c.port, c.proto), "%s:%d/%s", c.ip, c.port, c.proto)
+	}
+
+	for _, args := range [][]string{nil, {"--set", "collector.transport=apiserver", "--set", "collector.apiserver.allNodes=true",
+		"--set", "collector.networkPolicy.egressUnrestricted=true"}} {
+		np := collectorPolicy(t, rendered(t, args...))
+		assert.NotContains(t, np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress, "%v: egress open", args)
+		assert.True(t, egressAllows(t, np, "10.0.0.42", 10250, corev1.ProtocolTCP))
 	}
 }

@@ -179,16 +179,20 @@ func TestOnboardRBACMatchesCode(t *testing.T) {
 	}
 }
 
+// apiServerCIDRs is the API server's address the chart needs with transport apiserver (the
+// collector's egress is fenced to it).
+const apiServerCIDRs = "collector.networkPolicy.apiServerCIDRs={10.96.0.1/32}"
+
 // The apiserver transport grants kubelet read access through the node proxy: the chart renders
 // it only for the edge nodes listed, or for every node when that is asked for explicitly.
 func TestAPIServerTransportNamesItsNodes(t *testing.T) {
-	_, err := Render(t, "--set", "collector.transport=apiserver")
+	_, err := Render(t, "--set", "collector.transport=apiserver", "--set", apiServerCIDRs)
 	require.ErrorContains(t, err, "collector.apiserver.nodeNames")
-	granted := Format(chartRole(t, "edgetel-collector", "--set", "collector.transport=apiserver",
+	granted := Format(chartRole(t, "edgetel-collector", "--set", "collector.transport=apiserver", "--set", apiServerCIDRs,
 		"--set", "collector.apiserver.nodeNames={edge-a,edge-b}"))
 	assert.Contains(t, granted, "get core/nodes/proxy edge-a\nget core/nodes/proxy edge-b\n")
 	assert.NotContains(t, granted, "get core/nodes/proxy\n")
-	granted = Format(chartRole(t, "edgetel-collector", "--set", "collector.transport=apiserver",
+	granted = Format(chartRole(t, "edgetel-collector", "--set", "collector.transport=apiserver", "--set", apiServerCIDRs,
 		"--set", "collector.apiserver.allNodes=true"))
 	assert.Contains(t, granted, "get core/nodes/proxy\n")
 	assert.NotContains(t, Format(chartRole(t, "edgetel-collector")), "nodes/proxy", "the default transport, cloudcore, needs none")

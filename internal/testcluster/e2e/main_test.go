@@ -33,6 +33,7 @@ const Namespace = "edgetel"
 // most permissions (apiserver: nodes/proxy).
 var chartValues = []string{
 	"--set", "collector.transport=apiserver",
+	"--set", "collector.networkPolicy.apiServerCIDRs={10.96.0.1/32}",
 	// The fleet is thousands of generated nodes: every node, as a chart user must say explicitly.
 	"--set", "collector.apiserver.allNodes=true",
 	"--set", "onboard.controller.enabled=true",

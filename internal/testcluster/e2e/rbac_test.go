@@ -27,6 +27,7 @@ func TestCollectorNodeProxyOnlyOnListedEdgeNodes(t *testing.T) {
 	require.NoError(t, err)
 
 	manifests, err := charttest.Render(t, "--set", "collector.transport=apiserver",
+		"--set", "collector.networkPolicy.apiServerCIDRs={10.96.0.1/32}",
 		"--set", "collector.apiserver.nodeNames={edge-listed}")
 	require.NoError(t, err)
 	objs, err := charttest.DecodeAll(manifests)
