@@ -221,3 +221,43 @@ func TestCloudcoreMetricsScraped(t *testing.T) {
 	_, err := Render(t, "--set", "collector.cloudcoreMetrics.targets={http://cloudcore:9091/metrics}")
 	require.Error(t, err, "host:port only")
 }
+
+// The onboarding controller and agent and the edge agent take the same pod keys as the collector
+// (priorityClassName, extraEnvs with valueFrom, probes; topology spread for the Deployment; a
+// DaemonSet has one pod per node to spread).
+func TestOnboardingAndEdgeAgentParityKeys(t *testing.T) {
+	env := `[{"name":"HTTPS_PROXY","valueFrom":{"configMapKeyRef":{"name":"proxy","key":"url"}}}]`
+	spread := `[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"ScheduleAnyway"}]`
+	args := append(onboardingValues(t), "--set", "edgeAgent.enabled=true", "--set", "edgeAgent.endpoint=https://rw.example/api/v1/write",
+		"--set-json", "onboard.controller.topologySpreadConstraints="+spread,
+		"--set", "onboard.controller.readinessProbe.periodSeconds=3")
+	for _, c := range []string{"onboard.controller", "onboard.agent", "edgeAgent"} {
+		args = append(args, "--set", c+".priorityClassName=edge-critical", "--set-json", c+".extraEnvs="+env,
+			"--set", c+".livenessProbe.failureThreshold=7")
+	}
+	objs := rendered(t, args...)
+	controller := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-onboard-controller").Spec.Template.Spec
+	for name, pc := range map[string]struct {
+		pod       corev1.PodSpec
+		container string
+	}{
+		"controller": {controller, "controller"},
+		"agent":      {find[*appsv1.DaemonSet](t, objs, "DaemonSet", "edgetel-onboard-agent").Spec.Template.Spec, "agent"},
+		"edge agent": {find[*appsv1.DaemonSet](t, objs, "DaemonSet", "edgetel-edge-agent").Spec.Template.Spec, "agent"},
+	} {
+		assert.Equal(t, "edge-critical", pc.pod.PriorityClassName, name)
+		c := container(t, pc.pod, pc.container)
+		require.NotNil(t, c.LivenessProbe, name)
+		assert.EqualValues(t, 7, c.LivenessProbe.FailureThreshold, name)
+		require.NotNil(t, c.LivenessProbe.HTTPGet, "%s: the default probe stays under the override", name)
+		found := false
+		for _, e := range c.Env {
+			if e.Name == "HTTPS_PROXY" {
+				found = e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef.Name == "proxy"
+			}
+		}
+		assert.True(t, found, name)
+	}
+	require.Len(t, controller.TopologySpreadConstraints, 1)
+	assert.EqualValues(t, 3, container(t, controller, "controller").ReadinessProbe.PeriodSeconds)
+}
