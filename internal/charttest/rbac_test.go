@@ -138,7 +138,7 @@ func TestCollectorRBACMatchesCode(t *testing.T) {
 			args := []string{"--set", "collector.transport=" + transport}
 			if transport == kubeedgereceiver.TransportAPIServer {
 				// The stand-in's one edge node, named as the chart requires.
-				args = append(args, "--set", "collector.apiserver.nodeNames={edge-1}")
+				args = append(args, "--set", "collector.apiserver.nodeNames={edge-1}", "--set", apiServerCIDRs)
 			}
 			granted := chartRole(t, "edgetel-collector", args...)
 			if transport == kubeedgereceiver.TransportAPIServer {
