@@ -30,6 +30,7 @@ var testDashboardVars = map[string]string{"cluster": ".*", "region": ".*", "site
 // dashboardMetrics is every metric name the shipped dashboards query: the names the receiver,
 // the exporters and the kubelet must produce.
 var dashboardMetrics = []string{
+	"KubeEdge_CloudHub_connected_nodes",
 	"container_cpu_usage_seconds_total",
 	"container_memory_working_set_bytes",
 	"kubeedge_node_connected",
@@ -48,6 +49,8 @@ var dashboardMetrics = []string{
 	"otelcol_exporter_objstore_upload_failures",
 	"otelcol_exporter_objstore_upload_lag",
 	"otelcol_receiver_kubeedge_scrape_failures",
+	"process_cpu_seconds_total",
+	"process_resident_memory_bytes",
 	"scrape_duration_seconds",
 	"scrape_samples_scraped",
 	"up",
@@ -146,7 +149,7 @@ func TestDashboardStructure(t *testing.T) {
 		for _, p := range d.Panels {
 			assert.False(t, ids[p.ID], "%s: duplicate panel id %d", f, p.ID)
 			ids[p.ID] = true
-			if p.Type == "row" {
+			if p.Type == "row" || p.Type == "text" {
 				continue
 			}
 			assert.Equal(t, "prometheus", p.Datasource.Type, "%s %s", f, p.Title)
@@ -192,6 +195,9 @@ func TestVariableExpr(t *testing.T) {
 	assert.Empty(t, variableExpr(`label_names()`))
 }
 
+// cloudcoreMetrics are the names the dashboards' cloudcore row reads from cloudcore itself.
+var cloudcoreMetrics = []string{"KubeEdge_CloudHub_connected_nodes", "process_cpu_seconds_total", "process_resident_memory_bytes"}
+
 // emittedMetrics is every metric name some part of the pipeline produces: each component's
 // metadata.yaml (its own telemetry under telemetry.metrics, the series it emits into the pipeline
 // under metrics), and every series name in the kubelet captures, which the receiver passes on as
@@ -230,6 +236,11 @@ func emittedMetrics(t *testing.T) map[string]bool {
 			}
 			out[line[:strings.IndexAny(line+" ", "{ ")]] = true
 		}
+	}
+	// cloudcore's own metrics, scraped by the chart as job cloudcore (collector.cloudcoreMetrics):
+	// the one it registers (cloud/pkg/common/monitor) and the Go client's process collector.
+	for _, name := range cloudcoreMetrics {
+		out[name] = true
 	}
 	return out
 }

@@ -143,6 +143,29 @@ func (f fleet) appendSelfMetrics(t testing.TB, app storage.AppenderV2, from, to 
 			_, err := app.Append(0, s.l, 0, ts.UnixMilli(), s.v, nil, nil, storage.AppendV2Options{})
 			require.NoError(t, err)
 		}
+		f.appendCloudcore(t, app, ts, k)
+	}
+}
+
+// appendCloudcore writes what the chart's cloudcore scrape (job cloudcore) finds on two
+// cloudcore replicas holding the fleet's tunnels between them.
+func (f fleet) appendCloudcore(t testing.TB, app storage.AppenderV2, ts time.Time, k float64) {
+	t.Helper()
+	for r, instance := range []string{"cloudcore-0:9091", "cloudcore-1:9091"} {
+		ls := func(name string) labels.Labels {
+			return labels.FromStrings("__name__", name, "job", "cloudcore", "instance", instance)
+		}
+		for _, s := range []struct {
+			l labels.Labels
+			v float64
+		}{
+			{ls(cloudcoreMetrics[0]), float64(len(nodes)/2 + r*(len(nodes)%2))},
+			{ls("process_cpu_seconds_total"), k * 0.1 * float64(r+1)},
+			{ls("process_resident_memory_bytes"), float64(200<<20 + r<<20)},
+		} {
+			_, err := app.Append(0, s.l, 0, ts.UnixMilli(), s.v, nil, nil, storage.AppendV2Options{})
+			require.NoError(t, err)
+		}
 	}
 }
 
