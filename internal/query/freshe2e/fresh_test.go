@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,18 +72,6 @@ func tailOf(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-func waitOK(t *testing.T, what, u string) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(u)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 2*time.Minute, 100*time.Millisecond, "%s never answered %s", what, u)
 }
 
 const collectorConfig = `receivers:
@@ -152,11 +139,11 @@ func TestNewestSampleFromHeadEverywhere(t *testing.T) {
 	}, 5*time.Minute, time.Second, "edgetelcol with one-minute blocks uploads two")
 	stopFirst()
 	start(t, dir, "edgetelcol", filepath.Join(bin, "edgetelcol"), "--config="+writeConf(""))
-	waitOK(t, "edgetelcol's head API", "http://"+head+"/-/ready")
+	testprog.WaitOK(t, "edgetelcol's head API", "http://"+head+"/-/ready")
 
 	start(t, dir, "edgetel-query", filepath.Join(bin, "edgetel-query"), "--listen="+query, "--bucket-dir="+bucketDir,
 		"--cache-dir="+filepath.Join(dir, "query-cache"), "--head.endpoint=http://"+head)
-	waitOK(t, "edgetel-query", "http://"+query+"/-/ready")
+	testprog.WaitOK(t, "edgetel-query", "http://"+query+"/-/ready")
 
 	bucketConf := filepath.Join(dir, "bucket.yaml")
 	require.NoError(t, os.WriteFile(bucketConf, []byte("type: FILESYSTEM\nconfig: {directory: "+bucketDir+"}\n"), 0o600))

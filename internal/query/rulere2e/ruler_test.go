@@ -68,18 +68,6 @@ func start(t *testing.T, dir, name string, args ...string) {
 	})
 }
 
-func waitOK(t *testing.T, what, u string) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(u)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 2*time.Minute, 100*time.Millisecond, "%s never answered %s", what, u)
-}
-
 const collectorConfig = `receivers:
   kubeedge:
     collection_interval: %[1]s
@@ -200,7 +188,7 @@ func TestSiteDownAlertsOnceAndResolves(t *testing.T) {
 	require.NoError(t, os.WriteFile(amConf, []byte("route:\n  receiver: none\n  group_by: [alertname, site]\nreceivers:\n  - name: none\n"), 0o600))
 	start(t, dir, "alertmanager", amBin, "--config.file="+amConf, "--storage.path="+filepath.Join(dir, "am"),
 		"--web.listen-address="+am, "--cluster.listen-address=")
-	waitOK(t, "alertmanager", "http://"+am+"/-/ready")
+	testprog.WaitOK(t, "alertmanager", "http://"+am+"/-/ready")
 
 	start(t, dir, "edgesim", filepath.Join(bin, "edgesim"), fmt.Sprint("--nodes=", nodes), "--listen="+cloudcore,
 		"--admin-listen="+adminAddr, "--fleet-file="+filepath.Join(dir, "fleet.json"), "--tls-dir="+filepath.Join(dir, "tls"),
@@ -229,13 +217,13 @@ func TestSiteDownAlertsOnceAndResolves(t *testing.T) {
 	conf := filepath.Join(dir, "collector.yaml")
 	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, collectorConfig, interval, dir, cloudcore, head, health), 0o600))
 	start(t, dir, "edgetelcol", filepath.Join(bin, "edgetelcol"), "--config="+conf)
-	waitOK(t, "edgetelcol's head API", "http://"+head+"/-/ready")
+	testprog.WaitOK(t, "edgetelcol's head API", "http://"+head+"/-/ready")
 
 	start(t, dir, "edgetel-query", filepath.Join(bin, "edgetel-query"), "--listen="+query,
 		"--bucket-dir="+filepath.Join(dir, "objstore", "bucket"), "--cache-dir="+filepath.Join(dir, "query-cache"),
 		"--sync-interval=5s", "--head.endpoint=http://"+head, "--rule-file="+shippedRules(t, dir),
 		"--alertmanager.url=http://"+am, "--rules.alert.resend-delay=5s")
-	waitOK(t, "edgetel-query", "http://"+query+"/-/ready")
+	testprog.WaitOK(t, "edgetel-query", "http://"+query+"/-/ready")
 
 	// Every node connected, through the same data the rules read.
 	require.Eventually(t, func() bool {
