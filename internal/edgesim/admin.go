@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // startAdmin serves the admin API on a loopback address.
@@ -55,6 +59,7 @@ type NodeStatus struct {
 func (s *Sim) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("GET /metrics", s.cloudcoreMetrics())
 	mux.HandleFunc("GET /api/fleet", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Fleet()) })
 	mux.HandleFunc("GET /api/nodes", s.adminNodes)
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Stats()) })
@@ -283,4 +288,17 @@ func (s *Sim) nodeSwitch(field string, set func(name string, on bool)) http.Hand
 		set(name, on)
 		writeJSON(w, map[string]any{"node": name, field: on})
 	}
+}
+
+// cloudcoreMetrics serves what cloudcore's own metrics endpoint does (its monitor server): the
+// one metric cloudcore registers, KubeEdge_CloudHub_connected_nodes, and the Go client's process
+// and runtime collectors. One series for the simulated cloudcore, its replicas together.
+func (s *Sim) cloudcoreMetrics() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "KubeEdge", Subsystem: "CloudHub", Name: "connected_nodes",
+			Help: "Number of nodes that connected to the cloudHub instance",
+		}, func() float64 { return float64(s.cfg.Nodes - len(s.Disconnected())) }))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

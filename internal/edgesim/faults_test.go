@@ -375,6 +375,14 @@ func TestAdminAPI(t *testing.T) {
 	assert.ElementsMatch(t, []string{nodes[0].Name, nodes[1].Name}, s.Disconnected())
 	status, _ := get(t, c, s, nodes[0].Address(), "/metrics")
 	assert.Equal(t, http.StatusInternalServerError, status)
+	// cloudcore's own metrics endpoint counts the nodes that hold a tunnel.
+	resp, err := http.Get(admin + "/metrics")
+	require.NoError(t, err)
+	exposition, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Contains(t, string(exposition), "\nKubeEdge_CloudHub_connected_nodes 8\n")
+	assert.Contains(t, string(exposition), "\nprocess_resident_memory_bytes ")
 
 	code, out = post("/api/disconnect", url.Values{"nodes": {"edge-99999"}})
 	assert.Equal(t, http.StatusBadRequest, code)
@@ -454,7 +462,7 @@ func TestAdminAPI(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, step+3, s.Step())
 
-	resp, err := http.Get(admin + "/api/expected?node=" + nodes[5].Name + "&path=/metrics/resource")
+	resp, err = http.Get(admin + "/api/expected?node=" + nodes[5].Name + "&path=/metrics/resource")
 	require.NoError(t, err)
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()

@@ -295,6 +295,7 @@ func (d *demo) injectFaults(t *testing.T, node string) {
 	d.admin(t, http.MethodPost, "/api/reconnect?nodes="+node)
 
 	d.admin(t, http.MethodPost, "/api/advance?steps=60")
+	// 15 minutes ahead: inside the demo receiver's max_future_skew (30m), beyond the exporter's.
 	waitFor(t, time.Minute, "samples dropped as too far in the future", func() bool {
 		return d.selfMetric(t, "otelcol_exporter_objstore_samples_dropped", `reason="clock_skew"`) > 0
 	})
