@@ -87,7 +87,12 @@ type collector struct {
 // startCollector starts edgetelcol; edit may change its parameters (transport, max_bytes, CA...).
 func startCollector(t *testing.T, env *harness.Env, transport string, maxBytes int64, edit func(*peers.Params)) *collector {
 	t.Helper()
-	sys := harness.Edgetelcol(collectorBin, transport, maxBytes)
+	return startSystem(t, env, harness.Edgetelcol(collectorBin, transport, maxBytes), edit)
+}
+
+// startSystem starts sys, an edgetelcol configuration of a test's own, as startCollector does.
+func startSystem(t *testing.T, env *harness.Env, sys harness.System, edit func(*peers.Params)) *collector {
+	t.Helper()
 	p, err := env.Params(sys)
 	require.NoError(t, err)
 	addr, err := harness.FreeAddr()

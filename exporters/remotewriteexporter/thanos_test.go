@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -47,14 +46,7 @@ func newThanosReceive(t *testing.T) *thanosReceive {
 // receiveArgs reads the example's Receive flags: one per line, # comments.
 func receiveArgs(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "thanos-receive", "receive.args"))
-	require.NoError(t, err)
-	var args []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			args = append(args, l)
-		}
-	}
+	args := thanostest.ArgsFile(t, filepath.Join("..", "..", "examples", "thanos-receive", "receive.args"))
 	require.Contains(t, args, "--tsdb.out-of-order.time-window=6h")
 	return args
 }

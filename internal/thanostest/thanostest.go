@@ -44,6 +44,8 @@ func FreeAddr(t testing.TB) string {
 type Process struct {
 	HTTP, GRPC string
 	Log        string
+	args       []string
+	stop       func() // interrupts the process and waits for it to exit
 }
 
 // Start runs `thanos <component> args...` with --http-address and --grpc-address on free
@@ -80,9 +82,9 @@ func StartArgs(t testing.TB, p *Process, args ...string) *Process {
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); log.Close(); close(exited) }()
+	p.args, p.stop = args, func() { cancel(); <-exited }
 	t.Cleanup(func() {
-		cancel()
-		<-exited
+		p.stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(p.Log)
 			t.Logf("thanos %s log:\n%s", component, tail(string(out), 4000))
@@ -102,6 +104,31 @@ func StartArgs(t testing.TB, p *Process, args ...string) *Process {
 		}
 	}
 	return p
+}
+
+// Stop interrupts the process (SIGINT, as Thanos expects for a clean shutdown) and waits until it
+// has exited; Restart starts it again with the same arguments, addresses and data directory.
+func (p *Process) Stop() { p.stop() }
+
+// Restart starts a stopped process again with the arguments it was first started with.
+func (p *Process) Restart(t testing.TB) {
+	t.Helper()
+	StartArgs(t, p, p.args...)
+}
+
+// ArgsFile reads flags kept one per line in a file (blank lines and # comments skipped), as the
+// examples keep the flags of the Thanos components they expect.
+func ArgsFile(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var args []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			args = append(args, l)
+		}
+	}
+	return args
 }
 
 func (p *Process) ready() bool {
