@@ -128,8 +128,11 @@ func (c *collector) kill() { require.NoError(c.t, c.proc.Kill()) }
 
 // metrics scrapes the collector's own metrics, summed over label sets by name; a name with
 // {label="value"} keeps only the series carrying it, under "name{label=value}".
-func (c *collector) metrics() (map[string]float64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.params.TelemetryPort))
+func (c *collector) metrics() (map[string]float64, error) { return ownMetrics(c.params.TelemetryPort) }
+
+// ownMetrics is collector.metrics for an edgetelcol serving its metrics on 127.0.0.1:port.
+func ownMetrics(port int) (map[string]float64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	if err != nil {
 		return nil, fmt.Errorf("scraping edgetelcol: %w", err)
 	}

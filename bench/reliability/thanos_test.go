@@ -1,12 +1,15 @@
 package reliability
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,9 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/edgetel/edgetel/bench/harness"
 	"github.com/edgetel/edgetel/bench/peers"
@@ -246,4 +252,195 @@ func inPause(at time.Time, paused [][2]time.Time) bool {
 		}
 	}
 	return false
+}
+
+// The edge agent (examples/edge-agent/config.yaml as written, plus an OTLP receiver through which
+// the test puts a two-hour backlog into its buffer) against a real Thanos Receive whose
+// out-of-order window is either wider than the backlog or narrower. The agent scrapes its node
+// live, Receive goes away, two hours of samples (one request per minute of them, as scrapes
+// would have buffered them) go into the agent's buffer, the agent is SIGKILLed and started
+// again, Receive comes back. Inside the window every backlog sample lands with its original
+// timestamp and value; outside it, Receive refuses the oldest (409), they are counted as rejected
+// (nothing is retried forever: the buffer empties), and the newer part lands.
+func TestEdgeAgentBacklogInThanosReceive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the edge agent and Thanos Receive twice")
+	}
+	t.Run("inside the window", func(t *testing.T) { testEdgeAgentBacklog(t, "3h") })
+	t.Run("outside the window", func(t *testing.T) { testEdgeAgentBacklog(t, "30m") })
+}
+
+const backlogSeries, backlogMinutes = 5, 120
+
+func testEdgeAgentBacklog(t *testing.T, window string) {
+	recv := startReceive(t, window)
+	env := newEnvEvery(t, t.TempDir(), 1, interval)
+	node := env.Sim.Fleet().Nodes[0]
+	agent := startEdgeAgent(t, env, node.Name, node.Direct, recv.write)
+	require.Eventually(t, func() bool {
+		return len(recv.vector(t, `up{node="`+node.Name+`"}`, time.Now(), "node")) > 0
+	}, time.Minute, time.Second, "the agent's live data reaches Receive")
+
+	recv.proc.Stop()
+	t0 := time.Now().Truncate(time.Minute)
+	for k := backlogMinutes; k >= 1; k-- {
+		agent.postOTLP(t, backlogBatch(t0.Add(-time.Duration(k)*time.Minute)))
+	}
+	agent.kill()
+	agent.start(t)
+	recv.proc.Restart(t)
+
+	var m map[string]float64
+	require.Eventually(t, func() bool {
+		var err error
+		m, err = ownMetrics(agent.port)
+		return err == nil && counter(m, "edgeremotewrite_samples_sent") > 0 &&
+			m["otelcol_exporter_edgeremotewrite_buffer_bytes"] == 0
+	}, 3*time.Minute, time.Second, "the agent's buffer empties")
+	// Thanos Query finds the restarted Receive again within its endpoint refresh: wait until the
+	// backlog shows and two reads a refresh apart agree. Read at the present: Receive tells
+	// Query the oldest time it holds without the out-of-order samples (minTime is the in-order
+	// head's start after a restart), so Query skips it for a query that ends before that, and
+	// the backlog is not seen there until Receive compacts it into a block (seen with the
+	// pinned Thanos).
+	var got map[int]map[time.Time]float64
+	require.Eventually(t, func() bool {
+		before := backlogIn(t, recv)
+		time.Sleep(5 * time.Second)
+		got = backlogIn(t, recv)
+		return (len(got) > 0 && reflect.DeepEqual(before, got))
+	}, time.Minute, time.Second, "Thanos Query reads the restarted Receive")
+	rejected := dropped(m, "rejected")
+	var stored int
+	for s := range backlogSeries {
+		stored += len(got[s])
+		for ts, v := range got[s] {
+			assert.Equal(t, backlogValue(s, ts), v, "series %d at %v: not the original value", s, ts)
+		}
+	}
+	missing := backlogSeries*backlogMinutes - stored
+	t.Logf("window %s: %d backlog samples stored, %d missing, %.0f counted as rejected", window, stored, missing, rejected)
+	assert.Equal(t, rejected, counter(m, "edgeremotewrite_samples_dropped"), "nothing dropped for another reason")
+	if window == "3h" {
+		assert.Zero(t, missing, "a backlog inside the window lands whole")
+		assert.Zero(t, rejected)
+		return
+	}
+	assert.Positive(t, missing, "a backlog older than the window is refused")
+	// Every missing sample is counted. The count may be higher: past the split budget a refused
+	// part is counted whole, though Receive stored its valid samples (exporter README, Answers).
+	assert.GreaterOrEqual(t, rejected, float64(missing), "a refused sample that is not counted")
+	assert.LessOrEqual(t, rejected, float64(backlogSeries*backlogMinutes), "live samples counted as rejected")
+	for s := range backlogSeries {
+		for k := 1; k <= 25; k++ {
+			at := t0.Add(-time.Duration(k) * time.Minute)
+			assert.Contains(t, got[s], at, "series %d: %v is inside the window", s, at)
+		}
+		for k := 90; k <= backlogMinutes; k++ {
+			at := t0.Add(-time.Duration(k) * time.Minute)
+			assert.NotContains(t, got[s], at, "series %d: %v is older than the window", s, at)
+		}
+	}
+}
+
+// backlogBatch is one minute of the backlog: backlogSeries gauges at at.
+func backlogBatch(at time.Time) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("edge_backlog_probe")
+	dps := m.SetEmptyGauge().DataPoints()
+	for s := range backlogSeries {
+		dp := dps.AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		dp.SetDoubleValue(backlogValue(s, at))
+		dp.Attributes().PutStr("series", strconv.Itoa(s))
+	}
+	return md
+}
+
+func backlogValue(series int, at time.Time) float64 {
+	return float64(series*1e6) + float64(at.Unix()%1e6)
+}
+
+// backlogIn returns, per series, the backlog samples Thanos Query returns.
+func backlogIn(t *testing.T, recv *receive) map[int]map[time.Time]float64 {
+	t.Helper()
+	a, err := thanostest.Query(t, recv.query, `edge_backlog_probe[4h]`, time.Now(), url.Values{"dedup": {"false"}})
+	require.NoError(t, err)
+	out := map[int]map[time.Time]float64{}
+	for _, s := range a.Matrix {
+		n, err := strconv.Atoi(string(s.Metric["series"]))
+		require.NoError(t, err)
+		out[n] = map[time.Time]float64{}
+		for _, p := range s.Values {
+			out[n][p.Timestamp.Time()] = float64(p.Value)
+		}
+	}
+	return out
+}
+
+// edgeAgent is edgetelcol started as the edge agent example says, with an OTLP/HTTP receiver
+// added to its pipeline.
+type edgeAgent struct {
+	dir, otlp string
+	port      int
+	args      []string
+	proc      *harness.Process
+}
+
+func startEdgeAgent(t *testing.T, env *harness.Env, nodeName, kubelet, write string) *edgeAgent {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	a := &edgeAgent{dir: dir, otlp: fmt.Sprintf("127.0.0.1:%d", freePort(t)), port: port}
+	for k, v := range map[string]string{"NODE_NAME": nodeName, "NODE_IP": "127.0.0.1", "KUBELET_ENDPOINT": kubelet,
+		"REMOTE_WRITE_URL": write, "TENANT": "edge-7", "BUFFER_DIR": filepath.Join(dir, "buffer"),
+		"TELEMETRY_PORT": strconv.Itoa(port), "HEALTH_ENDPOINT": fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"SCRAPE_INTERVAL": interval.String(), "SCRAPE_TIMEOUT": env.Timeout.String()} {
+		t.Setenv(k, v)
+	}
+	example, err := filepath.Abs(filepath.Join("..", "..", "examples", "edge-agent", "config.yaml"))
+	require.NoError(t, err)
+	a.args = []string{"--config=" + example,
+		"--config=yaml:receivers::otlp::protocols::http::endpoint: " + a.otlp,
+		"--config=yaml:service::pipelines::metrics::receivers: [kubeedge, prometheus/self, otlp]",
+		// The Receive of the inside case has a 3 h window: the agent is told so (max_age follows).
+		"--config=yaml:exporters::edgeremotewrite::buffer::store_out_of_order_window: 3h",
+		"--config=yaml:exporters::edgeremotewrite::retry_on_failure::max_interval: 2s"}
+	a.start(t)
+	t.Cleanup(func() { _ = a.proc.Stop(20 * time.Second) })
+	return a
+}
+
+func (a *edgeAgent) start(t *testing.T) {
+	t.Helper()
+	proc, err := harness.Start("edge-agent", a.dir, collectorBin, a.args...)
+	require.NoError(t, err)
+	a.proc = proc
+	if !assert.Eventually(t, func() bool { _, err := ownMetrics(a.port); return err == nil }, time.Minute, 200*time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(a.dir, "edge-agent.log"))
+		t.Fatalf("the edge agent did not start:\n%s", tail(b, 4000))
+	}
+}
+
+func (a *edgeAgent) kill() { _ = a.proc.Kill() }
+
+// postOTLP hands md to the agent's OTLP/HTTP receiver; a 200 means it is in the buffer.
+func (a *edgeAgent) postOTLP(t *testing.T, md pmetric.Metrics) {
+	t.Helper()
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	resp, err := http.Post("http://"+a.otlp+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	addr := thanostest.FreeAddr(t)
+	_, port, _ := strings.Cut(addr, ":")
+	n, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	return n
 }
