@@ -35,15 +35,14 @@ func BenchmarkConvertTargetLabels(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*3000), "ns/sample")
 }
 
-// targetBatch is the receiver's shape: the target labels on the kubeedge scope.
+// targetBatch is the receiver's shape: the target labels on the endpoint's resource.
 func targetBatch() (pmetric.Metrics, pmetric.MetricSlice) {
-	md, _ := newMetrics()
-	sm := md.ResourceMetrics().At(0).ScopeMetrics().AppendEmpty()
-	sm.Scope().SetName(TargetLabelsScope)
+	md, ms := newMetrics()
+	attrs := md.ResourceMetrics().At(0).Resource().Attributes()
 	for _, kv := range [][2]string{{"metrics_path", "/metrics/cadvisor"}, {"node", "edge-1"}, {"region", "eu"}, {"site", "site-7"}} {
-		sm.Scope().Attributes().PutStr(kv[0], kv[1])
+		attrs.PutStr(kv[0], kv[1])
 	}
-	return md, sm.Metrics()
+	return md, ms
 }
 
-func targetOptions() Options { return Options{WithoutSuffixes: true} }
+func targetOptions() Options { return DefaultOutputConfig().Options() }
