@@ -29,7 +29,8 @@ type Config struct {
 	// Bucket is Thanos' bucket configuration (type, config, prefix). Empty: a FILESYSTEM bucket
 	// under Directory.
 	Bucket BucketConfig `mapstructure:"bucket"`
-	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion and external_labels,
+	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion,
+	// resource_constant_labels and external_labels,
 	// shared with the remote-write exporter. External labels identify this writer in the bucket
 	// (thanos.labels of every block). Required: Thanos refuses blocks without them, and each
 	// writer needs its own set.

@@ -55,6 +55,7 @@ func createDefaultConfig() component.Config {
 	head := DefaultHeadAPIConfig()
 	return &Config{
 		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
+		OutputConfig:  sampleconv.DefaultOutputConfig(),
 		// Appends go to a local WAL: no queue unless configured, so backpressure reaches the receiver.
 		QueueConfig:      configoptional.Default(exporterhelper.NewDefaultQueueConfig()),
 		RetryConfig:      appendRetry,

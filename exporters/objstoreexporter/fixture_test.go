@@ -22,14 +22,16 @@ import (
 )
 
 // scrape is one kubelet endpoint as the kubeedge receiver delivers it: Prometheus names kept,
-// job/instance in the resource.
+// the target labels on the endpoint's resource (job/instance as service.name and
+// service.instance.id, node, metrics_path and a mapped node label under their names, beside
+// k8s.node.name).
 type scrape struct {
-	file, job string
+	file, job, path string
 }
 
 var kubeletScrapes = []scrape{
-	{captures.Kubelet, "kubelet"},
-	{captures.Cadvisor, "cadvisor"},
+	{captures.Kubelet, "kubelet", "/metrics"},
+	{captures.Cadvisor, "cadvisor", "/metrics/cadvisor"},
 }
 
 // TestKubeletCapturesKeepTheirNamesAndLabels sends real kubelet captures through the exporter
@@ -50,9 +52,9 @@ func TestKubeletCapturesKeepTheirNamesAndLabels(t *testing.T) {
 	for _, sc := range kubeletScrapes {
 		data, err := captures.Read(sc.file)
 		require.NoError(t, err)
-		want = append(want, expectedScrape(t, data, sc.job, t0)...)
-		require.NoError(t, e.push(ctx, scrapeMetrics(t, data, sc.job, t0)))
-		later = append(later, scrapeMetrics(t, data, sc.job, t0+3*hour+60_000))
+		want = append(want, expectedScrape(t, data, sc, t0)...)
+		require.NoError(t, e.push(ctx, scrapeMetrics(t, data, sc, t0)))
+		later = append(later, scrapeMetrics(t, data, sc, t0+3*hour+60_000))
 	}
 	// Scrapes 3h later make tsdb cut the block holding the first ones.
 	for _, md := range later {
@@ -66,8 +68,9 @@ func TestKubeletCapturesKeepTheirNamesAndLabels(t *testing.T) {
 	assertSameSamples(t, want, readSamples(t, openReadOnly(t, dir), t0, t0+2*hour), "kubelet captures in the bucket")
 }
 
-// expectedScrape lists the samples of an exposition as Prometheus would store them.
-func expectedScrape(t *testing.T, data []byte, job string, ts int64) []string {
+// expectedScrape lists the samples of an exposition as Prometheus would store them, with the
+// target labels of sc.
+func expectedScrape(t *testing.T, data []byte, sc scrape, ts int64) []string {
 	p := textparse.NewPromParser(data, labels.NewSymbolTable(), false)
 	var out []string
 	for {
@@ -91,8 +94,14 @@ func expectedScrape(t *testing.T, data []byte, job string, ts int64) []string {
 				b.Set(l.Name, collectorFloat(t, l.Value))
 			}
 		})
-		b.Set("job", job)
+		b.Set("job", sc.job)
 		b.Set("instance", "edge-1:10350")
+		for name, value := range map[string]string{"node": "edge-1", "metrics_path": sc.path, "region": "eu"} {
+			if scraped := ls.Get(name); scraped != "" {
+				b.Set("exported_"+name, scraped) // honor_labels: false
+			}
+			b.Set(name, value)
+		}
 		out = append(out, point{b.Labels().String(), ts, v}.String())
 	}
 }
@@ -108,15 +117,18 @@ func collectorFloat(t *testing.T, v string) string {
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
-// scrapeMetrics turns an exposition into pdata the way a Prometheus scraper does.
-func scrapeMetrics(t *testing.T, data []byte, job string, ts int64) pmetric.Metrics {
+// scrapeMetrics turns an exposition into pdata the way a Prometheus scraper does, the target
+// labels on the resource as the kubeedge receiver puts them.
+func scrapeMetrics(t *testing.T, data []byte, sc scrape, ts int64) pmetric.Metrics {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(data)))
 	require.NoError(t, err)
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().Attributes().PutStr("service.name", job)
-	rm.Resource().Attributes().PutStr("service.instance.id", "edge-1:10350")
+	for k, v := range map[string]string{"service.name": sc.job, "service.instance.id": "edge-1:10350",
+		"k8s.node.name": "edge-1", "node": "edge-1", "metrics_path": sc.path, "region": "eu"} {
+		rm.Resource().Attributes().PutStr(k, v)
+	}
 	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
 	names := make([]string, 0, len(fams))
 	for n := range fams {
@@ -134,7 +146,11 @@ func addFamily(m pmetric.Metric, f *dto.MetricFamily, stamp pcommon.Timestamp) {
 	m.SetName(f.GetName())
 	attrs := func(dst pcommon.Map, ls []*dto.LabelPair) {
 		for _, l := range ls {
-			dst.PutStr(l.GetName(), l.GetValue())
+			name := l.GetName()
+			if name == "node" || name == "metrics_path" || name == "region" {
+				name = "exported_" + name // as the receiver renames a scraped target label
+			}
+			dst.PutStr(name, l.GetValue())
 		}
 	}
 	switch f.GetType() {

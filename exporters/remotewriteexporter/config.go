@@ -30,7 +30,8 @@ type Config struct {
 	// ProtocolVersion is the remote-write protocol: "1.0" (prometheus.WriteRequest) or "2.0"
 	// (io.prometheus.write.v2.Request).
 	ProtocolVersion string `mapstructure:"protocol_version"`
-	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion and external_labels,
+	// OutputConfig is add_metric_suffixes, resource_to_telemetry_conversion,
+	// resource_constant_labels and external_labels,
 	// shared with the objstore exporter. External labels are added to every series; the
 	// conversion renames a series label of the same name exported_<name> first.
 	sampleconv.OutputConfig `mapstructure:",squash"`

@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
 	"github.com/edgetel/edgetel/internal/diskqueue"
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // NewFactory returns the edgeremotewrite exporter factory.
@@ -30,6 +31,7 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		ClientConfig:    client,
 		ProtocolVersion: ProtocolV1,
+		OutputConfig:    sampleconv.DefaultOutputConfig(),
 		Buffer: BufferConfig{
 			MaxBytes:      1 << 30,
 			SegmentSize:   diskqueue.DefaultSegmentSize,

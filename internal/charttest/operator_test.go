@@ -150,17 +150,26 @@ func TestCollectorPipelineHasTheCardinalityGuard(t *testing.T) {
 	assert.Equal(t, []any{"memory_limiter"}, dig(t, cfg, "service", "pipelines", "metrics", "processors"))
 }
 
-// Target labels travel on the scope by default, which only edgetel's exporters read; an operator
-// who adds another exporter can put them back on the data points.
-func TestTargetLabelsOn(t *testing.T) {
-	cfg := collectorConfig(t, rendered(t))
-	assert.Equal(t, "scope", dig(t, cfg, "receivers", "kubeedge", "attributes", "target_labels_on"))
-	assert.Equal(t, []any{"objstore"}, dig(t, cfg, "service", "pipelines", "metrics", "exporters"),
-		"only edgetel exporters, which read the scope")
-	cfg = collectorConfig(t, rendered(t, "--set", "collector.targetLabelsOn=data_points"))
-	assert.Equal(t, "data_points", dig(t, cfg, "receivers", "kubeedge", "attributes", "target_labels_on"))
-	_, err := Render(t, "--set", "collector.targetLabelsOn=resource")
-	require.ErrorContains(t, err, "targetLabelsOn")
+// The receiver carries node, metrics_path and the nodeLabels on each endpoint's resource; every
+// exporter the chart generates turns those resource attributes into labels. The deprecated
+// targetLabelsOn is accepted, ignored, and NOTES.txt warns about it.
+func TestTargetLabelsOnTheResource(t *testing.T) {
+	cfg := collectorConfig(t, rendered(t, "--set", "collector.remoteWrite.enabled=true",
+		"--set", "collector.remoteWrite.endpoint=http://receive:19291/api/v1/receive"))
+	attrs := dig(t, cfg, "receivers", "kubeedge", "attributes").(map[string]any)
+	assert.NotContains(t, attrs, "target_labels_on")
+	want := map[string]any{"included": []any{"node", "metrics_path", "node_group", "region", "site"}}
+	for _, exp := range []string{"objstore", "edgeremotewrite"} {
+		assert.Equal(t, want, dig(t, cfg, "exporters", exp, "resource_constant_labels"), exp)
+	}
+	cfg = collectorConfig(t, rendered(t, "--set", "collector.nodeLabels.node_group=null"))
+	assert.Equal(t, []any{"node", "metrics_path", "region", "site"}, dig(t, cfg, "exporters", "objstore", "resource_constant_labels", "included"))
+
+	out, err := Render(t, "--set", "collector.targetLabelsOn=data_points")
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "target_labels_on")
+	assert.Contains(t, renderNotes(t, "--set", "collector.targetLabelsOn=scope"), "collector.targetLabelsOn is deprecated and ignored")
+	assert.NotContains(t, renderNotes(t), "targetLabelsOn")
 }
 
 // The memory_limiter's soft limit sits above GOMEMLIMIT: below it, the heap that GOMEMLIMIT lets
@@ -265,8 +274,8 @@ func TestMissingCloudcoreCASaysWhatToDo(t *testing.T) {
 
 // renderNotes renders templates/NOTES.txt as `helm install` would print it. `helm template` leaves
 // NOTES out and `helm install --dry-run` needs a cluster, so a copy of the chart (without its
-// symlinked dashboards) renders the same template text into a ConfigMap.
-func renderNotes(t *testing.T) string {
+// symlinked dashboards) renders the same template text into a ConfigMap. extra are helm flags.
+func renderNotes(t *testing.T, extra ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "edgetel")
 	src := ChartDir(t)
@@ -295,7 +304,8 @@ metadata: {name: notes}
 data:
   notes: {{ include "test.notes" . | quote }}
 `), 0o644))
-	out, err := RunHelm(Helm(t), "template", "edgetel", dir, "--namespace", "edgetel", "--kube-version", KubeVersion, "--show-only", "templates/notes.yaml")
+	args := append([]string{"template", "edgetel", dir, "--namespace", "edgetel", "--kube-version", KubeVersion, "--show-only", "templates/notes.yaml"}, extra...)
+	out, err := RunHelm(Helm(t), args...)
 	require.NoError(t, err)
 	var cm corev1.ConfigMap
 	require.NoError(t, sigsyaml.Unmarshal(out, &cm))

@@ -5,9 +5,10 @@
 // Rules (the Collector's Prometheus compatibility rules, restricted to what edgetel needs):
 //   - job = service.namespace + "/" + service.name (or service.name alone), instance =
 //     service.instance.id; with ResourceToLabels every other resource attribute becomes a label
-//     too. The attributes of a scope named TargetLabelsScope become labels (the kubeedge
-//     receiver's target labels, carried once per endpoint). A data point's own attribute wins
-//     over a resource or scope label of the same name.
+//     too, otherwise those ResourceLabels selects (contrib's resource_constant_labels: the
+//     kubeedge receiver's target labels, carried once per endpoint on its resource). A data
+//     point's own attribute wins over a resource label of the same name, and its own empty
+//     value removes it.
 //   - Metric names are kept (the kubeedge receiver emits the names it scraped); characters outside
 //     [a-zA-Z0-9_:] become "_". Monotonic cumulative sums get "_total" unless they end with it,
 //     or unless Options.WithoutSuffixes is set (contrib's UnderscoreEscapingWithoutSuffixes).
@@ -65,15 +66,13 @@ type MetadataAppender interface {
 	SetStartTime(t int64)
 }
 
-// TargetLabelsScope is the instrumentation scope whose attributes are labels: the kubeedge
-// receiver's, with target_labels_on: scope. No other scope's attributes become labels, so
-// that what other sources put there does not change their series.
-const TargetLabelsScope = "github.com/edgetel/edgetel/receivers/kubeedgereceiver"
-
 // Options select optional conversions.
 type Options struct {
 	// ResourceToLabels copies every resource attribute to a label (resource_to_telemetry_conversion).
 	ResourceToLabels bool
+	// ResourceLabels selects the resource attributes that become labels when ResourceToLabels
+	// is off (contrib's resource_constant_labels).
+	ResourceLabels ResourceLabelsConfig
 	// WithoutSuffixes keeps monotonic sums' names as they are, without adding "_total" — for
 	// data that already carries Prometheus names, such as the kubeedge receiver's: it keeps a
 	// scraped counter's sample name, and counters in the text format need not end in _total
@@ -107,8 +106,8 @@ type Converter struct {
 	lnames  map[string]string
 	floats  map[float64]string
 	meta    MetadataAppender // the Appender of the current Convert call, if it takes metadata
-	base    []labels.Label   // labels from the current resource
-	res     []labels.Label   // base and the current scope's labels, sorted
+	res     []labels.Label   // labels from the current resource, sorted
+	pick    *matcher         // Options.ResourceLabels
 }
 
 type metricNames struct{ plain, total, bucket, sum, count string }
@@ -130,6 +129,7 @@ func New(opts Options) *Converter {
 		names:   map[string]*metricNames{},
 		lnames:  map[string]string{},
 		floats:  map[float64]string{},
+		pick:    newMatcher(opts.ResourceLabels),
 	}
 }
 
@@ -144,7 +144,6 @@ func (c *Converter) Convert(md pmetric.Metrics, app Appender) (Stats, error) {
 		c.resourceLabels(rm.Resource().Attributes())
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
-			c.scopeLabels(sms.At(j).Scope())
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if err := c.metric(ms.At(k), app, &st); err != nil {
@@ -157,40 +156,30 @@ func (c *Converter) Convert(md pmetric.Metrics, app Appender) (Stats, error) {
 }
 
 func (c *Converter) resourceLabels(attrs pcommon.Map) {
-	c.base = c.base[:0]
+	c.res = c.res[:0]
 	if name, ok := attrs.Get("service.name"); ok && name.Str() != "" {
 		job := name.Str()
 		if ns, ok := attrs.Get("service.namespace"); ok && ns.Str() != "" {
 			job = ns.Str() + "/" + job
 		}
-		c.base = append(c.base, labels.Label{Name: JobLabel, Value: job})
+		c.res = append(c.res, labels.Label{Name: JobLabel, Value: job})
 	}
 	if id, ok := attrs.Get("service.instance.id"); ok && id.Str() != "" {
-		c.base = append(c.base, labels.Label{Name: InstanceLabel, Value: id.Str()})
+		c.res = append(c.res, labels.Label{Name: InstanceLabel, Value: id.Str()})
 	}
-	if c.opts.ResourceToLabels {
-		attrs.Range(func(k string, v pcommon.Value) bool {
+	for k, v := range attrs.All() {
+		if c.opts.ResourceToLabels {
 			switch k {
 			case "service.name", "service.namespace", "service.instance.id":
-			default:
-				c.base = append(c.base, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+				continue
 			}
-			return true
-		})
-	}
-}
-
-// scopeLabels sets the labels every sample of the scope gets: the resource's and, for the
-// TargetLabelsScope, the scope's attributes.
-func (c *Converter) scopeLabels(scope pcommon.InstrumentationScope) {
-	c.res = append(c.res[:0], c.base...)
-	if scope.Name() == TargetLabelsScope {
-		for k, v := range scope.Attributes().All() {
-			c.res = append(c.res, labels.Label{Name: c.labelName(k), Value: v.AsString()})
+		} else if !c.pick.match(k) {
+			continue
 		}
+		c.res = append(c.res, labels.Label{Name: c.labelName(k), Value: v.AsString()})
 	}
-	// Sorted once per scope, so that emit can put them in place (stable: of two that share a
-	// name, the first still wins).
+	// Sorted once per resource, so that emit can put them in place (stable: of two that share
+	// a name, the first still wins).
 	slices.SortStableFunc(c.res, compareNames)
 }
 

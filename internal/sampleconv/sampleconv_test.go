@@ -237,17 +237,20 @@ func TestOutputConfig(t *testing.T) {
 	}
 }
 
-// The kubeedge receiver's scope carries target labels once; other scopes' attributes are not
-// labels. A data point's own value wins, and its own empty value removes the scope's label.
-func TestTargetLabelsScope(t *testing.T) {
-	md, _ := newMetrics()
-	rm := md.ResourceMetrics().At(0)
-	addScope := func(name string) pmetric.MetricSlice {
-		sm := rm.ScopeMetrics().AppendEmpty()
-		sm.Scope().SetName(name)
-		sm.Scope().Attributes().PutStr("node", "edge-1")
-		sm.Scope().Attributes().PutStr("metrics_path", "/metrics/cadvisor")
-		return sm.Metrics()
+// The resource attributes resource_constant_labels selects become labels (by default those the
+// kubeedge receiver carries its target labels in), no others; a data point's own value wins,
+// and its own empty value removes the resource's label.
+func TestResourceConstantLabels(t *testing.T) {
+	md := pmetric.NewMetrics()
+	endpoint := func(attrs ...string) pmetric.MetricSlice {
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "kubeedge")
+		rm.Resource().Attributes().PutStr("service.instance.id", "edge-1")
+		rm.Resource().Attributes().PutStr("k8s.node.name", "edge-1")
+		for i := 0; i < len(attrs); i += 2 {
+			rm.Resource().Attributes().PutStr(attrs[i], attrs[i+1])
+		}
+		return rm.ScopeMetrics().AppendEmpty().Metrics()
 	}
 	gauge := func(ms pmetric.MetricSlice, pairs ...string) {
 		dp := ms.AppendEmpty()
@@ -258,24 +261,39 @@ func TestTargetLabelsScope(t *testing.T) {
 			p.Attributes().PutStr(pairs[i], pairs[i+1])
 		}
 	}
-	ours := addScope(TargetLabelsScope)
+	ours := endpoint("node", "edge-1", "metrics_path", "/metrics/cadvisor", "region", "eu", "server.port", "10250")
 	gauge(ours, "pod", "p")
 	gauge(ours, "node", "elsewhere")
 	gauge(ours, "z", "1", "node", "") // unsorted own attributes take the other path
-	gauge(addScope("other"))
-	var c collect
-	_, err := New(Options{}).Convert(md, &c)
-	require.NoError(t, err)
-	var got []string
-	for _, s := range c.got {
-		got = append(got, s.ls)
+	gauge(endpoint("url.scheme", "http"))
+	convert := func(cfg OutputConfig) []string {
+		var c collect
+		_, err := New(cfg.Options()).Convert(md, &c)
+		require.NoError(t, err)
+		var got []string
+		for _, s := range c.got {
+			got = append(got, s.ls)
+		}
+		return got
 	}
 	assert.Equal(t, []string{
-		`{__name__="g", instance="edge-1:10350", job="kubelet", metrics_path="/metrics/cadvisor", node="edge-1", pod="p"}`,
-		`{__name__="g", instance="edge-1:10350", job="kubelet", metrics_path="/metrics/cadvisor", node="elsewhere"}`,
-		`{__name__="g", instance="edge-1:10350", job="kubelet", metrics_path="/metrics/cadvisor", z="1"}`,
-		`{__name__="g", instance="edge-1:10350", job="kubelet"}`,
-	}, got)
+		`{__name__="g", instance="edge-1", job="kubeedge", metrics_path="/metrics/cadvisor", node="edge-1", pod="p", region="eu"}`,
+		`{__name__="g", instance="edge-1", job="kubeedge", metrics_path="/metrics/cadvisor", node="elsewhere", region="eu"}`,
+		`{__name__="g", instance="edge-1", job="kubeedge", metrics_path="/metrics/cadvisor", region="eu", z="1"}`,
+		`{__name__="g", instance="edge-1", job="kubeedge"}`,
+	}, convert(DefaultOutputConfig()))
+
+	globs := DefaultOutputConfig()
+	globs.ResourceConstantLabels = ResourceLabelsConfig{Included: []string{"k8s.*", "url.sch?me", "node"}, Excluded: []string{"k8s.pod.*"}}
+	got := convert(globs)
+	assert.Equal(t, `{__name__="g", instance="edge-1", job="kubeedge", k8s_node_name="edge-1", node="edge-1", pod="p"}`, got[0])
+	assert.Equal(t, `{__name__="g", instance="edge-1", job="kubeedge", k8s_node_name="edge-1", url_scheme="http"}`, got[3])
+
+	allBut := OutputConfig{ResourceConstantLabels: ResourceLabelsConfig{Excluded: []string{"service.*", "k8s.node.name", "server.port"}}}
+	assert.Equal(t, convert(DefaultOutputConfig())[:3], convert(allBut)[:3], "every attribute but the excluded ones")
+
+	none := OutputConfig{}
+	assert.Equal(t, `{__name__="g", instance="edge-1", job="kubeedge", pod="p"}`, convert(none)[0])
 }
 
 // A scraped label named like an external label cannot override the writer's identity: it is

@@ -21,12 +21,6 @@ import (
 // cloudcore stand-in on loopback: fetch, body checks, parse, relabel-free conversion to pmetric,
 // staleness bookkeeping. It reports samples/s and allocations per sample.
 func BenchmarkScrapeCadvisor(b *testing.B) {
-	for _, on := range []string{TargetLabelsOnDataPoints, TargetLabelsOnScope} {
-		b.Run("target_labels_on="+on, func(b *testing.B) { benchmarkScrapeCadvisor(b, on) })
-	}
-}
-
-func benchmarkScrapeCadvisor(b *testing.B, targetLabelsOn string) {
 	body := fixture(b, "metrics-cadvisor-1.35.txt")
 	cc := &fakeCloudcore{bodies: map[string]map[string][]byte{}, hosts: map[string]int{}, handle: map[string]http.HandlerFunc{}}
 	cc.Server = httptest.NewTLSServer(http.HandlerFunc(cc.serve))
@@ -37,7 +31,6 @@ func benchmarkScrapeCadvisor(b *testing.B, targetLabelsOn string) {
 	cfg.Endpoints.Metrics.Enabled, cfg.Endpoints.Resource.Enabled = false, false
 	cfg.Transport.Cloudcore.Endpoints = []string{cc.Listener.Addr().String()}
 	cfg.Transport.Cloudcore.TLS.InsecureSkipVerify = true
-	cfg.Attributes.TargetLabelsOn = targetLabelsOn
 	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop(), testRegistry)
 	if err != nil {
 		b.Fatal(err)

@@ -21,13 +21,10 @@ import (
 
 // hasMetric tells whether any scope of md holds a metric named name.
 func hasMetric(md pmetric.Metrics, name string) bool {
-	sms := md.ResourceMetrics().At(0).ScopeMetrics()
-	for i := range sms.Len() {
-		ms := sms.At(i).Metrics()
-		for j := range ms.Len() {
-			if ms.At(j).Name() == name {
-				return true
-			}
+	ms, _ := allMetrics(md)
+	for _, m := range ms {
+		if m.Name() == name {
+			return true
 		}
 	}
 	return false

@@ -135,24 +135,10 @@ type LogsConfig struct {
 type AttributesConfig struct {
 	// Labels copies node label key into series label attribute, when the node has it non-empty.
 	Labels []kube.LabelMapping `mapstructure:"labels"`
-	// TargetLabelsOn is where node, metrics_path and the mapped node labels travel:
-	// TargetLabelsOnDataPoints or TargetLabelsOnScope.
+	// TargetLabelsOn is deprecated and ignored: the target labels travel on the resource. Read
+	// for one release, with a warning at start.
 	TargetLabelsOn string `mapstructure:"target_labels_on"`
 }
-
-// targetLabelsOnScope: the target labels travel on the scope, not on every data point.
-func (c *Config) targetLabelsOnScope() bool {
-	return c.Attributes.TargetLabelsOn == TargetLabelsOnScope
-}
-
-// Where target labels travel (attributes.target_labels_on).
-const (
-	// TargetLabelsOnDataPoints puts them on every data point, as the prometheus receiver does.
-	TargetLabelsOnDataPoints = "data_points"
-	// TargetLabelsOnScope puts them once per endpoint on the instrumentation scope, which only
-	// the edgetel exporters turn back into labels (sampleconv.TargetLabelsScope).
-	TargetLabelsOnScope = "scope"
-)
 
 // EndpointsConfig selects the kubelet endpoints to scrape.
 type EndpointsConfig struct {
@@ -346,9 +332,6 @@ func (c *Config) validateLabels() error {
 	}
 	list := c.labelMappings()
 	errs := []error{kube.ValidateMappings(key, list)}
-	if on := c.Attributes.TargetLabelsOn; on != TargetLabelsOnDataPoints && on != TargetLabelsOnScope {
-		errs = append(errs, fmt.Errorf("attributes.target_labels_on: %q is neither %q nor %q", on, TargetLabelsOnDataPoints, TargetLabelsOnScope))
-	}
 	for i, m := range list {
 		if m.Attribute == "" {
 			continue

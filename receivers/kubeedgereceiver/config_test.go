@@ -56,7 +56,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Nil(t, cfg.NodeLabels)
 	assert.Equal(t, []kube.LabelMapping{{Key: kube.LabelRegion, Attribute: "region"}, {Key: kube.LabelNodeGroup, Attribute: "group"}},
 		cfg.labelMappings(), "a list replaces the default")
-	assert.Equal(t, TargetLabelsOnScope, cfg.Attributes.TargetLabelsOn)
+	assert.Equal(t, "scope", cfg.Attributes.TargetLabelsOn, "deprecated, still read")
 
 	for _, name := range []string{"apiserver", "direct", "file"} {
 		_, err := loadConfig(t, name)
@@ -75,7 +75,6 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"duplicate_attribute":             `attributes.labels[1].attribute: "x" is already set`,
 		"kubeconfig_with_service_account": "discovery.kubernetes.kubeconfig: only allowed with auth_type kubeConfig",
 		"bad_timeout":                     "scrape_timeout",
-		"bad_target_labels_on":            `attributes.target_labels_on: "resource" is neither "data_points" nor "scope"`,
 	} {
 		_, err := loadConfig(t, name)
 		require.Error(t, err, name)
@@ -139,9 +138,28 @@ func TestDeprecatedNodeLabelsWarnsAndWorks(t *testing.T) {
 	}}}
 	assert.Equal(t, `{group="g1", instance="edge-1", job="edge", node="edge-1", region="eu"}`, r.targetLabels(n).String())
 
+	assert.Empty(t, logs.FilterMessageSnippet("target_labels_on").All())
+
 	quiet, quietLogs := observer.New(zapcore.WarnLevel)
 	set.Logger = zap.New(quiet)
 	_, err = newReceiver(set, createDefaultConfig().(*Config), consumertest.NewNop(), testRegistry)
 	require.NoError(t, err)
 	assert.Zero(t, quietLogs.Len(), "no warning without node_labels")
+}
+
+// attributes.target_labels_on is read for one release whatever its value, ignored, with a
+// warning at start.
+func TestDeprecatedTargetLabelsOnWarns(t *testing.T) {
+	for name, value := range map[string]string{"labels": "scope", "old_target_labels_on": "data_points"} {
+		cfg, err := loadConfig(t, name)
+		require.NoError(t, err, name)
+		core, logs := observer.New(zapcore.WarnLevel)
+		set := receivertest.NewNopSettings(metadata.Type)
+		set.Logger = zap.New(core)
+		_, err = newReceiver(set, cfg, consumertest.NewNop(), testRegistry)
+		require.NoError(t, err)
+		warnings := logs.FilterMessageSnippet("target_labels_on is deprecated").All()
+		require.Len(t, warnings, 1, name)
+		assert.Equal(t, value, warnings[0].ContextMap()["attributes.target_labels_on"])
+	}
 }

@@ -317,11 +317,11 @@ func TestEdgesimDisconnectDoesNotEndSeries(t *testing.T) {
 	disconnects, _ := gaugeValue(md, "kubeedge_node_disconnects_total", nil)
 	assert.Equal(t, 1.0, disconnects)
 	for bi, b := range batches(sink, name) {
-		ms := b.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
-		for i := 0; i < ms.Len(); i++ {
-			if ms.At(i).Type() == pmetric.MetricTypeGauge && ms.At(i).Gauge().DataPoints().At(0).Flags().NoRecordedValue() {
+		ms, _ := allMetrics(b)
+		for _, m := range ms {
+			if m.Type() == pmetric.MetricTypeGauge && m.Gauge().DataPoints().At(0).Flags().NoRecordedValue() {
 				up, _ := gaugeValue(b, "up", map[string]string{"metrics_path": "/metrics/resource"})
-				t.Fatalf("batch %d (up %v): %s got a staleness marker: %v", bi, up, ms.At(i).Name(), ms.At(i).Gauge().DataPoints().At(0).Attributes().AsRaw())
+				t.Fatalf("batch %d (up %v): %s got a staleness marker: %v", bi, up, m.Name(), m.Gauge().DataPoints().At(0).Attributes().AsRaw())
 			}
 		}
 	}

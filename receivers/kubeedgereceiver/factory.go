@@ -134,7 +134,7 @@ func createDefaultConfig() component.Config {
 			Cadvisor: EndpointConfig{Enabled: true, Path: "/metrics/cadvisor"},
 			Resource: EndpointConfig{Enabled: true, Path: "/metrics/resource"},
 		},
-		Attributes: AttributesConfig{Labels: kube.DefaultLabelMappings(), TargetLabelsOn: TargetLabelsOnDataPoints},
+		Attributes: AttributesConfig{Labels: kube.DefaultLabelMappings()},
 		Shard:      ShardConfig{Index: 0, Count: 1},
 		Discovery: DiscoveryConfig{
 			Mode: DiscoveryKubernetes,

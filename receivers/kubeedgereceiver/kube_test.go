@@ -23,12 +23,11 @@ import (
 
 // staleBatch reports whether md ends series: every scraped point carries NoRecordedValue.
 func staleBatch(md pmetric.Metrics) bool {
-	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
-	if ms.Len() == 0 {
+	ms, _ := allMetrics(md)
+	if len(ms) == 0 {
 		return false
 	}
-	for i := 0; i < ms.Len(); i++ {
-		m := ms.At(i)
+	for _, m := range ms {
 		var dps pmetric.NumberDataPointSlice
 		switch m.Type() {
 		case pmetric.MetricTypeGauge:
@@ -55,11 +54,16 @@ func lastBatch(sink *consumertest.MetricsSink, node string) pmetric.Metrics {
 	return b[len(b)-1]
 }
 
+// attrOf is the label key of metric's first point: its own attribute, else its resource's
+// (the target labels).
 func attrOf(md pmetric.Metrics, metric, key string) string {
-	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
-	for i := 0; i < ms.Len(); i++ {
-		if ms.At(i).Name() == metric && ms.At(i).Type() == pmetric.MetricTypeGauge {
-			v, _ := ms.At(i).Gauge().DataPoints().At(0).Attributes().Get(key)
+	ms, res := allMetrics(md)
+	for i, m := range ms {
+		if m.Name() == metric && m.Type() == pmetric.MetricTypeGauge {
+			if v, ok := m.Gauge().DataPoints().At(0).Attributes().Get(key); ok {
+				return v.Str()
+			}
+			v, _ := res[i].Get(key)
 			return v.Str()
 		}
 	}

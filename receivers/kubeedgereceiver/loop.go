@@ -92,7 +92,6 @@ type nodeLoop struct {
 
 func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 	l := &nodeLoop{r: r, name: n.Name, node: n, labels: r.targetLabels(n)}
-	onScope := r.cfg.targetLabelsOnScope()
 	for _, p := range r.paths {
 		b := labels.NewBuilder(l.labels)
 		b.Set("metrics_path", p)
@@ -110,11 +109,10 @@ func newNodeLoop(r *kubeedgeReceiver, n discovery.Target) *nodeLoop {
 				MaxFutureSkew: r.cfg.MaxFutureSkew,
 				Relabel:       r.relabel,
 				TargetLabels:  tl,
-				ScopeLabels:   onScope,
 			}),
 		})
 	}
-	l.health = scrapeconv.New(scrapeconv.Options{TargetLabels: l.labels, ScopeLabels: onScope})
+	l.health = scrapeconv.New(scrapeconv.Options{TargetLabels: l.labels})
 	return l
 }
 
@@ -224,49 +222,42 @@ func (l *nodeLoop) overrunReason() metric.AddOption {
 	}
 }
 
-// batch is one round's data of a node: one resource with one scope or, with target_labels_on:
-// scope, a scope per endpoint and one for the node's health series, each with its target labels.
+// batch is one round's data of a node: a resource per endpoint and one for the node's health
+// series, each carrying its target labels once (job and instance as service.name and
+// service.instance.id, node, metrics_path and the mapped node labels under their label names)
+// and the node's name as k8s.node.name. The data points carry only the scraped labels.
 type batch struct {
 	md      pmetric.Metrics
-	rm      pmetric.ResourceMetrics
+	node    string
 	version string
-	onScope bool
-	one     pmetric.MetricSlice // every series, when target labels are on the data points
 }
 
 func (l *nodeLoop) newBatch() *batch {
-	b := &batch{md: pmetric.NewMetrics(), version: l.r.set.BuildInfo.Version,
-		onScope: l.r.cfg.targetLabelsOnScope()}
-	b.rm = b.md.ResourceMetrics().AppendEmpty()
-	attrs := b.rm.Resource().Attributes()
-	attrs.PutStr("service.name", l.r.cfg.Job)
-	attrs.PutStr("service.instance.id", l.name)
-	attrs.PutStr("k8s.node.name", l.name)
-	if !b.onScope {
-		b.one = b.scope(labels.EmptyLabels())
-	}
-	return b
+	return &batch{md: pmetric.NewMetrics(), node: l.name, version: l.r.set.BuildInfo.Version}
 }
 
-func (b *batch) scope(targetLabels labels.Labels) pmetric.MetricSlice {
-	sm := b.rm.ScopeMetrics().AppendEmpty()
+// into starts the resource of the series with these target labels and returns where they go.
+func (b *batch) into(targetLabels labels.Labels) pmetric.MetricSlice {
+	rm := b.md.ResourceMetrics().AppendEmpty()
+	attrs := rm.Resource().Attributes()
+	attrs.EnsureCapacity(targetLabels.Len() + 1)
+	scrapeconv.ResourceAttributes(targetLabels, attrs)
+	attrs.PutStr(nodeNameAttribute, b.node)
+	sm := rm.ScopeMetrics().AppendEmpty()
 	sm.Scope().SetName(metadata.ScopeName)
 	sm.Scope().SetVersion(b.version)
-	scrapeconv.ScopeAttributes(targetLabels, sm.Scope().Attributes())
 	return sm.Metrics()
 }
 
-// into is where the series of the converter with these target labels go.
-func (b *batch) into(targetLabels labels.Labels) pmetric.MetricSlice {
-	if !b.onScope {
-		return b.one
-	}
-	return b.scope(targetLabels)
-}
+// nodeNameAttribute is the semantic-convention resource attribute of the node's name, which the
+// edgenode processor finds nodes by.
+const nodeNameAttribute = "k8s.node.name"
 
-// done drops the scopes left empty (an endpoint that failed) and returns the data.
+// done drops the resources left empty (an endpoint that failed) and returns the data.
 func (b *batch) done() pmetric.Metrics {
-	b.rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool { return sm.Metrics().Len() == 0 })
+	b.md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+		return rm.ScopeMetrics().At(0).Metrics().Len() == 0
+	})
 	return b.md
 }
 

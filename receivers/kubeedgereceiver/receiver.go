@@ -95,6 +95,10 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, reg 
 			"it is merged into attributes.labels, a list of {key: <node label>, attribute: <series label>}",
 			zap.Any("attributes.labels", r.labels))
 	}
+	if on := cfg.Attributes.TargetLabelsOn; on != "" {
+		set.Logger.Warn("kubeedge receiver: attributes.target_labels_on is deprecated and ignored, and will be removed in the next release; "+
+			"the target labels travel on each endpoint's resource (see the receiver's README)", zap.String("attributes.target_labels_on", on))
+	}
 	return r, nil
 }
 

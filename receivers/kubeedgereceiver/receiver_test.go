@@ -3,6 +3,7 @@ package kubeedgereceiver
 import (
 	"context"
 	"encoding/pem"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -142,11 +143,26 @@ func batches(sink *consumertest.MetricsSink, node string) []pmetric.Metrics {
 	return out
 }
 
+// allMetrics are the metrics of every resource (one per endpoint, one for the health series)
+// and scope of md, with their resource's attributes.
+func allMetrics(md pmetric.Metrics) ([]pmetric.Metric, []pcommon.Map) {
+	var ms []pmetric.Metric
+	var res []pcommon.Map
+	for _, rm := range md.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
+				ms = append(ms, m)
+				res = append(res, rm.Resource().Attributes())
+			}
+		}
+	}
+	return ms, res
+}
+
 // gaugeValue finds a health gauge of a batch by name and attributes.
 func gaugeValue(md pmetric.Metrics, name string, attrs map[string]string) (float64, bool) {
-	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
-	for i := 0; i < ms.Len(); i++ {
-		m := ms.At(i)
+	ms, _ := allMetrics(md)
+	for _, m := range ms {
 		if m.Name() != name {
 			continue
 		}
@@ -173,7 +189,7 @@ func gaugeValue(md pmetric.Metrics, name string, attrs map[string]string) (float
 
 // firstCadvisorBatch is the first batch of one node serving the cadvisor capture, with two
 // mapped node labels, and what a Prometheus scrape of it would store.
-func firstCadvisorBatch(t *testing.T, targetLabelsOn string) (pmetric.Metrics, scrapetest.Series) {
+func firstCadvisorBatch(t *testing.T) (pmetric.Metrics, scrapetest.Series) {
 	t.Helper()
 	cc := newFakeCloudcore(t)
 	body := fixture(t, "metrics-cadvisor-1.35.txt")
@@ -181,7 +197,6 @@ func firstCadvisorBatch(t *testing.T, targetLabelsOn string) (pmetric.Metrics, s
 	sink := new(consumertest.MetricsSink)
 	cfg := testConfig(t, cc, StaticNode{Name: "edge-1", IP: "10.0.0.1", Port: 10351,
 		Labels: map[string]string{"topology.kubernetes.io/region": "eu", "topology.kubernetes.io/zone": "site-7"}})
-	cfg.Attributes.TargetLabelsOn = targetLabelsOn
 	startReceiver(t, cfg, sink)
 
 	require.Eventually(t, func() bool { return len(batches(sink, "edge-1")) > 0 }, 5*time.Second, 10*time.Millisecond)
@@ -193,7 +208,7 @@ func firstCadvisorBatch(t *testing.T, targetLabelsOn string) (pmetric.Metrics, s
 }
 
 func TestScrapeThroughCloudcoreEndToEnd(t *testing.T) {
-	md, want := firstCadvisorBatch(t, TargetLabelsOnDataPoints)
+	md, want := firstCadvisorBatch(t)
 	up, ok := gaugeValue(md, "up", map[string]string{"metrics_path": "/metrics/cadvisor"})
 	require.True(t, ok)
 	assert.Equal(t, 1.0, up)
@@ -203,22 +218,34 @@ func TestScrapeThroughCloudcoreEndToEnd(t *testing.T) {
 	assert.Empty(t, scrapetest.Diff(want, withoutHealth(got), 10))
 }
 
-// With target_labels_on: scope, each endpoint's target labels travel once on its own scope and
-// the node's health series on another; the edgetel exporters' conversion gives the same series
-// as the exposition with its target labels, while the data points carry only scraped labels.
-func TestTargetLabelsOnScope(t *testing.T) {
-	require.Equal(t, sampleconv.TargetLabelsScope, metadata.ScopeName)
-	md, want := firstCadvisorBatch(t, TargetLabelsOnScope)
-	sms := md.ResourceMetrics().At(0).ScopeMetrics()
-	require.Equal(t, 2, sms.Len(), "the endpoint's scope and the health scope")
-	assert.Equal(t, map[string]any{"node": "edge-1", "metrics_path": "/metrics/cadvisor", "region": "eu", "site": "site-7"},
-		sms.At(0).Scope().Attributes().AsRaw())
-	assert.Equal(t, map[string]any{"node": "edge-1", "region": "eu", "site": "site-7"}, sms.At(1).Scope().Attributes().AsRaw())
-	dp := sms.At(0).Metrics().At(0)
-	assert.NotContains(t, dataPointAttributes(dp), "node")
+// Each endpoint's target labels travel once on its own resource and the node's health series
+// on another (without metrics_path, which each of them carries itself); the data points carry
+// only the scraped labels, and the edgetel exporters' conversion gives the series a Prometheus
+// scrape of the exposition stores.
+func TestTargetLabelsOnTheResource(t *testing.T) {
+	md, want := firstCadvisorBatch(t)
+	rms := md.ResourceMetrics()
+	require.Equal(t, 2, rms.Len(), "the endpoint's resource and the health resource")
+	node := map[string]any{"service.name": "kubeedge", "service.instance.id": "edge-1", "k8s.node.name": "edge-1",
+		"node": "edge-1", "region": "eu", "site": "site-7"}
+	endpoint := maps.Clone(node)
+	endpoint["metrics_path"] = "/metrics/cadvisor"
+	assert.Equal(t, endpoint, rms.At(0).Resource().Attributes().AsRaw())
+	assert.Equal(t, node, rms.At(1).Resource().Attributes().AsRaw())
+	for _, rm := range rms.All() {
+		require.Equal(t, 1, rm.ScopeMetrics().Len())
+		assert.Equal(t, metadata.ScopeName, rm.ScopeMetrics().At(0).Scope().Name())
+		assert.Zero(t, rm.ScopeMetrics().At(0).Scope().Attributes().Len())
+	}
+	ms, _ := allMetrics(md)
+	for _, m := range ms {
+		for _, name := range []string{"node", "region", "site", "k8s.node.name"} {
+			require.NotContains(t, dataPointAttributes(m), name, m.Name())
+		}
+	}
 
 	got := scrapetest.Appender{}
-	_, err := sampleconv.New(sampleconv.Options{WithoutSuffixes: true}).Convert(md, got)
+	_, err := sampleconv.New(sampleconv.DefaultOutputConfig().Options()).Convert(md, got)
 	require.NoError(t, err)
 	assert.Empty(t, scrapetest.Diff(want, withoutHealth(scrapetest.Series(got)), 10))
 	up, ok := got[`{__name__="up", instance="edge-1", job="kubeedge", metrics_path="/metrics/cadvisor", node="edge-1", region="eu", site="site-7"}`]

@@ -4,16 +4,22 @@
 package scrapetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/resourcetotelemetry"
 	prw "github.com/open-telemetry/opentelemetry-collector-contrib/pkg/translator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // Sample is one series' value at one time.
@@ -43,9 +49,21 @@ func (a Appender) Append(ls labels.Labels, t int64, v float64) error {
 	return nil
 }
 
-// FromMetrics translates md as the prometheus_remote_write exporter does.
+// ResourceLabels are the resource attributes FromMetrics turns into labels, as the
+// prometheus_remote_write exporter's resource_constant_labels does: the kubeedge receiver's
+// target labels, as the edgetel exporters do by default.
+var ResourceLabels = resourcetotelemetry.Settings{Included: sampleconv.DefaultResourceLabels().Included}
+
+// FromMetrics translates md as the prometheus_remote_write exporter does, with
+// resource_constant_labels set to ResourceLabels.
 func FromMetrics(md pmetric.Metrics) (Series, error) {
-	tss, err := prw.FromMetrics(md, Settings)
+	var c capture
+	in := pmetric.NewMetrics()
+	md.CopyTo(in)
+	if err := resourcetotelemetry.WrapMetricsExporter(ResourceLabels, &c).ConsumeMetrics(context.Background(), in); err != nil {
+		return nil, err
+	}
+	tss, err := prw.FromMetrics(c.md, Settings)
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +80,17 @@ func FromMetrics(md pmetric.Metrics) (Series, error) {
 		}
 	}
 	return out, nil
+}
+
+// capture is the exporter the contrib resource-attribute wrapper hands its output to.
+type capture struct{ md pmetric.Metrics }
+
+func (*capture) Start(context.Context, component.Host) error { return nil }
+func (*capture) Shutdown(context.Context) error              { return nil }
+func (*capture) Capabilities() consumer.Capabilities         { return consumer.Capabilities{} }
+func (c *capture) ConsumeMetrics(_ context.Context, md pmetric.Metrics) error {
+	c.md = md
+	return nil
 }
 
 // FromExposition parses body as Prometheus text and adds extra labels to each series, as a

@@ -57,24 +57,36 @@ func (r *recorder) consume(_ context.Context, md pmetric.Metrics) error {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A batch is one node's round: a resource per endpoint and one for the health series.
 	rms := md.ResourceMetrics()
-	for i := 0; i < rms.Len(); i++ {
-		rm := rms.At(i)
-		name, ok := rm.Resource().Attributes().Get("k8s.node.name")
-		if !ok {
-			continue
-		}
-		v := r.nodes[name.Str()]
-		v.at, v.batches = now, v.batches+1
-		v.up, v.stale = summarize(rm)
-		r.nodes[name.Str()] = v
+	if rms.Len() == 0 {
+		return nil
 	}
+	name, ok := rms.At(0).Resource().Attributes().Get("k8s.node.name")
+	if !ok {
+		return nil
+	}
+	v := r.nodes[name.Str()]
+	v.at, v.batches = now, v.batches+1
+	v.up, v.stale = -1, true
+	points := 0
+	for _, rm := range rms.All() {
+		up, stale, n := summarize(rm)
+		if up >= 0 {
+			v.up = up
+		}
+		v.stale = v.stale && (stale || n == 0)
+		points += n
+	}
+	v.stale = v.stale && points > 0
+	r.nodes[name.Str()] = v
 	return nil
 }
 
-// summarize returns the batch's up value and whether every point in it is a staleness marker.
-func summarize(rm pmetric.ResourceMetrics) (up float64, stale bool) {
-	up, stale, points := -1, true, 0
+// summarize returns a resource's up value (-1: none), whether every point in it is a staleness
+// marker, and how many points it has.
+func summarize(rm pmetric.ResourceMetrics) (up float64, stale bool, points int) {
+	up, stale = -1, true
 	sms := rm.ScopeMetrics()
 	for i := 0; i < sms.Len(); i++ {
 		ms := sms.At(i).Metrics()
@@ -101,7 +113,7 @@ func summarize(rm pmetric.ResourceMetrics) (up float64, stale bool) {
 			}
 		}
 	}
-	return up, stale && points > 0
+	return up, stale, points
 }
 
 func (r *recorder) snapshot() map[string]nodeView {

@@ -7,40 +7,30 @@ import (
 )
 
 // BenchmarkConvertCadvisor converts the cadvisor capture with a warm cache, as every scrape after
-// a target's first does, and reports time and allocations per sample: with the target labels
-// on every data point, and with node and metrics_path left to the scope (ScopeLabels).
+// a target's first does, and reports time and allocations per sample. The target labels are
+// left to the resource, as the receiver sends them.
 func BenchmarkConvertCadvisor(b *testing.B) {
 	body, mt := cadvisorCapture(b)
-	for _, tc := range []struct {
-		name  string
-		scope bool
-	}{
-		{"target_labels_on=data_points", false},
-		{"target_labels_on=scope", true},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			c := New(Options{TargetLabels: targetLabels, ScopeLabels: tc.scope})
-			ts := int64(1_800_000_000_000)
-			st, err := c.Convert(body, mt, ts, pmetric.NewMetricSlice())
-			if err != nil {
-				b.Fatal(err)
-			}
-			perScrape := float64(st.Scraped)
-			b.ReportAllocs()
-			for b.Loop() {
-				ts += 15_000
-				if _, err := c.Convert(body, mt, ts, pmetric.NewMetricSlice()); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/perScrape, "ns/sample")
-			allocs := testing.AllocsPerRun(3, func() {
-				ts += 15_000
-				_, _ = c.Convert(body, mt, ts, pmetric.NewMetricSlice())
-			})
-			b.ReportMetric(allocs/perScrape, "allocs/sample")
-		})
+	c := New(Options{TargetLabels: targetLabels})
+	ts := int64(1_800_000_000_000)
+	st, err := c.Convert(body, mt, ts, pmetric.NewMetricSlice())
+	if err != nil {
+		b.Fatal(err)
 	}
+	perScrape := float64(st.Scraped)
+	b.ReportAllocs()
+	for b.Loop() {
+		ts += 15_000
+		if _, err := c.Convert(body, mt, ts, pmetric.NewMetricSlice()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/perScrape, "ns/sample")
+	allocs := testing.AllocsPerRun(3, func() {
+		ts += 15_000
+		_, _ = c.Convert(body, mt, ts, pmetric.NewMetricSlice())
+	})
+	b.ReportMetric(allocs/perScrape, "allocs/sample")
 }
 
 // cadvisorCapture is the cadvisor capture and its media type.

@@ -251,15 +251,13 @@ func (c *Converter) attrs(f *family) labels.Labels {
 	case pmetric.MetricTypeSummary:
 		c.lb.Del(model.QuantileLabel)
 	}
-	if c.opts.ScopeLabels {
-		return c.offScope(c.lb.Labels())
-	}
-	return c.lb.Labels()
+	return c.offResource(c.lb.Labels())
 }
 
-// offScope is ls less the target labels the scope carries, where the series kept the target's
-// value; a target label that relabelling removed is put back empty, to remove the scope's.
-func (c *Converter) offScope(ls labels.Labels) labels.Labels {
+// offResource is ls less the target labels the resource carries, where the series kept the
+// target's value; a target label that relabelling removed is put back empty, to remove the
+// resource's.
+func (c *Converter) offResource(ls labels.Labels) labels.Labels {
 	c.sb.Reset()
 	ls.Range(func(l labels.Label) {
 		if c.opts.TargetLabels.Get(l.Name) != l.Value {
@@ -267,7 +265,7 @@ func (c *Converter) offScope(ls labels.Labels) labels.Labels {
 		}
 	})
 	c.opts.TargetLabels.Range(func(t labels.Label) {
-		if onScope(t.Name) && !ls.Has(t.Name) {
+		if !identity(t.Name) && !ls.Has(t.Name) {
 			c.sb.Add(t.Name, "")
 		}
 	})
@@ -275,8 +273,9 @@ func (c *Converter) offScope(ls labels.Labels) labels.Labels {
 	return c.sb.Labels()
 }
 
-// onScope: the target labels carried by the scope, all but those the resource carries.
-func onScope(name string) bool { return name != model.JobLabel && name != model.InstanceLabel }
+// identity: job and instance, which the resource carries as service.name and
+// service.instance.id and relabelling cannot change per series here.
+func identity(name string) bool { return name == model.JobLabel || name == model.InstanceLabel }
 
 func (c *Converter) groupKey(f *family, attrs uint32) uint64 {
 	var h maphash.Hash

@@ -55,15 +55,13 @@ type Options struct {
 	// relabelling drops, which still cost memory while the scrape is parsed.
 	SeriesLimit int
 	Relabel     []*relabel.Config
-	// TargetLabels are added to every series (job, instance, node, metrics_path, ...). job and
-	// instance become resource attributes rather than data point attributes.
+	// TargetLabels are the labels every series of the target gets (job, instance, node,
+	// metrics_path, ...). They travel once, as the attributes of the output's resource
+	// (ResourceAttributes; job and instance as service.name and service.instance.id), not on the
+	// data points. A series whose relabelling or honor_labels gave one of them another value
+	// carries its own value on its data points, which wins over the resource's; one whose
+	// relabelling removed one carries it empty, which removes it.
 	TargetLabels labels.Labels
-	// ScopeLabels leaves the other target labels off the data points too: the caller carries
-	// them once, as the attributes of the output's instrumentation scope (ScopeAttributes), and
-	// the edgetel exporters restore them as labels (sampleconv.TargetLabelsScope). A series
-	// whose relabelling changed one keeps its own value on its data points, which wins over the
-	// scope's; one whose relabelling removed one carries it empty, which removes it.
-	ScopeLabels bool
 }
 
 // LabelLimits are Prometheus' scrape limits on a series' labels.

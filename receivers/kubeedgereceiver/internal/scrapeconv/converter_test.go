@@ -29,8 +29,7 @@ func convert(t testing.TB, c *Converter, body []byte, scrapeMs int64) (pmetric.M
 	t.Helper()
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().Attributes().PutStr("service.name", "kubeedge")
-	rm.Resource().Attributes().PutStr("service.instance.id", "edge-1")
+	ResourceAttributes(c.opts.TargetLabels, rm.Resource().Attributes())
 	mt, err := MediaType(body, "text/plain; charset=utf-8")
 	require.NoError(t, err)
 	st, err := c.Convert(body, mt, scrapeMs, rm.ScopeMetrics().AppendEmpty().Metrics())
@@ -88,7 +87,7 @@ func TestConvertTypesAndMetadata(t *testing.T) {
 	assert.Equal(t, pmetric.AggregationTemporalityCumulative, c1.Sum().AggregationTemporality())
 	assert.NotZero(t, c1.Sum().DataPoints().At(0).StartTimestamp())
 	attrs := c1.Sum().DataPoints().At(0).Attributes().AsRaw()
-	assert.Equal(t, map[string]any{"node": "edge-1", "metrics_path": "/metrics/cadvisor"}, attrs)
+	assert.Empty(t, attrs, "the target labels are the resource's")
 
 	var summaries int
 	for _, m := range byName {
@@ -195,7 +194,7 @@ func TestConvertTargetLabelConflicts(t *testing.T) {
 		if honor {
 			assert.Equal(t, map[string]any{"node": "real"}, attrs)
 		} else {
-			assert.Equal(t, map[string]any{"node": "edge-1", "exported_node": "real"}, attrs)
+			assert.Equal(t, map[string]any{"exported_node": "real"}, attrs, "node is the resource's")
 		}
 	}
 }

@@ -3,6 +3,7 @@ package scrapeconv
 import (
 	"math"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -135,15 +136,29 @@ func (c *Converter) empty(g *group) bool {
 	}
 }
 
-// ScopeAttributes writes the target labels that Options.ScopeLabels leaves to the scope.
-func ScopeAttributes(targetLabels labels.Labels, dst pcommon.Map) {
-	dst.EnsureCapacity(targetLabels.Len())
+// ResourceAttributes writes the target labels as resource attributes: job and instance as
+// service.name and service.instance.id (the Collector's Prometheus compatibility rules), the
+// others under their label names, which exporters turn back into the same labels
+// (resource_constant_labels in contrib's and edgetel's Prometheus exporters).
+func ResourceAttributes(targetLabels labels.Labels, dst pcommon.Map) {
+	dst.EnsureCapacity(dst.Len() + targetLabels.Len())
 	targetLabels.Range(func(l labels.Label) {
-		if onScope(l.Name) {
+		switch l.Name {
+		case model.JobLabel:
+			dst.PutStr(ServiceName, l.Value)
+		case model.InstanceLabel:
+			dst.PutStr(ServiceInstanceID, l.Value)
+		default:
 			dst.PutStr(l.Name, l.Value)
 		}
 	})
 }
+
+// The resource attributes job and instance become.
+const (
+	ServiceName       = "service.name"
+	ServiceInstanceID = "service.instance.id"
+)
 
 // putAttrs writes the group's attributes. The strings are shared with the symbol table, not
 // copied.

@@ -30,7 +30,7 @@ func TestMetricRelabelConfigs(t *testing.T) {
 	assert.Equal(t, 1, st.PostRelabel)
 	require.Equal(t, 1, ms.Len())
 	assert.Equal(t, "container_threads", ms.At(0).Name())
-	assert.Equal(t, map[string]any{"pod": "web-7f9", "workload": "web", "node": "edge-1", "metrics_path": "/metrics/cadvisor"},
+	assert.Equal(t, map[string]any{"pod": "web-7f9", "workload": "web"},
 		ms.At(0).Gauge().DataPoints().At(0).Attributes().AsRaw())
 
 	// Dropped series stay dropped from the cache on the next scrape.
