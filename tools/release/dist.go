@@ -13,10 +13,14 @@ import (
 // (the binary and the repository's README), writes an SBOM next to each archive
 // (<archive>.cdx.json) and the sha256 sums of all of them in <out>/checksums.txt, in the format
 // `sha256sum -c` reads. It returns the files written.
-func archives(binDir, out, readme string, m meta) ([]string, error) {
-	readmeBody, err := os.ReadFile(readme)
-	if err != nil {
-		return nil, err
+func archives(binDir, out string, docs []string, m meta) ([]string, error) {
+	var docFiles []baseFile
+	for _, doc := range docs {
+		body, err := os.ReadFile(doc)
+		if err != nil {
+			return nil, err
+		}
+		docFiles = append(docFiles, baseFile{name: filepath.Base(doc), mode: 0o644, body: body})
 	}
 	dirs, err := os.ReadDir(binDir)
 	if err != nil {
@@ -32,7 +36,7 @@ func archives(binDir, out, readme string, m meta) ([]string, error) {
 			return nil, err
 		}
 		for _, b := range bins {
-			files, err := archiveOne(filepath.Join(binDir, d.Name(), b.Name()), b.Name(), d.Name(), out, readmeBody, m)
+			files, err := archiveOne(filepath.Join(binDir, d.Name(), b.Name()), b.Name(), d.Name(), out, docFiles, m)
 			if err != nil {
 				return nil, err
 			}
@@ -57,7 +61,7 @@ func archives(binDir, out, readme string, m meta) ([]string, error) {
 	return append(written, "checksums.txt"), nil
 }
 
-func archiveOne(binary, name, plat, out string, readme []byte, m meta) ([]string, error) {
+func archiveOne(binary, name, plat, out string, docs []baseFile, m meta) ([]string, error) {
 	body, err := os.ReadFile(binary)
 	if err != nil {
 		return nil, err
@@ -69,8 +73,11 @@ func archiveOne(binary, name, plat, out string, readme []byte, m meta) ([]string
 		return nil, err
 	}
 	files := []baseFile{{name: base + "/", mode: 0o755, dir: true},
-		{name: base + "/" + name, mode: 0o755, body: body},
-		{name: base + "/README.md", mode: 0o644, body: readme}}
+		{name: base + "/" + name, mode: 0o755, body: body}}
+	for _, d := range docs {
+		d.name = base + "/" + d.name
+		files = append(files, d)
+	}
 	if err := writeTar(zw, files, m.Created); err != nil {
 		return nil, err
 	}

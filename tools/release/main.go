@@ -90,13 +90,14 @@ func run(args []string) error {
 		bin := fs.String("bin", "dist/bin", "binaries, in <os>_<arch>[variant]/<name>")
 		out := fs.String("out", "dist", "output directory")
 		readme := fs.String("readme", "README.md", "README to put in each archive")
+		license := fs.String("license", "LICENSE", "licence text to put in each archive")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if err := checkMeta(); err != nil {
 			return err
 		}
-		files, err := archives(*bin, *out, *readme, m)
+		files, err := archives(*bin, *out, []string{*readme, *license}, m)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"path/filepath"
@@ -104,8 +106,10 @@ func TestArchivesSBOMsAndChecksums(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "linux_amd64", "tool"), self, 0o755))
 	readme := filepath.Join(t.TempDir(), "README.md")
 	require.NoError(t, os.WriteFile(readme, []byte("# tool\n"), 0o644))
+	license := filepath.Join(t.TempDir(), "LICENSE")
+	require.NoError(t, os.WriteFile(license, []byte("Apache License\n"), 0o644))
 	out := t.TempDir()
-	files, err := archives(bin, out, readme, testMeta)
+	files, err := archives(bin, out, []string{readme, license}, testMeta)
 	require.NoError(t, err)
 	archive := "tool_" + testMeta.Version + "_linux_amd64.tar.gz"
 	assert.Equal(t, []string{archive, archive + ".cdx.json", "checksums.txt"}, files)
@@ -130,6 +134,19 @@ func TestArchivesSBOMsAndChecksums(t *testing.T) {
 	want, err := fileSHA256(filepath.Join(out, archive))
 	require.NoError(t, err)
 	assert.Contains(t, string(sums), want+"  "+archive+"\n")
+
+	tgz, err := os.Open(filepath.Join(out, archive))
+	require.NoError(t, err)
+	defer tgz.Close()
+	zr, err := gzip.NewReader(tgz)
+	require.NoError(t, err)
+	tr := tar.NewReader(zr)
+	var entries []string
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		entries = append(entries, h.Name)
+	}
+	base := strings.TrimSuffix(archive, ".tar.gz")
+	assert.Equal(t, []string{base + "/", base + "/tool", base + "/README.md", base + "/LICENSE"}, entries)
 }
 
 // The chart's values get each image's repository and digest; other values and comments stay.
