@@ -36,7 +36,7 @@ GO_TEST_FLAGS ?= -timeout 30m
 .PHONY: build build-cross release release-snapshot release-artifacts release-publish test-release dashboards tool-release test test-race lint check-standalone generate check-generated demo bench soak clean tools \
 	tool-vmagent tool-otelcol-upstream \
 	tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs \
-	tool-versitygw tool-alertmanager
+	tool-versitygw tool-alertmanager tool-cortex
 
 build:
 	@mkdir -p $(BIN)
@@ -96,7 +96,7 @@ release-artifacts: tool-release tool-helm
 	@test -n "$(VERSION)" || { echo "VERSION is required"; exit 1; }
 	rm -rf $(DIST)
 	$(MAKE) build-cross
-	$(BIN)/edgetel-release dist $(RELEASE_META) -bin $(DIST)/bin -out $(DIST) -readme README.md
+	$(BIN)/edgetel-release dist $(RELEASE_META) -bin $(DIST)/bin -out $(DIST) -readme README.md -license LICENSE
 	$(BIN)/edgetel-release images $(RELEASE_META) -bin $(DIST)/bin -out $(DIST) \
 		-names $(subst $(eval) ,$(comma),$(RELEASE_COMMANDS)) -base-diffid $(BASE_DIFFID)
 	mkdir -p $(DIST)/chart && cp -R charts/edgetel $(DIST)/chart/
@@ -142,7 +142,8 @@ dashboards:
 # environment, replaces them with a directory of one's own.
 TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
 	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD) EDGETEL_THANOS=$(BIN)/thanos \
-	EDGETEL_VICTORIALOGS=$(BIN)/victoria-logs EDGETEL_VERSITYGW=$(BIN)/versitygw EDGETEL_ALERTMANAGER=$(BIN)/alertmanager
+	EDGETEL_VICTORIALOGS=$(BIN)/victoria-logs EDGETEL_VERSITYGW=$(BIN)/versitygw EDGETEL_ALERTMANAGER=$(BIN)/alertmanager \
+	EDGETEL_CORTEX=$(BIN)/cortex
 
 # scripts/demotest runs the demo with the commands `build` puts in $(BIN).
 test: tools build
@@ -166,7 +167,7 @@ check-standalone:
 		echo "tracked files above refer to a directory outside the repository: write the fact into docs/ instead"; exit 1; fi
 
 tools: tool-builder tool-staticcheck tool-prometheus tool-helm tool-kube-apiserver tool-etcd tool-thanos tool-victorialogs \
-	tool-versitygw tool-alertmanager
+	tool-versitygw tool-alertmanager tool-cortex
 
 tool-builder:
 	@test -x $(BIN)/builder && $(BIN)/builder version 2>/dev/null | grep -q $(OCB_VERSION) || \
@@ -201,6 +202,12 @@ tool-thanos:
 	@test -x $(BIN)/thanos || { cd tools/thanos && $(GO) build -tags netgo,slicelabels -o $(BIN)/thanos \
 		-ldflags "-X github.com/prometheus/common/version.Version=$(THANOS_VERSION:v%=%) -X github.com/prometheus/common/version.Branch=edgetel" \
 		github.com/thanos-io/thanos/cmd/thanos; }
+
+# Cortex (Apache-2.0), the second real remote-write store of the tests; pinned in tools/cortex/go.mod.
+# Tags as in Cortex's own Makefile: built without slicelabels its ingester panics decoding labels.
+tool-cortex:
+	@test -x $(BIN)/cortex || { cd tools/cortex && $(GO) build -tags netgo,slicelabels -o $(BIN)/cortex \
+		github.com/cortexproject/cortex/cmd/cortex; }
 
 tool-victorialogs:
 	@test -x $(BIN)/victoria-logs || { cd tools/victorialogs && $(GO) build -o $(BIN)/victoria-logs \

@@ -1,4 +1,5 @@
-// Package thanostest runs the real Thanos (EDGETEL_THANOS, built by `make tool-thanos`) in tests:
+// Package thanostest runs the real Thanos (EDGETEL_THANOS, built by `make tool-thanos`), and other
+// Prometheus-style servers such as Cortex, in tests:
 // a component on free loopback ports, stopped when the test ends, and its query API.
 package thanostest
 
@@ -46,6 +47,8 @@ type Process struct {
 	Log        string
 	args       []string
 	stop       func() // interrupts the process and waits for it to exit
+	bin, name  string
+	readyPath  string
 }
 
 // Start runs `thanos <component> args...` with --http-address and --grpc-address on free
@@ -66,11 +69,23 @@ func Start(t testing.TB, component string, grpc bool, args ...string) *Process {
 // listens on p.HTTP, waits until its /-/ready answers 200 and stops it when the test ends.
 func StartArgs(t testing.TB, p *Process, args ...string) *Process {
 	t.Helper()
-	bin := Bin(t)
-	component := args[0]
-	p.Log = filepath.Join(t.TempDir(), component+".log")
+	p.bin, p.name, p.readyPath = Bin(t), "thanos "+args[0], "/-/ready"
+	return p.start(t, args)
+}
+
+// StartProgram runs another Prometheus-style server the same way (Cortex, say): bin with args,
+// its HTTP server on p.HTTP, ready when readyPath answers 200; name labels its log.
+func StartProgram(t testing.TB, p *Process, bin, name, readyPath string, args ...string) *Process {
+	t.Helper()
+	p.bin, p.name, p.readyPath = bin, name, readyPath
+	return p.start(t, args)
+}
+
+func (p *Process) start(t testing.TB, args []string) *Process {
+	t.Helper()
+	p.Log = filepath.Join(t.TempDir(), strings.ReplaceAll(p.name, " ", "-")+".log")
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, p.bin, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 20 * time.Second
 	log, err := os.Create(p.Log)
@@ -87,7 +102,7 @@ func StartArgs(t testing.TB, p *Process, args ...string) *Process {
 		p.stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(p.Log)
-			t.Logf("thanos %s log:\n%s", component, tail(string(out), 4000))
+			t.Logf("%s log:\n%s", p.name, tail(string(out), 4000))
 		}
 	})
 	deadline := time.Now().Add(2 * time.Minute)
@@ -95,12 +110,12 @@ func StartArgs(t testing.TB, p *Process, args ...string) *Process {
 		select {
 		case <-exited:
 			out, _ := os.ReadFile(p.Log)
-			t.Fatalf("thanos %s exited (%v):\n%s", strings.Join(args, " "), waitErr, out)
+			t.Fatalf("%s (%s) exited (%v):\n%s", p.name, strings.Join(args, " "), waitErr, out)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			out, _ := os.ReadFile(p.Log)
-			t.Fatalf("thanos %s never became ready:\n%s", component, tail(string(out), 4000))
+			t.Fatalf("%s never became ready:\n%s", p.name, tail(string(out), 4000))
 		}
 	}
 	return p
@@ -113,7 +128,7 @@ func (p *Process) Stop() { p.stop() }
 // Restart starts a stopped process again with the arguments it was first started with.
 func (p *Process) Restart(t testing.TB) {
 	t.Helper()
-	StartArgs(t, p, p.args...)
+	p.start(t, p.args)
 }
 
 // ArgsFile reads flags kept one per line in a file (blank lines and # comments skipped), as the
@@ -132,7 +147,7 @@ func ArgsFile(t testing.TB, path string) []string {
 }
 
 func (p *Process) ready() bool {
-	resp, err := http.Get("http://" + p.HTTP + "/-/ready")
+	resp, err := http.Get("http://" + p.HTTP + p.readyPath)
 	if err != nil {
 		return false
 	}
@@ -158,11 +173,17 @@ type Answer struct {
 // such as http://127.0.0.1:9090), with extra form values (e.g. dedup=false for Thanos).
 func Query(t testing.TB, base, expr string, at time.Time, extra url.Values) (*Answer, error) {
 	t.Helper()
+	return QueryAs(t, base, nil, expr, at, extra)
+}
+
+// QueryAs is Query with request headers (Cortex's X-Scope-OrgID names the tenant).
+func QueryAs(t testing.TB, base string, header http.Header, expr string, at time.Time, extra url.Values) (*Answer, error) {
+	t.Helper()
 	v := url.Values{"query": {expr}, "time": {formatTime(at)}}
 	for k, vs := range extra {
 		v[k] = vs
 	}
-	return get(base+"/api/v1/query", v)
+	return get(base+"/api/v1/query", v, header)
 }
 
 // QueryRange runs a range query.
@@ -173,15 +194,24 @@ func QueryRange(t testing.TB, base, expr string, start, end time.Time, step time
 	for k, vs := range extra {
 		v[k] = vs
 	}
-	return get(base+"/api/v1/query_range", v)
+	return get(base+"/api/v1/query_range", v, nil)
 }
 
 func formatTime(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', -1, 64)
 }
 
-func get(u string, v url.Values) (*Answer, error) {
-	resp, err := http.PostForm(u, v)
+func get(u string, v url.Values, header http.Header) (*Answer, error) {
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(v.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
