@@ -42,7 +42,7 @@ func benchmarkScrapeCadvisor(b *testing.B, targetLabelsOn string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if r.transport, err = r.newTransport(context.Background()); err != nil {
+	if r.transport, err = r.build.transport(context.Background(), cfg.MaxConcurrentScrapes); err != nil {
 		b.Fatal(err)
 	}
 	r.sem, r.converting = make(chan struct{}, 1), make(chan struct{}, 1)

@@ -20,7 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/sharedcomponent"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/edgefleet"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
 
@@ -29,20 +31,24 @@ const maxFlushLines = 8192
 
 // logsReceiver follows the container logs of the selected pods on the shard's edge nodes.
 type logsReceiver struct {
-	unlink func() // leaves the factory's links (set by the factory)
-	cfg    *Config
-	lc     LogsConfig
-	set    receiver.Settings
-	next   consumer.Logs
-	sel    labels.Selector
-	tel    *logsTelemetry
-	// base gives the logs signal the metrics signal's transport and node discovery, built from
-	// the same configuration; its scrape loops never run.
-	base *kubeedgeReceiver
+	cfg  *Config
+	lc   LogsConfig
+	set  receiver.Settings
+	next consumer.Logs
+	sel  labels.Selector
+	tel  *logsTelemetry
+	// labels are the node labels put on records as resource attributes (attributes.labels).
+	labels []kube.LabelMapping
+	// registry gives the Event informer (logs.kubernetes_events).
+	registry *kube.Registry
 
-	transport transport.Transport
-	store     storage.Client // nil without logs.storage
-	slots     chan struct{}  // one per open stream (logs.max_streams)
+	// fleet is the discovery, transport and health feed shared with the metrics signal.
+	fleet     *sharedcomponent.Ref[*edgefleet.Fleet]
+	sub       *edgefleet.Subscription
+	healthSub *edgefleet.Subscription
+	transport transport.Transport // the fleet's, from Start
+	store     storage.Client      // nil without logs.storage
+	slots     chan struct{}       // one per open stream (logs.max_streams)
 	// pendingBytes is what every stream holds before the pipeline accepted it
 	// (logs.max_pending_bytes_total).
 	pendingBytes atomic.Int64
@@ -64,7 +70,19 @@ type logsReceiver struct {
 	eventSub *kube.Subscription
 }
 
+// newLogsReceiver builds a logs receiver with a fleet of its own (tests; the factory shares one
+// fleet between the signals of a receiver ID).
 func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, reg *kube.Registry) (*logsReceiver, error) {
+	f, _ := newFleet(set, cfg, reg)
+	ref, err := ownFleet(f)
+	if err != nil {
+		return nil, err
+	}
+	return newLogsReceiverOn(set, cfg, next, reg, ref)
+}
+
+func newLogsReceiverOn(set receiver.Settings, cfg *Config, next consumer.Logs, reg *kube.Registry,
+	fleet *sharedcomponent.Ref[*edgefleet.Fleet]) (*logsReceiver, error) {
 	if len(cfg.Logs.Namespaces) == 0 && !cfg.Logs.LifecycleEvents {
 		return nil, errors.New("logs.namespaces must list the namespaces whose pods are followed (\"*\" for all), " +
 			"or logs.lifecycle_events be on: nothing is followed by default")
@@ -79,23 +97,22 @@ func newLogsReceiver(set receiver.Settings, cfg *Config, next consumer.Logs, reg
 	if err != nil {
 		return nil, fmt.Errorf("logs.label_selector: %w", err)
 	}
-	base, err := newReceiver(set, cfg, consumer.Metrics(nil), reg)
-	if err != nil {
-		return nil, err
-	}
 	tel, err := newLogsTelemetry(set.TelemetrySettings)
 	if err != nil {
 		return nil, err
 	}
-	r := &logsReceiver{cfg: cfg, lc: cfg.Logs, set: set, next: next, sel: sel, tel: tel, base: base,
+	r := &logsReceiver{cfg: cfg, lc: cfg.Logs, set: set, next: next, sel: sel, tel: tel,
+		labels: cfg.labelMappings(), registry: reg, fleet: fleet,
 		followers: map[streamKey]*follower{}, draining: map[streamKey]*follower{}, limiters: map[string]*rate.Limiter{}}
 	if cfg.Logs.LifecycleEvents {
 		r.life = newLifecycle()
 	}
+	fleet.Value().Need(edgefleet.Needs{Conns: cfg.Logs.MaxStreams, Pods: r.podWatch()})
 	return r, nil
 }
 
-// Start opens the position store, builds the transport and discovery and starts following.
+// Start opens the position store, starts the fleet (unless the metrics signal did) and follows
+// its snapshots and node health.
 func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 	if r.lc.Storage != nil {
 		client, err := storageClient(ctx, host, *r.lc.Storage, r.set.ID)
@@ -108,20 +125,13 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 		r.closeStore()
 		return err
 	}
-	t, err := r.base.newTransportConns(ctx, r.lc.MaxStreams)
-	if err != nil {
+	if err := r.fleet.Start(ctx, host); err != nil {
 		r.stopEvents()
 		r.closeStore()
 		return err
 	}
-	disc, err := r.base.newDiscovererPods(r.podWatch())
-	if err != nil {
-		t.Close()
-		r.stopEvents()
-		r.closeStore()
-		return err
-	}
-	r.transport = t
+	f := r.fleet.Value()
+	r.transport = f.Transport()
 	r.slots = make(chan struct{}, r.lc.MaxStreams)
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -132,13 +142,10 @@ func (r *logsReceiver) Start(ctx context.Context, host component.Host) error {
 		defer r.flushW.Done()
 		r.flushLoop(flushCtx)
 	}()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		if err := disc.Run(runCtx, func(nodes []discovery.Target) { r.sync(runCtx, nodes) }); err != nil {
-			r.set.Logger.Error("kubeedge logs discovery stopped", zap.String("mode", r.cfg.Discovery.Mode), zap.Error(err))
-		}
-	}()
+	if r.life != nil {
+		r.healthSub = f.OnHealth(r.life.health)
+	}
+	r.sub = f.Subscribe(func(nodes []discovery.Target) { r.sync(runCtx, nodes) })
 	return nil
 }
 
@@ -147,7 +154,7 @@ func (r *logsReceiver) watchEvents() error {
 	if !r.lc.KubernetesEvents {
 		return nil
 	}
-	ev, err := r.base.registry.AcquireEvents(kube.EventWatch{API: r.cfg.Discovery.Kubernetes.APIConfig})
+	ev, err := r.registry.AcquireEvents(kube.EventWatch{API: r.cfg.Discovery.Kubernetes.APIConfig})
 	if err != nil {
 		return fmt.Errorf("logs.kubernetes_events: %w", err)
 	}
@@ -198,12 +205,20 @@ func storageClient(ctx context.Context, host component.Host, id, self component.
 	return client, nil
 }
 
-// Shutdown stops discovery and every stream, hands what was read to the pipeline one last
-// time, and closes the position store.
+// Shutdown stops every stream, hands what was read to the pipeline one last time, lets go of
+// the fleet (its last signal stops it) and closes the position store.
 func (r *logsReceiver) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.stopping = true
 	r.mu.Unlock()
+	if r.sub != nil {
+		r.sub.Remove()
+		r.sub = nil
+	}
+	if r.healthSub != nil {
+		r.healthSub.Remove()
+		r.healthSub = nil
+	}
 	if r.cancel != nil {
 		r.cancel()
 	}
@@ -215,22 +230,9 @@ func (r *logsReceiver) Shutdown(ctx context.Context) error {
 		// Lines read and not yet accepted: one more try, so a clean stop does not read them again.
 		r.flush(ctx)
 	}
-	if r.transport != nil {
-		r.transport.Close()
-	}
-	if r.base.pods != nil {
-		r.base.pods.Release()
-		r.base.pods = nil
-	}
-	if r.base.nodes != nil {
-		r.base.nodes.Release()
-		r.base.nodes = nil
-	}
+	err := r.fleet.Shutdown(ctx)
 	r.closeStore()
-	if r.unlink != nil {
-		r.unlink()
-	}
-	return nil
+	return err
 }
 
 func (r *logsReceiver) closeStore() {
@@ -242,8 +244,8 @@ func (r *logsReceiver) closeStore() {
 	}
 }
 
-// sync makes the followed streams match a discovery snapshot: the containers of selected pods on
-// the shard's nodes are followed, and the streams of pods that went away stop.
+// sync makes the followed streams match a snapshot of the shard's nodes: the containers of
+// selected pods are followed, and the streams of pods that went away stop.
 func (r *logsReceiver) sync(ctx context.Context, nodes []discovery.Target) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -252,12 +254,7 @@ func (r *logsReceiver) sync(ctx context.Context, nodes []discovery.Target) {
 	}
 	want := map[streamKey]discovery.Target{}
 	seenNodes := map[string]bool{}
-	shard := make([]discovery.Target, 0, len(nodes))
 	for _, n := range nodes {
-		if !discovery.Shard(n.Name, r.cfg.Shard.Index, r.cfg.Shard.Count) {
-			continue
-		}
-		shard = append(shard, n)
 		for _, p := range n.Pods {
 			if !r.lc.selects(r.sel, p) {
 				continue
@@ -271,7 +268,7 @@ func (r *logsReceiver) sync(ctx context.Context, nodes []discovery.Target) {
 		}
 	}
 	if r.life != nil {
-		r.life.snapshot(shard, time.Now())
+		r.life.snapshot(nodes, time.Now())
 	}
 	for name := range r.limiters {
 		if !seenNodes[name] {

@@ -166,29 +166,3 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
-
-// A receiver leaves the factory's links on Shutdown: after a reload that keeps only the logs
-// signal of an ID, the new logs receiver does not reach the old, stopped metrics receiver.
-func TestShutdownLeavesTheLinks(t *testing.T) {
-	s, fleetFile := startLogSim(t, 1, edgesim.LogsConfig{})
-	cfg := logsConfig(s, fleetFile)
-	cfg.Logs.Namespaces = nil
-	cfg.Logs.LifecycleEvents = true
-	f := newFactory(nil)
-	set := receivertest.NewNopSettings(metadata.Type)
-	set.ID = component.MustNewIDWithName("kubeedge", "reload")
-	mr, err := f.CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	lr, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	old := mr.(*kubeedgeReceiver)
-	require.NotNil(t, old.health.Load(), "the logs signal hears the metrics signal of its ID")
-	require.NoError(t, mr.Shutdown(context.Background()))
-	require.NoError(t, lr.Shutdown(context.Background()))
-
-	old.health.Store(nil)
-	lr2, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	assert.Nil(t, old.health.Load(), "a stopped metrics receiver is not linked to a new logs receiver")
-	require.NoError(t, lr2.Shutdown(context.Background()))
-}

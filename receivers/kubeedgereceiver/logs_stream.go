@@ -381,7 +381,7 @@ func (f *follower) appendTo(ld plog.Logs, lines []logLine, observed pcommon.Time
 	attrs.PutStr("k8s.pod.name", f.key.pod)
 	attrs.PutStr("k8s.container.name", f.key.container)
 	attrs.PutStr("k8s.node.name", n.Name)
-	for _, m := range f.r.base.labels {
+	for _, m := range f.r.labels {
 		if v := n.Labels[m.Key]; v != "" {
 			attrs.PutStr(m.Attribute, v)
 		}

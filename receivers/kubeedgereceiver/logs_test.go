@@ -334,7 +334,6 @@ func TestLogsSelection(t *testing.T) {
 		"all namespaces":     {ns: []string{"*"}, want: 4},
 		"selector matches":   {ns: []string{"edge-apps"}, selector: edgesim.PodLabel + "=edgesim", want: 4},
 		"selector excludes":  {ns: []string{"edge-apps"}, selector: edgesim.PodLabel + "!=edgesim", want: 0},
-		"shard of one of 2":  {ns: []string{"edge-apps"}, want: -1},
 		"label set required": {ns: []string{"edge-apps"}, selector: "tier", want: 0},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -342,9 +341,6 @@ func TestLogsSelection(t *testing.T) {
 			cfg.Logs.Namespaces, cfg.Logs.LabelSelector = tc.ns, tc.selector
 			r, err := newLogsReceiver(receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.LogsSink), nil)
 			require.NoError(t, err)
-			if tc.want < 0 {
-				cfg.Shard = ShardConfig{Index: 1, Count: 2}
-			}
 			r.sync(context.Background(), nil) // nothing discovered: nothing followed
 			assert.Empty(t, r.followers)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -352,11 +348,7 @@ func TestLogsSelection(t *testing.T) {
 			targets := fileTargets(t, fleetFile)
 			r.slots = make(chan struct{}) // no stream may open: this checks the selection only
 			r.sync(ctx, targets)
-			if tc.want >= 0 {
-				assert.Len(t, r.followers, tc.want)
-			} else {
-				assert.Less(t, len(r.followers), 4)
-			}
+			assert.Len(t, r.followers, tc.want)
 			cancel()
 			r.wg.Wait()
 		})
