@@ -13,6 +13,7 @@ import (
 	"github.com/edgetel/edgetel/internal/sampleconv"
 	"github.com/edgetel/edgetel/internal/sharedcomponent"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/edgefleet"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/logs"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
@@ -40,16 +41,6 @@ const (
 	DefaultLabelLimit            = 64
 	DefaultLabelNameLengthLimit  = 128
 	DefaultLabelValueLengthLimit = 1024
-)
-
-// Default log limits: 64 KiB keeps ordinary lines whole and bounds what one line can hold in
-// memory; 1,000 streams is a few hundred pods with their containers.
-const (
-	DefaultMaxLogStreams = 1000
-	DefaultMaxLineSize   = 64 << 10
-	// DefaultLogsIdleTimeout ends a log stream that brought nothing, not even its headers, for
-	// this long: through cloudcore a stream whose edge cannot reach its kubelet never answers.
-	DefaultLogsIdleTimeout = 2 * time.Minute
 )
 
 // NewFactory returns the kubeedge receiver's factory.
@@ -130,19 +121,6 @@ func createDefaultConfig() component.Config {
 			APIServer: APIServerTransportConfig{APIConfig: kube.DefaultAPIConfig()},
 			Direct:    DirectTransportConfig{Endpoint: transport.DefaultDirectEndpoint, Scheme: "http", TLS: configtls.NewDefaultClientConfig()},
 		},
-		Logs: LogsConfig{
-			MaxStreams:         DefaultMaxLogStreams,
-			NodeBytesPerSecond: 1 << 20,
-			MaxLineSize:        DefaultMaxLineSize,
-			FlushInterval:      time.Second,
-			MaxPendingLines:    4096,
-			// 4,096 lines of max_line_size would be 256 MiB per stream: 1 MiB per stream and
-			// 64 MiB for all bound the metrics process's memory during a log-store outage.
-			MaxPendingBytes:      1 << 20,
-			MaxPendingBytesTotal: 64 << 20,
-			RetryInterval:        time.Second,
-			MaxRetryInterval:     30 * time.Second,
-			IdleTimeout:          DefaultLogsIdleTimeout,
-		},
+		Logs: logs.DefaultConfig(),
 	}
 }

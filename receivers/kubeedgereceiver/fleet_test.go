@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgetel/edgetel/internal/edgesim"
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/logs"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
 
@@ -181,14 +182,6 @@ func TestOneDiscoveryAndTransportPerReceiverID(t *testing.T) {
 	assert.Equal(t, map[string]int{"nodes": 1, "pods": 1}, countWatches(client))
 }
 
-func streamsOf(sink *consumertest.LogsSink) map[string]bool {
-	out := map[string]bool{}
-	for _, rec := range records(sink) {
-		out[rec.stream] = true
-	}
-	return out
-}
-
 // One signal's Shutdown leaves the other running on the shared fleet; the last one stops it
 // (noLeaks: discovery, informers and transport end), and the factory then builds a new fleet
 // for the ID.
@@ -206,7 +199,7 @@ func TestFleetOutlivesOneSignal(t *testing.T) {
 	f := newFactory(reg)
 	mr, msink, lr, lsink := bothSignals(t, f, cfg)
 	fleet := mr.(*kubeedgeReceiver).fleet.Value()
-	require.Same(t, fleet, lr.(*logsReceiver).fleet.Value(), "one fleet per receiver ID")
+	require.Same(t, fleet, lr.(*logs.Receiver).Fleet(), "one fleet per receiver ID")
 	ctx := context.Background()
 	require.NoError(t, mr.Start(ctx, componenttest.NewNopHost()))
 	require.NoError(t, lr.Start(ctx, componenttest.NewNopHost()))

@@ -1,4 +1,4 @@
-package kubeedgereceiver
+package logs
 
 import (
 	"context"
@@ -201,7 +201,7 @@ func (l *lifecycle) done(n int) {
 }
 
 // flushLifecycle hands pending lifecycle events to the pipeline; refused ones stay pending.
-func (r *logsReceiver) flushLifecycle(ctx context.Context) {
+func (r *Receiver) flushLifecycle(ctx context.Context) {
 	if r.life == nil {
 		return
 	}
@@ -218,7 +218,7 @@ func (r *logsReceiver) flushLifecycle(ctx context.Context) {
 		rl := ld.ResourceLogs().AppendEmpty()
 		attrs := rl.Resource().Attributes()
 		attrs.PutStr("k8s.node.name", e.node.Name)
-		for _, m := range r.labels {
+		for _, m := range r.p.Labels {
 			if v := e.node.Labels[m.Key]; v != "" {
 				attrs.PutStr(m.Attribute, v)
 			}
