@@ -45,7 +45,7 @@ func benchBatch(nodes, metrics, series int) pmetric.Metrics {
 func benchProcessor(b *testing.B, guardOn bool, nodes int) *edgeNodeProcessor {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Guard.Enabled = guardOn
-	p, err := newProcessor(processortest.NewNopSettings(metadata.Type), cfg, newNodeSources(nil).get(cfg), true)
+	p, err := newProcessorOf(processortest.NewNopSettings(metadata.Type), cfg, newNodeSources(nil), true)
 	require.NoError(b, err)
 	for _, n := range edgeFleet(nodes) {
 		p.cache.Upsert(kube.FromKube(kubeNode(n, corev1.ConditionTrue)))

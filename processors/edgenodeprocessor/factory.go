@@ -59,7 +59,7 @@ func createDefaultConfig() component.Config {
 
 func createMetrics(nodes *nodeSources) processor.CreateMetricsFunc {
 	return func(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-		p, err := newProcessor(set, cfg.(*Config), nodes.get(cfg.(*Config)), true)
+		p, err := newProcessorOf(set, cfg.(*Config), nodes, true)
 		if err != nil {
 			return nil, err
 		}
@@ -71,7 +71,7 @@ func createMetrics(nodes *nodeSources) processor.CreateMetricsFunc {
 
 func createLogs(nodes *nodeSources) processor.CreateLogsFunc {
 	return func(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Logs) (processor.Logs, error) {
-		p, err := newProcessor(set, cfg.(*Config), nodes.get(cfg.(*Config)), false)
+		p, err := newProcessorOf(set, cfg.(*Config), nodes, false)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +83,7 @@ func createLogs(nodes *nodeSources) processor.CreateLogsFunc {
 
 func createTraces(nodes *nodeSources) processor.CreateTracesFunc {
 	return func(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-		p, err := newProcessor(set, cfg.(*Config), nodes.get(cfg.(*Config)), false)
+		p, err := newProcessorOf(set, cfg.(*Config), nodes, false)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package edgenodeprocessor
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/sharedcomponent"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/guard"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/nodecache"
 )
@@ -26,25 +28,37 @@ type edgeNodeProcessor struct {
 	logger *zap.Logger
 	now    func() time.Time
 
-	nodes  *nodeSource
+	nodes  *sharedcomponent.Ref[*nodeSource]
 	cache  *nodecache.Cache
 	guard  *guard.Guard // nil when the guard is off or for logs and traces
 	hasher guard.Hasher
 	tel    *telemetry
 
-	mu      sync.Mutex
-	started bool
-	stop    chan struct{}
-	done    chan struct{}
+	mu   sync.Mutex
+	stop chan struct{}
+	done chan struct{}
 }
 
-func newProcessor(set processor.Settings, cfg *Config, nodes *nodeSource, withGuard bool) (*edgeNodeProcessor, error) {
+// newProcessorOf builds a processor on its component's shared node source.
+func newProcessorOf(set processor.Settings, cfg *Config, sources *nodeSources, withGuard bool) (*edgeNodeProcessor, error) {
+	nodes, err := sources.hold(set.ID, cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newProcessor(set, cfg, nodes, withGuard)
+	if err != nil {
+		_ = nodes.Shutdown(context.Background())
+	}
+	return p, err
+}
+
+func newProcessor(set processor.Settings, cfg *Config, nodes *sharedcomponent.Ref[*nodeSource], withGuard bool) (*edgeNodeProcessor, error) {
 	p := &edgeNodeProcessor{
 		cfg:    cfg,
 		logger: set.Logger,
 		now:    time.Now,
 		nodes:  nodes,
-		cache:  nodes.cache,
+		cache:  nodes.Value().cache,
 		hasher: guard.NewHasher(),
 	}
 	if withGuard && cfg.Guard.Enabled {
@@ -80,13 +94,12 @@ func (p *edgeNodeProcessor) activeSeries() int64 {
 	return int64(p.guard.ActiveSeries())
 }
 
-func (p *edgeNodeProcessor) start(ctx context.Context, _ component.Host) error {
-	if err := p.nodes.acquire(ctx); err != nil {
+func (p *edgeNodeProcessor) start(ctx context.Context, host component.Host) error {
+	if err := p.nodes.Start(ctx, host); err != nil {
 		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.started = true
 	if p.guard != nil {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
 		go p.sweep(p.stop, p.done)
@@ -109,7 +122,7 @@ func (p *edgeNodeProcessor) sweep(stop, done chan struct{}) {
 	}
 }
 
-func (p *edgeNodeProcessor) shutdown(context.Context) error {
+func (p *edgeNodeProcessor) shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stop != nil {
@@ -117,11 +130,7 @@ func (p *edgeNodeProcessor) shutdown(context.Context) error {
 		<-p.done
 		p.stop = nil
 	}
-	if p.started {
-		p.nodes.release()
-		p.started = false
-	}
-	return p.tel.shutdown()
+	return errors.Join(p.nodes.Shutdown(ctx), p.tel.shutdown())
 }
 
 // batch is what one call knows about its request: the sender's address is read once, lazily.

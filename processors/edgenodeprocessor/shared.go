@@ -3,64 +3,45 @@ package edgenodeprocessor
 import (
 	"context"
 	"fmt"
-	"sync"
+
+	"go.opentelemetry.io/collector/component"
 
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/sharedcomponent"
 	"github.com/edgetel/edgetel/processors/edgenodeprocessor/internal/nodecache"
 )
 
 // nodeSources lets the metrics, logs and traces instances of one configured component share a
-// single node cache. The Collector hands every instance of a component the same *Config, which
-// is the key. The informer behind the cache comes from the kube registry, so the kubeedge
-// receiver watching the same nodes shares it too.
+// single node cache, one per component ID (internal/sharedcomponent: it follows the informer
+// from the first instance's Start to the last one's Shutdown). The informer behind the cache
+// comes from the kube registry, so the kubeedge receiver watching the same nodes shares it too.
 type nodeSources struct {
-	reg *kube.Registry
-
-	mu       sync.Mutex
-	byConfig map[*Config]*nodeSource
+	reg     *kube.Registry
+	sources *sharedcomponent.Map[component.ID, *nodeSource]
 }
 
 func newNodeSources(reg *kube.Registry) *nodeSources {
-	return &nodeSources{reg: reg, byConfig: make(map[*Config]*nodeSource)}
+	return &nodeSources{reg: reg, sources: sharedcomponent.NewMap[component.ID, *nodeSource]()}
 }
 
-func (s *nodeSources) get(cfg *Config) *nodeSource {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	src := s.byConfig[cfg]
-	if src == nil {
-		src = &nodeSource{owner: s, cfg: cfg, cache: nodecache.New(cacheOptions(cfg))}
-		s.byConfig[cfg] = src
-	}
-	return src
+func (s *nodeSources) hold(id component.ID, cfg *Config) (*sharedcomponent.Ref[*nodeSource], error) {
+	return s.sources.Hold(id, func() (*nodeSource, error) {
+		return &nodeSource{reg: s.reg, cfg: cfg, cache: nodecache.New(cacheOptions(cfg))}, nil
+	})
 }
 
-// nodeSource is one node cache; it follows the informer while at least one instance is started.
+// nodeSource is one node cache fed by the shared Node informer while it is started.
 type nodeSource struct {
-	owner *nodeSources
+	reg   *kube.Registry
 	cfg   *Config
 	cache *nodecache.Cache
 
-	mu    sync.Mutex
-	refs  int
 	nodes *kube.Nodes
 	sub   *kube.Subscription
 }
 
-func (src *nodeSource) acquire(ctx context.Context) error {
-	src.mu.Lock()
-	defer src.mu.Unlock()
-	if src.refs == 0 {
-		if err := src.start(ctx); err != nil {
-			return err
-		}
-	}
-	src.refs++
-	return nil
-}
-
-func (src *nodeSource) start(ctx context.Context) error {
-	nodes, err := src.owner.reg.AcquireNodes(kube.NodeWatch{
+func (src *nodeSource) Start(ctx context.Context, _ component.Host) error {
+	nodes, err := src.reg.AcquireNodes(kube.NodeWatch{
 		API: src.cfg.APIConfig, Selector: src.cfg.NodeSelector, Resync: src.cfg.ResyncPeriod,
 	})
 	if err != nil {
@@ -84,19 +65,9 @@ func (src *nodeSource) start(ctx context.Context) error {
 	return nil
 }
 
-func (src *nodeSource) release() {
-	src.mu.Lock()
-	defer src.mu.Unlock()
-	src.refs--
-	if src.refs > 0 {
-		return
-	}
+func (src *nodeSource) Shutdown(context.Context) error {
 	src.sub.Remove()
 	src.nodes.Release()
 	src.nodes, src.sub = nil, nil
-	src.owner.mu.Lock()
-	if src.owner.byConfig[src.cfg] == src {
-		delete(src.owner.byConfig, src.cfg)
-	}
-	src.owner.mu.Unlock()
+	return nil
 }

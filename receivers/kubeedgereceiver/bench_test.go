@@ -35,7 +35,7 @@ func BenchmarkScrapeCadvisor(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if r.transport, err = r.newTransport(context.Background()); err != nil {
+	if r.transport, err = r.build.transport(context.Background(), cfg.MaxConcurrentScrapes); err != nil {
 		b.Fatal(err)
 	}
 	r.sem, r.converting = make(chan struct{}, 1), make(chan struct{}, 1)

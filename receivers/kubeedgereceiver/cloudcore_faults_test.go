@@ -184,51 +184,6 @@ func TestEdgesimCutBodiesAreFailedScrapes(t *testing.T) {
 	assert.Positive(t, truncated)
 }
 
-// A log stream opened while the edge cannot reach its kubelet gets nothing, not even headers,
-// from real cloudcore. logs.idle_timeout closes it, counted idle_timeout, and the stream
-// resumes from its position once the kubelet is back: every line once.
-func TestLogsDeadKubeletDoesNotHangTheStream(t *testing.T) {
-	s, fleetFile := startHASim(t, 1, 2, edgesim.LogsConfig{PodsPerNode: 1, ContainersPerPod: 1, Rate: 100, PollInterval: 20 * time.Millisecond})
-	cfg := logsConfig(s, fleetFile)
-	cfg.Transport.Cloudcore.Endpoints = s.Addrs()
-	cfg.Logs.IdleTimeout = 300 * time.Millisecond
-	tel := componenttest.NewTelemetry()
-	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
-	set := receivertest.NewNopSettings(metadata.Type)
-	set.TelemetrySettings = tel.NewTelemetrySettings()
-	sink := new(consumertest.LogsSink)
-	r, err := newLogsReceiver(set, cfg, sink, nil)
-	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
-	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
-	require.Eventually(t, func() bool { return len(records(sink)) > 50 }, 20*time.Second, 10*time.Millisecond)
-
-	name := s.Fleet().Nodes[0].Name
-	s.SetKubeletDown(name, true)
-	idleEnds := func() int64 {
-		m, err := tel.GetMetric("otelcol_receiver_kubeedge_log_stream_ends")
-		if err != nil {
-			return 0
-		}
-		n := int64(0)
-		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-			if v, _ := dp.Attributes.Value(attribute.Key("reason")); v.AsString() == "idle_timeout" {
-				n += dp.Value
-			}
-		}
-		return n
-	}
-	// Every reopened stream hangs too, and is closed at its idle deadline each time.
-	require.Eventually(t, func() bool { return idleEnds() >= 2 }, 10*time.Second, 10*time.Millisecond)
-	assert.Positive(t, s.Stats().Hung)
-
-	s.SetKubeletDown(name, false)
-	stopped := len(records(sink))
-	require.Eventually(t, func() bool { return len(records(sink)) > stopped+100 }, 10*time.Second, 10*time.Millisecond)
-	counts := checkExactlyOnce(t, s, records(sink), false)
-	assert.Len(t, counts, 1)
-}
-
 // metricNames lists the names of a batch's metrics.
 func metricNames(md pmetric.Metrics) []string {
 	var out []string

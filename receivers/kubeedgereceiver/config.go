@@ -4,20 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/relabel"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configtls"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/relabelconf"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/logs"
 )
 
 // Discovery modes.
@@ -80,54 +77,7 @@ type Config struct {
 	MetricRelabelConfigs []map[string]any `mapstructure:"metric_relabel_configs"`
 
 	// Logs configures the logs signal (README "Container logs").
-	Logs LogsConfig `mapstructure:"logs"`
-}
-
-// LogsConfig selects the pods whose container logs the logs signal follows and bounds it.
-// Nothing is followed unless namespaces lists at least one namespace.
-type LogsConfig struct {
-	// Namespaces whose pods are followed; "*" is every namespace, and must be said.
-	Namespaces []string `mapstructure:"namespaces"`
-	// LabelSelector further selects pods by their labels (Kubernetes selector syntax).
-	LabelSelector string `mapstructure:"label_selector"`
-	// Storage is the storage extension that keeps each container's position across restarts;
-	// without one a restarted collector starts every container from the start of its log.
-	Storage *component.ID `mapstructure:"storage"`
-	// LifecycleEvents emits node lifecycle records: joins, departures, Ready changes (from
-	// discovery) and tunnel drops and reconnects (from the metrics signal's scrape health).
-	LifecycleEvents bool `mapstructure:"lifecycle_events"`
-	// KubernetesEvents adds, with lifecycle_events, the Kubernetes Events about the shard's
-	// edge nodes and the pods their kubelets report on (evictions, image pulls, probes...).
-	// Needs discovery.mode kubernetes and the right to list and watch events cluster-wide.
-	KubernetesEvents bool `mapstructure:"kubernetes_events"`
-	// SplitStreams follows stdout and stderr as two streams (the kubelet's stream parameter,
-	// feature gate PodLogsQuerySplitStreams), so each record has its log.iostream.
-	SplitStreams bool `mapstructure:"split_streams"`
-	// MaxStreams bounds the log streams open at once; containers beyond it wait their turn.
-	MaxStreams int `mapstructure:"max_streams"`
-	// NodeBytesPerSecond bounds the log bytes read per second from one node, all its streams together.
-	NodeBytesPerSecond int `mapstructure:"node_bytes_per_second"`
-	// MaxLineSize is the longest line kept whole, in bytes; longer lines are cut to it.
-	MaxLineSize int `mapstructure:"max_line_size"`
-	// FlushInterval is how often read lines are handed to the pipeline.
-	FlushInterval time.Duration `mapstructure:"flush_interval"`
-	// MaxPendingLines bounds the lines one stream holds before the pipeline accepted them; a
-	// stream at the bound stops reading until they are accepted.
-	MaxPendingLines int `mapstructure:"max_pending_lines"`
-	// MaxPendingBytes bounds the bytes one stream holds so (lines of up to max_line_size make a
-	// line count no memory bound); MaxPendingBytesTotal bounds all streams together. A stream
-	// at either bound stops reading, as at max_pending_lines: nothing read is dropped.
-	MaxPendingBytes      int64 `mapstructure:"max_pending_bytes"`
-	MaxPendingBytesTotal int64 `mapstructure:"max_pending_bytes_total"`
-	// RetryInterval is the first wait before a stream that ended is reopened; it doubles up to
-	// MaxRetryInterval while the stream keeps failing.
-	RetryInterval    time.Duration `mapstructure:"retry_interval"`
-	MaxRetryInterval time.Duration `mapstructure:"max_retry_interval"`
-	// IdleTimeout closes a stream that brought no byte, headers included, for this long, and
-	// reopens it from its position. Through cloudcore nothing else ends a stream whose edge
-	// cannot reach its kubelet (the status is only sent with the first relayed line), so a quiet
-	// container's stream is reopened once per IdleTimeout too.
-	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	Logs logs.Config `mapstructure:"logs"`
 }
 
 // AttributesConfig maps node labels to series labels, in the vocabulary the edgenode processor
@@ -270,7 +220,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("max_future_skew must not be negative"))
 	}
 	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateLabels(),
-		c.Discovery.validate(), c.Transport.validate(), c.Logs.validate())
+		c.Discovery.validate(), c.Transport.validate(), c.Logs.Validate())
 	if _, err := c.relabelConfigs(); err != nil {
 		errs = append(errs, err)
 	}
@@ -441,50 +391,4 @@ func (t TransportConfig) validate() error {
 // relabelConfigs decodes metric_relabel_configs as Prometheus does.
 func (c *Config) relabelConfigs() ([]*relabel.Config, error) {
 	return relabelconf.Decode("metric_relabel_configs", c.MetricRelabelConfigs)
-}
-
-func (l LogsConfig) validate() error {
-	var errs []error
-	for i, ns := range l.Namespaces {
-		if ns == "*" {
-			continue
-		}
-		if e := validation.IsDNS1123Label(ns); len(e) > 0 {
-			errs = append(errs, fmt.Errorf("logs.namespaces[%d] %q: %s", i, ns, strings.Join(e, "; ")))
-		}
-	}
-	if _, err := labels.Parse(l.LabelSelector); err != nil {
-		errs = append(errs, fmt.Errorf("logs.label_selector: %w", err))
-	}
-	if l.MaxStreams <= 0 {
-		errs = append(errs, errors.New("logs.max_streams must be positive"))
-	}
-	if l.NodeBytesPerSecond <= 0 {
-		errs = append(errs, errors.New("logs.node_bytes_per_second must be positive"))
-	}
-	if l.MaxLineSize < 64 {
-		errs = append(errs, errors.New("logs.max_line_size must be at least 64 bytes"))
-	}
-	if l.FlushInterval <= 0 {
-		errs = append(errs, errors.New("logs.flush_interval must be positive"))
-	}
-	if l.MaxPendingLines <= 0 {
-		errs = append(errs, errors.New("logs.max_pending_lines must be positive"))
-	}
-	if l.MaxPendingBytes < int64(l.MaxLineSize) || l.MaxPendingBytesTotal < l.MaxPendingBytes {
-		errs = append(errs, errors.New("logs.max_pending_bytes must be at least logs.max_line_size, and logs.max_pending_bytes_total at least logs.max_pending_bytes"))
-	}
-	if l.RetryInterval <= 0 || l.MaxRetryInterval < l.RetryInterval {
-		errs = append(errs, errors.New("logs.retry_interval must be positive and not above logs.max_retry_interval"))
-	}
-	if l.IdleTimeout <= 0 {
-		errs = append(errs, errors.New("logs.idle_timeout must be positive"))
-	}
-	return errors.Join(errs...)
-}
-
-// selects says whether the logs signal follows pod p.
-func (l LogsConfig) selects(sel labels.Selector, p discovery.Pod) bool {
-	return (slices.Contains(l.Namespaces, "*") || slices.Contains(l.Namespaces, p.Namespace)) &&
-		sel.Matches(labels.Set(p.Labels))
 }

@@ -378,7 +378,7 @@ func TestEdgesimThroughAPIServerProxy(t *testing.T) {
 	sink := new(consumertest.MetricsSink)
 	r.next = sink
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})
-	r.restConfig = func(kube.APIConfig) (*rest.Config, error) {
+	r.build.restConfig = func(kube.APIConfig) (*rest.Config, error) {
 		return &rest.Config{Host: api.URL, BearerToken: "sa-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}, nil
 	}
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))

@@ -2,7 +2,6 @@ package kubeedgereceiver
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -12,6 +11,9 @@ import (
 
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/sampleconv"
+	"github.com/edgetel/edgetel/internal/sharedcomponent"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/edgefleet"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/logs"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
@@ -41,78 +43,46 @@ const (
 	DefaultLabelValueLengthLimit = 1024
 )
 
-// Default log limits: 64 KiB keeps ordinary lines whole and bounds what one line can hold in
-// memory; 1,000 streams is a few hundred pods with their containers.
-const (
-	DefaultMaxLogStreams = 1000
-	DefaultMaxLineSize   = 64 << 10
-	// DefaultLogsIdleTimeout ends a log stream that brought nothing, not even its headers, for
-	// this long: through cloudcore a stream whose edge cannot reach its kubelet never answers.
-	DefaultLogsIdleTimeout = 2 * time.Minute
-)
-
 // NewFactory returns the kubeedge receiver's factory.
 func NewFactory() receiver.Factory {
 	return newFactory(kube.Shared)
 }
 
 // newFactory takes the registry of shared informers: kube.Shared in a collector, a registry
-// over a fake clientset in tests.
+// over a fake clientset in tests. The factory holds one fleet per receiver ID, which the ID's
+// metrics and logs signals share.
 func newFactory(reg *kube.Registry) receiver.Factory {
-	l := &links{metrics: map[component.ID]*kubeedgeReceiver{}, logs: map[component.ID]*logsReceiver{}}
+	fleets := sharedcomponent.NewMap[component.ID, *edgefleet.Fleet]()
+	// The Collector hands every signal of an ID the same *Config.
+	hold := func(set receiver.Settings, cfg *Config) (*sharedcomponent.Ref[*edgefleet.Fleet], error) {
+		return fleets.Hold(set.ID, func() (*edgefleet.Fleet, error) {
+			f, _ := newFleet(set, cfg, reg)
+			return f, nil
+		})
+	}
 	return receiver.NewFactory(metadata.Type, createDefaultConfig,
 		receiver.WithMetrics(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-			r, err := newReceiver(set, cfg.(*Config), next, reg)
-			if err == nil {
-				l.addMetrics(set.ID, r)
-				r.unlink = func() { unlink(l, l.metrics, set.ID, r) }
+			fleet, err := hold(set, cfg.(*Config))
+			if err != nil {
+				return nil, err
+			}
+			r, err := newMetricsReceiver(set, cfg.(*Config), next, fleet)
+			if err != nil {
+				_ = fleet.Shutdown(context.Background())
 			}
 			return r, err
 		}, metadata.MetricsStability),
 		receiver.WithLogs(func(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
-			r, err := newLogsReceiver(set, cfg.(*Config), next, reg)
-			if err == nil {
-				l.addLogs(set.ID, r)
-				r.unlink = func() { unlink(l, l.logs, set.ID, r) }
+			fleet, err := hold(set, cfg.(*Config))
+			if err != nil {
+				return nil, err
+			}
+			r, err := newLogsReceiverOn(set, cfg.(*Config), next, reg, fleet)
+			if err != nil {
+				_ = fleet.Shutdown(context.Background())
 			}
 			return r, err
 		}, metadata.LogsStability))
-}
-
-// links joins the metrics and logs signals of one kubeedge receiver (one component ID): the
-// logs signal's tunnel lifecycle records come from the metrics signal's scrape health. A
-// receiver leaves on Shutdown, so a reload that drops a receiver does not keep it alive.
-type links struct {
-	mu      sync.Mutex
-	metrics map[component.ID]*kubeedgeReceiver
-	logs    map[component.ID]*logsReceiver
-}
-
-func (l *links) addMetrics(id component.ID, r *kubeedgeReceiver) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.metrics[id] = r
-	if lr := l.logs[id]; lr != nil {
-		lr.hear(r)
-	}
-}
-
-func (l *links) addLogs(id component.ID, lr *logsReceiver) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.logs[id] = lr
-	if r := l.metrics[id]; r != nil {
-		lr.hear(r)
-	}
-}
-
-// unlink removes r from m (one of l's maps) unless a newer receiver took its place.
-func unlink[R comparable](l *links, m map[component.ID]R, id component.ID, r R) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if m[id] == r {
-		delete(m, id)
-	}
 }
 
 func createDefaultConfig() component.Config {
@@ -151,19 +121,6 @@ func createDefaultConfig() component.Config {
 			APIServer: APIServerTransportConfig{APIConfig: kube.DefaultAPIConfig()},
 			Direct:    DirectTransportConfig{Endpoint: transport.DefaultDirectEndpoint, Scheme: "http", TLS: configtls.NewDefaultClientConfig()},
 		},
-		Logs: LogsConfig{
-			MaxStreams:         DefaultMaxLogStreams,
-			NodeBytesPerSecond: 1 << 20,
-			MaxLineSize:        DefaultMaxLineSize,
-			FlushInterval:      time.Second,
-			MaxPendingLines:    4096,
-			// 4,096 lines of max_line_size would be 256 MiB per stream: 1 MiB per stream and
-			// 64 MiB for all bound the metrics process's memory during a log-store outage.
-			MaxPendingBytes:      1 << 20,
-			MaxPendingBytesTotal: 64 << 20,
-			RetryInterval:        time.Second,
-			MaxRetryInterval:     30 * time.Second,
-			IdleTimeout:          DefaultLogsIdleTimeout,
-		},
+		Logs: logs.DefaultConfig(),
 	}
 }

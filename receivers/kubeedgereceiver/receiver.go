@@ -3,26 +3,23 @@ package kubeedgereceiver
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/prometheus/model/relabel"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
-	"k8s.io/client-go/rest"
 
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/sharedcomponent"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/edgefleet"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
 
 type kubeedgeReceiver struct {
-	unlink  func() // leaves the factory's links (set by the factory)
 	cfg     *Config
 	set     receiver.Settings
 	next    consumer.Metrics
@@ -31,15 +28,14 @@ type kubeedgeReceiver struct {
 	// labels is attributes.labels with the deprecated node_labels merged in.
 	labels []kube.LabelMapping
 
-	// registry shares the Node informer with other components; restConfig loads the API
-	// server's config for transport apiserver and is replaced in tests, where there is no cluster.
-	registry   *kube.Registry
-	restConfig func(kube.APIConfig) (*rest.Config, error)
-	nodes      *kube.Nodes // held from Start to Shutdown with discovery.mode kubernetes
-	pods       *kube.Pods  // held too by the logs signal
+	// fleet is the discovery, transport and health feed this receiver's signals share; build
+	// makes its parts (nil when the factory built the fleet).
+	fleet *sharedcomponent.Ref[*edgefleet.Fleet]
+	build *fleetBuilder
+	sub   *edgefleet.Subscription
 
-	transport transport.Transport
-	sem       chan struct{} // fetches in flight (max_concurrent_scrapes)
+	transport transport.Transport // the fleet's, from Start
+	sem       chan struct{}       // fetches in flight (max_concurrent_scrapes)
 	// converting bounds the conversions in flight to GOMAXPROCS: see fetchAndConvert.
 	converting chan struct{}
 	bodies     sync.Pool // of *bytes.Buffer
@@ -52,22 +48,31 @@ type kubeedgeReceiver struct {
 	mu       sync.Mutex
 	loops    map[string]*nodeLoop
 	stopping bool
-
-	// health, when set, hears every round whether any endpoint of a node answered (the logs
-	// signal's tunnel lifecycle records).
-	health atomic.Pointer[healthFunc]
 }
 
-// healthFunc hears a node's round: whether any of its endpoints answered.
-type healthFunc func(n discovery.Target, up bool)
-
+// reportHealth tells the fleet's health feed whether any endpoint of a node answered in a round
+// (the logs signal's tunnel lifecycle records).
 func (r *kubeedgeReceiver) reportHealth(n discovery.Target, up bool) {
-	if h := r.health.Load(); h != nil {
-		(*h)(n, up)
-	}
+	r.fleet.Value().ReportHealth(n, up)
 }
 
+// newReceiver builds a metrics receiver with a fleet of its own (tests; the factory shares one
+// fleet between the signals of a receiver ID).
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, reg *kube.Registry) (*kubeedgeReceiver, error) {
+	f, build := newFleet(set, cfg, reg)
+	ref, err := ownFleet(f)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newMetricsReceiver(set, cfg, next, ref)
+	if err != nil {
+		return nil, err
+	}
+	r.build = build
+	return r, nil
+}
+
+func newMetricsReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, fleet *sharedcomponent.Ref[*edgefleet.Fleet]) (*kubeedgeReceiver, error) {
 	rc, err := cfg.relabelConfigs()
 	if err != nil {
 		return nil, err
@@ -77,17 +82,16 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, reg 
 		return nil, err
 	}
 	r := &kubeedgeReceiver{
-		cfg:        cfg,
-		set:        set,
-		next:       next,
-		relabel:    rc,
-		paths:      cfg.Endpoints.paths(),
-		labels:     cfg.labelMappings(),
-		registry:   reg,
-		restConfig: kube.RestConfig,
-		tel:        tel,
-		refusals:   &refusalLog{log: set.Logger, every: refusalLogEvery},
-		loops:      map[string]*nodeLoop{},
+		cfg:      cfg,
+		set:      set,
+		next:     next,
+		relabel:  rc,
+		paths:    cfg.Endpoints.paths(),
+		labels:   cfg.labelMappings(),
+		fleet:    fleet,
+		tel:      tel,
+		refusals: &refusalLog{log: set.Logger, every: refusalLogEvery},
+		loops:    map[string]*nodeLoop{},
 	}
 	r.bodies.New = func() any { return new(bytes.Buffer) }
 	if cfg.NodeLabels != nil {
@@ -99,138 +103,45 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Metrics, reg 
 		set.Logger.Warn("kubeedge receiver: attributes.target_labels_on is deprecated and ignored, and will be removed in the next release; "+
 			"the target labels travel on each endpoint's resource (see the receiver's README)", zap.String("attributes.target_labels_on", on))
 	}
+	fleet.Value().Need(edgefleet.Needs{Conns: cfg.MaxConcurrentScrapes})
 	return r, nil
 }
 
-// Start builds the transport and discovery and starts discovering; scraping follows discovery.
-func (r *kubeedgeReceiver) Start(ctx context.Context, _ component.Host) error {
-	t, err := r.newTransport(ctx)
-	if err != nil {
+// Start starts the fleet (unless the logs signal did) and follows its snapshots: scraping
+// follows discovery.
+func (r *kubeedgeReceiver) Start(ctx context.Context, host component.Host) error {
+	if err := r.fleet.Start(ctx, host); err != nil {
 		return err
 	}
-	disc, err := r.newDiscoverer()
-	if err != nil {
-		t.Close()
-		return err
-	}
-	r.transport = t
+	f := r.fleet.Value()
+	r.transport = f.Transport()
 	r.sem = make(chan struct{}, r.cfg.MaxConcurrentScrapes)
 	r.converting = make(chan struct{}, runtime.GOMAXPROCS(0))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		if err := disc.Run(runCtx, func(nodes []discovery.Target) { r.sync(runCtx, nodes) }); err != nil {
-			r.set.Logger.Error("kubeedge discovery stopped", zap.String("mode", r.cfg.Discovery.Mode), zap.Error(err))
-		}
-	}()
+	r.sub = f.Subscribe(func(nodes []discovery.Target) { r.sync(runCtx, nodes) })
 	return nil
 }
 
-// Shutdown stops discovery and every scrape loop and waits for them. Series are not marked stale
-// on shutdown: the collector stopping is not the fleet going away.
-func (r *kubeedgeReceiver) Shutdown(context.Context) error {
+// Shutdown stops every scrape loop and waits for them, then lets go of the fleet (its last
+// signal stops it). Series are not marked stale on shutdown: the collector stopping is not the
+// fleet going away.
+func (r *kubeedgeReceiver) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.stopping = true
 	r.mu.Unlock()
+	if r.sub != nil {
+		r.sub.Remove()
+	}
 	if r.cancel != nil {
 		r.cancel()
 	}
 	r.wg.Wait()
-	if r.transport != nil {
-		r.transport.Close()
-	}
-	if r.nodes != nil {
-		r.nodes.Release()
-		r.nodes = nil
-	}
-	if r.unlink != nil {
-		r.unlink()
-	}
-	return nil
+	return r.fleet.Shutdown(ctx)
 }
 
-func (r *kubeedgeReceiver) newTransport(ctx context.Context) (transport.Transport, error) {
-	return r.newTransportConns(ctx, r.cfg.MaxConcurrentScrapes)
-}
-
-// newTransportConns builds the configured transport keeping up to maxConns idle connections per
-// host (the logs signal keeps one per open stream).
-func (r *kubeedgeReceiver) newTransportConns(ctx context.Context, maxConns int) (transport.Transport, error) {
-	tc := r.cfg.Transport
-	switch tc.Mode {
-	case TransportCloudcore:
-		tlsCfg, err := tc.Cloudcore.TLS.LoadTLSConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("transport.cloudcore.tls: %w", err)
-		}
-		cc, err := transport.NewCloudcore(tc.Cloudcore.Endpoints, tlsCfg, maxConns, r.cfg.ScrapeTimeout)
-		if err != nil || tc.Cloudcore.Service.Name == "" {
-			return cc, err
-		}
-		return r.followService(ctx, cc, tc.Cloudcore.Service)
-	case TransportAPIServer:
-		rc, err := r.restConfig(tc.APIServer.APIConfig)
-		if err != nil {
-			return nil, fmt.Errorf("transport.apiserver: %w", err)
-		}
-		rc = rest.CopyConfig(rc)
-		rc.QPS, rc.Burst = -1, 0 // no client-side rate limit: max_concurrent_scrapes bounds the load
-		return transport.NewAPIServer(rc, r.cfg.ScrapeTimeout)
-	case TransportDirect:
-		tlsCfg, err := tc.Direct.TLS.LoadTLSConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("transport.direct.tls: %w", err)
-		}
-		return transport.NewDirect(tc.Direct.Scheme, tc.Direct.Endpoint, tlsCfg, maxConns, r.cfg.ScrapeTimeout), nil
-	}
-	return nil, fmt.Errorf("transport.mode %q unknown", tc.Mode)
-}
-
-func (r *kubeedgeReceiver) newDiscoverer() (discovery.Discoverer, error) {
-	return r.newDiscovererPods(nil)
-}
-
-// newDiscovererPods is newDiscoverer whose kubernetes mode also watches pods (the logs signal);
-// it holds the Pod informer until release.
-func (r *kubeedgeReceiver) newDiscovererPods(pods *kube.PodWatch) (discovery.Discoverer, error) {
-	dc := r.cfg.Discovery
-	switch dc.Mode {
-	case DiscoveryStatic:
-		nodes := make([]kube.Node, len(dc.Static.Nodes))
-		for i, n := range dc.Static.Nodes {
-			nodes[i] = n.node()
-		}
-		return discovery.Static{Nodes: nodes}, nil
-	case DiscoveryFile:
-		return discovery.File{Path: dc.File.Path, Interval: dc.File.RefreshInterval, Logger: r.set.Logger}, nil
-	case DiscoveryKubernetes:
-		nodes, err := r.registry.AcquireNodes(kube.NodeWatch{API: dc.Kubernetes.APIConfig,
-			Selector: dc.Kubernetes.LabelSelector, Resync: dc.Kubernetes.ResyncPeriod})
-		if err != nil {
-			return nil, fmt.Errorf("discovery.kubernetes: %w", err)
-		}
-		r.nodes = nodes
-		d := discovery.Kubernetes{Nodes: nodes, Settle: 100 * time.Millisecond}
-		if pods != nil {
-			pods.API = dc.Kubernetes.APIConfig
-			p, err := r.registry.AcquirePods(*pods)
-			if err != nil {
-				nodes.Release()
-				r.nodes = nil
-				return nil, fmt.Errorf("discovery.kubernetes: %w", err)
-			}
-			r.pods = p
-			d.Pods = p
-		}
-		return d, nil
-	}
-	return nil, fmt.Errorf("discovery.mode %q unknown", dc.Mode)
-}
-
-// sync makes the running scrape loops match a discovery snapshot: new nodes of this shard get
-// a loop, vanished ones end theirs (with staleness markers), and changed ones are updated.
+// sync makes the running scrape loops match a snapshot of the shard's nodes: new nodes get a
+// loop, vanished ones end theirs (with staleness markers), and changed ones are updated.
 func (r *kubeedgeReceiver) sync(ctx context.Context, nodes []discovery.Target) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -239,9 +150,6 @@ func (r *kubeedgeReceiver) sync(ctx context.Context, nodes []discovery.Target) {
 	}
 	seen := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
-		if !discovery.Shard(n.Name, r.cfg.Shard.Index, r.cfg.Shard.Count) {
-			continue
-		}
 		seen[n.Name] = true
 		loop := r.loops[n.Name]
 		if loop != nil && loop.sameSeries(n) {
@@ -273,44 +181,4 @@ func (r *kubeedgeReceiver) startLoop(ctx context.Context, n discovery.Target) {
 		defer r.wg.Done()
 		loop.run(loopCtx)
 	}()
-}
-
-// followingCloudcore is the cloudcore transport whose endpoints follow cloudcore's Service.
-type followingCloudcore struct {
-	*transport.Cloudcore
-	eps *kube.ServiceEndpoints
-	sub *kube.Subscription
-}
-
-func (f *followingCloudcore) Close() {
-	f.sub.Remove()
-	f.eps.Release()
-	f.Cloudcore.Close()
-}
-
-// followService sets cc's endpoints to the ready endpoints of cloudcore's Service and keeps them
-// so as replicas come and go; until the first list is in, the static endpoints serve.
-func (r *kubeedgeReceiver) followService(ctx context.Context, cc *transport.Cloudcore, svc CloudcoreServiceConfig) (transport.Transport, error) {
-	eps, err := r.registry.AcquireServiceEndpoints(kube.ServiceWatch{API: svc.APIConfig, Namespace: svc.Namespace, Name: svc.Name})
-	if err != nil {
-		cc.Close()
-		return nil, fmt.Errorf("transport.cloudcore.service: %w", err)
-	}
-	update := func() {
-		if addrs := eps.Addresses(svc.Port); len(addrs) > 0 {
-			cc.SetEndpoints(addrs)
-		}
-	}
-	sub, err := eps.OnChange(update)
-	if err != nil {
-		eps.Release()
-		cc.Close()
-		return nil, fmt.Errorf("transport.cloudcore.service: %w", err)
-	}
-	syncCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if sub.WaitForSync(syncCtx) {
-		update()
-	}
-	return &followingCloudcore{Cloudcore: cc, eps: eps, sub: sub}, nil
 }

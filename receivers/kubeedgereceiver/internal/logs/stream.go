@@ -1,4 +1,4 @@
-package kubeedgereceiver
+package logs
 
 import (
 	"bufio"
@@ -96,7 +96,7 @@ type logLine struct {
 
 // follower follows one stream, reconnecting from its position whenever the stream ends.
 type follower struct {
-	r      *logsReceiver
+	r      *Receiver
 	key    streamKey
 	limit  *rate.Limiter
 	node   atomic.Pointer[discovery.Target]
@@ -113,7 +113,7 @@ type follower struct {
 	buf     []byte
 }
 
-func newFollower(r *logsReceiver, key streamKey, n discovery.Target, limit *rate.Limiter) *follower {
+func newFollower(r *Receiver, key streamKey, n discovery.Target, limit *rate.Limiter) *follower {
 	f := &follower{r: r, key: key, limit: limit, done: make(chan struct{}), space: make(chan struct{}, 1)}
 	f.node.Store(&n)
 	return f
@@ -165,7 +165,7 @@ func (f *follower) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		f.r.tel.streamEnd(streamEndReason(err))
+		f.r.tel.streamEnd(f.r.streamEndReason(err))
 		if got > 0 {
 			wait = f.r.lc.RetryInterval
 		}
@@ -381,7 +381,7 @@ func (f *follower) appendTo(ld plog.Logs, lines []logLine, observed pcommon.Time
 	attrs.PutStr("k8s.pod.name", f.key.pod)
 	attrs.PutStr("k8s.container.name", f.key.container)
 	attrs.PutStr("k8s.node.name", n.Name)
-	for _, m := range f.r.base.labels {
+	for _, m := range f.r.p.Labels {
 		if v := n.Labels[m.Key]; v != "" {
 			attrs.PutStr(m.Attribute, v)
 		}
@@ -412,7 +412,7 @@ func (f *follower) appendTo(ld plog.Logs, lines []logLine, observed pcommon.Time
 }
 
 // streamEndReason classifies why a stream ended, for the stream_ends counter.
-func streamEndReason(err error) string {
+func (r *Receiver) streamEndReason(err error) string {
 	switch {
 	case err == nil || errors.Is(err, io.EOF):
 		return "eof"
@@ -421,7 +421,10 @@ func streamEndReason(err error) string {
 	case errors.Is(err, errIdle):
 		return "idle_timeout"
 	}
-	return classify(err)
+	if r.p.Classify == nil {
+		return "transport"
+	}
+	return r.p.Classify(err)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

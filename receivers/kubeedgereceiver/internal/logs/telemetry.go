@@ -1,4 +1,4 @@
-package kubeedgereceiver
+package logs
 
 import (
 	"context"

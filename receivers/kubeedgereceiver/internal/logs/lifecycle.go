@@ -1,4 +1,4 @@
-package kubeedgereceiver
+package logs
 
 import (
 	"context"
@@ -200,17 +200,8 @@ func (l *lifecycle) done(n int) {
 	l.events = append([]lifecycleEvent(nil), l.events[n:]...)
 }
 
-// hear takes tunnel drops from the metrics signal of the same receiver.
-func (r *logsReceiver) hear(m *kubeedgeReceiver) {
-	if r.life == nil {
-		return
-	}
-	h := healthFunc(r.life.health)
-	m.health.Store(&h)
-}
-
 // flushLifecycle hands pending lifecycle events to the pipeline; refused ones stay pending.
-func (r *logsReceiver) flushLifecycle(ctx context.Context) {
+func (r *Receiver) flushLifecycle(ctx context.Context) {
 	if r.life == nil {
 		return
 	}
@@ -227,7 +218,7 @@ func (r *logsReceiver) flushLifecycle(ctx context.Context) {
 		rl := ld.ResourceLogs().AppendEmpty()
 		attrs := rl.Resource().Attributes()
 		attrs.PutStr("k8s.node.name", e.node.Name)
-		for _, m := range r.base.labels {
+		for _, m := range r.p.Labels {
 			if v := e.node.Labels[m.Key]; v != "" {
 				attrs.PutStr(m.Attribute, v)
 			}
