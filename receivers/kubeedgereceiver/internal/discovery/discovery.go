@@ -4,8 +4,9 @@ package discovery
 
 import (
 	"context"
-	"hash/fnv"
 	"sort"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/edgetel/edgetel/internal/kube"
 )
@@ -36,15 +37,37 @@ type Discoverer interface {
 	Run(ctx context.Context, update func([]Target)) error
 }
 
-// Shard says whether a node belongs to shard index of count. The hash is FNV-1a of the node
-// name, so every replica agrees without talking to the others.
+// Shard says whether a node belongs to shard index of count. Every replica computes it alone
+// from the node name, so they agree without talking to each other. The assignment is rendezvous
+// (highest random weight) hashing: the node goes to the shard whose score for it is highest, so
+// going from N to N+1 shards moves only the nodes the new shard wins, about 1/(N+1) of them (a
+// hash modulo N moved about N/(N+1)). Cost: count scores per node and snapshot.
 func Shard(name string, index, count int) bool {
 	if count <= 1 {
 		return true
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(name))
-	return h.Sum64()%uint64(count) == uint64(index)
+	return ShardOf(name, count) == index
+}
+
+// ShardOf is the shard, in [0, count), that owns a node.
+func ShardOf(name string, count int) int {
+	h := xxhash.Sum64String(name)
+	best, owner := uint64(0), 0
+	for i := range count {
+		if s := mix64(h + uint64(i+1)*0x9e3779b97f4a7c15); i == 0 || s > best {
+			best, owner = s, i
+		}
+	}
+	return owner
+}
+
+// mix64 is splitmix64's finalizer: one node's scores for different shards must look independent.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 func sortTargets(targets []Target) {

@@ -33,9 +33,28 @@ func TestShardEveryNodeExactlyOnce(t *testing.T) {
 			require.Equal(t, 1, owners, "%s with %d shards", name, count)
 		}
 		for index, n := range sizes {
-			// FNV-1a spreads evenly enough: no shard far off its share.
+			// No shard far off its share.
 			assert.InDelta(t, 10000/count, n, float64(10000/count)/5, "shard %d of %d", index, count)
 		}
+	}
+}
+
+// Going from N to N+1 shards moves only the nodes the new shard takes: about 1/(N+1) of them, each
+// to the new shard (rendezvous hashing), where a hash modulo N moved most of them.
+func TestReshardMovesOnlyTheNewShardsShare(t *testing.T) {
+	const nodes = 10000
+	for count := 1; count <= 8; count++ {
+		moved := 0
+		for i := range nodes {
+			name := fmt.Sprintf("edge-%05d", i)
+			before, after := ShardOf(name, count), ShardOf(name, count+1)
+			if before != after {
+				moved++
+				require.Equal(t, count, after, "%s moved from %d to an old shard %d", name, before, after)
+			}
+		}
+		want := nodes / (count + 1)
+		assert.InDelta(t, want, moved, float64(want)/5, "%d -> %d shards", count, count+1)
 	}
 }
 
