@@ -29,12 +29,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/edgetel/edgetel/internal/onboard"
-	"github.com/edgetel/edgetel/internal/onboard/agent"
-	"github.com/edgetel/edgetel/internal/onboard/apis"
-	"github.com/edgetel/edgetel/internal/onboard/join"
-	"github.com/edgetel/edgetel/internal/onboard/policy"
-	"github.com/edgetel/edgetel/internal/onboard/rules"
+	"github.com/edgetel/edgetel/internal/cmd/onboard"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/agent"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/apis"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/join"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/policy"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/rules"
 )
 
 const usage = `usage: edgetel-onboard controller|agent [flags]
