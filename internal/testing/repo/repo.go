@@ -1,5 +1,6 @@
 // Package repo finds the repository's root, for tests and tools that run files of the repository
-// (the chart, scripts) from wherever `go test` put them.
+// (the chart, scripts) from wherever `go test` put them. Its tests are the repository-wide checks
+// that need Go (what the collector links); the Makefile's lint target has the others.
 package repo
 
 import (
