@@ -31,6 +31,7 @@ import (
 	"github.com/edgetel/edgetel/internal/cmd/onboard/apis"
 	"github.com/edgetel/edgetel/internal/cmd/onboard/join"
 	"github.com/edgetel/edgetel/internal/cmd/onboard/rules"
+	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/testing/edgesim/fleet"
 )
 
@@ -185,7 +186,7 @@ func hasAction(actions []k8stesting.Action, verb string) bool {
 }
 
 func TestAgentRBACCoversEveryCall(t *testing.T) {
-	kube := fake.NewClientset()
+	client := fake.NewClientset()
 	dyn := dynClient()
 	u, err := apis.ToUnstructured(&apis.IPTablesRules{ObjectMeta: metav1.ObjectMeta{Namespace: "edgetel", Name: "rules"},
 		Spec: apis.Spec{Model: apis.ModelTunnelPort}})
@@ -196,20 +197,20 @@ func TestAgentRBACCoversEveryCall(t *testing.T) {
 	// "true" stands in for iptables: an empty iptables-save and a restore that succeeds, without
 	// touching the host's tables.
 	ctx, cancel := context.WithCancel(context.Background())
-	cp := &agent.ClusterPolicy{Client: kube, KubeEdgeNamespace: "kubeedge", CloudcoreService: "cloudcore", StreamPort: 10003,
-		EdgeNodeSelector: rules.DefaultEdgeNodeSelector}
+	cp := &agent.ClusterPolicy{Client: client, KubeEdgeNamespace: "kubeedge", CloudcoreService: "cloudcore", StreamPort: 10003,
+		EdgeNodeSelector: kube.DefaultEdgeSelector}
 	require.NoError(t, cp.Start(ctx))
 	a, err := agent.New(agent.Config{IPTables: agent.IPTables{Mode: "nft", Save: "iptables-nft-save", Restore: "iptables-nft-restore",
 		Runner: agent.Runner{Prefix: []string{"true"}}}, NodeName: "master-1", Dynamic: dyn, Namespace: "edgetel", Name: "rules",
-		Interval: 50 * time.Millisecond, Recorder: recorder(t, kube), Logger: quiet, Policy: cp.Policy})
+		Interval: 50 * time.Millisecond, Recorder: recorder(t, client), Logger: quiet, Policy: cp.Policy})
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	require.Eventually(t, func() bool { return hasEvent(kube) && hasAction(dyn.Actions(), "patch") }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(client) && hasAction(dyn.Actions(), "patch") }, 5*time.Second, 20*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)
 	requireCovered(t, onboard.AgentRBAC, map[string][]rbacv1.PolicyRule{"edgetel": onboard.AgentNamespaceRBAC, "kubeedge": onboard.AgentKubeEdgeRBAC},
-		calls(kube.Actions(), dyn.Actions()),
+		calls(client.Actions(), dyn.Actions()),
 		call{apis.Group, apis.Resource, "list"}, call{apis.Group, apis.Resource, "watch"}, call{apis.Group, apis.Resource + "/status", "patch"},
 		call{"", "events", "create"}, call{"", "nodes", "watch"}, call{"discovery.k8s.io", "endpointslices", "watch"})
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/edgetel/edgetel/internal/cmd/onboard/apis"
 	"github.com/edgetel/edgetel/internal/cmd/onboard/policy"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // Config is what the rules controller needs.
@@ -45,7 +46,8 @@ type Config struct {
 	CloudcoreService string
 	// StreamPort is used when the EndpointSlices have no port named "cloudstream".
 	StreamPort int
-	// EdgeNodeSelector selects edge nodes (default: the edge role label present).
+	// EdgeNodeSelector selects edge nodes (default: kube.DefaultEdgeSelector, the nodes cloudcore
+	// tunnels, so the collector and the rules see the same edge nodes).
 	EdgeNodeSelector string
 	// Namespace and Name locate the IPTablesRules object the controller owns.
 	Namespace string
@@ -58,9 +60,6 @@ type Config struct {
 	// policy.DefaultPorts.
 	Policy policy.Policy
 }
-
-// DefaultEdgeNodeSelector is KubeEdge's edge role label (docs/kubeedge.md §5).
-const DefaultEdgeNodeSelector = "node-role.kubernetes.io/edge"
 
 func (c *Config) validate() error {
 	var errs []error
@@ -102,7 +101,7 @@ type Controller struct {
 // NewController builds the informers; nothing runs until Run.
 func NewController(cfg Config) (*Controller, error) {
 	if cfg.EdgeNodeSelector == "" {
-		cfg.EdgeNodeSelector = DefaultEdgeNodeSelector
+		cfg.EdgeNodeSelector = kube.DefaultEdgeSelector
 	}
 	if cfg.StreamPort == 0 {
 		cfg.StreamPort = DefaultStreamPort

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgetel/edgetel/internal/cmd/onboard/apis"
 	"github.com/edgetel/edgetel/internal/cmd/onboard/policy"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // KubeEdge's names (docs/kubeedge.md §1, §3).
@@ -24,7 +25,6 @@ const (
 	// StreamPortName is the cloudcore Service port that carries the stream server.
 	StreamPortName    = "cloudstream"
 	DefaultStreamPort = 10003
-	DefaultKubelet    = 10350
 	// Chain is the nat chain the agent owns; rules in the CR name it.
 	Chain = "EDGETEL-ONBOARD"
 )
@@ -207,7 +207,7 @@ func (res *Result) nodeRules(nodes []*corev1.Node, byPort map[int]Cloudcore, fal
 			res.Problems = append(res.Problems, fmt.Sprintf("node %s: no IPv4 InternalIP", n.Name))
 			continue
 		}
-		port := kubeletPort(n)
+		port := kube.FromKube(n).Port()
 		cc, ok := byPort[port]
 		switch {
 		case !ok && fallback == nil:
@@ -226,13 +226,6 @@ func sortedNodes(nodes []*corev1.Node) []*corev1.Node {
 	out := append([]*corev1.Node(nil), nodes...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-func kubeletPort(n *corev1.Node) int {
-	if p := int(n.Status.DaemonEndpoints.KubeletEndpoint.Port); p != 0 {
-		return p
-	}
-	return DefaultKubelet
 }
 
 // edgeIPRules gives one rule per edge node: its InternalIP and kubelet port, to the cloudcore
