@@ -1,5 +1,6 @@
-// Package metadata holds what mdatagen would generate from metadata.yaml (mdatagen cannot be
-// installed here, so this file is written by hand and must follow metadata.yaml).
+// Package metadata is the component's status as metadata.yaml states it (type, stability, scope
+// name), written by hand in the shape mdatagen gives it. TestStatusAndSelfMetricsMatchMetadata
+// (internal/testing/telemetrytest) fails when it drifts from metadata.yaml.
 package metadata
 
 import (

@@ -29,7 +29,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	t := &telemetry{}
 	var err error
 	if t.scrapes, err = m.Int64Counter("otelcol_receiver_kubeedge_scrapes",
-		metric.WithDescription("Scrapes of node endpoints, by result."), metric.WithUnit("{scrape}")); err != nil {
+		metric.WithDescription("Scrapes of node endpoints, by result (success, failure)."), metric.WithUnit("{scrape}")); err != nil {
 		return nil, err
 	}
 	if t.failures, err = m.Int64Counter("otelcol_receiver_kubeedge_scrape_failures",
@@ -41,7 +41,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		return nil, err
 	}
 	if t.dropped, err = m.Int64Counter("otelcol_receiver_kubeedge_samples_dropped",
-		metric.WithDescription("Samples dropped: relabelled away, duplicated, unsupported, or in a failed scrape; with reason clock_skew, a timestamp beyond max_future_skew."), metric.WithUnit("{sample}")); err != nil {
+		metric.WithDescription("Samples dropped (relabelled away, duplicated, unsupported, or in a failed scrape); with reason clock_skew, samples refused for a timestamp beyond max_future_skew."), metric.WithUnit("{sample}")); err != nil {
 		return nil, err
 	}
 	if t.stale, err = m.Int64Counter("otelcol_receiver_kubeedge_stale_markers",
@@ -57,12 +57,12 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 		return nil, err
 	}
 	if t.roundsLate, err = m.Int64Counter("otelcol_receiver_kubeedge_rounds_late",
-		metric.WithDescription("Scrape rounds of a node that started after their time because the round before ran past it, by reason."),
+		metric.WithDescription("Scrape rounds of a node that started after their time because the round before ran past it, by reason (concurrency_limit, pipeline, slow_endpoints)."),
 		metric.WithUnit("{round}")); err != nil {
 		return nil, err
 	}
 	if t.roundsMissed, err = m.Int64Counter("otelcol_receiver_kubeedge_rounds_missed",
-		metric.WithDescription("Scrape rounds of a node skipped because the round before ran past them, by reason."),
+		metric.WithDescription("Scrape rounds of a node skipped because the round before ran past them, by reason (concurrency_limit, pipeline, slow_endpoints)."),
 		metric.WithUnit("{round}")); err != nil {
 		return nil, err
 	}

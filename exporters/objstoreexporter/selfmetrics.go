@@ -67,10 +67,10 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		return c
 	}
 	t.blocksCut = counter("otelcol_exporter_objstore_blocks_cut", "TSDB blocks cut from the local head.", "{block}")
-	t.blocksUploaded = counter("otelcol_exporter_objstore_blocks_uploaded", "Blocks uploaded to the bucket.", "{block}")
-	t.uploadFailures = counter("otelcol_exporter_objstore_upload_failures", "Failed block upload attempts.", "{attempt}")
+	t.blocksUploaded = counter("otelcol_exporter_objstore_blocks_uploaded", "Blocks uploaded to the bucket (meta.json written).", "{block}")
+	t.uploadFailures = counter("otelcol_exporter_objstore_upload_failures", "Failed block upload attempts (the block is retried).", "{attempt}")
 	t.samplesAppended = counter("otelcol_exporter_objstore_samples_appended", "Samples appended to the local TSDB.", "{sample}")
-	t.samplesDropped = counter("otelcol_exporter_objstore_samples_dropped", "Samples dropped, by reason.", "{sample}")
+	t.samplesDropped = counter("otelcol_exporter_objstore_samples_dropped", "Samples dropped, by reason (too_old, out_of_bounds, duplicate, out_of_order, clock_skew, unsupported).", "{sample}")
 	t.batchesRefused = counter("otelcol_exporter_objstore_batches_refused",
 		"Batches refused without being stored, by reason (stalled, busy, disk_full, write_error).", "{batch}")
 	t.localBlocksDropped = counter("otelcol_exporter_objstore_local_blocks_dropped",

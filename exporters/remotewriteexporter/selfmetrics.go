@@ -79,13 +79,13 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		metric.WithDescription("Samples in requests that failed with a retryable error and were sent again."))
 	errs = errors.Join(errs, err)
 	t.dropped, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_samples_dropped", metric.WithUnit("{sample}"),
-		metric.WithDescription("Samples given up on, by reason."))
+		metric.WithDescription("Samples given up on, by reason (max_bytes, max_age, disk_full, corrupt, rejected, unsupported, too_large, relabeled; see the README)."))
 	errs = errors.Join(errs, err)
 	t.droppedRecords, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_records_dropped", metric.WithUnit("{record}"),
-		metric.WithDescription("Buffer records given up on, by reason."))
+		metric.WithDescription("Buffer records given up on, by reason; corrupt records whose sample count is unreadable count here only."))
 	errs = errors.Join(errs, err)
 	t.latency, err = m.Float64Histogram("otelcol_exporter_edgeremotewrite_send_duration_seconds", metric.WithUnit("s"),
-		metric.WithDescription("Duration of remote-write requests, by outcome."),
+		metric.WithDescription("Duration of remote-write requests, by outcome (success, retry, rejected)."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	errs = errors.Join(errs, err)
 	t.refusedReqs, err = m.Int64Counter("otelcol_exporter_edgeremotewrite_requests_refused", metric.WithUnit("{request}"),
@@ -95,16 +95,16 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 		metric.WithDescription("Bytes in the on-disk buffer not yet acknowledged by the remote end."))
 	errs = errors.Join(errs, err)
 	disk, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_buffer_disk_bytes", metric.WithUnit("By"),
-		metric.WithDescription("Bytes of the buffer's segment files on disk."))
+		metric.WithDescription("Bytes of the buffer's segment files on disk (bounded by buffer.max_bytes)."))
 	errs = errors.Join(errs, err)
 	capacity, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_buffer_max_bytes", metric.WithUnit("By"),
-		metric.WithDescription("The buffer's bound on disk (buffer.max_bytes): past it the oldest data is dropped."))
+		metric.WithDescription("The buffer's bound on disk (buffer.max_bytes); past it the oldest data is dropped."))
 	errs = errors.Join(errs, err)
 	age, err := m.Float64ObservableGauge("otelcol_exporter_edgeremotewrite_oldest_sample_age_seconds", metric.WithUnit("s"),
-		metric.WithDescription("Age of the oldest sample buffered and not yet acknowledged."))
+		metric.WithDescription("Age of the oldest sample buffered and not yet acknowledged (0 when empty)."))
 	errs = errors.Join(errs, err)
 	held, err := m.Int64ObservableGauge("otelcol_exporter_edgeremotewrite_sending_held", metric.WithUnit("1"),
-		metric.WithDescription("1 while the remote end refuses our requests (401, 403, 404, other 4xx that are not about the data): the data is kept and one probe goes out per retry_on_failure.max_interval."))
+		metric.WithDescription("1 while the remote end refuses our requests (401, 403, 404, other 4xx not about the data); the data is kept and one probe goes out per retry_on_failure.max_interval."))
 	errs = errors.Join(errs, err)
 	if errs != nil {
 		return nil, errs
