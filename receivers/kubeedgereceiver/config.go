@@ -17,7 +17,6 @@ import (
 
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/relabelconf"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 )
 
 // Discovery modes.
@@ -501,7 +500,7 @@ func (l LogsConfig) validate() error {
 }
 
 // selects says whether the logs signal follows pod p.
-func (l LogsConfig) selects(sel labels.Selector, p discovery.Pod) bool {
+func (l LogsConfig) selects(sel labels.Selector, p kube.Pod) bool {
 	return (slices.Contains(l.Namespaces, "*") || slices.Contains(l.Namespaces, p.Namespace)) &&
 		sel.Matches(labels.Set(p.Labels))
 }

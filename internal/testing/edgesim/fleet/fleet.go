@@ -1,7 +1,6 @@
-// Package fleet is edgesim's model of its simulated fleet: what it writes to its fleet file
-// (which the kubeedge receiver's file discovery reads as a node file) and what tests turn into
-// Kubernetes Node objects. The Direct field is the simulator's own; everything else converts
-// into edgetel's one Node type, kube.Node.
+// Package fleet is edgesim's simulated fleet: the node file it writes (kube.NodeFile, the
+// schema the kubeedge receiver's file discovery reads) and its loader. Tests turn its nodes into
+// Kubernetes Node objects with KubeNode.
 package fleet
 
 import (
@@ -14,47 +13,14 @@ import (
 )
 
 // Node is one simulated edge node, as the fleet file lists it.
-type Node struct {
-	Name string `json:"name"`
-	// IP is the node's InternalIP. Through cloudcore it only travels in the Host header.
-	IP string `json:"ip"`
-	// Port is status.daemonEndpoints.kubeletEndpoint.Port.
-	Port   int               `json:"port"`
-	Labels map[string]string `json:"labels,omitempty"`
-	// Direct is host:port where this node's kubelet endpoints answer directly (edgesim's
-	// per-node direct mode); empty when the node is only reachable through cloudcore.
-	Direct string `json:"direct,omitempty"`
-	// Ready is the node's Ready condition as a file reader is to take it ("true", "false",
-	// "unknown"); empty is true.
-	Ready string `json:"ready,omitempty"`
-	// Pods are the node's pods whose container logs a reader may follow (edgesim's log pods).
-	Pods []Pod `json:"pods,omitempty"`
-}
+type Node = kube.FileNode
 
 // Pod is a pod on a node, as a log reader needs it.
-type Pod struct {
-	Namespace  string            `json:"namespace"`
-	Name       string            `json:"name"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	Containers []string          `json:"containers"`
-}
+type Pod = kube.Pod
 
-// Kube is n as edgetel's Node, Ready.
-func (n Node) Kube() kube.Node {
-	return kube.Node{Name: n.Name, IP: n.IP, Addresses: []string{n.IP}, KubeletPort: n.Port,
-		Ready: kube.ReadyTrue, Labels: n.Labels}
-}
-
-// Address is what cloudcore's stream server takes from the Host header: <nodeIP>:<port>.
-func (n Node) Address() string { return n.Kube().Address() }
-
-// Validate reports the first field that makes the node unusable.
-func (n Node) Validate() error { return n.Kube().Validate() }
-
-// File is the fleet file's content.
-type File struct {
-	Nodes []Node `json:"nodes"`
-}
+// File is the fleet file's content: a node file (kube.NodeFile), which the kubeedge receiver's
+// file discovery reads.
+type File = kube.NodeFile
 
 // Load reads and validates a fleet file.
 func Load(path string) (File, error) {
