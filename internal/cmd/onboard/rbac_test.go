@@ -154,7 +154,8 @@ func TestControllerRBACCoversEveryCall(t *testing.T) {
 		return err == nil && len(u.Object["status"].(map[string]any)) > 0
 	}, 5*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return hasEvent(kube) }, 5*time.Second, 20*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // a lease renewal or two
+	require.Eventually(t, func() bool { return hasCall(kube, "leases", "update") }, 5*time.Second, 20*time.Millisecond,
+		"the leader did not renew its lease")
 	cancel()
 	require.NoError(t, <-leaderDone)
 
@@ -165,6 +166,16 @@ func TestControllerRBACCoversEveryCall(t *testing.T) {
 		call{"", "secrets", "get"}, call{"authentication.k8s.io", "tokenreviews", "create"},
 		call{apis.Group, apis.Resource, "create"}, call{apis.Group, apis.Resource, "watch"}, call{apis.Group, apis.Resource + "/status", "update"},
 		call{"coordination.k8s.io", "leases", "update"}, call{"", "events", "create"})
+}
+
+// hasCall says whether the client has seen verb on resource.
+func hasCall(kube *fake.Clientset, resource, verb string) bool {
+	for _, a := range kube.Actions() {
+		if a.GetResource().Resource == resource && a.GetVerb() == verb {
+			return true
+		}
+	}
+	return false
 }
 
 func hasEvent(kube *fake.Clientset) bool {
