@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
@@ -97,9 +98,9 @@ func TestLogsThroughNodeProxy(t *testing.T) {
 	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
 
 	var last string
-	ok := waitFor(time.Minute, func() bool {
+	ok := assert.Eventually(t, func() bool {
 		last = got.check(nodes*2, 40) // two seconds of lines from each container
 		return last == ""
-	})
+	}, time.Minute, 100*time.Millisecond)
 	require.True(t, ok, "logs through the node proxy: %s", last)
 }

@@ -146,8 +146,9 @@ func TestJoinAPIWithRealTokenReview(t *testing.T) {
 	dyn, err := dynamic.NewForConfig(c.Admin)
 	require.NoError(t, err)
 	var got []apis.Rule
-	ok := waitFor(30*time.Second, func() bool {
-		u, err := dyn.Resource(apis.GVR).Namespace(Namespace).Get(ctx, flagOr(controllerArgs(t), "-rules-name", "edgetel-onboard"), metav1.GetOptions{})
+	rulesName := flagOr(controllerArgs(t), "-rules-name", "edgetel-onboard")
+	ok := assert.Eventually(t, func() bool {
+		u, err := dyn.Resource(apis.GVR).Namespace(Namespace).Get(ctx, rulesName, metav1.GetOptions{})
 		if err != nil {
 			return false
 		}
@@ -157,7 +158,7 @@ func TestJoinAPIWithRealTokenReview(t *testing.T) {
 		}
 		got = obj.Spec.Rules
 		return len(got) > 0
-	})
+	}, 30*time.Second, 100*time.Millisecond)
 	require.True(t, ok, "the rules controller wrote no rules")
 	require.Len(t, got, 1)
 	assert.Equal(t, "198.51.100.7", got[0].SourceIP)
@@ -269,7 +270,7 @@ func startOnboardController(t *testing.T, bin, kubeconfig string) (string, *x509
 			t.Logf("edgetel-onboard controller log:\n%s", out)
 		}
 	})
-	ok := waitFor(30*time.Second, func() bool {
+	ok := assert.Eventually(t, func() bool {
 		select {
 		case <-exited:
 			return false
@@ -280,7 +281,7 @@ func startOnboardController(t *testing.T, bin, kubeconfig string) (string, *x509
 			conn.Close()
 		}
 		return err == nil
-	})
+	}, 30*time.Second, 100*time.Millisecond)
 	require.True(t, ok, "the join API did not listen on %s", join)
 	return join, ca
 }

@@ -39,7 +39,7 @@ func TestEdgenodeProcessorEnrichesFromTheInformer(t *testing.T) {
 	require.NoError(t, p.Start(ctx, nil))
 	t.Cleanup(func() { require.NoError(t, p.Shutdown(ctx)) })
 
-	enriched := func() map[string]any {
+	enriched := func(t require.TestingT) map[string]any {
 		md := pmetric.NewMetrics()
 		rm := md.ResourceMetrics().AppendEmpty()
 		rm.Resource().Attributes().PutStr("k8s.node.name", node.Name)
@@ -49,13 +49,13 @@ func TestEdgenodeProcessorEnrichesFromTheInformer(t *testing.T) {
 		require.Len(t, sink.AllMetrics(), 1)
 		return sink.AllMetrics()[0].ResourceMetrics().At(0).Resource().Attributes().AsRaw()
 	}
-	attrs := enriched()
+	attrs := enriched(t)
 	assert.Equal(t, node.Labels["apps.kubeedge.io/belonging-to"], attrs["node_group"])
 	assert.Equal(t, node.Labels["topology.kubernetes.io/region"], attrs["region"])
 	assert.Equal(t, "true", attrs["node_ready"])
 
 	sim.Disconnect(node.Name)
 	require.NoError(t, reg.Sync(ctx))
-	require.True(t, waitFor(10*time.Second, func() bool { return enriched()["node_ready"] == "unknown" }),
-		"node_ready did not follow the Node's Ready=Unknown")
+	require.EventuallyWithT(t, func(c *assert.CollectT) { assert.Equal(c, "unknown", enriched(c)["node_ready"]) },
+		10*time.Second, 100*time.Millisecond, "node_ready did not follow the Node's Ready=Unknown")
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer"
@@ -148,10 +149,10 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 		since := time.Now()
 		want := readyShard(t, admin)
 		var diff string
-		ok := waitFor(4*collectionInterval+30*time.Second, func() bool {
+		ok := assert.Eventually(t, func() bool {
 			diff = compare(rec.snapshot(), want, since)
 			return diff == ""
-		})
+		}, 4*collectionInterval+30*time.Second, 100*time.Millisecond)
 		require.True(t, ok, "%s: the receiver's scraped nodes differ from the API server's Ready edge nodes of shard 0: %s\n%s",
 			step, diff, probe(kubeconfig, want))
 		t.Logf("%s: %d Ready edge nodes of shard 0 scraped through the node proxy (%v)", step, len(want), time.Since(since))
@@ -174,7 +175,7 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 	check("60 nodes deleted")
 	var views map[string]nodeView
 	var notEnded []string
-	ended := waitFor(2*collectionInterval, func() bool {
+	ended := assert.Eventually(t, func() bool {
 		views, notEnded = rec.snapshot(), nil
 		for _, n := range deleted {
 			if v, ok := views[n]; ok && !v.stale {
@@ -182,7 +183,7 @@ func TestReceiverScrapesReadyEdgeNodesThroughNodeProxy(t *testing.T) {
 			}
 		}
 		return len(notEnded) == 0
-	})
+	}, 2*collectionInterval, 100*time.Millisecond)
 	require.True(t, ended, "deleted nodes whose last batch is not staleness markers: %v", notEnded)
 	require.NotContains(t, views, "cloud-1")
 	require.Positive(t, sim.Stats().Bodies)
@@ -337,18 +338,4 @@ func portOf(t *testing.T, addr string) int {
 	port, err := strconv.Atoi(p)
 	require.NoError(t, err)
 	return port
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
