@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgetel/edgetel/internal/cmd/onboard/policy"
 	"github.com/edgetel/edgetel/internal/cmd/onboard/rules"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 // ClusterPolicy keeps the agent's DNAT policy current: its targets are cloudcore's ready
@@ -29,7 +30,9 @@ type ClusterPolicy struct {
 	KubeEdgeNamespace string
 	CloudcoreService  string
 	StreamPort        int
-	EdgeNodeSelector  string
+	// EdgeNodeSelector selects edge nodes; empty is kube.DefaultEdgeSelector, never every node
+	// (which would leave no cloud node's address protected).
+	EdgeNodeSelector string
 	// Base holds the operator's port range and forbidden ranges (Service CIDR, API server VIPs).
 	Base policy.Policy
 
@@ -40,6 +43,9 @@ type ClusterPolicy struct {
 
 // Start runs the informers until ctx ends and waits for their first list.
 func (c *ClusterPolicy) Start(ctx context.Context) error {
+	if c.EdgeNodeSelector == "" {
+		c.EdgeNodeSelector = kube.DefaultEdgeSelector
+	}
 	sel, err := labels.Parse(c.EdgeNodeSelector)
 	if err != nil {
 		return fmt.Errorf("agent: edge node selector: %w", err)
