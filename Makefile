@@ -17,7 +17,7 @@ HELM_VERSION := v3.22.0
 # Alertmanager of the ruler test: v0.31.1 is the newest whose module builds with `go install`
 # (from v0.32 its UI is a go:embed of a built directory the module zip does not hold).
 ALERTMANAGER_VERSION := v0.31.1
-# kube-apiserver of internal/testcluster: tools/kube-apiserver/go.mod pins it (its own module).
+# kube-apiserver of internal/testing/testcluster: tools/kube-apiserver/go.mod pins it (its own module).
 KUBE_VERSION := v1.37.2
 # Thanos of the bucket tests: tools/thanos/go.mod pins it (its own module, for Thanos' replaces).
 THANOS_VERSION := v0.42.4
@@ -132,13 +132,13 @@ test-release: $(TEST_RELEASE_BUILD) tool-prometheus tool-staticcheck
 
 
 # Keeps the chart's dashboards (real files: a chart holds no symlinks) equal to examples/dashboards;
-# internal/charttest fails when they differ.
+# internal/testing/charttest fails when they differ.
 dashboards:
 	rm -f charts/edgetel/dashboards/*.json
 	cp examples/dashboards/*.json charts/edgetel/dashboards/
 
 # Test-time programs (real Prometheus, promtool, helm...) are passed to the tests by path.
-# The kubelet captures are embedded (internal/edgesim/captures); EDGETEL_FIXTURES, when set in the
+# The kubelet captures are embedded (internal/testing/edgesim/captures); EDGETEL_FIXTURES, when set in the
 # environment, replaces them with a directory of one's own.
 TEST_ENV := EDGETEL_PROMETHEUS=$(BIN)/prometheus EDGETEL_PROMTOOL=$(BIN)/promtool EDGETEL_HELM=$(BIN)/helm \
 	EDGETEL_KUBE_APISERVER=$(BIN)/kube-apiserver EDGETEL_ETCD=$(ETCD) EDGETEL_THANOS=$(BIN)/thanos \
@@ -187,7 +187,7 @@ tool-alertmanager:
 tool-helm:
 	@test -x $(BIN)/helm || $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-# The control-plane tests (internal/testcluster) run kube-apiserver built from its pinned module
+# The control-plane tests (internal/testing/testcluster) run kube-apiserver built from its pinned module
 # (about 85 MB of modules beyond the project's and ~1,300 CPU-seconds the first time) and the system's etcd.
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 \
@@ -274,7 +274,7 @@ tool-otelcol-upstream: tool-builder
 
 bench: tool-prometheus tool-vmagent tool-otelcol-upstream
 	$(GO) build -o $(BIN)/edgetelcol ./cmd/edgetelcol
-	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/edgesim ./internal/diskqueue \
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/testing/edgesim ./internal/diskqueue \
 		./exporters/remotewriteexporter ./exporters/objstoreexporter ./processors/edgenodeprocessor \
 		./receivers/kubeedgereceiver/... ./internal/sampleconv
 	$(TEST_ENV) $(GO) run ./bench/cmd/peerbench -bin $(BIN) -nodes $(BENCH_NODES) -interval $(BENCH_INTERVAL) \

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/edgetel/edgetel/bench/peers"
-	"github.com/edgetel/edgetel/internal/edgesim"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
 )
 
 // Env is a running simulated fleet and sink that systems are measured against.

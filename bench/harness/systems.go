@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/edgetel/edgetel/bench/peers"
-	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/fleet"
 )
 
 // System is one program under test: how to configure and start it.

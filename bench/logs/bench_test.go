@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgetel/edgetel/bench/harness"
-	"github.com/edgetel/edgetel/internal/edgesim"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
 )
 
 // debugExporter counts and forgets: the benchmark measures the receiver's side, not a store's.

@@ -24,10 +24,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgetel/edgetel/bench/harness"
-	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 	"github.com/edgetel/edgetel/internal/kube"
-	"github.com/edgetel/edgetel/internal/testprog"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/testing/testprog"
 )
 
 var (

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/testfs"
+	"github.com/edgetel/edgetel/internal/testing/testfs"
 )
 
 // The filesystem under the buffer fills up during an outage (the quota is larger than the

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/edgetel/edgetel/bench/peers"
-	"github.com/edgetel/edgetel/internal/tlsutil"
+	"github.com/edgetel/edgetel/internal/testing/tlsutil"
 )
 
 // cloudcoreHost is the name the collector is given for cloudcore; only the test's DNS server

@@ -12,7 +12,7 @@ import (
 
 	"github.com/edgetel/edgetel/bench/harness"
 	"github.com/edgetel/edgetel/bench/peers"
-	"github.com/edgetel/edgetel/internal/tlsutil"
+	"github.com/edgetel/edgetel/internal/testing/tlsutil"
 )
 
 // steady lets the collector scrape for a few intervals and returns its memory then.

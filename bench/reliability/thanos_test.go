@@ -23,7 +23,7 @@ import (
 
 	"github.com/edgetel/edgetel/bench/harness"
 	"github.com/edgetel/edgetel/bench/peers"
-	"github.com/edgetel/edgetel/internal/thanostest"
+	"github.com/edgetel/edgetel/internal/testing/thanostest"
 )
 
 // receive is a real Thanos Receive (EDGETEL_THANOS) with the flags of

@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/edgetel/edgetel/internal/edgesim"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
 )
 
 // kubeOptions register the fleet as Node objects in an API server (--kubeconfig).

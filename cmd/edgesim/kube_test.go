@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// The registration itself runs against a real API server in internal/testcluster/e2e; here, the
+// The registration itself runs against a real API server in internal/testing/testcluster/e2e; here, the
 // flags it refuses before any request.
 func TestKubeFlagErrors(t *testing.T) {
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")

@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/edgetel/edgetel/internal/edgesim"
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
 )
 
 func main() {

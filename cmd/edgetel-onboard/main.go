@@ -26,15 +26,15 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/edgetel/edgetel/internal/onboard"
-	"github.com/edgetel/edgetel/internal/onboard/agent"
-	"github.com/edgetel/edgetel/internal/onboard/apis"
-	"github.com/edgetel/edgetel/internal/onboard/join"
-	"github.com/edgetel/edgetel/internal/onboard/policy"
-	"github.com/edgetel/edgetel/internal/onboard/rules"
+	"github.com/edgetel/edgetel/internal/cmd/onboard"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/agent"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/apis"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/join"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/policy"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/rules"
+	"github.com/edgetel/edgetel/internal/kube"
 )
 
 const usage = `usage: edgetel-onboard controller|agent [flags]
@@ -161,7 +161,7 @@ func parseController(args []string, out io.Writer) (controllerConfig, error) {
 	fs.StringVar(&c.model, "rules-model", string(apis.ModelTunnelPort), "tunnel-port (KubeEdge >= 1.8) or edge-ip (edge-watcher's)")
 	fs.StringVar(&c.cloudcoreService, "cloudcore-service", "cloudcore", "Service whose EndpointSlices list the cloudcore replicas")
 	fs.IntVar(&c.streamPort, "stream-port", rules.DefaultStreamPort, "cloudcore stream port when the Service has no port named cloudstream")
-	fs.StringVar(&c.edgeSelector, "edge-node-selector", rules.DefaultEdgeNodeSelector, "label selector of edge nodes")
+	fs.StringVar(&c.edgeSelector, "edge-node-selector", kube.DefaultEdgeSelector, "label selector of edge nodes")
 	c.dnat.register(fs)
 	fs.BoolVar(&c.leaderElect, "leader-elect", true, "run the rules controller only on the replica holding the lease")
 	fs.StringVar(&c.leaseName, "leader-election-id", "edgetel-onboard", "name of the Lease; the chart creates it, and the controller may get and update it by name only")
@@ -285,7 +285,7 @@ func parseAgent(args []string, out io.Writer) (agentConfig, error) {
 	fs.StringVar(&c.kubeEdgeNamespace, "kubeedge-namespace", "kubeedge", "namespace of cloudcore's Service")
 	fs.StringVar(&c.cloudcoreService, "cloudcore-service", "cloudcore", "Service whose ready endpoints are the only DNAT targets")
 	fs.IntVar(&c.streamPort, "stream-port", rules.DefaultStreamPort, "cloudcore stream port when the Service has no port named cloudstream")
-	fs.StringVar(&c.edgeSelector, "edge-node-selector", rules.DefaultEdgeNodeSelector, "label selector of edge nodes; no rule may match another node's address")
+	fs.StringVar(&c.edgeSelector, "edge-node-selector", kube.DefaultEdgeSelector, "label selector of edge nodes; no rule may match another node's address")
 	fs.BoolVar(&c.hostAddresses, "forbid-host-addresses", true, "refuse rules matching this host's own addresses (the API server's)")
 	c.dnat.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -314,17 +314,19 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+// restConfig loads the REST config as the collector's components do (kube.RestConfig): the
+// in-cluster service account, or a kubeconfig file outside a cluster.
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig == "" {
-		cfg, err := rest.InClusterConfig()
+		cfg, err := kube.RestConfig(kube.DefaultAPIConfig())
 		if err != nil {
-			return nil, fmt.Errorf("in-cluster config (use -kubeconfig outside a cluster): %w", err)
+			return nil, fmt.Errorf("-kubeconfig: empty, and no in-cluster config (give a kubeconfig outside a cluster): %w", err)
 		}
 		return cfg, nil
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	cfg, err := kube.RestConfig(kube.APIConfig{AuthType: kube.AuthKubeConfig, KubeConfig: kubeconfig})
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+		return nil, fmt.Errorf("-kubeconfig: %s: %w", kubeconfig, err)
 	}
 	return cfg, nil
 }
@@ -334,17 +336,17 @@ func clients(kubeconfig string) (kubernetes.Interface, dynamic.Interface, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
-	return kube, dyn, err
+	return client, dyn, err
 }
 
-func eventRecorder(ctx context.Context, kube kubernetes.Interface, component string) record.EventRecorder {
+func eventRecorder(ctx context.Context, client kubernetes.Interface, component string) record.EventRecorder {
 	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	return b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
 }
 
@@ -381,7 +383,7 @@ func runController(ctx context.Context, c controllerConfig) error {
 	if err != nil {
 		return err
 	}
-	kube, dyn, err := clients(c.kubeconfig)
+	client, dyn, err := clients(c.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -389,14 +391,14 @@ func runController(ctx context.Context, c controllerConfig) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveMetrics(ctx, c.metricsListen, reg) })
 	if !c.disableJoin {
-		srv, err := newJoinServer(c, kube, log, reg)
+		srv, err := newJoinServer(c, client, log, reg)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return srv.ListenAndServe(ctx, c.listen, c.tlsCert, c.tlsKey) })
 	}
 	if !c.disableRules {
-		ctrl, err := rules.NewController(rules.Config{Client: kube, Dynamic: dyn, Recorder: eventRecorder(ctx, kube, "edgetel-onboard-controller"),
+		ctrl, err := rules.NewController(rules.Config{Client: client, Dynamic: dyn, Recorder: eventRecorder(ctx, client, "edgetel-onboard-controller"),
 			Logger: log, Model: apis.Model(c.model), KubeEdgeNamespace: c.kubeEdgeNamespace, CloudcoreService: c.cloudcoreService,
 			StreamPort: c.streamPort, EdgeNodeSelector: c.edgeSelector, Namespace: c.namespace, Name: c.rulesName, Resync: 10 * time.Minute,
 			Registry: reg, Policy: c.dnat.policy})
@@ -408,7 +410,7 @@ func runController(ctx context.Context, c controllerConfig) error {
 				return ctrl.Run(ctx)
 			}
 			var runErr error
-			err := onboard.RunAsLeader(ctx, onboard.LeaderConfig{Client: kube, Namespace: c.namespace, Name: c.leaseName, Identity: c.identity},
+			err := onboard.RunAsLeader(ctx, onboard.LeaderConfig{Client: client, Namespace: c.namespace, Name: c.leaseName, Identity: c.identity},
 				func(ctx context.Context) { runErr = ctrl.Run(ctx) })
 			return errors.Join(err, runErr)
 		})
@@ -416,7 +418,7 @@ func runController(ctx context.Context, c controllerConfig) error {
 	return g.Wait()
 }
 
-func newJoinServer(c controllerConfig, kube kubernetes.Interface, log *slog.Logger, reg prometheus.Registerer) (*join.Server, error) {
+func newJoinServer(c controllerConfig, client kubernetes.Interface, log *slog.Logger, reg prometheus.Registerer) (*join.Server, error) {
 	var auth join.Authenticators
 	if c.tokenFile != "" {
 		st, err := join.LoadStaticTokens(c.tokenFile)
@@ -426,13 +428,13 @@ func newJoinServer(c controllerConfig, kube kubernetes.Interface, log *slog.Logg
 		auth = append(auth, st)
 	}
 	if c.tokenReview {
-		auth = append(auth, join.TokenReviewer{Client: kube, Audiences: splitList(c.audiences)})
+		auth = append(auth, join.TokenReviewer{Client: client, Audiences: splitList(c.audiences)})
 	}
-	return join.NewServer(join.Config{Client: kube, Auth: auth, Logger: log, KubeEdgeNamespace: c.kubeEdgeNamespace, Registry: reg,
+	return join.NewServer(join.Config{Client: client, Auth: auth, Logger: log, KubeEdgeNamespace: c.kubeEdgeNamespace, Registry: reg,
 		SettingsConfigMap: c.settingsConfigMap, Defaults: c.settings,
 		Allow:     join.Allowed{Users: splitList(c.allowedUsers), Groups: splitList(c.allowedGroups)},
 		RateLimit: join.RateLimit{QPS: float32(c.rateQPS), Burst: c.rateBurst},
-		Reservations: join.ReservationStore{Client: kube, Namespace: c.namespace, Name: c.reservations, TTL: c.reservationTTL,
+		Reservations: join.ReservationStore{Client: client, Namespace: c.namespace, Name: c.reservations, TTL: c.reservationTTL,
 			Max: c.maxReservations, MaxPerUser: c.maxPerUser}})
 }
 
@@ -456,7 +458,7 @@ func runAgent(ctx context.Context, c agentConfig) error {
 		}
 		return a.Uninstall(ctx)
 	}
-	kube, dyn, err := clients(c.kubeconfig)
+	client, dyn, err := clients(c.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -468,12 +470,12 @@ func runAgent(ctx context.Context, c agentConfig) error {
 		}
 		base.Forbid("an address of this host (the API server's)", own...)
 	}
-	cp := &agent.ClusterPolicy{Client: kube, KubeEdgeNamespace: c.kubeEdgeNamespace, CloudcoreService: c.cloudcoreService,
+	cp := &agent.ClusterPolicy{Client: client, KubeEdgeNamespace: c.kubeEdgeNamespace, CloudcoreService: c.cloudcoreService,
 		StreamPort: c.streamPort, EdgeNodeSelector: c.edgeSelector, Base: base}
 	if err := cp.Start(ctx); err != nil {
 		return err
 	}
-	cfg.Dynamic, cfg.Recorder, cfg.Policy = dyn, eventRecorder(ctx, kube, "edgetel-onboard-agent"), cp.Policy
+	cfg.Dynamic, cfg.Recorder, cfg.Policy = dyn, eventRecorder(ctx, client, "edgetel-onboard-agent"), cp.Policy
 	a, err := agent.New(cfg)
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/onboard/join"
+	"github.com/edgetel/edgetel/internal/cmd/onboard/join"
 )
 
 // required are the flags the join API cannot run without: who may join, the audience, TLS.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/alecthomas/units"
 
-	"github.com/edgetel/edgetel/internal/query"
+	"github.com/edgetel/edgetel/internal/cmd/query"
 )
 
 func main() {

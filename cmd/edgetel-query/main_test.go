@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/query"
+	"github.com/edgetel/edgetel/internal/cmd/query"
 )
 
 func TestParseFlags(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/edgetel/edgetel/internal/charttest"
+	"github.com/edgetel/edgetel/internal/testing/charttest"
 )
 
 // dryRun resolves and validates a collector configuration as `edgetelcol validate` does.

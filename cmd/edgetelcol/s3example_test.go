@@ -20,11 +20,11 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/charttest"
-	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/query"
-	"github.com/edgetel/edgetel/internal/s3test"
-	"github.com/edgetel/edgetel/internal/thanostest"
+	"github.com/edgetel/edgetel/internal/cmd/query"
+	"github.com/edgetel/edgetel/internal/testing/charttest"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
+	"github.com/edgetel/edgetel/internal/testing/s3test"
+	"github.com/edgetel/edgetel/internal/testing/thanostest"
 )
 
 // exampleS3Endpoint is where examples/s3 expects its S3 server (bucket.yaml, config.yaml's
@@ -34,7 +34,7 @@ const exampleS3Endpoint = "127.0.0.1:7070"
 // examples/s3 as written: edgetelcol with config.yaml scrapes an edgesim node into the real S3
 // server (versitygw on the example's address, credentials from AWS_* in the environment) with
 // 1m blocks. S3 is SIGKILLed for 25 s around the cut of the second block (longer than the
-// exporter's first retries; the internal/query test holds a longer outage), which waits on local
+// exporter's first retries; the internal/cmd/query test holds a longer outage), which waits on local
 // disk and is uploaded when S3 is back. Then, with bucket.yaml, `thanos tools bucket verify` is
 // clean and Thanos (store gateway + query) and edgetel-query answer the same over the bucket.
 // Two to three minutes: blocks are cut in real time.

@@ -77,15 +77,15 @@ type HeadAPIConfig struct {
 func (h *HeadAPIConfig) validate() []error {
 	var errs []error
 	if h.NetAddr.Endpoint == "" {
-		errs = append(errs, errors.New("head_api: endpoint must not be empty"))
+		errs = append(errs, errors.New("head_api.endpoint: must not be empty"))
 	} else if !h.Auth.HasValue() && !loopback(h.NetAddr.Endpoint) {
-		errs = append(errs, fmt.Errorf("head_api: endpoint %s is beyond loopback: set auth (e.g. a bearertokenauth extension with a token file) so that only edgetel-query and the Thanos sidecar read the head", h.NetAddr.Endpoint))
+		errs = append(errs, fmt.Errorf("head_api.endpoint: beyond loopback without auth: set auth (e.g. a bearertokenauth extension with a token file) so that only edgetel-query and the Thanos sidecar read the head; got %s", h.NetAddr.Endpoint))
 	}
 	if h.MaxQueriesPerRequest < 1 {
-		errs = append(errs, fmt.Errorf("head_api: max_queries_per_request: %d: must be at least 1", h.MaxQueriesPerRequest))
+		errs = append(errs, fmt.Errorf("head_api.max_queries_per_request: must be at least 1, got %d", h.MaxQueriesPerRequest))
 	}
 	if h.MaxSamplesPerRequest < h.MaxQueriesPerRequest {
-		errs = append(errs, fmt.Errorf("head_api: max_samples_per_request: %d: must be at least max_queries_per_request", h.MaxSamplesPerRequest))
+		errs = append(errs, fmt.Errorf("head_api.max_samples_per_request: must be at least max_queries_per_request, got %d", h.MaxSamplesPerRequest))
 	}
 	return errs
 }
@@ -127,31 +127,31 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if c.BlockDuration < time.Minute || c.BlockDuration%time.Millisecond != 0 {
-		errs = append(errs, fmt.Errorf("block_duration: %s: must be at least 1m and whole milliseconds", c.BlockDuration))
+		errs = append(errs, fmt.Errorf("block_duration: must be at least 1m and whole milliseconds, got %s", c.BlockDuration))
 	}
 	if c.MaxFutureSkew < 0 {
-		errs = append(errs, fmt.Errorf("max_future_skew: %s: must not be negative", c.MaxFutureSkew))
+		errs = append(errs, fmt.Errorf("max_future_skew: must not be negative, got %s", c.MaxFutureSkew))
 	}
 	if c.OutOfOrderWindow < 0 {
-		errs = append(errs, fmt.Errorf("out_of_order_window: %s: must not be negative", c.OutOfOrderWindow))
+		errs = append(errs, fmt.Errorf("out_of_order_window: must not be negative, got %s", c.OutOfOrderWindow))
 	}
 	if c.LocalRetention < 0 {
-		errs = append(errs, fmt.Errorf("local_retention: %s: must not be negative", c.LocalRetention))
+		errs = append(errs, fmt.Errorf("local_retention: must not be negative, got %s", c.LocalRetention))
 	}
 	if c.LocalMaxBytes < 0 {
-		errs = append(errs, fmt.Errorf("local_max_bytes: %d: must not be negative", c.LocalMaxBytes))
+		errs = append(errs, fmt.Errorf("local_max_bytes: must not be negative, got %d", c.LocalMaxBytes))
 	}
 	if c.LocalMaxAge != 0 && c.LocalMaxAge < c.BlockDuration {
-		errs = append(errs, fmt.Errorf("local_max_age: %s: must be 0 (no bound) or at least block_duration", c.LocalMaxAge))
+		errs = append(errs, fmt.Errorf("local_max_age: must be 0 (no bound) or at least block_duration, got %s", c.LocalMaxAge))
 	}
 	if c.TimeoutConfig.Timeout <= 0 {
-		errs = append(errs, errors.New("timeout: must be positive (a batch that cannot be stored within it is refused, so the pipeline never waits longer)"))
+		errs = append(errs, fmt.Errorf("timeout: must be positive (a batch that cannot be stored within it is refused, so the pipeline never waits longer), got %s", c.TimeoutConfig.Timeout))
 	}
 	if c.UploadInterval <= 0 {
-		errs = append(errs, fmt.Errorf("upload_interval: %s: must be positive", c.UploadInterval))
+		errs = append(errs, fmt.Errorf("upload_interval: must be positive, got %s", c.UploadInterval))
 	}
 	if c.UploadRetry.InitialInterval <= 0 || c.UploadRetry.MaxInterval < c.UploadRetry.InitialInterval {
-		errs = append(errs, errors.New("upload_retry: initial_interval must be positive and not above max_interval"))
+		errs = append(errs, fmt.Errorf("upload_retry.initial_interval: must be positive and not above max_interval (%s), got %s", c.UploadRetry.MaxInterval, c.UploadRetry.InitialInterval))
 	}
 	if h := c.HeadAPI.Get(); h != nil {
 		errs = append(errs, h.validate()...)

@@ -90,12 +90,12 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	require.ErrorContains(t, err, `external_labels: "edge.site"="a": names must be valid`)
 
 	err = confmap.Validate(loadConfig(t, "bad_head_api"))
-	require.ErrorContains(t, err, "head_api: endpoint must not be empty")
+	require.ErrorContains(t, err, "head_api.endpoint: must not be empty")
 
 	err = confmap.Validate(loadConfig(t, "bad_values"))
 	require.Error(t, err)
-	for _, key := range []string{"directory:", "external_labels:", "block_duration:", "out_of_order_window:",
-		"local_retention:", "local_max_bytes:", "local_max_age:", "timeout:", "upload_interval:", "upload_retry:"} {
+	for _, key := range []string{"directory: must", "external_labels:", "block_duration: must", "out_of_order_window: must",
+		"local_retention:", "local_max_bytes:", "local_max_age:", "timeout:", "upload_interval:", "upload_retry.initial_interval:"} {
 		assert.ErrorContains(t, err, key)
 	}
 }

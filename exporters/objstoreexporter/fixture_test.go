@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/edgetel/edgetel/internal/edgesim/captures"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/captures"
 )
 
 // scrape is one kubelet endpoint as the kubeedge receiver delivers it: Prometheus names kept,

@@ -28,7 +28,7 @@ import (
 	"go.opentelemetry.io/collector/config/configoptional"
 	"gopkg.in/yaml.v2"
 
-	"github.com/edgetel/edgetel/internal/thanostest"
+	"github.com/edgetel/edgetel/internal/testing/thanostest"
 )
 
 // startWithHeadAPI starts an exporter serving its head on a free loopback port and returns

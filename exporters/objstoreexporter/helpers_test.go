@@ -29,7 +29,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/testprog"
+	"github.com/edgetel/edgetel/internal/testing/testprog"
 )
 
 // t0 is a 2h-aligned start, so blocks of the data set start at t0 + k*2h.

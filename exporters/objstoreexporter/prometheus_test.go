@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/testprog"
+	"github.com/edgetel/edgetel/internal/testing/testprog"
 )
 
 // prometheusQuery starts the real Prometheus server (EDGETEL_PROMETHEUS) on a copy of dir, a

@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/s3test"
+	"github.com/edgetel/edgetel/internal/testing/s3test"
 )
 
 // noisyBatch is one scrape of n gauges with random values: about 9 bytes a sample in a block,

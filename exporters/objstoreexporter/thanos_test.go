@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 
-	"github.com/edgetel/edgetel/internal/testprog"
+	"github.com/edgetel/edgetel/internal/testing/testprog"
 )
 
 // thanosBin is the real Thanos (EDGETEL_THANOS, built by `make tool-thanos`).

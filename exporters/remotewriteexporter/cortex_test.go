@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
 
-	"github.com/edgetel/edgetel/internal/testprog"
-	"github.com/edgetel/edgetel/internal/thanostest"
+	"github.com/edgetel/edgetel/internal/testing/testprog"
+	"github.com/edgetel/edgetel/internal/testing/thanostest"
 )
 
 // cortex is a real single-process Cortex (EDGETEL_CORTEX, `make tool-cortex`) started with

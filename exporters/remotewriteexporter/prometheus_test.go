@@ -29,7 +29,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/edgetel/edgetel/exporters/remotewriteexporter/internal/metadata"
-	"github.com/edgetel/edgetel/internal/testprog"
+	"github.com/edgetel/edgetel/internal/testing/testprog"
 )
 
 // prometheusBin is the Prometheus binary the Makefile installs (make tool-prometheus) and

@@ -24,7 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/edgetel/edgetel/internal/edgesim/captures"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/captures"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver"
 )
 

@@ -21,7 +21,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.uber.org/zap"
 
-	"github.com/edgetel/edgetel/internal/thanostest"
+	"github.com/edgetel/edgetel/internal/testing/thanostest"
 )
 
 // thanosReceive is a real Thanos Receive (EDGETEL_THANOS) started with the flags of

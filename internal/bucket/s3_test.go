@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
-	"github.com/edgetel/edgetel/internal/s3test"
+	"github.com/edgetel/edgetel/internal/testing/s3test"
 )
 
 func s3Bucket(t *testing.T, srv *s3test.Server, extra map[string]any, access, secret string) objstore.Bucket {

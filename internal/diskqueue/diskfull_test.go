@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/edgetel/edgetel/internal/testfs"
+	"github.com/edgetel/edgetel/internal/testing/testfs"
 )
 
 // bigRec is record i with a 4 KiB payload carrying i in its first 8 bytes.

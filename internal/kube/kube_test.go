@@ -61,6 +61,8 @@ func TestFromKube(t *testing.T) {
 	assert.Equal(t, ReadyUnknown, bare.Ready)
 	assert.False(t, bare.IsReady())
 	assert.Empty(t, bare.IP)
+	assert.Equal(t, DefaultKubeletPort, bare.Port(), "an unreported kubelet port is edged's")
+	assert.Equal(t, 10351, n.Port())
 }
 
 func TestAPIConfigValidate(t *testing.T) {

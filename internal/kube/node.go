@@ -63,13 +63,17 @@ type Node struct {
 // IsReady follows cloudcore's nodes.IsReadyNode: Ready means condition Ready == True.
 func (n Node) IsReady() bool { return n.Ready == ReadyTrue }
 
+// Port is the node's kubelet port: the reported one, else DefaultKubeletPort.
+func (n Node) Port() int {
+	if n.KubeletPort == 0 {
+		return DefaultKubeletPort
+	}
+	return n.KubeletPort
+}
+
 // Address is what cloudcore's stream server takes from the Host header: <nodeIP>:<port>.
 func (n Node) Address() string {
-	port := n.KubeletPort
-	if port == 0 {
-		port = DefaultKubeletPort
-	}
-	return net.JoinHostPort(n.IP, strconv.Itoa(port))
+	return net.JoinHostPort(n.IP, strconv.Itoa(n.Port()))
 }
 
 // FromKube reads the parts of a Kubernetes Node edgetel uses.

@@ -24,12 +24,14 @@ type PodWatch struct {
 	Resync    time.Duration
 }
 
-// Pod is what the logs signal needs of a Pod.
+// Pod is what the logs signal needs of a Pod, from the Pod informer or a node file (whose
+// pods sit under their node, so Node is not in the file).
 type Pod struct {
-	Namespace, Name string
-	Node            string // spec.nodeName
-	Labels          map[string]string
-	Containers      []string
+	Namespace  string            `json:"namespace"`
+	Name       string            `json:"name"`
+	Node       string            `json:"-"` // spec.nodeName
+	Labels     map[string]string `json:"labels,omitempty"`
+	Containers []string          `json:"containers"`
 }
 
 // Pods is a shared Pod informer, acquired from a Registry. Release it exactly once.

@@ -5,5 +5,5 @@ package promversion
 // github.com/prometheus/prometheus v0.315.1 is Prometheus 3.15.1). edgetel-query and the objstore
 // exporter's head API report it as their build version: Grafana picks its query features from it
 // and Thanos' sidecar asks for Prometheus ≥ 2.24 before it sends label matchers.
-// internal/query's tests keep it in step with go.mod.
+// internal/cmd/query's tests keep it in step with go.mod.
 const Version = "3.15.1"

@@ -75,10 +75,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("node_selector: %w", err))
 	}
 	if c.ResyncPeriod < 0 {
-		errs = append(errs, fmt.Errorf("resync_period: %v is negative", c.ResyncPeriod))
+		errs = append(errs, fmt.Errorf("resync_period: must not be negative, got %v", c.ResyncPeriod))
 	}
 	if c.WaitForMetadata && c.WaitForMetadataTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("wait_for_metadata_timeout: %v must be positive", c.WaitForMetadataTimeout))
+		errs = append(errs, fmt.Errorf("wait_for_metadata_timeout: must be positive, got %v", c.WaitForMetadataTimeout))
 	}
 	errs = append(errs, c.validateSources()...)
 	errs = append(errs, c.Attributes.validate()...)
@@ -102,7 +102,7 @@ func (c *Config) validateSources() []error {
 				errs = append(errs, fmt.Errorf("node_from[%d].name: not allowed with from %s", i, s.From))
 			}
 		default:
-			errs = append(errs, fmt.Errorf("node_from[%d].from: %q is not %s or %s", i, s.From, FromResourceAttribute, FromConnection))
+			errs = append(errs, fmt.Errorf("node_from[%d].from: must be %s or %s, got %q", i, FromResourceAttribute, FromConnection, s.From))
 		}
 	}
 	return errs
@@ -147,19 +147,19 @@ func (g *GuardConfig) validate() []error {
 	}
 	var errs []error
 	if g.MaxSeriesPerNode < 0 {
-		errs = append(errs, fmt.Errorf("cardinality_guard.max_series_per_node: %d is negative", g.MaxSeriesPerNode))
+		errs = append(errs, fmt.Errorf("cardinality_guard.max_series_per_node: must not be negative, got %d", g.MaxSeriesPerNode))
 	}
 	if g.MaxSeriesPerMetric < 0 {
-		errs = append(errs, fmt.Errorf("cardinality_guard.max_series_per_metric: %d is negative", g.MaxSeriesPerMetric))
+		errs = append(errs, fmt.Errorf("cardinality_guard.max_series_per_metric: must not be negative, got %d", g.MaxSeriesPerMetric))
 	}
 	if g.MaxSeriesPerNode == 0 && g.MaxSeriesPerMetric == 0 {
 		errs = append(errs, errors.New("cardinality_guard: enabled, but max_series_per_node and max_series_per_metric are both 0"))
 	}
 	if g.Window <= 0 {
-		errs = append(errs, fmt.Errorf("cardinality_guard.window: %v must be positive", g.Window))
+		errs = append(errs, fmt.Errorf("cardinality_guard.window: must be positive, got %v", g.Window))
 	}
 	if g.LogInterval <= 0 {
-		errs = append(errs, fmt.Errorf("cardinality_guard.log_interval: %v must be positive", g.LogInterval))
+		errs = append(errs, fmt.Errorf("cardinality_guard.log_interval: must be positive, got %v", g.LogInterval))
 	}
 	return errs
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 
-	"github.com/edgetel/edgetel/internal/configtest"
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/testing/configtest"
 )
 
 func loadConfig(t *testing.T, name string) (*Config, error) {

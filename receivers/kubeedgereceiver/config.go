@@ -190,34 +190,34 @@ type DirectTransportConfig struct {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.CollectionInterval <= 0 {
-		errs = append(errs, errors.New("collection_interval must be positive"))
+		errs = append(errs, fmt.Errorf("collection_interval: must be positive, got %v", c.CollectionInterval))
 	}
 	if c.ScrapeTimeout <= 0 {
-		errs = append(errs, errors.New("scrape_timeout must be positive"))
+		errs = append(errs, fmt.Errorf("scrape_timeout: must be positive, got %v", c.ScrapeTimeout))
 	}
 	if c.CollectionInterval > 0 && c.ScrapeTimeout > c.CollectionInterval {
-		errs = append(errs, fmt.Errorf("scrape_timeout %v must not exceed collection_interval %v", c.ScrapeTimeout, c.CollectionInterval))
+		errs = append(errs, fmt.Errorf("scrape_timeout: must not exceed collection_interval (%v), got %v", c.CollectionInterval, c.ScrapeTimeout))
 	}
 	if c.Job == "" {
-		errs = append(errs, errors.New("job must not be empty"))
+		errs = append(errs, errors.New("job: must not be empty"))
 	}
 	if c.MaxConcurrentScrapes <= 0 {
-		errs = append(errs, errors.New("max_concurrent_scrapes must be positive"))
+		errs = append(errs, fmt.Errorf("max_concurrent_scrapes: must be positive, got %d", c.MaxConcurrentScrapes))
 	}
 	if c.BodySizeLimit <= 0 {
-		errs = append(errs, errors.New("body_size_limit must be positive"))
+		errs = append(errs, fmt.Errorf("body_size_limit: must be positive, got %d", c.BodySizeLimit))
 	}
 	if c.SampleLimit < 0 {
-		errs = append(errs, errors.New("sample_limit must not be negative"))
+		errs = append(errs, fmt.Errorf("sample_limit: must not be negative, got %d", c.SampleLimit))
 	}
 	if c.NodeSeriesLimit < 0 {
-		errs = append(errs, errors.New("node_series_limit must not be negative"))
+		errs = append(errs, fmt.Errorf("node_series_limit: must not be negative, got %d", c.NodeSeriesLimit))
 	}
 	if c.LabelLimit < 0 || c.LabelNameLengthLimit < 0 || c.LabelValueLengthLimit < 0 {
-		errs = append(errs, errors.New("label_limit, label_name_length_limit and label_value_length_limit must not be negative"))
+		errs = append(errs, fmt.Errorf("label_limit, label_name_length_limit, label_value_length_limit: must not be negative, got %d, %d, %d", c.LabelLimit, c.LabelNameLengthLimit, c.LabelValueLengthLimit))
 	}
 	if c.MaxFutureSkew < 0 {
-		errs = append(errs, errors.New("max_future_skew must not be negative"))
+		errs = append(errs, fmt.Errorf("max_future_skew: must not be negative, got %v", c.MaxFutureSkew))
 	}
 	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateLabels(),
 		c.Discovery.validate(), c.Transport.validate(), c.Logs.Validate())
@@ -235,7 +235,7 @@ func (e EndpointsConfig) validate() error {
 		}
 		enabled = true
 		if !strings.HasPrefix(ep.Path, "/") {
-			return fmt.Errorf("endpoints.%s.path %q must start with /", name, ep.Path)
+			return fmt.Errorf("endpoints.%s.path: must start with /, got %q", name, ep.Path)
 		}
 	}
 	if !enabled {
@@ -257,10 +257,10 @@ func (e EndpointsConfig) paths() []string {
 
 func (s ShardConfig) validate() error {
 	if s.Count < 1 {
-		return fmt.Errorf("shard.count must be at least 1, got %d", s.Count)
+		return fmt.Errorf("shard.count: must be at least 1, got %d", s.Count)
 	}
 	if s.Index < 0 || s.Index >= s.Count {
-		return fmt.Errorf("shard.index must be in [0, %d), got %d", s.Count, s.Index)
+		return fmt.Errorf("shard.index: must be in [0, %d), got %d", s.Count, s.Index)
 	}
 	return nil
 }
@@ -306,26 +306,26 @@ func (d DiscoveryConfig) validate() error {
 			return fmt.Errorf("discovery.kubernetes.label_selector: %w", err)
 		}
 		if d.Kubernetes.ResyncPeriod < 0 {
-			return errors.New("discovery.kubernetes.resync_period must not be negative")
+			return fmt.Errorf("discovery.kubernetes.resync_period: must not be negative, got %v", d.Kubernetes.ResyncPeriod)
 		}
 	case DiscoveryStatic:
 		return d.Static.validate()
 	case DiscoveryFile:
 		if d.File.Path == "" {
-			return errors.New("discovery.file.path must be set")
+			return errors.New("discovery.file.path: must be set")
 		}
 		if d.File.RefreshInterval <= 0 {
-			return errors.New("discovery.file.refresh_interval must be positive")
+			return fmt.Errorf("discovery.file.refresh_interval: must be positive, got %v", d.File.RefreshInterval)
 		}
 	default:
-		return fmt.Errorf("discovery.mode must be one of %s, %s, %s; got %q", DiscoveryKubernetes, DiscoveryStatic, DiscoveryFile, d.Mode)
+		return fmt.Errorf("discovery.mode: must be one of %s, %s, %s, got %q", DiscoveryKubernetes, DiscoveryStatic, DiscoveryFile, d.Mode)
 	}
 	return nil
 }
 
 func (s StaticDiscoveryConfig) validate() error {
 	if len(s.Nodes) == 0 {
-		return errors.New("discovery.static.nodes must list at least one node")
+		return errors.New("discovery.static.nodes: must list at least one node")
 	}
 	seen := map[string]bool{}
 	for i, n := range s.Nodes {
@@ -348,11 +348,11 @@ func (t TransportConfig) validate() error {
 	switch t.Mode {
 	case TransportCloudcore:
 		if len(t.Cloudcore.Endpoints) == 0 && t.Cloudcore.Service.Name == "" {
-			return errors.New("transport.cloudcore.endpoints must list at least one host:port, or transport.cloudcore.service.name name cloudcore's Service")
+			return errors.New("transport.cloudcore.endpoints: must list at least one host:port, or transport.cloudcore.service.name name cloudcore's Service")
 		}
 		if svc := t.Cloudcore.Service; svc.Name != "" {
 			if svc.Namespace == "" {
-				return errors.New("transport.cloudcore.service.namespace must be set with service.name")
+				return errors.New("transport.cloudcore.service.namespace: must be set with service.name")
 			}
 			if err := svc.APIConfig.Validate(); err != nil {
 				return fmt.Errorf("transport.cloudcore.service.%w", err)
@@ -360,7 +360,7 @@ func (t TransportConfig) validate() error {
 		}
 		for i, ep := range t.Cloudcore.Endpoints {
 			if _, _, err := net.SplitHostPort(ep); err != nil {
-				return fmt.Errorf("transport.cloudcore.endpoints[%d] %q: %w", i, ep, err)
+				return fmt.Errorf("transport.cloudcore.endpoints[%d]: %w, got %q", i, err, ep)
 			}
 		}
 		if err := t.Cloudcore.TLS.Validate(); err != nil {
@@ -373,17 +373,17 @@ func (t TransportConfig) validate() error {
 	case TransportDirect:
 		if t.Direct.Endpoint != "" {
 			if _, _, err := net.SplitHostPort(t.Direct.Endpoint); err != nil {
-				return fmt.Errorf("transport.direct.endpoint %q: %w", t.Direct.Endpoint, err)
+				return fmt.Errorf("transport.direct.endpoint: %w, got %q", err, t.Direct.Endpoint)
 			}
 		}
 		if t.Direct.Scheme != "http" && t.Direct.Scheme != "https" {
-			return fmt.Errorf("transport.direct.scheme must be http or https; got %q", t.Direct.Scheme)
+			return fmt.Errorf("transport.direct.scheme: must be http or https, got %q", t.Direct.Scheme)
 		}
 		if err := t.Direct.TLS.Validate(); err != nil {
 			return fmt.Errorf("transport.direct.tls: %w", err)
 		}
 	default:
-		return fmt.Errorf("transport.mode must be one of %s, %s, %s; got %q", TransportCloudcore, TransportAPIServer, TransportDirect, t.Mode)
+		return fmt.Errorf("transport.mode: must be one of %s, %s, %s, got %q", TransportCloudcore, TransportAPIServer, TransportDirect, t.Mode)
 	}
 	return nil
 }

@@ -26,10 +26,10 @@ import (
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"k8s.io/client-go/rest"
 
-	"github.com/edgetel/edgetel/internal/edgesim"
-	"github.com/edgetel/edgetel/internal/edgesim/fleet"
 	"github.com/edgetel/edgetel/internal/kube"
-	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/testing/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/scrapeconv"
 )

@@ -20,8 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/edgetel/edgetel/internal/edgesim"
 	"github.com/edgetel/edgetel/internal/kube"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/logs"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )

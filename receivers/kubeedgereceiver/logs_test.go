@@ -14,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/edgetel/edgetel/internal/edgesim"
+	"github.com/edgetel/edgetel/internal/testing/edgesim"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/logs"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )

@@ -23,10 +23,10 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
-	"github.com/edgetel/edgetel/internal/edgesim/captures"
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/sampleconv"
-	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/captures"
+	"github.com/edgetel/edgetel/internal/testing/scrapetest"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
 

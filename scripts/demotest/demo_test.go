@@ -36,11 +36,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgetel/edgetel/internal/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/cmd/query"
 	"github.com/edgetel/edgetel/internal/kube"
-	"github.com/edgetel/edgetel/internal/query"
-	"github.com/edgetel/edgetel/internal/repo"
-	"github.com/edgetel/edgetel/internal/testprog"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/fleet"
+	"github.com/edgetel/edgetel/internal/testing/repo"
+	"github.com/edgetel/edgetel/internal/testing/testprog"
 )
 
 const (

@@ -19,15 +19,7 @@ type Target struct {
 	Direct string
 	// Pods are the node's pods, for the logs signal: a node file's "pods" lists them, or the
 	// Pod informer of discovery mode kubernetes.
-	Pods []Pod
-}
-
-// Pod is a pod on a node whose container logs may be followed.
-type Pod struct {
-	Namespace  string
-	Name       string
-	Labels     map[string]string
-	Containers []string
+	Pods []kube.Pod
 }
 
 // Discoverer reports snapshots of the fleet until its context ends.

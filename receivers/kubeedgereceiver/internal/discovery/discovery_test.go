@@ -201,7 +201,7 @@ func TestFileReadsPods(t *testing.T) {
 	rec := run(t, File{Path: path, Interval: time.Hour, Logger: zap.NewNop()})
 	require.Eventually(t, func() bool { return rec.count() == 1 }, time.Second, time.Millisecond)
 	got := rec.last()
-	assert.Equal(t, []Pod{{Namespace: "apps", Name: "web-1", Labels: map[string]string{"app": "web"}, Containers: []string{"nginx", "sidecar"}}}, got[0].Pods)
+	assert.Equal(t, []kube.Pod{{Namespace: "apps", Name: "web-1", Labels: map[string]string{"app": "web"}, Containers: []string{"nginx", "sidecar"}}}, got[0].Pods)
 	assert.Empty(t, got[1].Pods)
 	assert.Equal(t, kube.ReadyTrue, got[0].Ready, "ready by default")
 	assert.Equal(t, kube.ReadyFalse, got[1].Ready)

@@ -15,34 +15,6 @@ import (
 	"github.com/edgetel/edgetel/internal/kube"
 )
 
-// nodeFile is the node file's format (documented in the receiver's README):
-//
-//	{"nodes": [{"name": "edge-0001", "ip": "10.20.0.1", "port": 10350, "labels": {...},
-//	  "pods": [{"namespace": "apps", "name": "p", "labels": {...}, "containers": ["c"]}]}]}
-type nodeFile struct {
-	Nodes []fileNode `json:"nodes"`
-}
-
-type fileNode struct {
-	Name   string            `json:"name"`
-	IP     string            `json:"ip"`
-	Port   int               `json:"port"`
-	Labels map[string]string `json:"labels"`
-	// Direct is deprecated: edgesim's per-node direct address, still read for one release.
-	Direct string `json:"direct"`
-	// Ready is the node's Ready condition: "true" (the default), "false" or "unknown".
-	Ready kube.Readiness `json:"ready"`
-	// Pods are the node's pods, for the logs signal.
-	Pods []filePod `json:"pods"`
-}
-
-type filePod struct {
-	Namespace  string            `json:"namespace"`
-	Name       string            `json:"name"`
-	Labels     map[string]string `json:"labels"`
-	Containers []string          `json:"containers"`
-}
-
 // File polls a node file and reports it when its content changes. Polling rather than inotify
 // because the file is usually a ConfigMap or a volume whose writes arrive as symlink swaps,
 // which inotify watches on the file itself miss.
@@ -94,7 +66,7 @@ func (f File) Run(ctx context.Context, update func([]Target)) error {
 func (f File) parse(data []byte) ([]Target, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var file nodeFile
+	var file kube.NodeFile
 	if err := dec.Decode(&file); err != nil {
 		return nil, fmt.Errorf("parsing node file %s: %w", f.Path, err)
 	}
@@ -102,20 +74,10 @@ func (f File) parse(data []byte) ([]Target, error) {
 	seen := make(map[string]bool, len(file.Nodes))
 	direct := false
 	for i, fn := range file.Nodes {
-		ready := fn.Ready
-		switch ready {
-		case "":
-			ready = kube.ReadyTrue
-		case kube.ReadyTrue, kube.ReadyFalse, kube.ReadyUnknown:
-		default:
-			return nil, fmt.Errorf("node file %s: node %q: ready must be %q, %q or %q, got %q", f.Path, fn.Name,
-				kube.ReadyTrue, kube.ReadyFalse, kube.ReadyUnknown, fn.Ready)
-		}
-		n := kube.Node{Name: fn.Name, IP: fn.IP, Addresses: []string{fn.IP}, KubeletPort: fn.Port,
-			Ready: ready, Labels: fn.Labels}
-		if err := n.Validate(); err != nil {
+		if err := fn.Validate(); err != nil {
 			return nil, fmt.Errorf("node file %s: %w", f.Path, err)
 		}
+		n := fn.Node()
 		if seen[n.Name] {
 			return nil, fmt.Errorf("node file %s: node %q listed twice", f.Path, n.Name)
 		}
@@ -136,8 +98,8 @@ func (f File) parse(data []byte) ([]Target, error) {
 }
 
 // filePods checks a node's pods: names as the API server would accept them, each pod once.
-func filePods(fn fileNode) ([]Pod, error) {
-	pods := make([]Pod, 0, len(fn.Pods))
+func filePods(fn kube.FileNode) ([]kube.Pod, error) {
+	pods := make([]kube.Pod, 0, len(fn.Pods))
 	seen := make(map[string]bool, len(fn.Pods))
 	for j, p := range fn.Pods {
 		if errs := validation.IsDNS1123Label(p.Namespace); len(errs) > 0 {
@@ -159,7 +121,7 @@ func filePods(fn fileNode) ([]Pod, error) {
 			return nil, fmt.Errorf("node %q: pod %s listed twice", fn.Name, key)
 		}
 		seen[key] = true
-		pods = append(pods, Pod(p))
+		pods = append(pods, p)
 	}
 	return pods, nil
 }

@@ -85,7 +85,7 @@ func (k Kubernetes) snapshot() []Target {
 	}
 	for _, p := range k.Pods.List() {
 		if i, ok := index[p.Node]; ok {
-			targets[i].Pods = append(targets[i].Pods, Pod{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, Containers: p.Containers})
+			targets[i].Pods = append(targets[i].Pods, p)
 		}
 	}
 	return targets

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/edgetel/edgetel/internal/kube"
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 )
 
 // Default log limits: 64 KiB keeps ordinary lines whole and bounds what one line can hold in
@@ -99,41 +98,41 @@ func (l Config) Validate() error {
 			continue
 		}
 		if e := validation.IsDNS1123Label(ns); len(e) > 0 {
-			errs = append(errs, fmt.Errorf("logs.namespaces[%d] %q: %s", i, ns, strings.Join(e, "; ")))
+			errs = append(errs, fmt.Errorf("logs.namespaces[%d]: %s, got %q", i, strings.Join(e, "; "), ns))
 		}
 	}
 	if _, err := labels.Parse(l.LabelSelector); err != nil {
 		errs = append(errs, fmt.Errorf("logs.label_selector: %w", err))
 	}
 	if l.MaxStreams <= 0 {
-		errs = append(errs, errors.New("logs.max_streams must be positive"))
+		errs = append(errs, fmt.Errorf("logs.max_streams: must be positive, got %d", l.MaxStreams))
 	}
 	if l.NodeBytesPerSecond <= 0 {
-		errs = append(errs, errors.New("logs.node_bytes_per_second must be positive"))
+		errs = append(errs, fmt.Errorf("logs.node_bytes_per_second: must be positive, got %v", l.NodeBytesPerSecond))
 	}
 	if l.MaxLineSize < 64 {
-		errs = append(errs, errors.New("logs.max_line_size must be at least 64 bytes"))
+		errs = append(errs, fmt.Errorf("logs.max_line_size: must be at least 64 bytes, got %d", l.MaxLineSize))
 	}
 	if l.FlushInterval <= 0 {
-		errs = append(errs, errors.New("logs.flush_interval must be positive"))
+		errs = append(errs, fmt.Errorf("logs.flush_interval: must be positive, got %v", l.FlushInterval))
 	}
 	if l.MaxPendingLines <= 0 {
-		errs = append(errs, errors.New("logs.max_pending_lines must be positive"))
+		errs = append(errs, fmt.Errorf("logs.max_pending_lines: must be positive, got %d", l.MaxPendingLines))
 	}
 	if l.MaxPendingBytes < int64(l.MaxLineSize) || l.MaxPendingBytesTotal < l.MaxPendingBytes {
-		errs = append(errs, errors.New("logs.max_pending_bytes must be at least logs.max_line_size, and logs.max_pending_bytes_total at least logs.max_pending_bytes"))
+		errs = append(errs, fmt.Errorf("logs.max_pending_bytes, logs.max_pending_bytes_total: must be at least logs.max_line_size and logs.max_pending_bytes, got %d, %d", l.MaxPendingBytes, l.MaxPendingBytesTotal))
 	}
 	if l.RetryInterval <= 0 || l.MaxRetryInterval < l.RetryInterval {
-		errs = append(errs, errors.New("logs.retry_interval must be positive and not above logs.max_retry_interval"))
+		errs = append(errs, fmt.Errorf("logs.retry_interval: must be positive and not above logs.max_retry_interval (%v), got %v", l.MaxRetryInterval, l.RetryInterval))
 	}
 	if l.IdleTimeout <= 0 {
-		errs = append(errs, errors.New("logs.idle_timeout must be positive"))
+		errs = append(errs, fmt.Errorf("logs.idle_timeout: must be positive, got %v", l.IdleTimeout))
 	}
 	return errors.Join(errs...)
 }
 
 // selects says whether the logs signal follows pod p.
-func (l Config) selects(sel labels.Selector, p discovery.Pod) bool {
+func (l Config) selects(sel labels.Selector, p kube.Pod) bool {
 	return (slices.Contains(l.Namespaces, "*") || slices.Contains(l.Namespaces, p.Namespace)) &&
 		sel.Matches(labels.Set(p.Labels))
 }

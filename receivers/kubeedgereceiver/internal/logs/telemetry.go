@@ -36,12 +36,12 @@ func newLogsTelemetry(set component.TelemetrySettings) (*logsTelemetry, error) {
 	}{
 		{&t.lines, "otelcol_receiver_kubeedge_log_lines", "Container log lines the pipeline accepted.", "{line}"},
 		{&t.events, "otelcol_receiver_kubeedge_lifecycle_events", "Node lifecycle records the pipeline accepted.", "{event}"},
-		{&t.duplicates, "otelcol_receiver_kubeedge_log_lines_duplicate", "Lines skipped because a resumed stream repeated them.", "{line}"},
-		{&t.truncated, "otelcol_receiver_kubeedge_log_lines_truncated", "Lines longer than logs.max_line_size, cut to it.", "{line}"},
-		{&t.droppedLines, "otelcol_receiver_kubeedge_log_lines_dropped", "Lines dropped, by reason (malformed, consumer_permanent).", "{line}"},
-		{&t.streamEnds, "otelcol_receiver_kubeedge_log_stream_ends", "Log streams that ended and are reopened, by reason.", "{stream}"},
+		{&t.duplicates, "otelcol_receiver_kubeedge_log_lines_duplicate", "Lines skipped because a resumed stream repeated them (sinceTime has whole seconds).", "{line}"},
+		{&t.truncated, "otelcol_receiver_kubeedge_log_lines_truncated", "Lines longer than logs.max_line_size, cut to it (their records carry log.record.truncated).", "{line}"},
+		{&t.droppedLines, "otelcol_receiver_kubeedge_log_lines_dropped", "Lines and lifecycle records dropped, by reason (malformed, consumer_permanent, lifecycle_overflow).", "{line}"},
+		{&t.streamEnds, "otelcol_receiver_kubeedge_log_stream_ends", "Log streams that ended and are reopened, by reason (eof, cut, idle_timeout for a stream that brought nothing for logs.idle_timeout, empty_body for a cloudcore holding a closed session, timeout, dns, transport, http_status).", "{stream}"},
 		{&t.consumeErrors, "otelcol_receiver_kubeedge_log_consume_errors", "Batches of lines the pipeline refused for now; they are offered again.", "{batch}"},
-		{&t.positionErrors, "otelcol_receiver_kubeedge_log_position_errors", "Positions that could not be saved or read.", "{error}"},
+		{&t.positionErrors, "otelcol_receiver_kubeedge_log_position_errors", "Stream positions that could not be saved or read.", "{error}"},
 	}
 	var err error
 	for _, c := range counters {

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/edgetel/edgetel/internal/edgesim/captures"
-	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
+	"github.com/edgetel/edgetel/internal/testing/edgesim/captures"
+	"github.com/edgetel/edgetel/internal/testing/scrapetest"
 )
 
 var targetLabels = labels.FromStrings("job", "kubeedge", "instance", "edge-1", "node", "edge-1", "metrics_path", "/metrics/cadvisor")

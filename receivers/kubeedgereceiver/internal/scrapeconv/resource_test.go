@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/edgetel/edgetel/internal/sampleconv"
-	"github.com/edgetel/edgetel/internal/scrapeutil/scrapetest"
+	"github.com/edgetel/edgetel/internal/testing/scrapetest"
 )
 
 // exported is what the edgetel exporters, with their default resource_constant_labels, make of
