@@ -74,6 +74,10 @@ func parseFlags(args []string, usage io.Writer) (query.Config, error) {
 	fs.StringVar(&c.Heads.HTTP.TLSConfig.CAFile, "head.tls-ca-file", "", "PEM CA bundle that signs the heads' certificates")
 	fs.StringVar(&c.Heads.HTTP.TLSConfig.ServerName, "head.tls-server-name", "", "name the heads' certificates must carry (heads found by DNS are dialed by address)")
 	fs.StringVar(&c.Heads.HTTP.BearerTokenFile, "head.bearer-token-file", "", "file holding the bearer token sent to the heads")
+	fs.Func("query.replica-label", "label that tells replicas of one series apart (HA collectors: replica); series equal without it are merged with Thanos Query's penalty algorithm and the label dropped from answers; repeatable", func(v string) error {
+		c.ReplicaLabels = append(c.ReplicaLabels, v)
+		return nil
+	})
 	fs.Func("rule-file", "Prometheus rule file (a glob) of alerting rules to evaluate over the bucket and heads; repeatable. Recording rules are refused: their results would have nowhere to go", func(v string) error {
 		c.Rules.Files = append(c.Rules.Files, v)
 		return nil

@@ -36,6 +36,9 @@ type fleet struct {
 	base   time.Time     // start of the first block, aligned to the hour
 	blocks int           // number of consecutive one-hour blocks
 	step   time.Duration // scrape interval
+	// offset moves every timestamp and keeps the values: a second replica scraping the same
+	// targets a little later.
+	offset time.Duration
 }
 
 var testFleet = fleet{base: time.Now().Add(-5 * time.Hour).Truncate(time.Hour), blocks: 3, step: 15 * time.Second}
@@ -62,7 +65,7 @@ func (f fleet) appendBlock(t testing.TB, app storage.AppenderV2, from, to time.T
 		}
 		for ts := from; ts.Before(to); ts = ts.Add(f.step) {
 			k := ts.Sub(f.base) / f.step
-			ms := ts.UnixMilli()
+			ms := ts.Add(f.offset).UnixMilli()
 			// edge-4 is flaky: down for 10 minutes of every hour, and it stops reporting
 			// container metrics while down.
 			down := n.name == "edge-4" && ts.Minute() >= 20 && ts.Minute() < 30

@@ -49,6 +49,10 @@ type Config struct {
 	Heads HeadConfig
 	// Rules is the ruler: alerting rules over the bucket and heads; none by default.
 	Rules RuleConfig
+	// ReplicaLabels are the labels that tell replicas of one series apart (Thanos Query's
+	// --query.replica-label): series equal without them are merged (dedup.go) and the labels
+	// dropped; none by default.
+	ReplicaLabels []string
 }
 
 // DefaultConfig holds the flag defaults.
@@ -131,6 +135,7 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 		}
 		queryable = withHeads{Store: store, heads: heads}
 	}
+	queryable = withDedup(queryable, c.ReplicaLabels)
 	if c.Rules.enabled() || len(c.Rules.Alertmanagers) > 0 {
 		// Refused before the bucket is read and the port taken.
 		if err := c.Rules.validate(); err != nil {
