@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
@@ -266,14 +267,21 @@ func readyShard(t *testing.T, admin kubernetes.Interface) map[string]bool {
 	return out
 }
 
-// inShard is the receiver's documented sharding: FNV-1a 64 of the node name modulo the count.
+// inShard is the receiver's documented sharding, written again from its README: rendezvous
+// hashing, the node going to the shard with the highest score, a shard's score the splitmix64
+// finalizer of xxhash64(name) + (shard+1)·0x9e3779b97f4a7c15.
 func inShard(name string, index, count int) bool {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(name); i++ {
-		h ^= uint64(name[i])
-		h *= 1099511628211
+	h := xxhash.Sum64String(name)
+	best, owner := uint64(0), 0
+	for i := range count {
+		x := h + uint64(i+1)*0x9e3779b97f4a7c15
+		x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+		x = (x ^ x>>27) * 0x94d049bb133111eb
+		if x ^= x >> 31; i == 0 || x > best {
+			best, owner = x, i
+		}
 	}
-	return h%uint64(count) == uint64(index)
+	return owner == index
 }
 
 // startFleet starts edgesim's cloudcore endpoint on the node address the API server proxies to,
