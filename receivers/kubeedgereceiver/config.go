@@ -107,7 +107,15 @@ type EndpointConfig struct {
 type ShardConfig struct {
 	Index int `mapstructure:"index"`
 	Count int `mapstructure:"count"`
+	// ReplicasPerShard collectors scrape each shard, telling their copies apart by a replica
+	// label. Index is then the collector's ordinal (a StatefulSet's pod index) in
+	// [0, count·replicas_per_shard), and its shard Index / ReplicasPerShard: the Collector's
+	// configuration cannot divide the pod index itself.
+	ReplicasPerShard int `mapstructure:"replicas_per_shard"`
 }
+
+// shard is the shard this collector scrapes.
+func (s ShardConfig) shard() int { return s.Index / max(s.ReplicasPerShard, 1) }
 
 // DiscoveryConfig chooses how nodes are found.
 type DiscoveryConfig struct {
@@ -259,8 +267,11 @@ func (s ShardConfig) validate() error {
 	if s.Count < 1 {
 		return fmt.Errorf("shard.count: must be at least 1, got %d", s.Count)
 	}
-	if s.Index < 0 || s.Index >= s.Count {
-		return fmt.Errorf("shard.index: must be in [0, %d), got %d", s.Count, s.Index)
+	if s.ReplicasPerShard < 1 {
+		return fmt.Errorf("shard.replicas_per_shard: must be at least 1, got %d", s.ReplicasPerShard)
+	}
+	if n := s.Count * s.ReplicasPerShard; s.Index < 0 || s.Index >= n {
+		return fmt.Errorf("shard.index: must be in [0, %d), got %d", n, s.Index)
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func TestLoadConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 60*time.Second, cfg.CollectionInterval)
 	assert.Equal(t, "edge", cfg.Job)
-	assert.Equal(t, ShardConfig{Index: 2, Count: 3}, cfg.Shard)
+	assert.Equal(t, ShardConfig{Index: 2, Count: 3, ReplicasPerShard: 1}, cfg.Shard)
 	assert.Equal(t, []string{"/metrics/cadvisor", "/metrics/resource"}, cfg.Endpoints.paths())
 	assert.Equal(t, kube.AuthKubeConfig, cfg.Discovery.Kubernetes.AuthType)
 	assert.Equal(t, "/etc/edgetel/kubeconfig", cfg.Discovery.Kubernetes.KubeConfig)
@@ -62,11 +62,17 @@ func TestLoadConfig(t *testing.T) {
 		_, err := loadConfig(t, name)
 		assert.NoError(t, err, name)
 	}
+
+	// Two collectors per shard: pod 5 of 6 is the second replica of shard 2.
+	cfg, err = loadConfig(t, "replicas")
+	require.NoError(t, err)
+	assert.Equal(t, 2, cfg.Shard.shard())
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
 	for name, key := range map[string]string{
 		"bad_shard":                       "shard.index",
+		"bad_replicas":                    "shard.index: must be in [0, 6)",
 		"bad_relabel":                     "metric_relabel_configs[0]",
 		"bad_transport":                   "transport.mode",
 		"no_endpoints":                    "endpoints",

@@ -105,7 +105,7 @@ func createDefaultConfig() component.Config {
 			Resource: EndpointConfig{Enabled: true, Path: "/metrics/resource"},
 		},
 		Attributes: AttributesConfig{Labels: kube.DefaultLabelMappings()},
-		Shard:      ShardConfig{Index: 0, Count: 1},
+		Shard:      ShardConfig{Index: 0, Count: 1, ReplicasPerShard: 1},
 		Discovery: DiscoveryConfig{
 			Mode: DiscoveryKubernetes,
 			Kubernetes: KubernetesDiscoveryConfig{

@@ -30,7 +30,7 @@ type fleetBuilder struct {
 // newFleet returns the fleet of a receiver and its builder.
 func newFleet(set receiver.Settings, cfg *Config, reg *kube.Registry) (*edgefleet.Fleet, *fleetBuilder) {
 	b := &fleetBuilder{cfg: cfg, logger: set.Logger, registry: reg, restConfig: kube.RestConfig}
-	f := edgefleet.New(edgefleet.Options{Build: b.build, ShardIndex: cfg.Shard.Index, ShardCount: cfg.Shard.Count,
+	f := edgefleet.New(edgefleet.Options{Build: b.build, ShardIndex: cfg.Shard.shard(), ShardCount: cfg.Shard.Count,
 		Logger: set.Logger, Mode: cfg.Discovery.Mode})
 	return f, b
 }

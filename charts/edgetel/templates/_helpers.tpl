@@ -254,3 +254,13 @@ by doubling). Prometheus' 50,000,000 without a memory limit. */}}
 {{- end }}
 {{- toYaml (dict "items" $out) }}
 {{- end }}
+
+{{/* The collector's external labels: the shard's index, or with replicasPerShard > 1 the pod's
+ordinal as the replica label (replicas of a shard must differ only in it). */}}
+{{- define "edgetel.collectorExternalLabels" -}}
+{{- if gt (int .Values.collector.replicasPerShard) 1 -}}
+{{- dict "cluster" .Values.clusterName "replica" "${env:SHARD_INDEX}" | toJson -}}
+{{- else -}}
+{{- dict "cluster" .Values.clusterName "shard" "${env:SHARD_INDEX}" | toJson -}}
+{{- end -}}
+{{- end }}
