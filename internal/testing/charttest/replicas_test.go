@@ -33,6 +33,10 @@ func TestReplicasPerShard(t *testing.T) {
 	_, q := queryContainer(t, objs)
 	v, _ := arg(q, "--query.replica-label")
 	assert.Equal(t, "replica", v)
+	rw := collectorConfig(t, rendered(t, "--set", "collector.shards=2", "--set", "collector.replicasPerShard=2",
+		"--set", "collector.remoteWrite.enabled=true", "--set", "collector.remoteWrite.endpoint=https://receive.example/api/v1/receive"))
+	assert.Equal(t, map[string]any{"cluster": "edgetel", "replica": "${env:SHARD_INDEX}"},
+		dig(t, rw, "exporters", "edgeremotewrite", "external_labels"), "remote write carries the replica label too")
 
 	one := rendered(t, "--set", "collector.shards=2")
 	sts = find[*appsv1.StatefulSet](t, one, "StatefulSet", "edgetel-collector")
