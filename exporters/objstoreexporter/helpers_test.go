@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"go.opentelemetry.io/collector/component/componenttest"
@@ -177,12 +179,19 @@ func openBucket(t testing.TB, cfg *Config) objstore.Bucket {
 func waitBlocks(t testing.TB, bkt objstore.Bucket, n int) []*bucket.Meta {
 	t.Helper()
 	var metas []*bucket.Meta
-	require.Eventually(t, func() bool {
-		var err error
-		metas, err = bucket.Blocks(context.Background(), bkt)
-		require.NoError(t, err)
+	var lastErr atomic.Value
+	ok := assert.Eventually(t, func() bool {
+		// A FILESYSTEM bucket writes meta.json in place: read while the exporter uploads it, it
+		// can be empty for a moment (decode meta.json: EOF). S3 writes an object whole.
+		m, err := bucket.Blocks(context.Background(), bkt)
+		if err != nil {
+			lastErr.Store(err.Error())
+			return false
+		}
+		metas = m
 		return len(metas) >= n
 	}, 60*time.Second, 50*time.Millisecond, "waiting for %d blocks in the bucket", n)
+	require.True(t, ok, "last error listing the bucket: %v", lastErr.Load())
 	require.Len(t, metas, n)
 	return metas
 }
