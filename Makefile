@@ -272,7 +272,7 @@ tool-vmagent:
 tool-otelcol-upstream: tool-builder
 	bench/install.sh otelcol
 
-bench: tool-prometheus tool-vmagent tool-otelcol-upstream
+bench: tool-prometheus tool-vmagent tool-otelcol-upstream tool-helm
 	$(GO) build -o $(BIN)/edgetelcol ./cmd/edgetelcol
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchtime 20x ./internal/testing/edgesim ./internal/diskqueue \
 		./exporters/remotewriteexporter ./exporters/objstoreexporter ./processors/edgenodeprocessor \

@@ -119,3 +119,22 @@ func (e *Env) settle(ctx context.Context, stable, timeout time.Duration) (Accoun
 		}
 	}
 }
+
+// settleStored ends the accounting of a system that stores what it scrapes in a local TSDB: the
+// fleet stops serving, the scrapes in flight end, the system stops (SIGTERM: it closes its TSDB),
+// and what the TSDB at dir holds is set against what was served.
+func (e *Env) settleStored(ctx context.Context, proc *Process, dir string) (Account, error) {
+	e.Sim.Pause(true)
+	defer e.Sim.Pause(false)
+	if !sleepCtx(ctx, e.Timeout+2*time.Second) {
+		return Account{}, ctx.Err()
+	}
+	var a Account
+	a.Served, a.ServedBy = e.Sim.Served()
+	if err := proc.Stop(2 * time.Minute); err != nil {
+		return a, err
+	}
+	var err error
+	a.Delivered, a.DeliveredBy, _, err = countStored(ctx, dir)
+	return a, err
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,6 +86,13 @@ func (e *Env) Params(s System) (peers.Params, error) {
 		}
 		p.PprofAddr = addr
 	}
+	if s.TSDB != "" {
+		port, err := freePort()
+		if err != nil {
+			return p, err
+		}
+		p.TelemetryPort = port
+	}
 	return p, os.MkdirAll(p.DataDir, 0o755)
 }
 
@@ -104,7 +112,7 @@ func (e *Env) Relaunch(s System, p peers.Params) (*Process, peers.Params, error)
 	if err != nil {
 		return nil, p, fmt.Errorf("%s: %w", s.Name, err)
 	}
-	proc, err := Start(s.Name, dir, s.Binary, args...)
+	proc, err := StartEnv(s.Name, dir, s.Env, s.Binary, args...)
 	return proc, p, err
 }
 
@@ -118,6 +126,8 @@ type Row struct {
 	PeakRSS       int64   // VmHWM at the end
 	Series        int     // distinct series delivered in the window
 	RSSPerSeries  float64 // PeakRSS / Series, bytes
+	StartupRSS    int64   // VmHWM at the end of the warm-up: the start-up's peak (every node's first scrapes)
+	LiveHeap      int64   // Go programs serving pprof: the heap in use at the last GC, at the end of the window
 	Served        int64   // (series, timestamp) pairs edgesim served from start to the end of the window
 	Lost          int64   // of those, the ones that never reached the sink (exact); -1: not counted
 	Note          string
@@ -140,11 +150,15 @@ func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duratio
 	if exited, err := proc.Exited(); exited {
 		return row, fmt.Errorf("%s exited during warm-up: %v (log in %s)", s.Name, err, filepath.Dir(p.DataDir))
 	}
-	s0 := e.Sink.Stats()
+	s0, _, err := e.progress(s, p)
+	if err != nil {
+		return row, err
+	}
 	before, err := ReadProc(proc.Pid())
 	if err != nil {
 		return row, err
 	}
+	row.StartupRSS = before.HWM
 	start := time.Now()
 	var profErr error
 	if profile != "" && s.Pprof {
@@ -161,21 +175,49 @@ func (e *Env) Measure(ctx context.Context, s System, warmup, window time.Duratio
 		// The heap at the end of the window: where the per-series memory goes.
 		profErr = fetchPprof(ctx, p.PprofAddr, "heap", strings.TrimSuffix(profile, ".cpu.pprof")+".heap.pprof")
 	}
-	st := e.Sink.Stats()
-	row.fill(st.Samples-s0.Samples, st.Series, time.Since(start), after.CPUSeconds-before.CPUSeconds, after.HWM)
-	if st.Rejected > 0 {
+	if s.Pprof {
+		if row.LiveHeap, err = liveHeap(ctx, p.PprofAddr); err != nil {
+			profErr = errors.Join(profErr, err)
+		}
+	}
+	s1, series, err := e.progress(s, p)
+	if err != nil {
+		return row, err
+	}
+	row.fill(s1-s0, series, time.Since(start), after.CPUSeconds-before.CPUSeconds, after.HWM)
+	if st := e.Sink.Stats(); st.Rejected > 0 {
 		row.Note = fmt.Sprintf("%d requests rejected", st.Rejected)
 	}
 	if profErr != nil {
 		row.Note = strings.TrimPrefix(row.Note+"; profile: "+profErr.Error(), "; ")
 	}
-	acct, err := e.settle(ctx, 30*time.Second, 3*time.Minute)
+	var acct Account
+	if s.TSDB != "" {
+		acct, err = e.settleStored(ctx, proc, filepath.Join(p.DataDir, s.TSDB))
+	} else {
+		acct, err = e.settle(ctx, 30*time.Second, 3*time.Minute)
+	}
 	if err != nil {
 		return row, err
 	}
 	row.Served, row.Lost = acct.Served, acct.Lost()
 	row.Note = joinNote(row.Note, acct.Note())
 	return row, nil
+}
+
+// progress is how many samples s has delivered so far and how many distinct series: the sink's
+// count, or for a system that stores instead of sending, its own count of samples appended to
+// its TSDB and the series in its head.
+func (e *Env) progress(s System, p peers.Params) (samples int64, series int, err error) {
+	if s.TSDB == "" {
+		st := e.Sink.Stats()
+		return st.Samples, st.Series, nil
+	}
+	m, err := OwnMetrics(p.TelemetryPort)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int64(m["otelcol_exporter_objstore_samples_appended"]), int(m["otelcol_exporter_objstore_head_series"]), nil
 }
 
 func (r *Row) fill(samples int64, series int, window time.Duration, cpu float64, hwm int64) {

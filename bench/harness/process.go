@@ -22,6 +22,11 @@ type Process struct {
 
 // Start runs bin with args, its output appended to <logDir>/<name>.log.
 func Start(name, logDir, bin string, args ...string) (*Process, error) {
+	return StartEnv(name, logDir, nil, bin, args...)
+}
+
+// StartEnv is Start with env added to the inherited environment.
+func StartEnv(name, logDir string, env []string, bin string, args ...string) (*Process, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -30,6 +35,9 @@ func Start(name, logDir, bin string, args ...string) (*Process, error) {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	// Pdeathsig: a test that panics (timeout) must not leave the system running.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

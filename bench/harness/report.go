@@ -16,8 +16,8 @@ func Table(w io.Writer, rows []Row, baseline string) {
 			break
 		}
 	}
-	fmt.Fprintln(w, "| system | samples/s | CPU s per 1M samples | peak RSS | active series | RSS per series | served | lost (exact) | notes |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| system | samples/s | CPU s per 1M samples | peak RSS | peak RSS by the end of the warm-up (start-up) | active series | RSS per series | live heap per series | served | lost (exact) | notes |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, r := range rows {
 		ratio := func(v, b float64) string {
 			if base == nil || b == 0 || v == 0 {
@@ -33,11 +33,20 @@ func Table(w io.Writer, rows []Row, baseline string) {
 		if r.Lost >= 0 {
 			lost = fmt.Sprint(r.Lost)
 		}
-		fmt.Fprintf(w, "| %s | %.0f%s | %.2f%s | %s%s | %d | %.0f B%s | %d | %s | %s |\n", r.System,
+		live := "–"
+		if r.LiveHeap > 0 && r.Series > 0 {
+			perSeries := float64(r.LiveHeap) / float64(r.Series)
+			live = fmt.Sprintf("%.0f B", perSeries)
+			if b.LiveHeap > 0 && b.Series > 0 {
+				live += ratio(perSeries, float64(b.LiveHeap)/float64(b.Series))
+			}
+		}
+		fmt.Fprintf(w, "| %s | %.0f%s | %.2f%s | %s%s | %s%s | %d | %.0f B%s | %s | %d | %s | %s |\n", r.System,
 			r.SamplesPerSec, ratio(r.SamplesPerSec, b.SamplesPerSec),
 			r.CPUPerMillion, ratio(r.CPUPerMillion, b.CPUPerMillion),
 			mib(r.PeakRSS), ratio(float64(r.PeakRSS), float64(b.PeakRSS)),
-			r.Series, r.RSSPerSeries, ratio(r.RSSPerSeries, b.RSSPerSeries), r.Served, lost, r.Note)
+			mib(r.StartupRSS), ratio(float64(r.StartupRSS), float64(b.StartupRSS)),
+			r.Series, r.RSSPerSeries, ratio(r.RSSPerSeries, b.RSSPerSeries), live, r.Served, lost, r.Note)
 	}
 }
 

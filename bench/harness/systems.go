@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/edgetel/edgetel/bench/peers"
 	"github.com/edgetel/edgetel/internal/testing/edgesim/fleet"
@@ -21,11 +22,17 @@ type System struct {
 	Durable bool
 	// Pprof is true for systems that serve /debug/pprof on Params.PprofAddr.
 	Pprof bool
+	// TSDB, for a system that stores what it scrapes in a local TSDB instead of sending it, is
+	// that TSDB's directory under Params.DataDir: it is counted once the system stops. Such a
+	// system serves its own metrics on Params.TelemetryPort.
+	TSDB string
+	// Env is added to the system's environment.
+	Env []string
 }
 
 // PrometheusAgent is Prometheus in agent mode.
 func PrometheusAgent(bin string) System {
-	return System{Name: "prometheus-agent", Binary: bin, Durable: true, Args: func(dir string, p peers.Params) ([]string, error) {
+	return System{Name: "prometheus-agent", Binary: bin, Durable: true, Pprof: true, Args: func(dir string, p peers.Params) ([]string, error) {
 		cfg, err := peers.Prometheus(p)
 		if err != nil {
 			return nil, err
@@ -34,18 +41,15 @@ func PrometheusAgent(bin string) System {
 		if err != nil {
 			return nil, err
 		}
-		addr, err := FreeAddr()
-		if err != nil {
-			return nil, err
-		}
+		// Its web address serves /debug/pprof too.
 		return []string{"--agent", "--config.file=" + path, "--storage.agent.path=" + p.DataDir,
-			"--web.listen-address=" + addr, "--log.level=warn"}, nil
+			"--web.listen-address=" + p.PprofAddr, "--log.level=warn"}, nil
 	}}
 }
 
 // VMAgent is VictoriaMetrics' vmagent.
 func VMAgent(bin string) System {
-	return System{Name: "vmagent", Binary: bin, Durable: true, Args: func(dir string, p peers.Params) ([]string, error) {
+	return System{Name: "vmagent", Binary: bin, Durable: true, Pprof: true, Args: func(dir string, p peers.Params) ([]string, error) {
 		cfg, err := peers.VMAgent(p)
 		if err != nil {
 			return nil, err
@@ -54,12 +58,9 @@ func VMAgent(bin string) System {
 		if err != nil {
 			return nil, err
 		}
-		addr, err := FreeAddr()
-		if err != nil {
-			return nil, err
-		}
+		// Its HTTP address serves /debug/pprof too.
 		return []string{"-promscrape.config=" + path, "-remoteWrite.url=" + p.SinkURL,
-			"-remoteWrite.tmpDataPath=" + p.DataDir, "-httpListenAddr=" + addr, "-loggerLevel=WARN"}, nil
+			"-remoteWrite.tmpDataPath=" + p.DataDir, "-httpListenAddr=" + p.PprofAddr, "-loggerLevel=WARN"}, nil
 	}}
 }
 
@@ -140,4 +141,17 @@ func FreeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// freePort is a loopback port free right now.
+func freePort() (int, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return 0, err
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(port)
 }

@@ -3,10 +3,8 @@
 package reliability
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,36 +129,7 @@ func (c *collector) kill() { require.NoError(c.t, c.proc.Kill()) }
 func (c *collector) metrics() (map[string]float64, error) { return ownMetrics(c.params.TelemetryPort) }
 
 // ownMetrics is collector.metrics for an edgetelcol serving its metrics on 127.0.0.1:port.
-func ownMetrics(port int) (map[string]float64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		return nil, fmt.Errorf("scraping edgetelcol: %w", err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		series := line[:i]
-		name, labels, _ := strings.Cut(series, "{")
-		out[name] += v
-		if strings.Contains(labels, `reason="`) {
-			reason := labels[strings.Index(labels, `reason="`)+8:]
-			reason = reason[:strings.IndexByte(reason, '"')]
-			out[name+"{reason="+reason+"}"] += v
-		}
-	}
-	return out, sc.Err()
-}
+func ownMetrics(port int) (map[string]float64, error) { return harness.OwnMetrics(port) }
 
 // counter returns the first metric whose name contains part (the Collector's exporter may add a
 // prefix or a suffix).

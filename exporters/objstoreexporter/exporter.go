@@ -137,6 +137,10 @@ func (e *objstoreExporter) tsdbOptions(sh *shipper) *tsdb.Options {
 	o.MinBlockDuration = e.cfg.BlockDuration.Milliseconds()
 	o.MaxBlockDuration = o.MinBlockDuration
 	o.OutOfOrderTimeWindow = e.cfg.OutOfOrderWindow.Milliseconds()
+	// Isolation keeps a ring of append IDs per series (~60 bytes each, millions of series) so
+	// that a query never sees half of a commit. A half-committed scrape in a head query is
+	// harmless here; Thanos Receive turns it off too (pkg/receive/multitsdb.go).
+	o.IsolationDisabled = true
 	// Overlapping (out-of-order) blocks are shipped as they are; Thanos' compactor merges them.
 	o.EnableOverlappingCompaction = false
 	// Retention (BlocksToDelete) runs at each reload: keep it in step with uploads.
@@ -371,10 +375,7 @@ func (a *tsdbAppender) Append(ls labels.Labels, t int64, v float64) error {
 	}
 	// tsdb keeps the label set of a new series, and ls aliases the converter's buffer: always
 	// hand it the interned copy.
-	ent := a.cache.get(ls)
-	if ent == nil {
-		ent = a.cache.add(ls)
-	}
+	ent := a.cache.entry(ls)
 	ref, err := a.app.Append(ent.ref, ent.ls, 0, t, v, nil, nil, storage.AOptions{})
 	switch {
 	case err == nil:

@@ -119,7 +119,7 @@ func collectorFloat(t *testing.T, v string) string {
 
 // scrapeMetrics turns an exposition into pdata the way a Prometheus scraper does, the target
 // labels on the resource as the kubeedge receiver puts them.
-func scrapeMetrics(t *testing.T, data []byte, sc scrape, ts int64) pmetric.Metrics {
+func scrapeMetrics(t testing.TB, data []byte, sc scrape, ts int64) pmetric.Metrics {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(data)))
 	require.NoError(t, err)
