@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,7 +253,7 @@ func TestStalledDiskDoesNotHoldUpThePipeline(t *testing.T) {
 	assert.Equal(t, int64(2), counterValue(t, tel, "otelcol_exporter_objstore_batches_refused", "stalled"))
 
 	close(release)
-	require.Eventually(t, func() bool { return !e.stalled.Load() }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return e.overdue.Load() == 0 }, 10*time.Second, 5*time.Millisecond)
 	require.NoError(t, consume(2))
 	var want []string
 	for _, p := range ds.expected {
@@ -271,4 +272,44 @@ func counterOrZero(t *testing.T, tel *componenttest.Telemetry, name, reason stri
 		return 0
 	}
 	return counterValue(t, tel, name, reason)
+}
+
+// TestCommitRunsBesideTheNextBatch: a batch is converted and committed while the previous
+// batch's commit is still writing, so that appends are not held to one core.
+func TestCommitRunsBesideTheNextBatch(t *testing.T) {
+	ctx := context.Background()
+	e := newTestExporter(t, testConfig(t.TempDir()), nil, nil)
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = e.Shutdown(ctx) })
+	release := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release) // a failed assertion must not leave Shutdown waiting for the commit
+		}
+	})
+	var commits atomic.Int32
+	commit := e.commit
+	e.commit = func(app storage.AppenderV2) error {
+		if commits.Add(1) == 1 {
+			<-release // the first commit writes slowly
+		}
+		return commit(app)
+	}
+	ds := newDataset(2, t0, t0+2*step.Milliseconds())
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- e.push(ctx, ds.batches[0]) }()
+	require.Eventually(t, func() bool { return len(e.lock) == 0 && e.overdue.Load() == 0 }, 10*time.Second, time.Millisecond)
+	pushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.push(pushCtx, ds.batches[1]), "the second batch waited for the first one's commit")
+	select {
+	case <-firstDone:
+		t.Fatal("the first commit was meant to be still writing")
+	default:
+	}
+	close(release)
+	require.NoError(t, <-firstDone)
+	assertSameSamples(t, ds.before(t0+hour), readSamples(t, e.db, t0, t0+hour), "both batches stored")
 }

@@ -37,12 +37,14 @@ type objstoreExporter struct {
 	// newBucket opens the bucket; tests wrap it.
 	newBucket func(ctx context.Context) (objstore.Bucket, error)
 
-	// lock serializes appends (the converter and series cache are single-threaded); a channel
-	// so that a push can give up waiting for it.
+	// lock serializes conversions (the converter and series cache are single-threaded); a
+	// channel so that a push can give up waiting for it. Commits run outside it.
 	lock chan struct{}
-	// stalled is set while a commit runs past its batch's deadline: pushes are refused at once
-	// instead of each waiting out its own deadline.
-	stalled atomic.Bool
+	// commits are the commits running; Shutdown waits for them.
+	commits sync.WaitGroup
+	// overdue counts the commits running past their batch's deadline: while there is one, pushes
+	// are refused at once instead of each waiting out its own deadline.
+	overdue atomic.Int32
 	// commit writes an append to the WAL; tests slow it down.
 	commit func(storage.AppenderV2) error
 
@@ -159,8 +161,9 @@ func (e *objstoreExporter) Shutdown(ctx context.Context) error {
 		<-e.done
 		e.cancel = nil
 	}
-	e.lock <- struct{}{} // waits for a commit still running
+	e.lock <- struct{}{} // no conversion starts, then the commits still running end
 	defer func() { <-e.lock }()
+	e.commits.Wait()
 	errs := []error{headErr, e.tel.stop()}
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
@@ -264,7 +267,7 @@ func (e *objstoreExporter) headBlocksCut(before, after int64) int {
 }
 
 func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
-	if e.stalled.Load() {
+	if e.overdue.Load() > 0 {
 		return e.refuse(ctx, reasonStalled, errors.New("the local disk has not finished the previous append"))
 	}
 	select {
@@ -284,16 +287,23 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 		<-e.lock
 		return fmt.Errorf("append to local tsdb: %w", err)
 	}
-	// md is not read after Convert: the commit may outlive this call.
+	// The commit (the WAL write, the samples into the head's chunks) runs beside the next
+	// batch's conversion: one lock over both kept a shard's appends to one core, and a thousand
+	// nodes' batches then waited out their deadline for it. tsdb's appenders commit
+	// concurrently, as Prometheus' scrape loops do. md is not read after Convert.
+	e.commits.Add(1)
+	<-e.lock
 	done := make(chan error, 1)
-	var mu sync.Mutex // orders the commit's end and the deadline's verdict on stalled
-	finished := false
+	var mu sync.Mutex // orders the commit's end and the deadline's verdict on overdue
+	finished, late := false, false
 	go func() {
-		defer func() { <-e.lock }()
+		defer e.commits.Done()
 		err := e.commit(app.app)
 		mu.Lock()
 		finished = true
-		e.stalled.Store(false)
+		if late {
+			e.overdue.Add(-1)
+		}
 		mu.Unlock()
 		if err == nil {
 			e.tel.recordAppend(context.WithoutCancel(ctx), app, st.Unsupported)
@@ -307,7 +317,8 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	case <-ctx.Done():
 		mu.Lock()
 		if !finished {
-			e.stalled.Store(true)
+			late = true
+			e.overdue.Add(1)
 		}
 		mu.Unlock()
 		return e.refuse(ctx, reasonStalled, fmt.Errorf("the local disk did not store the batch in time (it may still be stored): %w", ctx.Err()))
