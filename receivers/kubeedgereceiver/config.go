@@ -39,6 +39,10 @@ type Config struct {
 	Job string `mapstructure:"job"`
 	// MaxConcurrentScrapes bounds the scrapes in flight across all targets.
 	MaxConcurrentScrapes int `mapstructure:"max_concurrent_scrapes"`
+	// MaxBodyBytesInFlight bounds the bytes of response bodies held at once across all targets,
+	// from the fetch to the end of their conversion (0: a tenth of GOMEMLIMIT, or 256 MiB
+	// without one).
+	MaxBodyBytesInFlight int64 `mapstructure:"max_body_bytes_in_flight"`
 	// BodySizeLimit is the largest response body accepted, in bytes.
 	BodySizeLimit int64 `mapstructure:"body_size_limit"`
 	// SampleLimit is the largest number of samples one endpoint may expose after relabelling
@@ -208,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Job == "" {
 		errs = append(errs, errors.New("job: must not be empty"))
+	}
+	if c.MaxBodyBytesInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max_body_bytes_in_flight: must not be negative, got %d", c.MaxBodyBytesInFlight))
 	}
 	if c.MaxConcurrentScrapes <= 0 {
 		errs = append(errs, fmt.Errorf("max_concurrent_scrapes: must be positive, got %d", c.MaxConcurrentScrapes))

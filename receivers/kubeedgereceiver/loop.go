@@ -55,6 +55,8 @@ type target struct {
 	last     result
 	// end is the family the last good text body ended with (scrapeconv.CheckTextEnd).
 	end string
+	// lastBody is the size of the last body read, reserved in the body budget by the next scrape.
+	lastBody int64
 }
 
 type result struct {
@@ -409,12 +411,21 @@ func (l *nodeLoop) failed(t *target, res result, st scrapeconv.Stats, err error)
 
 // fetch GETs path within scrape_timeout and one slot of max_concurrent_scrapes, and reads the
 // body into buf.
-// fetchAndConvert fetches in a slot of max_concurrent_scrapes and converts in a slot of the
+// fetchAndConvert reserves the body's bytes in the body budget, fetches in a slot of
+// max_concurrent_scrapes and converts in a slot of the
 // conversions, taken before the fetch slot is given back. Converting is CPU-bound: when a round
 // needs more CPU than there is (at start-up every series is new and goes through the full
 // parser), bodies waiting for it hold fetch slots, so that at most max_concurrent_scrapes bodies
-// and GOMAXPROCS half-built conversions are in memory, not one of each per node.
+// and GOMAXPROCS half-built conversions are in memory, not one of each per node, and at most
+// max_body_bytes_in_flight of bodies (bodyBudget).
 func (l *nodeLoop) fetchAndConvert(ctx context.Context, t *target, scrapeMs int64, dest pmetric.MetricSlice, buf *bytes.Buffer) (scrapeconv.Stats, error) {
+	start := time.Now()
+	hold, err := l.r.budget.reserve(ctx, t.lastBody)
+	if err != nil {
+		return scrapeconv.Stats{}, err
+	}
+	l.slotWait += time.Since(start)
+	defer hold.release()
 	releaseFetch, err := l.take(ctx, l.r.sem)
 	if err != nil {
 		return scrapeconv.Stats{}, err
@@ -422,6 +433,8 @@ func (l *nodeLoop) fetchAndConvert(ctx context.Context, t *target, scrapeMs int6
 	body, contentType, err := l.fetch(ctx, t.path, buf)
 	var mt, end string
 	if err == nil {
+		hold.read(len(body))
+		t.lastBody = int64(len(body))
 		mt, err = scrapeconv.MediaType(body, contentType)
 	}
 	if err == nil && mt == scrapeconv.MediaText {

@@ -36,6 +36,7 @@ type kubeedgeReceiver struct {
 
 	transport transport.Transport // the fleet's, from Start
 	sem       chan struct{}       // fetches in flight (max_concurrent_scrapes)
+	budget    *bodyBudget         // body bytes in flight (max_body_bytes_in_flight)
 	// converting bounds the conversions in flight to GOMAXPROCS: see fetchAndConvert.
 	converting chan struct{}
 	bodies     sync.Pool // of *bytes.Buffer
@@ -116,6 +117,9 @@ func (r *kubeedgeReceiver) Start(ctx context.Context, host component.Host) error
 	f := r.fleet.Value()
 	r.transport = f.Transport()
 	r.sem = make(chan struct{}, r.cfg.MaxConcurrentScrapes)
+	size := budgetSize(r.cfg.MaxBodyBytesInFlight)
+	r.budget = newBodyBudget(size, r.tel.setBodyBytes)
+	r.set.Logger.Info("kubeedge receiver: response bodies in memory bounded", zap.Int64("max_body_bytes_in_flight", size))
 	r.converting = make(chan struct{}, runtime.GOMAXPROCS(0))
 	runCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

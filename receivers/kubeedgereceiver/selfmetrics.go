@@ -20,6 +20,7 @@ type telemetry struct {
 	stale    metric.Int64Counter
 	refused  metric.Int64Counter
 	targets  metric.Int64Gauge
+	bodies   metric.Int64Gauge
 
 	roundsLate, roundsMissed metric.Int64Counter
 }
@@ -54,6 +55,10 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	}
 	if t.targets, err = m.Int64Gauge("otelcol_receiver_kubeedge_nodes",
 		metric.WithDescription("Edge nodes this replica scrapes."), metric.WithUnit("{node}")); err != nil {
+		return nil, err
+	}
+	if t.bodies, err = m.Int64Gauge("otelcol_receiver_kubeedge_body_bytes_in_flight",
+		metric.WithDescription("Bytes of response bodies held now, from their fetch to the end of their conversion (bounded by max_body_bytes_in_flight)."), metric.WithUnit("By")); err != nil {
 		return nil, err
 	}
 	if t.roundsLate, err = m.Int64Counter("otelcol_receiver_kubeedge_rounds_late",
@@ -107,3 +112,5 @@ func (t *telemetry) failure(reason string) {
 }
 
 func (t *telemetry) setTargets(n int) { t.targets.Record(context.Background(), int64(n)) }
+
+func (t *telemetry) setBodyBytes(n int64) { t.bodies.Record(context.Background(), n) }
