@@ -255,12 +255,27 @@ by doubling). Prometheus' 50,000,000 without a memory limit. */}}
 {{- toYaml (dict "items" $out) }}
 {{- end }}
 
-{{/* The collector's external labels: the shard's index, or with replicasPerShard > 1 the pod's
-ordinal as the replica label (replicas of a shard must differ only in it). */}}
+{{/* The collector's external labels: the cluster, and `replica` = the pod's ordinal, for every
+collector whatever the shard count. The ordinal names the writer, not a set of nodes: a shard's
+nodes change on a reshard, and replicas of a shard scrape the same nodes. Had the block's identity
+carried the shard (the label's name before replicasPerShard), a node scraped by shard 0 and then
+by shard 2 would be two series to any reader that does not drop it. One name for one meaning:
+every reader and the compactor deduplicate on it (edgetel.replicaLabels), so a node's series is
+one series across restarts, replicas and reshards. `shard` stays a replica label for the blocks
+written before. */}}
 {{- define "edgetel.collectorExternalLabels" -}}
-{{- if gt (int .Values.collector.replicasPerShard) 1 -}}
 {{- dict "cluster" .Values.clusterName "replica" "${env:SHARD_INDEX}" | toJson -}}
-{{- else -}}
-{{- dict "cluster" .Values.clusterName "shard" "${env:SHARD_INDEX}" | toJson -}}
-{{- end -}}
+{{- end }}
+
+{{/* The labels that tell the writers of one series apart, which readers (--query.replica-label)
+and the compactor (--deduplication.replica-label) remove and merge over: `replica`, the collector
+pod's ordinal (and Thanos Ruler's pod name), and `shard`, the same ordinal under its older name. */}}
+{{- define "edgetel.replicaLabels" -}}
+{{- list "replica" "shard" | toJson -}}
+{{- end }}
+
+{{/* More than one collector pod writes: replicas of a shard, or shards that overlap during a
+reshard. */}}
+{{- define "edgetel.collectorWriters" -}}
+{{- mul (int .Values.collector.shards) (int .Values.collector.replicasPerShard) -}}
 {{- end }}

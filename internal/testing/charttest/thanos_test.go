@@ -54,9 +54,11 @@ func TestThanosCompactor(t *testing.T) {
 // chart passes exists in the pinned version. Paths and the address are moved to the test's own.
 func TestThanosCompactorArgsRunTheRealThanos(t *testing.T) {
 	bin := testprog.Path(t, "EDGETEL_THANOS", "tool-thanos")
+	// Two shards: the deduplication flags, penalty merge included.
 	objs := rendered(t, "--set", "thanos.compactor.enabled=true", "--set", "bucket.existingSecret=b",
-		"--set", "thanos.compactor.retention.raw=30d")
+		"--set", "thanos.compactor.retention.raw=30d", "--set", "collector.shards=2")
 	d := find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-compactor")
+	require.Contains(t, container(t, d.Spec.Template.Spec, "compactor").Args, "--deduplication.func=penalty")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "objstore.yml")
 	require.NoError(t, os.WriteFile(conf, []byte("type: FILESYSTEM\nconfig:\n  directory: "+filepath.Join(dir, "bucket")+"\n"), 0o600))
