@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.uber.org/zap"
@@ -32,6 +33,14 @@ type Parts struct {
 	Transport  transport.Transport
 	// Release lets go of what discovery holds (shared informers); nil when nothing.
 	Release func()
+	// Shards, when set, reports the shard layout as it changes (shard.statefulset); nil: the
+	// static Options.ShardCount.
+	Shards ShardSource
+}
+
+// ShardSource reports the shard layout until its context ends.
+type ShardSource interface {
+	Run(ctx context.Context, update func(discovery.Assignment)) error
 }
 
 // Build makes the discovery and transport for the signals' needs.
@@ -40,9 +49,15 @@ type Build func(ctx context.Context, needs Needs) (Parts, error)
 // Options configure a Fleet.
 type Options struct {
 	Build Build
-	// ShardIndex and ShardCount select this replica's nodes (discovery.Shard).
+	// ShardIndex and ShardCount select this replica's nodes (discovery.Shard); a ShardSource
+	// replaces ShardCount.
 	ShardIndex, ShardCount int
-	Logger                 *zap.Logger
+	// HandoverDelay is how long a node that moved to another shard stays with this one after
+	// its new shard has a Ready pod (discovery.Handover).
+	HandoverDelay time.Duration
+	// Handover, when set, is told of each node taken (moved here) or released (moved away).
+	Handover func(step string, nodes int)
+	Logger   *zap.Logger
 	// Mode names the discovery mode in log messages.
 	Mode string
 }
@@ -63,6 +78,11 @@ type Fleet struct {
 	// deliver serialises snapshots to subscribers, so each sees them in order and a removed
 	// subscription gets none after Remove returns.
 	deliver sync.Mutex
+	all     []discovery.Target // the latest snapshot of the whole fleet
+	found   bool               // all holds a snapshot
+	assign  *discovery.Assignment
+	held    map[string]bool // the nodes last handed to subscribers
+	recheck *time.Timer     // when a kept node may be released
 	last    []discovery.Target
 	synced  bool // last holds a snapshot
 	subs    map[*Subscription]func([]discovery.Target)
@@ -102,11 +122,31 @@ func (f *Fleet) Start(ctx context.Context, _ component.Host) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.done = make(chan struct{})
+	var wg sync.WaitGroup
+	f.deliver.Lock()
+	if parts.Shards == nil {
+		f.assign = &discovery.Assignment{Count: f.opts.ShardCount}
+	}
+	f.deliver.Unlock()
+	if parts.Shards != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := parts.Shards.Run(runCtx, f.setAssignment); err != nil {
+				f.opts.Logger.Error("kubeedge shard layout no longer followed", zap.Error(err))
+			}
+		}()
+	}
+	wg.Add(1)
 	go func() {
-		defer close(f.done)
+		defer wg.Done()
 		if err := parts.Discoverer.Run(runCtx, f.publish); err != nil {
 			f.opts.Logger.Error("kubeedge discovery stopped", zap.String("mode", f.opts.Mode), zap.Error(err))
 		}
+	}()
+	go func() {
+		wg.Wait()
+		close(f.done)
 	}()
 	return nil
 }
@@ -128,6 +168,11 @@ func (f *Fleet) Shutdown(context.Context) error {
 	f.transport, f.release = nil, nil
 	f.deliver.Lock()
 	f.last, f.synced = nil, false
+	f.all, f.found, f.assign, f.held = nil, false, nil, nil
+	if f.recheck != nil {
+		f.recheck.Stop()
+		f.recheck = nil
+	}
 	f.deliver.Unlock()
 	return nil
 }
@@ -139,20 +184,100 @@ func (f *Fleet) Transport() transport.Transport {
 	return f.transport
 }
 
-// publish hands the shard's nodes of a snapshot to every subscriber.
+// publish takes a snapshot of the whole fleet.
 func (f *Fleet) publish(nodes []discovery.Target) {
-	shard := make([]discovery.Target, 0, len(nodes))
-	for _, n := range nodes {
-		if discovery.Shard(n.Name, f.opts.ShardIndex, f.opts.ShardCount) {
-			shard = append(shard, n)
-		}
-	}
 	f.deliver.Lock()
 	defer f.deliver.Unlock()
+	f.all, f.found = nodes, true
+	f.reselect()
+}
+
+// setAssignment takes a new shard layout.
+func (f *Fleet) setAssignment(a discovery.Assignment) {
+	f.deliver.Lock()
+	defer f.deliver.Unlock()
+	if f.assign == nil || f.assign.Count != a.Count {
+		f.opts.Logger.Info("kubeedge receiver: shard count", zap.Int("count", a.Count), zap.Int("shard", f.opts.ShardIndex))
+	}
+	f.assign = &a
+	f.reselect()
+}
+
+// reselect hands the shard's nodes to every subscriber: those it owns and those it keeps until
+// their new shard has taken over (discovery.Handover). Call it holding deliver.
+func (f *Fleet) reselect() {
+	if !f.found || f.assign == nil {
+		return
+	}
+	now := time.Now()
+	shard, kept, next := discovery.Handover(f.all, f.opts.ShardIndex, *f.assign, f.held, now, f.opts.HandoverDelay)
+	held := make(map[string]bool, len(shard))
+	taken := 0
+	for _, n := range shard {
+		held[n.Name] = true
+		if f.synced && !f.held[n.Name] {
+			taken++
+		}
+	}
+	present := make(map[string]bool, len(f.all))
+	for _, n := range f.all {
+		present[n.Name] = true
+	}
+	released := 0
+	for name := range f.held {
+		if !held[name] && present[name] {
+			released++
+		}
+	}
+	f.report(taken, released, len(kept))
+	if f.recheck != nil {
+		f.recheck.Stop()
+		f.recheck = nil
+	}
+	if !next.IsZero() {
+		f.recheck = time.AfterFunc(next.Sub(now), func() {
+			f.deliver.Lock()
+			defer f.deliver.Unlock()
+			f.reselect()
+		})
+	}
+	f.held = held
 	f.last, f.synced = shard, true
 	for _, fn := range f.subs {
 		fn(shard)
 	}
+}
+
+// report logs and counts the nodes a reshard moved to or from this shard. Nodes that simply
+// appear or go are not handovers, but a node that appears during a reshard cannot be told
+// apart from one that moved, and is counted as taken.
+func (f *Fleet) report(taken, released, kept int) {
+	if taken == 0 && released == 0 {
+		return
+	}
+	if f.assign.ReadySince == nil {
+		return // a static count: nodes only come and go
+	}
+	f.opts.Logger.Info("kubeedge receiver: shard handover", zap.Int("shard", f.opts.ShardIndex),
+		zap.Int("count", f.assign.Count), zap.Int("taken", taken), zap.Int("released", released),
+		zap.Int("kept_until_new_owner_ready", kept))
+	if f.opts.Handover != nil {
+		f.opts.Handover("taken", taken)
+		f.opts.Handover("released", released)
+	}
+}
+
+// Linger is how long this shard should keep scraping before it stops: when the shard layout
+// no longer has this shard (a scale-down removes its pod), the time its nodes' new owners need
+// to take over (HandoverDelay from the count change); otherwise 0.
+func (f *Fleet) Linger(now time.Time) time.Duration {
+	f.deliver.Lock()
+	defer f.deliver.Unlock()
+	a := f.assign
+	if a == nil || a.ReadySince == nil || f.opts.ShardIndex < a.Count || len(f.held) == 0 {
+		return 0
+	}
+	return max(a.Since.Add(f.opts.HandoverDelay).Sub(now), 0)
 }
 
 // Subscription ends with Remove.
