@@ -148,7 +148,7 @@ func (r *kubeedgeReceiver) linger(ctx context.Context) {
 	if r.sub == nil {
 		return
 	}
-	d := r.fleet.Value().Linger(time.Now())
+	d := r.fleet.Value().Linger(ctx, time.Now())
 	if d <= 0 {
 		return
 	}

@@ -67,7 +67,7 @@ func TestReshardRole(t *testing.T) {
 	assert.Equal(t, "edgetel", role.Namespace)
 	granted, err := Granted(role.Rules)
 	require.NoError(t, err)
-	assert.Equal(t, "list apps/statefulsets edgetel-collector\nlist core/pods\nwatch apps/statefulsets edgetel-collector\nwatch core/pods",
+	assert.Equal(t, "get apps/statefulsets edgetel-collector\nlist apps/statefulsets edgetel-collector\nlist core/pods\nwatch apps/statefulsets edgetel-collector\nwatch core/pods",
 		Format(granted))
 	binding := find[*rbacv1.RoleBinding](t, objs, "RoleBinding", "edgetel-collector-shards")
 	assert.Equal(t, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "edgetel-collector-shards"}, binding.RoleRef)

@@ -41,6 +41,8 @@ type Parts struct {
 // ShardSource reports the shard layout until its context ends.
 type ShardSource interface {
 	Run(ctx context.Context, update func(discovery.Assignment)) error
+	// Count reads the current shard count directly.
+	Count(ctx context.Context) (int, error)
 }
 
 // Build makes the discovery and transport for the signals' needs.
@@ -83,6 +85,7 @@ type Fleet struct {
 	assign  *discovery.Assignment
 	held    map[string]bool // the nodes last handed to subscribers
 	recheck *time.Timer     // when a kept node may be released
+	shards  ShardSource     // nil: a static count
 	last    []discovery.Target
 	synced  bool // last holds a snapshot
 	subs    map[*Subscription]func([]discovery.Target)
@@ -124,6 +127,7 @@ func (f *Fleet) Start(ctx context.Context, _ component.Host) error {
 	f.done = make(chan struct{})
 	var wg sync.WaitGroup
 	f.deliver.Lock()
+	f.shards = parts.Shards
 	if parts.Shards == nil {
 		f.assign = &discovery.Assignment{Count: f.opts.ShardCount}
 	}
@@ -168,7 +172,7 @@ func (f *Fleet) Shutdown(context.Context) error {
 	f.transport, f.release = nil, nil
 	f.deliver.Lock()
 	f.last, f.synced = nil, false
-	f.all, f.found, f.assign, f.held = nil, false, nil, nil
+	f.all, f.found, f.assign, f.held, f.shards = nil, false, nil, nil, nil
 	if f.recheck != nil {
 		f.recheck.Stop()
 		f.recheck = nil
@@ -269,15 +273,30 @@ func (f *Fleet) report(taken, released, kept int) {
 
 // Linger is how long this shard should keep scraping before it stops: when the shard layout
 // no longer has this shard (a scale-down removes its pod), the time its nodes' new owners need
-// to take over (HandoverDelay from the count change); otherwise 0.
-func (f *Fleet) Linger(now time.Time) time.Duration {
+// to take over (HandoverDelay from the count change); otherwise 0. The kubelet may stop a
+// removed pod before its watch has seen the new count, so unless the watch already says so
+// Linger reads the count from the API server.
+func (f *Fleet) Linger(ctx context.Context, now time.Time) time.Duration {
 	f.deliver.Lock()
-	defer f.deliver.Unlock()
-	a := f.assign
-	if a == nil || a.ReadySince == nil || f.opts.ShardIndex < a.Count || len(f.held) == 0 {
+	a, src, holds := f.assign, f.shards, len(f.held) > 0
+	f.deliver.Unlock()
+	if a == nil || src == nil || !holds {
 		return 0
 	}
-	return max(a.Since.Add(f.opts.HandoverDelay).Sub(now), 0)
+	if f.opts.ShardIndex >= a.Count {
+		return max(a.Since.Add(f.opts.HandoverDelay).Sub(now), 0)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	count, err := src.Count(ctx)
+	if err != nil {
+		f.opts.Logger.Warn("kubeedge receiver: cannot tell whether this shard is removed; stopping without a handover", zap.Error(err))
+		return 0
+	}
+	if f.opts.ShardIndex < count {
+		return 0 // a restart: the shard stays
+	}
+	return f.opts.HandoverDelay
 }
 
 // Subscription ends with Remove.

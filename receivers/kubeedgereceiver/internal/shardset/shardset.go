@@ -85,6 +85,20 @@ func (w Watch) Run(ctx context.Context, update func(discovery.Assignment)) error
 	}
 }
 
+// Count reads the shard count from the API server now, not from the informer: a collector told
+// to stop asks whether a scale-down removed it before the watch may have said so.
+func (w Watch) Count(ctx context.Context) (int, error) {
+	set, err := w.Client.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("statefulset %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	replicas := 1
+	if set.Spec.Replicas != nil {
+		replicas = int(*set.Spec.Replicas)
+	}
+	return Count(replicas, w.ReplicasPerShard), nil
+}
+
 func poke(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
