@@ -7,6 +7,7 @@ package edgefleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -59,7 +60,9 @@ type Options struct {
 	HandoverDelay time.Duration
 	// Handover, when set, is told of each node taken (moved here) or released (moved away).
 	Handover func(step string, nodes int)
-	Logger   *zap.Logger
+	// LayoutTimeout bounds how long Start waits for a ShardSource's first layout (0: 30s).
+	LayoutTimeout time.Duration
+	Logger        *zap.Logger
 	// Mode names the discovery mode in log messages.
 	Mode string
 }
@@ -86,6 +89,7 @@ type Fleet struct {
 	held    map[string]bool // the nodes last handed to subscribers
 	recheck *time.Timer     // when a kept node may be released
 	shards  ShardSource     // nil: a static count
+	laid    chan struct{}   // closed at the ShardSource's first layout
 	last    []discovery.Target
 	synced  bool // last holds a snapshot
 	subs    map[*Subscription]func([]discovery.Target)
@@ -127,10 +131,12 @@ func (f *Fleet) Start(ctx context.Context, _ component.Host) error {
 	f.done = make(chan struct{})
 	var wg sync.WaitGroup
 	f.deliver.Lock()
-	f.shards = parts.Shards
+	f.shards, f.laid = parts.Shards, make(chan struct{})
 	if parts.Shards == nil {
 		f.assign = &discovery.Assignment{Count: f.opts.ShardCount}
+		close(f.laid)
 	}
+	laid := f.laid
 	f.deliver.Unlock()
 	if parts.Shards != nil {
 		wg.Add(1)
@@ -152,7 +158,29 @@ func (f *Fleet) Start(ctx context.Context, _ component.Host) error {
 		wg.Wait()
 		close(f.done)
 	}()
-	return nil
+	return f.awaitLayout(ctx, laid)
+}
+
+// awaitLayout waits for the shard layout, so that a collector that cannot read its StatefulSet
+// (no RBAC, a wrong name) fails to start instead of running Ready with nothing to scrape.
+func (f *Fleet) awaitLayout(ctx context.Context, laid chan struct{}) error {
+	timeout := f.opts.LayoutTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var err error
+	select {
+	case <-laid:
+		return nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-t.C:
+		err = fmt.Errorf("shard.statefulset: no shard count after %v: can the collector read its StatefulSet and pods (RBAC), and does the StatefulSet exist?", timeout)
+	}
+	f.stopLocked()
+	return err
 }
 
 // Shutdown stops discovery and closes the transport; the fleet may start again.
@@ -162,6 +190,12 @@ func (f *Fleet) Shutdown(context.Context) error {
 	if f.cancel == nil {
 		return nil
 	}
+	f.stopLocked()
+	return nil
+}
+
+// stopLocked stops what Start started. Call it holding mu.
+func (f *Fleet) stopLocked() {
 	f.cancel()
 	<-f.done
 	f.cancel, f.done = nil, nil
@@ -178,7 +212,6 @@ func (f *Fleet) Shutdown(context.Context) error {
 		f.recheck = nil
 	}
 	f.deliver.Unlock()
-	return nil
 }
 
 // Transport is the transport to the nodes; nil unless the fleet is started.
@@ -204,6 +237,11 @@ func (f *Fleet) setAssignment(a discovery.Assignment) {
 		f.opts.Logger.Info("kubeedge receiver: shard count", zap.Int("count", a.Count), zap.Int("shard", f.opts.ShardIndex))
 	}
 	f.assign = &a
+	select {
+	case <-f.laid:
+	default:
+		close(f.laid)
+	}
 	f.reselect()
 }
 

@@ -36,14 +36,16 @@ func (l *layouts) Run(ctx context.Context, update func(discovery.Assignment)) er
 
 func (l *layouts) Count(context.Context) (int, error) { return int(l.count.Load()), nil }
 
-// A fleet following a shard source waits for a layout, keeps nodes that moved away until their
+// A fleet following a shard source keeps nodes that moved away until their
 // new shard has been Ready for the delay, then lets go on its own (no new event needed), counts
 // both steps, and on a scale-down that removes it lingers, asking the API server when its watch
 // has not seen the change.
 func TestFleetHandsOverOnItsOwn(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	disc := &manual{snapshots: make(chan []discovery.Target)}
-	src := &layouts{assign: make(chan discovery.Assignment)}
+	src := &layouts{assign: make(chan discovery.Assignment, 1)}
+	t0 := time.Now()
+	src.assign <- discovery.Assignment{Count: 1, Since: t0, ReadySince: map[int]time.Time{0: t0}}
 	var mu sync.Mutex
 	steps := map[string]int{}
 	const delay = 300 * time.Millisecond
@@ -71,11 +73,6 @@ func TestFleetHandsOverOnItsOwn(t *testing.T) {
 	moved := len(owned[1]) - len(owned[2])
 	require.Positive(t, moved)
 	disc.snapshots <- all
-	time.Sleep(50 * time.Millisecond)
-	assert.Empty(t, got.all(), "no layout yet: nothing to scrape")
-
-	t0 := time.Now()
-	src.assign <- discovery.Assignment{Count: 1, Since: t0, ReadySince: map[int]time.Time{0: t0}}
 	require.Eventually(t, func() bool { return len(got.all()) == 1 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, owned[1], got.all()[0])
 
@@ -99,7 +96,9 @@ func TestFleetHandsOverOnItsOwn(t *testing.T) {
 // its watch has seen the change, it learns it from the API server; a restart does not linger.
 func TestRemovedShardLingers(t *testing.T) {
 	disc := &manual{snapshots: make(chan []discovery.Target)}
-	src := &layouts{assign: make(chan discovery.Assignment)}
+	src := &layouts{assign: make(chan discovery.Assignment, 1)}
+	t0 := time.Now()
+	src.assign <- discovery.Assignment{Count: 2, Since: t0, ReadySince: map[int]time.Time{0: t0, 1: t0}}
 	const delay = time.Minute
 	f := New(Options{Logger: zap.NewNop(), ShardIndex: 1, HandoverDelay: delay,
 		Build: func(context.Context, Needs) (Parts, error) {
@@ -114,8 +113,6 @@ func TestRemovedShardLingers(t *testing.T) {
 	for i := range 40 {
 		all = append(all, target(fmt.Sprintf("edge-%02d", i)))
 	}
-	t0 := time.Now()
-	src.assign <- discovery.Assignment{Count: 2, Since: t0, ReadySince: map[int]time.Time{0: t0, 1: t0}}
 	disc.snapshots <- all
 	require.Eventually(t, func() bool { return len(got.all()) == 1 }, 5*time.Second, time.Millisecond)
 	require.NotEmpty(t, got.all()[0])
@@ -130,4 +127,21 @@ func TestRemovedShardLingers(t *testing.T) {
 	assert.Equal(t, got.all()[0], got.all()[1], "scrapes on until the delay has passed")
 	now := change.Add(20 * time.Second)
 	assert.Equal(t, 40*time.Second, f.Linger(ctx, now), "the rest of the delay since the change")
+}
+
+// A collector that cannot learn its shard layout fails to start rather than run with nothing to
+// scrape; the fleet it began is stopped.
+func TestStartFailsWithoutALayout(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	closed := new(atomic.Int32)
+	f := New(Options{Logger: zap.NewNop(), LayoutTimeout: 100 * time.Millisecond,
+		Build: func(context.Context, Needs) (Parts, error) {
+			return Parts{Discoverer: &manual{snapshots: make(chan []discovery.Target)}, Transport: nopTransport{closed},
+				Shards: &layouts{assign: make(chan discovery.Assignment)}}, nil
+		}})
+	err := f.Start(context.Background(), nil)
+	require.ErrorContains(t, err, "shard.statefulset: no shard count after 100ms")
+	assert.Equal(t, int32(1), closed.Load())
+	assert.Nil(t, f.Transport())
+	require.NoError(t, f.Shutdown(context.Background()))
 }
