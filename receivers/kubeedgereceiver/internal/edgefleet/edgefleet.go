@@ -90,6 +90,7 @@ type Fleet struct {
 	recheck *time.Timer     // when a kept node may be released
 	shards  ShardSource     // nil: a static count
 	laid    chan struct{}   // closed at the ShardSource's first layout
+	kept    int             // nodes held only until their new shard takes over
 	last    []discovery.Target
 	synced  bool // last holds a snapshot
 	subs    map[*Subscription]func([]discovery.Target)
@@ -206,7 +207,7 @@ func (f *Fleet) stopLocked() {
 	f.transport, f.release = nil, nil
 	f.deliver.Lock()
 	f.last, f.synced = nil, false
-	f.all, f.found, f.assign, f.held, f.shards = nil, false, nil, nil, nil
+	f.all, f.found, f.assign, f.held, f.shards, f.kept = nil, false, nil, nil, nil, 0
 	if f.recheck != nil {
 		f.recheck.Stop()
 		f.recheck = nil
@@ -294,7 +295,9 @@ func (f *Fleet) reselect() {
 // appear or go are not handovers, but a node that appears during a reshard cannot be told
 // apart from one that moved, and is counted as taken.
 func (f *Fleet) report(taken, released, kept int) {
-	if taken == 0 && released == 0 {
+	changed := kept != f.kept
+	f.kept = kept
+	if taken == 0 && released == 0 && !changed {
 		return
 	}
 	if f.assign.ReadySince == nil {
