@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/relabel"
 	"go.opentelemetry.io/collector/config/configtls"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/edgetel/edgetel/internal/kube"
 	"github.com/edgetel/edgetel/internal/relabelconf"
@@ -116,6 +117,32 @@ type ShardConfig struct {
 	// [0, count·replicas_per_shard), and its shard Index / ReplicasPerShard: the Collector's
 	// configuration cannot divide the pod index itself.
 	ReplicasPerShard int `mapstructure:"replicas_per_shard"`
+	// StatefulSet, when its name is set, follows the shard count live from the StatefulSet the
+	// collectors run in (count = ceil(spec.replicas / replicas_per_shard)) and hands moved nodes
+	// over without a gap (README "Resharding"); Count is then not used.
+	StatefulSet ShardStatefulSetConfig `mapstructure:"statefulset"`
+}
+
+// ShardStatefulSetConfig names the collectors' StatefulSet. The receiver reads it, and its
+// pods' Ready condition, through discovery.kubernetes' API settings.
+type ShardStatefulSetConfig struct {
+	Name string `mapstructure:"name"`
+	// Namespace defaults to the pod's own (its service account's namespace file).
+	Namespace string `mapstructure:"namespace"`
+	// HandoverDelay is how long a shard keeps scraping a node that moved away after the node's
+	// new shard has had a Ready pod (and the count has changed); 0: two collection intervals.
+	HandoverDelay time.Duration `mapstructure:"handover_delay"`
+}
+
+// followsStatefulSet says whether the shard count comes from a StatefulSet.
+func (s ShardConfig) followsStatefulSet() bool { return s.StatefulSet.Name != "" }
+
+// handoverDelay is shard.statefulset.handover_delay with its default.
+func (c *Config) handoverDelay() time.Duration {
+	if d := c.Shard.StatefulSet.HandoverDelay; d > 0 {
+		return d
+	}
+	return 2 * c.CollectionInterval
 }
 
 // shard is the shard this collector scrapes.
@@ -234,6 +261,11 @@ func (c *Config) Validate() error {
 	if c.MaxFutureSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_future_skew: must not be negative, got %v", c.MaxFutureSkew))
 	}
+	if c.Shard.followsStatefulSet() && c.Discovery.Mode != DiscoveryKubernetes {
+		if err := c.Discovery.Kubernetes.APIConfig.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("discovery.kubernetes (the API settings shard.statefulset uses).%w", err))
+		}
+	}
 	errs = append(errs, c.Endpoints.validate(), c.Shard.validate(), c.validateLabels(),
 		c.Discovery.validate(), c.Transport.validate(), c.Logs.Validate())
 	if _, err := c.relabelConfigs(); err != nil {
@@ -271,6 +303,9 @@ func (e EndpointsConfig) paths() []string {
 }
 
 func (s ShardConfig) validate() error {
+	if s.followsStatefulSet() {
+		return s.validateStatefulSet()
+	}
 	if s.Count < 1 {
 		return fmt.Errorf("shard.count: must be at least 1, got %d", s.Count)
 	}
@@ -279,6 +314,27 @@ func (s ShardConfig) validate() error {
 	}
 	if n := s.Count * s.ReplicasPerShard; s.Index < 0 || s.Index >= n {
 		return fmt.Errorf("shard.index: must be in [0, %d), got %d", n, s.Index)
+	}
+	return nil
+}
+
+func (s ShardConfig) validateStatefulSet() error {
+	if s.ReplicasPerShard < 1 {
+		return fmt.Errorf("shard.replicas_per_shard: must be at least 1, got %d", s.ReplicasPerShard)
+	}
+	if s.Index < 0 {
+		return fmt.Errorf("shard.index: must not be negative, got %d", s.Index)
+	}
+	if s.StatefulSet.HandoverDelay < 0 {
+		return fmt.Errorf("shard.statefulset.handover_delay: must not be negative, got %v", s.StatefulSet.HandoverDelay)
+	}
+	for key, v := range map[string]string{"name": s.StatefulSet.Name, "namespace": s.StatefulSet.Namespace} {
+		if v == "" {
+			continue
+		}
+		if msgs := validation.IsDNS1123Subdomain(v); len(msgs) > 0 {
+			return fmt.Errorf("shard.statefulset.%s: %q is not a valid name: %s", key, v, strings.Join(msgs, "; "))
+		}
 	}
 	return nil
 }

@@ -67,6 +67,13 @@ func TestLoadConfig(t *testing.T) {
 	cfg, err = loadConfig(t, "replicas")
 	require.NoError(t, err)
 	assert.Equal(t, 2, cfg.Shard.shard())
+
+	// The count follows the StatefulSet: an index beyond shard.count is fine.
+	cfg, err = loadConfig(t, "statefulset")
+	require.NoError(t, err)
+	assert.Equal(t, ShardStatefulSetConfig{Name: "edgetel-collector", Namespace: "edgetel"}, cfg.Shard.StatefulSet)
+	assert.Equal(t, 2, cfg.Shard.shard())
+	assert.Equal(t, 2*cfg.CollectionInterval, cfg.handoverDelay())
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -81,6 +88,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"duplicate_attribute":             `attributes.labels[1].attribute: "x" is already set`,
 		"kubeconfig_with_service_account": "discovery.kubernetes.kubeconfig: only allowed with auth_type kubeConfig",
 		"bad_timeout":                     "scrape_timeout",
+		"bad_statefulset":                 `shard.statefulset.name: "Edgetel_Collector" is not a valid name`,
+		"bad_handover_delay":              "shard.statefulset.handover_delay: must not be negative",
 	} {
 		_, err := loadConfig(t, name)
 		require.Error(t, err, name)

@@ -3,7 +3,12 @@ package kubeedgereceiver
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
@@ -13,6 +18,8 @@ import (
 	"github.com/edgetel/edgetel/internal/sharedcomponent"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/discovery"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/edgefleet"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
+	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/shardset"
 	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/transport"
 )
 
@@ -25,14 +32,33 @@ type fleetBuilder struct {
 	// config for transport apiserver and is replaced in tests, where there is no cluster.
 	registry   *kube.Registry
 	restConfig func(kube.APIConfig) (*rest.Config, error)
+	// newClient builds the client that follows shard.statefulset.
+	newClient kube.ClientFunc
 }
 
 // newFleet returns the fleet of a receiver and its builder.
 func newFleet(set receiver.Settings, cfg *Config, reg *kube.Registry) (*edgefleet.Fleet, *fleetBuilder) {
-	b := &fleetBuilder{cfg: cfg, logger: set.Logger, registry: reg, restConfig: kube.RestConfig}
+	b := &fleetBuilder{cfg: cfg, logger: set.Logger, registry: reg, restConfig: kube.RestConfig, newClient: kube.NewClient}
 	f := edgefleet.New(edgefleet.Options{Build: b.build, ShardIndex: cfg.Shard.shard(), ShardCount: cfg.Shard.Count,
-		Logger: set.Logger, Mode: cfg.Discovery.Mode})
+		HandoverDelay: cfg.handoverDelay(), Handover: handoverCounter(set), Logger: set.Logger, Mode: cfg.Discovery.Mode})
 	return f, b
+}
+
+// handoverCounter counts nodes moved to or from this shard by a reshard
+// (otelcol_receiver_kubeedge_shard_handovers); nil if the meter refuses it.
+func handoverCounter(set receiver.Settings) func(step string, n int) {
+	c, err := set.MeterProvider.Meter(metadata.ScopeName).Int64Counter("otelcol_receiver_kubeedge_shard_handovers",
+		metric.WithDescription("Edge nodes moved by a reshard, by step: taken (now scraped here) or released (let go once their new shard had taken over)."),
+		metric.WithUnit("{node}"))
+	if err != nil {
+		set.Logger.Warn("kubeedge receiver: no handover metric", zap.Error(err))
+		return nil
+	}
+	return func(step string, n int) {
+		if n > 0 {
+			c.Add(context.Background(), int64(n), metric.WithAttributes(attribute.String("step", step)))
+		}
+	}
 }
 
 // ownFleet holds a fleet no other signal shares.
@@ -50,7 +76,39 @@ func (b *fleetBuilder) build(ctx context.Context, needs edgefleet.Needs) (edgefl
 		t.Close()
 		return edgefleet.Parts{}, err
 	}
-	return edgefleet.Parts{Discoverer: d, Transport: t, Release: release}, nil
+	parts := edgefleet.Parts{Discoverer: d, Transport: t, Release: release}
+	if b.cfg.Shard.followsStatefulSet() {
+		if parts.Shards, err = b.shardSet(); err != nil {
+			t.Close()
+			if release != nil {
+				release()
+			}
+			return edgefleet.Parts{}, err
+		}
+	}
+	return parts, nil
+}
+
+// serviceAccountNamespace is where a pod finds its own namespace.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// shardSet follows the StatefulSet of shard.statefulset.
+func (b *fleetBuilder) shardSet() (edgefleet.ShardSource, error) {
+	sc := b.cfg.Shard
+	ns := sc.StatefulSet.Namespace
+	if ns == "" {
+		raw, err := os.ReadFile(serviceAccountNamespace)
+		if err != nil {
+			return nil, fmt.Errorf("shard.statefulset.namespace: not set, and the pod's own is unknown: %w", err)
+		}
+		ns = strings.TrimSpace(string(raw))
+	}
+	client, err := b.newClient(b.cfg.Discovery.Kubernetes.APIConfig)
+	if err != nil {
+		return nil, fmt.Errorf("shard.statefulset: %w", err)
+	}
+	return shardset.Watch{Client: client, Namespace: ns, Name: sc.StatefulSet.Name,
+		ReplicasPerShard: sc.ReplicasPerShard, Logger: b.logger}, nil
 }
 
 // transport builds the configured transport keeping up to maxConns idle connections per host.

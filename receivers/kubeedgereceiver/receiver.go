@@ -5,6 +5,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/prometheus/prometheus/model/relabel"
 	"go.opentelemetry.io/collector/component"
@@ -131,6 +132,7 @@ func (r *kubeedgeReceiver) Start(ctx context.Context, host component.Host) error
 // signal stops it). Series are not marked stale on shutdown: the collector stopping is not the
 // fleet going away.
 func (r *kubeedgeReceiver) Shutdown(ctx context.Context) error {
+	r.linger(ctx)
 	r.mu.Lock()
 	r.stopping = true
 	r.mu.Unlock()
@@ -142,6 +144,26 @@ func (r *kubeedgeReceiver) Shutdown(ctx context.Context) error {
 	}
 	r.wg.Wait()
 	return r.fleet.Shutdown(ctx)
+}
+
+// linger keeps scraping, when a scale-down removes this shard, until the nodes' new shards
+// have taken them over (edgefleet.Fleet.Linger), or ctx ends.
+func (r *kubeedgeReceiver) linger(ctx context.Context) {
+	if r.sub == nil {
+		return
+	}
+	d := r.fleet.Value().Linger(ctx, time.Now())
+	if d <= 0 {
+		return
+	}
+	r.set.Logger.Info("kubeedge receiver: this shard is removed; scraping on until its nodes' new shards have taken over",
+		zap.Duration("for", d))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // sync makes the running scrape loops match a snapshot of the shard's nodes: new nodes get a

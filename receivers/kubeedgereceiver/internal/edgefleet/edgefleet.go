@@ -7,7 +7,9 @@ package edgefleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.uber.org/zap"
@@ -32,6 +34,16 @@ type Parts struct {
 	Transport  transport.Transport
 	// Release lets go of what discovery holds (shared informers); nil when nothing.
 	Release func()
+	// Shards, when set, reports the shard layout as it changes (shard.statefulset); nil: the
+	// static Options.ShardCount.
+	Shards ShardSource
+}
+
+// ShardSource reports the shard layout until its context ends.
+type ShardSource interface {
+	Run(ctx context.Context, update func(discovery.Assignment)) error
+	// Count reads the current shard count directly.
+	Count(ctx context.Context) (int, error)
 }
 
 // Build makes the discovery and transport for the signals' needs.
@@ -40,9 +52,17 @@ type Build func(ctx context.Context, needs Needs) (Parts, error)
 // Options configure a Fleet.
 type Options struct {
 	Build Build
-	// ShardIndex and ShardCount select this replica's nodes (discovery.Shard).
+	// ShardIndex and ShardCount select this replica's nodes (discovery.Shard); a ShardSource
+	// replaces ShardCount.
 	ShardIndex, ShardCount int
-	Logger                 *zap.Logger
+	// HandoverDelay is how long a node that moved to another shard stays with this one after
+	// its new shard has a Ready pod (discovery.Handover).
+	HandoverDelay time.Duration
+	// Handover, when set, is told of each node taken (moved here) or released (moved away).
+	Handover func(step string, nodes int)
+	// LayoutTimeout bounds how long Start waits for a ShardSource's first layout (0: 30s).
+	LayoutTimeout time.Duration
+	Logger        *zap.Logger
 	// Mode names the discovery mode in log messages.
 	Mode string
 }
@@ -63,6 +83,14 @@ type Fleet struct {
 	// deliver serialises snapshots to subscribers, so each sees them in order and a removed
 	// subscription gets none after Remove returns.
 	deliver sync.Mutex
+	all     []discovery.Target // the latest snapshot of the whole fleet
+	found   bool               // all holds a snapshot
+	assign  *discovery.Assignment
+	held    map[string]bool // the nodes last handed to subscribers
+	recheck *time.Timer     // when a kept node may be released
+	shards  ShardSource     // nil: a static count
+	laid    chan struct{}   // closed at the ShardSource's first layout
+	kept    int             // nodes held only until their new shard takes over
 	last    []discovery.Target
 	synced  bool // last holds a snapshot
 	subs    map[*Subscription]func([]discovery.Target)
@@ -102,13 +130,58 @@ func (f *Fleet) Start(ctx context.Context, _ component.Host) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.done = make(chan struct{})
+	var wg sync.WaitGroup
+	f.deliver.Lock()
+	f.shards, f.laid = parts.Shards, make(chan struct{})
+	if parts.Shards == nil {
+		f.assign = &discovery.Assignment{Count: f.opts.ShardCount}
+		close(f.laid)
+	}
+	laid := f.laid
+	f.deliver.Unlock()
+	if parts.Shards != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := parts.Shards.Run(runCtx, f.setAssignment); err != nil {
+				f.opts.Logger.Error("kubeedge shard layout no longer followed", zap.Error(err))
+			}
+		}()
+	}
+	wg.Add(1)
 	go func() {
-		defer close(f.done)
+		defer wg.Done()
 		if err := parts.Discoverer.Run(runCtx, f.publish); err != nil {
 			f.opts.Logger.Error("kubeedge discovery stopped", zap.String("mode", f.opts.Mode), zap.Error(err))
 		}
 	}()
-	return nil
+	go func() {
+		wg.Wait()
+		close(f.done)
+	}()
+	return f.awaitLayout(ctx, laid)
+}
+
+// awaitLayout waits for the shard layout, so that a collector that cannot read its StatefulSet
+// (no RBAC, a wrong name) fails to start instead of running Ready with nothing to scrape.
+func (f *Fleet) awaitLayout(ctx context.Context, laid chan struct{}) error {
+	timeout := f.opts.LayoutTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var err error
+	select {
+	case <-laid:
+		return nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-t.C:
+		err = fmt.Errorf("shard.statefulset: no shard count after %v: can the collector read its StatefulSet and pods (RBAC), and does the StatefulSet exist?", timeout)
+	}
+	f.stopLocked()
+	return err
 }
 
 // Shutdown stops discovery and closes the transport; the fleet may start again.
@@ -118,6 +191,12 @@ func (f *Fleet) Shutdown(context.Context) error {
 	if f.cancel == nil {
 		return nil
 	}
+	f.stopLocked()
+	return nil
+}
+
+// stopLocked stops what Start started. Call it holding mu.
+func (f *Fleet) stopLocked() {
 	f.cancel()
 	<-f.done
 	f.cancel, f.done = nil, nil
@@ -128,8 +207,12 @@ func (f *Fleet) Shutdown(context.Context) error {
 	f.transport, f.release = nil, nil
 	f.deliver.Lock()
 	f.last, f.synced = nil, false
+	f.all, f.found, f.assign, f.held, f.shards, f.kept = nil, false, nil, nil, nil, 0
+	if f.recheck != nil {
+		f.recheck.Stop()
+		f.recheck = nil
+	}
 	f.deliver.Unlock()
-	return nil
 }
 
 // Transport is the transport to the nodes; nil unless the fleet is started.
@@ -139,20 +222,122 @@ func (f *Fleet) Transport() transport.Transport {
 	return f.transport
 }
 
-// publish hands the shard's nodes of a snapshot to every subscriber.
+// publish takes a snapshot of the whole fleet.
 func (f *Fleet) publish(nodes []discovery.Target) {
-	shard := make([]discovery.Target, 0, len(nodes))
-	for _, n := range nodes {
-		if discovery.Shard(n.Name, f.opts.ShardIndex, f.opts.ShardCount) {
-			shard = append(shard, n)
-		}
-	}
 	f.deliver.Lock()
 	defer f.deliver.Unlock()
+	f.all, f.found = nodes, true
+	f.reselect()
+}
+
+// setAssignment takes a new shard layout.
+func (f *Fleet) setAssignment(a discovery.Assignment) {
+	f.deliver.Lock()
+	defer f.deliver.Unlock()
+	if f.assign == nil || f.assign.Count != a.Count {
+		f.opts.Logger.Info("kubeedge receiver: shard count", zap.Int("count", a.Count), zap.Int("shard", f.opts.ShardIndex))
+	}
+	f.assign = &a
+	select {
+	case <-f.laid:
+	default:
+		close(f.laid)
+	}
+	f.reselect()
+}
+
+// reselect hands the shard's nodes to every subscriber: those it owns and those it keeps until
+// their new shard has taken over (discovery.Handover). Call it holding deliver.
+func (f *Fleet) reselect() {
+	if !f.found || f.assign == nil {
+		return
+	}
+	now := time.Now()
+	shard, kept, next := discovery.Handover(f.all, f.opts.ShardIndex, *f.assign, f.held, now, f.opts.HandoverDelay)
+	held := make(map[string]bool, len(shard))
+	taken := 0
+	for _, n := range shard {
+		held[n.Name] = true
+		if f.synced && !f.held[n.Name] {
+			taken++
+		}
+	}
+	present := make(map[string]bool, len(f.all))
+	for _, n := range f.all {
+		present[n.Name] = true
+	}
+	released := 0
+	for name := range f.held {
+		if !held[name] && present[name] {
+			released++
+		}
+	}
+	f.report(taken, released, len(kept))
+	if f.recheck != nil {
+		f.recheck.Stop()
+		f.recheck = nil
+	}
+	if !next.IsZero() {
+		f.recheck = time.AfterFunc(next.Sub(now), func() {
+			f.deliver.Lock()
+			defer f.deliver.Unlock()
+			f.reselect()
+		})
+	}
+	f.held = held
 	f.last, f.synced = shard, true
 	for _, fn := range f.subs {
 		fn(shard)
 	}
+}
+
+// report logs and counts the nodes a reshard moved to or from this shard. Nodes that simply
+// appear or go are not handovers, but a node that appears during a reshard cannot be told
+// apart from one that moved, and is counted as taken.
+func (f *Fleet) report(taken, released, kept int) {
+	changed := kept != f.kept
+	f.kept = kept
+	if taken == 0 && released == 0 && !changed {
+		return
+	}
+	if f.assign.ReadySince == nil {
+		return // a static count: nodes only come and go
+	}
+	f.opts.Logger.Info("kubeedge receiver: shard handover", zap.Int("shard", f.opts.ShardIndex),
+		zap.Int("count", f.assign.Count), zap.Int("taken", taken), zap.Int("released", released),
+		zap.Int("kept_until_new_owner_ready", kept))
+	if f.opts.Handover != nil {
+		f.opts.Handover("taken", taken)
+		f.opts.Handover("released", released)
+	}
+}
+
+// Linger is how long this shard should keep scraping before it stops: when the shard layout
+// no longer has this shard (a scale-down removes its pod), the time its nodes' new owners need
+// to take over (HandoverDelay from the count change); otherwise 0. The kubelet may stop a
+// removed pod before its watch has seen the new count, so unless the watch already says so
+// Linger reads the count from the API server.
+func (f *Fleet) Linger(ctx context.Context, now time.Time) time.Duration {
+	f.deliver.Lock()
+	a, src, holds := f.assign, f.shards, len(f.held) > 0
+	f.deliver.Unlock()
+	if a == nil || src == nil || !holds {
+		return 0
+	}
+	if f.opts.ShardIndex >= a.Count {
+		return max(a.Since.Add(f.opts.HandoverDelay).Sub(now), 0)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	count, err := src.Count(ctx)
+	if err != nil {
+		f.opts.Logger.Warn("kubeedge receiver: cannot tell whether this shard is removed; stopping without a handover", zap.Error(err))
+		return 0
+	}
+	if f.opts.ShardIndex < count {
+		return 0 // a restart: the shard stays
+	}
+	return f.opts.HandoverDelay
 }
 
 // Subscription ends with Remove.
