@@ -290,9 +290,11 @@ func TestCommitRunsBesideTheNextBatch(t *testing.T) {
 		}
 	})
 	var commits atomic.Int32
+	writing := make(chan struct{})
 	commit := e.commit
 	e.commit = func(app storage.AppenderV2) error {
 		if commits.Add(1) == 1 {
+			close(writing)
 			<-release // the first commit writes slowly
 		}
 		return commit(app)
@@ -300,7 +302,7 @@ func TestCommitRunsBesideTheNextBatch(t *testing.T) {
 	ds := newDataset(2, t0, t0+2*step.Milliseconds())
 	firstDone := make(chan error, 1)
 	go func() { firstDone <- e.push(ctx, ds.batches[0]) }()
-	require.Eventually(t, func() bool { return len(e.lock) == 0 && e.overdue.Load() == 0 }, 10*time.Second, time.Millisecond)
+	<-writing
 	pushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	require.NoError(t, e.push(pushCtx, ds.batches[1]), "the second batch waited for the first one's commit")
