@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -24,14 +25,23 @@ import (
 // (edgesim's fleet file instead of the API server, which the bench does not run: the edgenode
 // processor then knows no node, so its guard holds no state; its cost per series is measured
 // apart, BENCHMARKS.md). Nothing is sent: what it stored is counted from its TSDB.
-func EdgetelcolChart(bin, helm string) System {
+//
+// memLimit, when not empty, is the pod's memory limit (collector.resources.limits.memory, e.g.
+// 1Gi): the process gets the GOMEMLIMIT the chart's StatefulSet sets for it, and the
+// memory_limiter the limits the chart's percentages give of it (outside a container it would
+// take them of the machine's memory).
+func EdgetelcolChart(bin, helm, memLimit string) System {
 	s := System{Name: "edgetelcol-chart", Binary: bin, Durable: true, Pprof: true, TSDB: "tsdb/tsdb", // the chart's exporter directory is <volume>/tsdb, its TSDB in tsdb/ under it
 		Env: []string{"SHARD_INDEX=0", "POD_IP=127.0.0.1"}}
+	pod, podErr := renderChart(helm, memLimit)
+	if podErr == nil && pod.goMemLimit != "" {
+		s.Env = append(s.Env, "GOMEMLIMIT="+pod.goMemLimit)
+	}
 	s.Args = func(dir string, p peers.Params) ([]string, error) {
-		cfg, err := chartCollectorConfig(helm)
-		if err != nil {
-			return nil, err
+		if podErr != nil {
+			return nil, podErr
 		}
+		cfg := pod.config
 		files, err := podFiles(dir, p)
 		if err != nil {
 			return nil, err
@@ -59,7 +69,7 @@ func EdgetelcolChart(bin, helm string) System {
 		if err != nil {
 			return nil, err
 		}
-		over, err := chartOverrides(cfg, p, files.kubeconfig)
+		over, err := chartOverrides(cfg, p, files.kubeconfig, pod.limitBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -72,27 +82,69 @@ func EdgetelcolChart(bin, helm string) System {
 	return s
 }
 
-// chartCollectorConfig renders the chart with its defaults and returns the collector's config.
-func chartCollectorConfig(helm string) (string, error) {
+// chartPod is what the chart renders for a collector pod.
+type chartPod struct {
+	config     string // the collector's config.yaml
+	goMemLimit string // the container's GOMEMLIMIT ("" without a memory limit)
+	limitBytes int64  // the container's memory limit (0: none)
+}
+
+// renderChart renders the chart with its defaults (and memLimit as the collector's memory limit
+// and request, when set).
+func renderChart(helm, memLimit string) (chartPod, error) {
+	var pod chartPod
 	root, err := repo.Root()
 	if err != nil {
-		return "", err
+		return pod, err
 	}
-	out, err := charttest.RunHelm(helm, "template", "edgetel", filepath.Join(root, "charts", "edgetel"),
-		"--namespace", "edgetel", "--kube-version", charttest.KubeVersion)
+	args := []string{"template", "edgetel", filepath.Join(root, "charts", "edgetel"),
+		"--namespace", "edgetel", "--kube-version", charttest.KubeVersion}
+	if memLimit != "" {
+		args = append(args, "--set", "collector.resources.limits.memory="+memLimit,
+			"--set", "collector.resources.requests.memory="+memLimit)
+	}
+	out, err := charttest.RunHelm(helm, args...)
 	if err != nil {
-		return "", err
+		return pod, err
 	}
 	objs, err := charttest.DecodeAll(out)
 	if err != nil {
-		return "", err
+		return pod, err
 	}
 	for _, o := range objs {
-		if cm, ok := o.Obj.(*corev1.ConfigMap); ok && o.Name == "edgetel-collector" {
-			return cm.Data["config.yaml"], nil
+		switch obj := o.Obj.(type) {
+		case *corev1.ConfigMap:
+			if o.Name == "edgetel-collector" {
+				pod.config = obj.Data["config.yaml"]
+			}
+		case *appsv1.StatefulSet:
+			if o.Name == "edgetel-collector" {
+				pod.goMemLimit, pod.limitBytes = memorySettings(obj.Spec.Template.Spec.Containers)
+			}
 		}
 	}
-	return "", fmt.Errorf("the chart rendered no edgetel-collector ConfigMap")
+	if pod.config == "" {
+		return pod, fmt.Errorf("the chart rendered no edgetel-collector ConfigMap")
+	}
+	return pod, nil
+}
+
+// memorySettings reads the collector container's GOMEMLIMIT and memory limit.
+func memorySettings(cs []corev1.Container) (goMemLimit string, limit int64) {
+	for _, c := range cs {
+		if c.Name != "collector" {
+			continue
+		}
+		for _, e := range c.Env {
+			if e.Name == "GOMEMLIMIT" {
+				goMemLimit = e.Value
+			}
+		}
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			limit = q.Value()
+		}
+	}
+	return goMemLimit, limit
 }
 
 type chartFiles struct{ bucket, token, kubeconfig string }
@@ -126,9 +178,16 @@ current-context: none
 }
 
 // chartOverrides is merged over the rendered config (the Collector merges --config files in
-// order): file discovery of edgesim's fleet, the edgenode processor's kubeconfig, and pprof.
-func chartOverrides(rendered string, p peers.Params, kubeconfig string) (string, error) {
+// order): file discovery of edgesim's fleet, the edgenode processor's kubeconfig, pprof, and
+// with a memory limit the memory_limiter's percentages of it in MiB.
+func chartOverrides(rendered string, p peers.Params, kubeconfig string, limit int64) (string, error) {
 	var cfg struct {
+		Processors struct {
+			MemoryLimiter struct {
+				Limit int64 `json:"limit_percentage"`
+				Spike int64 `json:"spike_limit_percentage"`
+			} `json:"memory_limiter"`
+		} `json:"processors"`
 		Service struct {
 			Extensions []string `json:"extensions"`
 		} `json:"service"`
@@ -144,6 +203,12 @@ func chartOverrides(rendered string, p peers.Params, kubeconfig string) (string,
 		"processors": map[string]any{"edgenode": map[string]any{"auth_type": "kubeConfig", "kubeconfig": kubeconfig}},
 		"extensions": map[string]any{"pprof": map[string]any{"endpoint": p.PprofAddr}},
 		"service":    map[string]any{"extensions": append(cfg.Service.Extensions, "pprof")},
+	}
+	if ml := cfg.Processors.MemoryLimiter; limit > 0 && ml.Limit > 0 {
+		over["processors"].(map[string]any)["memory_limiter"] = map[string]any{
+			"limit_percentage": 0, "spike_limit_percentage": 0,
+			"limit_mib": limit * ml.Limit / 100 >> 20, "spike_limit_mib": limit * ml.Spike / 100 >> 20,
+		}
 	}
 	out, err := sigsyaml.Marshal(over)
 	return string(out), err

@@ -21,7 +21,7 @@ func TestChartSystemConfigIsValid(t *testing.T) {
 	helm := testprog.Path(t, "EDGETEL_HELM", "tool-helm")
 	bin := filepath.Join(testprog.Commands(t, "edgetelcol"), "edgetelcol")
 	dir := t.TempDir()
-	s := EdgetelcolChart(bin, helm)
+	s := EdgetelcolChart(bin, helm, "1Gi")
 	p := peers.Params{Interval: 15 * time.Second, FleetFile: filepath.Join(dir, "fleet.json"),
 		DataDir: filepath.Join(dir, "data"), PprofAddr: "127.0.0.1:1777", CloudcoreAddr: "127.0.0.1:10003",
 		CAFile: filepath.Join(dir, "ca.crt"), TelemetryPort: 8899}
@@ -34,6 +34,10 @@ func TestChartSystemConfigIsValid(t *testing.T) {
 		require.NotContains(t, string(rendered), pod, "a path or address of the pod is left")
 	}
 	require.Contains(t, string(rendered), "objstore", "the chart's default pipeline stores blocks")
+	require.Contains(t, s.Env, "GOMEMLIMIT=858993459", "the chart's 80% of 1Gi")
+	over, err := os.ReadFile(filepath.Join(dir, "bench-overrides.yaml"))
+	require.NoError(t, err)
+	require.Contains(t, string(over), "limit_mib: ", "the memory_limiter takes the pod's limit, not the machine's")
 	cmd := exec.Command(bin, append([]string{"validate"}, args...)...)
 	cmd.Env = append(os.Environ(), s.Env...)
 	out, err := cmd.CombinedOutput()

@@ -34,7 +34,7 @@ type options struct {
 	bin, captures, workDir string
 	systems, sigkill       string
 	out, profileDir        string
-	baseline               string
+	baseline, memoryLimit  string
 	keep                   bool
 	bufferBytes            int64
 	command                string
@@ -65,6 +65,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profiles", "", "save a CPU profile (during the window) and a heap profile (at its end) of each system serving pprof here")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (configs, logs, data)")
 	flag.StringVar(&o.baseline, "baseline", "edgetelcol-direct", "throughput table: the system the ratios are to")
+	flag.StringVar(&o.memoryLimit, "memory-limit", "", "edgetelcol-chart: the pod's memory limit (e.g. 4Gi); it runs with the GOMEMLIMIT and memory_limiter the chart renders for it")
 	flag.Parse()
 	o.command = "go run ./bench/cmd/peerbench " + strings.Join(os.Args[1:], " ")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -143,7 +144,7 @@ func selectSystems(o options) ([]harness.System, error) {
 			var helm string
 			if helm, err = bin("helm"); err == nil {
 				p, err = bin("edgetelcol")
-				s = harness.EdgetelcolChart(p, helm)
+				s = harness.EdgetelcolChart(p, helm, o.memoryLimit)
 			}
 		case "prometheus-agent":
 			p, err = bin("prometheus")
