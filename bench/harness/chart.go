@@ -21,10 +21,12 @@ import (
 // EdgetelcolChart is edgetelcol running the collector configuration the Helm chart renders with
 // its default values (the objstore exporter's local TSDB, the memory_limiter and the edgenode
 // guard), rendered by the real helm. Only what a pod gets from its surroundings is replaced: the
-// pod's files (bucket, CA, head token) and addresses, the volume's path, and the discovery
-// (edgesim's fleet file instead of the API server, which the bench does not run: the edgenode
-// processor then knows no node, so its guard holds no state; its cost per series is measured
-// apart, BENCHMARKS.md). Nothing is sent: what it stored is counted from its TSDB.
+// pod's files (bucket, CA, head token) and addresses, the volume's path, the scrape interval (the
+// run's, as every system gets), and the discovery: edgesim's fleet file instead of the API
+// server, which the bench does not run, and so a fixed shard count rather than the
+// StatefulSet's. The edgenode processor then knows no node, so its guard holds no state; its cost
+// per series is measured apart (BENCHMARKS.md). Nothing is sent: what it stored is counted from
+// its TSDB.
 //
 // memLimit, when not empty, is the pod's memory limit (collector.resources.limits.memory, e.g.
 // 1Gi): the process gets the GOMEMLIMIT the chart's StatefulSet sets for it, and the
@@ -97,8 +99,9 @@ func renderChart(helm, memLimit string) (chartPod, error) {
 	if err != nil {
 		return pod, err
 	}
+	// One shard with a fixed count: following the StatefulSet's count needs the API server.
 	args := []string{"template", "edgetel", filepath.Join(root, "charts", "edgetel"),
-		"--namespace", "edgetel", "--kube-version", charttest.KubeVersion}
+		"--namespace", "edgetel", "--kube-version", charttest.KubeVersion, "--set", "collector.followShards=false"}
 	if memLimit != "" {
 		args = append(args, "--set", "collector.resources.limits.memory="+memLimit,
 			"--set", "collector.resources.requests.memory="+memLimit)
