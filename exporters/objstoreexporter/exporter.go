@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,7 +25,6 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/edgetel/edgetel/internal/bucket"
-	"github.com/edgetel/edgetel/internal/sampleconv"
 )
 
 // objstoreExporter appends metrics to a local TSDB and ships the blocks it cuts to a bucket.
@@ -37,9 +37,8 @@ type objstoreExporter struct {
 	// newBucket opens the bucket; tests wrap it.
 	newBucket func(ctx context.Context) (objstore.Bucket, error)
 
-	// lock serializes conversions (the converter and series cache are single-threaded); a
-	// channel so that a push can give up waiting for it. Commits run outside it.
-	lock chan struct{}
+	// lanes convert batches side by side, a node's batches always in the same lane.
+	lanes []*lane
 	// commits are the commits running; Shutdown waits for them.
 	commits sync.WaitGroup
 	// overdue counts the commits running past their batch's deadline: while there is one, pushes
@@ -49,8 +48,6 @@ type objstoreExporter struct {
 	commit func(storage.AppenderV2) error
 
 	db      *tsdb.DB
-	conv    *sampleconv.Converter
-	series  *seriesCache
 	shipper *shipper
 	head    *headAPI
 
@@ -70,10 +67,8 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		set:    set,
 		logger: logger,
 		tel:    tel,
-		conv:   sampleconv.New(cfg.Options()),
-		series: newSeriesCache(),
+		lanes:  newLanes(cfg, runtime.GOMAXPROCS(0)),
 		kick:   make(chan struct{}, 1),
-		lock:   make(chan struct{}, 1),
 		commit: func(app storage.AppenderV2) error { return app.Commit() },
 	}
 	e.newBucket = func(ctx context.Context) (objstore.Bucket, error) {
@@ -161,8 +156,8 @@ func (e *objstoreExporter) Shutdown(ctx context.Context) error {
 		<-e.done
 		e.cancel = nil
 	}
-	e.lock <- struct{}{} // no conversion starts, then the commits still running end
-	defer func() { <-e.lock }()
+	unlock := e.lockLanes() // no conversion starts, then the commits still running end
+	defer unlock()
 	e.commits.Wait()
 	errs := []error{headErr, e.tel.stop()}
 	if e.db != nil {
@@ -245,9 +240,11 @@ func (e *objstoreExporter) cut(ctx context.Context) error {
 	cut = max(cut, e.headBlocksCut(headMin, e.db.Head().MinTime()))
 	if cut > 0 {
 		e.tel.blocksCut.Add(ctx, int64(cut))
-		e.lock <- struct{}{}
-		e.series.sweep()
-		<-e.lock
+		for _, l := range e.lanes {
+			l.lock <- struct{}{}
+			l.series.sweep()
+			<-l.lock
+		}
 	}
 	return nil
 }
@@ -270,21 +267,22 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	if e.overdue.Load() > 0 {
 		return e.refuse(ctx, reasonStalled, errors.New("the local disk has not finished the previous append"))
 	}
+	l := e.laneOf(md)
 	select {
-	case e.lock <- struct{}{}:
+	case l.lock <- struct{}{}:
 	case <-ctx.Done():
 		return e.refuse(ctx, reasonBusy, fmt.Errorf("waiting for the previous append: %w", ctx.Err()))
 	}
 	if e.db == nil {
-		<-e.lock
+		<-l.lock
 		return errors.New("objstore exporter not started")
 	}
 	sh := e.shipper // read under the lock: Shutdown clears it
-	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: e.series, maxT: e.maxT()}
-	st, err := e.conv.Convert(md, app)
+	app := &tsdbAppender{app: e.db.AppenderV2(ctx), cache: l.series, maxT: e.maxT()}
+	st, err := l.conv.Convert(md, app)
 	if err != nil {
 		_ = app.app.Rollback()
-		<-e.lock
+		<-l.lock
 		return fmt.Errorf("append to local tsdb: %w", err)
 	}
 	// The commit (the WAL write, the samples into the head's chunks) runs beside the next
@@ -292,7 +290,7 @@ func (e *objstoreExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	// nodes' batches then waited out their deadline for it. tsdb's appenders commit
 	// concurrently, as Prometheus' scrape loops do. md is not read after Convert.
 	e.commits.Add(1)
-	<-e.lock
+	<-l.lock
 	done := make(chan error, 1)
 	var mu sync.Mutex // orders the commit's end and the deadline's verdict on overdue
 	finished, late := false, false

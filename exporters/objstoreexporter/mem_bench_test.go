@@ -40,7 +40,7 @@ func BenchmarkRetainedPerSeries(b *testing.B) {
 				}
 			}
 		}
-		series := e.series.len()
+		series := e.seriesCached()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(series), "B/series")
