@@ -198,7 +198,7 @@ func TestGoMemLimitIsAShareOfTheLimit(t *testing.T) {
 		collector string // "" = no GOMEMLIMIT
 		query     string
 	}{
-		"default values (2Gi and 4Gi, 80%)": {nil, "1717986918", "3435973836"},
+		"default values (4Gi and 4Gi, 80%)": {nil, "3435973836", "3435973836"},
 		"decimal units, 75%":                {ciValues(t, "apiserver-values.yaml"), "1152000000", ""},
 		"no memory limit":                   {ciValues(t, "minimal-values.yaml"), "", ""},
 		"fractional limit":                  {[]string{"--set", "collector.resources.limits.memory=1.5Gi", "--set", "query.enabled=false"}, "1288490188", ""},

@@ -82,15 +82,15 @@ func TestCRDKeptOnUninstall(t *testing.T) {
 }
 
 // Probes are values (Kubernetes' probe fields over the defaults), and the default requests are
-// what BENCHMARKS.md measured a full 1,000-node shard to use.
+// what BENCHMARKS.md measured a full 250-node shard of the default pipeline to use.
 func TestProbesAndRequests(t *testing.T) {
 	objs := rendered(t)
 	col := container(t, find[*appsv1.StatefulSet](t, objs, "StatefulSet", "edgetel-collector").Spec.Template.Spec, "collector")
 	assert.Equal(t, "/", col.LivenessProbe.HTTPGet.Path)
 	assert.Equal(t, int32(15), col.LivenessProbe.PeriodSeconds)
 	assert.Equal(t, "health", col.ReadinessProbe.HTTPGet.Port.String())
-	assert.Equal(t, "2Gi", col.Resources.Requests.Memory().String(), "a full shard's memory")
-	assert.Equal(t, "700m", col.Resources.Requests.Cpu().String(), "a full shard's CPU")
+	assert.Equal(t, "4Gi", col.Resources.Requests.Memory().String(), "a full shard's memory (250 nodes)")
+	assert.Equal(t, "250m", col.Resources.Requests.Cpu().String(), "a full shard's CPU (250 nodes)")
 	q := container(t, find[*appsv1.Deployment](t, objs, "Deployment", "edgetel-query").Spec.Template.Spec, "query")
 	assert.Equal(t, "/-/healthy", q.LivenessProbe.HTTPGet.Path, "answers without credentials")
 	assert.Equal(t, "/-/ready", q.ReadinessProbe.HTTPGet.Path)
