@@ -107,6 +107,9 @@ func (e *objstoreExporter) Start(ctx context.Context, host component.Host) error
 	if err != nil {
 		return fmt.Errorf("objstore exporter: %w", err)
 	}
+	if err := startHeadBound(e.cfg.Directory, e.tsdbDir()); err != nil {
+		return fmt.Errorf("objstore exporter: %w", err)
+	}
 	bkt, err := e.newBucket(ctx)
 	if err != nil {
 		return err
@@ -283,6 +286,7 @@ func (e *objstoreExporter) cut(ctx context.Context) error {
 	// head still moved past its range.
 	cut = max(cut, e.headBlocksCut(headMin, e.db.Head().MinTime()))
 	if cut > 0 {
+		e.raiseHeadBound()
 		e.tel.blocksCut.Add(ctx, int64(cut))
 		e.lock <- struct{}{}
 		e.series.sweep()

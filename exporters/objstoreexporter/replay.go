@@ -71,6 +71,32 @@ func moveHeadAside(dir, tsdbDir string, now time.Time) ([]string, error) {
 	return dirs, nil
 }
 
+// startHeadBound records where the live head starts: the newest in-order block's end, as
+// tsdb.Open is about to compute it. Start calls it after moving the previous head aside.
+func startHeadBound(dir, tsdbDir string) error {
+	t, err := inOrderMaxTime(tsdbDir)
+	if err != nil {
+		return err
+	}
+	return writeTime(filepath.Join(dir, headMinValidFile), t)
+}
+
+// raiseHeadBound records the live head's new start after a cut.
+func (e *objstoreExporter) raiseHeadBound() {
+	t := e.db.Head().MinTime()
+	if t == math.MaxInt64 {
+		return
+	}
+	if old, err := readMinValid(e.cfg.Directory, headMinValidFile); err == nil && old >= t {
+		return
+	}
+	if err := writeTime(filepath.Join(e.cfg.Directory, headMinValidFile), t); err != nil {
+		// The next start then writes blocks for samples already cut: duplicates, which Thanos'
+		// compactor merges; nothing is lost.
+		e.logger.Warn("objstore exporter: recording the head's start failed", "err", err)
+	}
+}
+
 // listReplays returns the finished replay directories and the ones still being moved into.
 func listReplays(dir string) (dirs, tmps []string, err error) {
 	entries, err := os.ReadDir(dir)
@@ -142,35 +168,48 @@ func completeMove(tsdbDir, tmp string) (string, error) {
 	return final, nil
 }
 
-// minValidFile holds the end of the live TSDB's newest in-order block when the head was moved
-// aside. A WAL still holds samples that were already cut into blocks (tsdb skips them when it
-// replays next to those blocks); the replay skips them by this bound.
+// minValidFile holds, in a replay directory, the time below which its WAL's in-order samples
+// were already cut into blocks: a WAL still holds them (tsdb skips them when it replays next to
+// those blocks); the replay skips them by this bound.
 const minValidFile = "min-valid-time"
 
-// writeMinValid records the bound in replay directory tmp, unless a crashed move already did.
+// headMinValidFile holds, in the exporter's directory, that bound for the live head: where tsdb
+// started it (the newest in-order block's end) or the end of its last cut. Blocks that a replay
+// moves in later do not raise it: the live head may hold samples older than their end.
+const headMinValidFile = "head-min-valid-time"
+
+// writeMinValid records the bound in replay directory tmp, unless a crashed move already did:
+// the live head's, or without one (written by an older version) the end of the newest in-order
+// block, as tsdb computes it.
 func writeMinValid(tsdbDir, tmp string) error {
 	path := filepath.Join(tmp, minValidFile)
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	t, err := inOrderMaxTime(tsdbDir)
+	t, err := readMinValid(filepath.Dir(tsdbDir), headMinValidFile)
 	if err != nil {
-		return err
+		if t, err = inOrderMaxTime(tsdbDir); err != nil {
+			return err
+		}
 	}
+	return writeTime(path, t)
+}
+
+func writeTime(path string, t int64) error {
 	if err := os.WriteFile(path, []byte(strconv.FormatInt(t, 10)), 0o640); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
 
-func readMinValid(dir string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, minValidFile))
+func readMinValid(dir, name string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", minValidFile, err)
+		return 0, fmt.Errorf("read %s: %w", name, err)
 	}
 	t, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", minValidFile, err)
+		return 0, fmt.Errorf("read %s: %w", name, err)
 	}
 	return t, nil
 }
@@ -265,7 +304,7 @@ func (e *objstoreExporter) replay(ctx context.Context, dir string) (int, error) 
 		e.store.detach()
 		return db.Close()
 	}
-	minValid, err := readMinValid(dir)
+	minValid, err := readMinValid(dir, minValidFile)
 	if err != nil {
 		return 0, errors.Join(err, closeDB())
 	}

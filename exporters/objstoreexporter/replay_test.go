@@ -124,3 +124,31 @@ func TestReplayResumesAfterShutdownAndInterruptedMove(t *testing.T) {
 	_, err := os.Stat(filepath.Join(cfg.Directory, "tsdb", "chunks_head"))
 	assert.NoError(t, err, "the live TSDB has its own head chunks again")
 }
+
+// The live head may hold samples older than the end of a block a replay moved in (late data,
+// or timestamps a node sends): the next start's replay keeps them.
+func TestReplayKeepsLiveSamplesOlderThanReplayedBlocks(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t.TempDir())
+	old := newDataset(2, t0+hour, t0+2*hour)
+	fillAndStop(t, cfg, old)
+
+	e := newTestExporter(t, cfg, nil, nil)
+	started, release := holdReplay(e)
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	<-started
+	late := newDataset(2, t0, t0+30*time.Minute.Milliseconds())
+	for _, md := range late.batches {
+		require.NoError(t, e.push(ctx, md))
+	}
+	release()
+	<-e.replayDone
+	require.NoError(t, e.Shutdown(ctx))
+
+	e2 := newTestExporter(t, cfg, nil, nil)
+	require.NoError(t, e2.Start(ctx, componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = e2.Shutdown(ctx) })
+	<-e2.replayDone
+	all := merge(old, late)
+	assertSameSamples(t, all.before(t0+2*hour), readSamples(t, e2.store, t0, t0+2*hour), "after two restarts")
+}
