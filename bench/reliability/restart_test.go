@@ -75,6 +75,12 @@ func TestRestartWithFullHeadAndBacklog(t *testing.T) {
 		t.Logf("%v head batches refused and sent again (the count of the head's samples below checks them)", n)
 	}
 	wait(2 * every) // scraping on top
+	m, err = c.metrics()
+	require.NoError(t, err)
+	// Pushing the head as fast as OTLP takes it can make the objstore exporter refuse a scrape
+	// batch before the kill (counted; remote write still has it): then the TSDB lacks those
+	// scrapes for reasons that have nothing to do with the restart.
+	refusedBefore := counter(m, "objstore_batches_refused")
 
 	c.kill()
 	started := time.Now()
@@ -149,9 +155,14 @@ func TestRestartWithFullHeadAndBacklog(t *testing.T) {
 			name, servedBy[name], store.stored[name], lost, deliveredBy[name], missed)
 		assert.LessOrEqual(t, missed, int64(1), "%s: at most one scrape round missed", name)
 		assert.GreaterOrEqual(t, lost, int64(0), "%s: more stored than served", name)
-		assert.LessOrEqual(t, lost, 2*servedBy[name]/max(store.rounds[name], 1)+1, "%s: at most the scrape in flight at the kill is lost", name)
-		assert.Equal(t, store.stored[name], deliveredBy[name], "%s: the remote end holds what the TSDB holds", name)
+		assert.Equal(t, servedBy[name], deliveredBy[name], "%s: the remote end holds every sample served", name)
+		if refusedBefore == 0 {
+			assert.LessOrEqual(t, lost, 2*servedBy[name]/max(store.rounds[name], 1)+1, "%s: at most the scrape in flight at the kill is lost", name)
+		}
 		lostTotal += lost
+	}
+	if refusedBefore > 0 {
+		t.Logf("the objstore exporter refused %v batches while the head was pushed, before the kill: the TSDB lacks those scrapes", refusedBefore)
 	}
 	t.Logf("RESULT nodes=%d head=%d samples backlog=%d MiB: first scrape appended %s after the process start, worst node missed %d round(s) of %s, %d served samples not stored",
 		sc.nodes, headSamples, sc.backlog>>20, firstAppend.Round(time.Millisecond), worst, every, lostTotal)
