@@ -126,8 +126,10 @@ func testCrash(t *testing.T, mode string) {
 	t.Cleanup(func() { _ = e.Shutdown(ctx) })
 
 	bkt := openBucket(t, cfg)
-	metas := waitBlocks(t, bkt, 2)
-	for i, m := range metas {
+	// The two blocks the child cut, then the two its head (4h to 7h) is written out as by the
+	// replay after the restart.
+	metas := waitBlocks(t, bkt, 4)
+	for i, m := range metas[:2] {
 		name := m.ULID.String() + "/meta.json"
 		want := 1
 		if mode == "meta" && i == 0 {
@@ -137,13 +139,17 @@ func testCrash(t *testing.T, mode string) {
 		assert.Equal(t, want, counting.count(name), "uploads of %s after the restart", name)
 		assert.Equal(t, t0+int64(i)*2*hour, m.MinTime)
 	}
-	require.Eventually(t, func() bool { return e.shipper.uploaded(metas[1].ULID) }, 10*time.Second, 10*time.Millisecond)
+	for i, m := range metas[2:] {
+		assert.Equal(t, t0+int64(i+2)*2*hour, m.MinTime, "a replayed block holds one block range")
+		assert.Equal(t, 1, counting.count(m.ULID.String()+"/meta.json"))
+	}
+	require.Eventually(t, func() bool { return e.shipper.uploaded(metas[3].ULID) }, 10*time.Second, 10*time.Millisecond)
 
-	// Nothing lost: the bucket holds everything before 4h, the replayed WAL the rest.
+	// Nothing lost: the bucket holds everything, the cut blocks and the replayed head.
 	ds := newDataset(2, t0, t0+7*hour)
 	bdir, _ := downloadAll(t, bkt)
-	assertSameSamples(t, ds.before(t0+4*hour), readSamples(t, openReadOnly(t, bdir), t0, t0+7*hour), "bucket after crash")
-	assertSameSamples(t, ds.before(t0+7*hour), readSamples(t, e.db, t0, t0+7*hour), "local tsdb after crash")
+	assertSameSamples(t, ds.before(t0+7*hour), readSamples(t, openReadOnly(t, bdir), t0, t0+7*hour), "bucket after crash")
+	assertSameSamples(t, ds.before(t0+7*hour), readSamples(t, e.store, t0, t0+7*hour), "local tsdb after crash")
 
 	// A second restart uploads nothing.
 	require.NoError(t, e.Shutdown(ctx))

@@ -46,10 +46,17 @@ type objstoreExporter struct {
 	overdue atomic.Int32
 	// commit writes an append to the WAL; tests slow it down.
 	commit func(storage.AppenderV2) error
+	// openReplay opens a previous run's head (tsdb.Open replays its WAL); tests hold it up.
+	openReplay func(dir string, opts *tsdb.Options) (*tsdb.DB, error)
 
 	db      *tsdb.DB
 	shipper *shipper
 	head    *headAPI
+	store   *localStore
+
+	// replayCancel and replayDone stop the goroutine that writes a previous run's head out.
+	replayCancel context.CancelFunc
+	replayDone   chan struct{}
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -71,6 +78,9 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 		kick:   make(chan struct{}, 1),
 		commit: func(app storage.AppenderV2) error { return app.Commit() },
 	}
+	e.openReplay = func(dir string, opts *tsdb.Options) (*tsdb.DB, error) {
+		return tsdb.Open(dir, logger.With("replay", dir), nil, opts, nil)
+	}
 	e.newBucket = func(ctx context.Context) (objstore.Bucket, error) {
 		conf, err := cfg.bucketYAML()
 		if err != nil {
@@ -83,11 +93,19 @@ func newExporter(cfg *Config, set component.TelemetrySettings) (*objstoreExporte
 
 func (e *objstoreExporter) tsdbDir() string { return filepath.Join(e.cfg.Directory, "tsdb") }
 
-// Start replays the WAL (tsdb.Open does), uploads blocks a previous run cut but did not ship,
-// and starts the cut-and-upload loop.
+// Start moves a previous run's head aside and opens an empty one for live appends at once (see
+// replay.go), then starts the goroutine that writes the old head out as blocks and the
+// cut-and-upload loop, which also uploads blocks a previous run cut but did not ship.
 func (e *objstoreExporter) Start(ctx context.Context, host component.Host) error {
 	if err := os.MkdirAll(e.cfg.Directory, 0o750); err != nil {
 		return fmt.Errorf("directory: %w", err)
+	}
+	replays, err := moveHeadAside(e.cfg.Directory, e.tsdbDir(), time.Now())
+	if err != nil {
+		return fmt.Errorf("objstore exporter: %w", err)
+	}
+	if err := startHeadBound(e.cfg.Directory, e.tsdbDir()); err != nil {
+		return fmt.Errorf("objstore exporter: %w", err)
 	}
 	bkt, err := e.newBucket(ctx)
 	if err != nil {
@@ -105,6 +123,7 @@ func (e *objstoreExporter) Start(ctx context.Context, host component.Host) error
 		return fmt.Errorf("open local tsdb %s: %w", e.tsdbDir(), err)
 	}
 	e.shipper = sh
+	e.store = newLocalStore(db)
 	sh.setHeadSize(db.Head().Size)
 	// Cutting is driven by the loop below, so that every block cut is seen and counted.
 	db.DisableCompactions()
@@ -114,7 +133,7 @@ func (e *objstoreExporter) Start(ctx context.Context, host component.Host) error
 		e.shipper = nil
 		return err
 	}
-	head, err := e.startHeadAPI(ctx, host, db)
+	head, err := e.startHeadAPI(ctx, host, e.store)
 	if err != nil {
 		db.Close()
 		bkt.Close()
@@ -126,7 +145,36 @@ func (e *objstoreExporter) Start(ctx context.Context, host component.Host) error
 	loopCtx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
 	go e.loop(loopCtx)
+	e.startReplay(replays)
 	return nil
+}
+
+func (e *objstoreExporter) startReplay(dirs []string) {
+	sizes := make([]int64, len(dirs))
+	e.tel.replayPending.Store(0)
+	for i, d := range dirs {
+		sizes[i] = dirBytes(d)
+		e.tel.replayPending.Add(sizes[i])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.replayCancel, e.replayDone = cancel, make(chan struct{})
+	go e.replayAll(ctx, dirs, sizes)
+}
+
+// stopReplay stops the replay goroutine. It cannot interrupt tsdb's WAL replay, so it waits for
+// that until ctx ends; whatever is left is replayed at the next start.
+func (e *objstoreExporter) stopReplay(ctx context.Context) error {
+	if e.replayCancel == nil {
+		return nil
+	}
+	e.replayCancel()
+	e.replayCancel = nil
+	select {
+	case <-e.replayDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("objstore exporter: the replay of a previous run's head is still running; it continues at the next start: %w", ctx.Err())
+	}
 }
 
 func (e *objstoreExporter) tsdbOptions(sh *shipper) *tsdb.Options {
@@ -151,6 +199,7 @@ func (e *objstoreExporter) tsdbOptions(sh *shipper) *tsdb.Options {
 func (e *objstoreExporter) Shutdown(ctx context.Context) error {
 	headErr := e.head.shutdown(ctx)
 	e.head = nil
+	replayErr := e.stopReplay(ctx)
 	if e.cancel != nil {
 		e.cancel()
 		<-e.done
@@ -159,7 +208,7 @@ func (e *objstoreExporter) Shutdown(ctx context.Context) error {
 	unlock := e.lockLanes() // no conversion starts, then the commits still running end
 	defer unlock()
 	e.commits.Wait()
-	errs := []error{headErr, e.tel.stop()}
+	errs := []error{headErr, replayErr, e.tel.stop()}
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
 		e.db = nil
@@ -239,6 +288,7 @@ func (e *objstoreExporter) cut(ctx context.Context) error {
 	// head still moved past its range.
 	cut = max(cut, e.headBlocksCut(headMin, e.db.Head().MinTime()))
 	if cut > 0 {
+		e.raiseHeadBound()
 		e.tel.blocksCut.Add(ctx, int64(cut))
 		for _, l := range e.lanes {
 			l.lock <- struct{}{}

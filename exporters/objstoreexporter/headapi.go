@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"gopkg.in/yaml.v2"
@@ -40,20 +39,20 @@ const (
 // endpoints a stock Thanos sidecar calls when it runs with shipping off, so Thanos Query (and
 // edgetel-query, through remote read) see the samples not yet in the bucket.
 type headAPI struct {
-	db       *tsdb.DB
+	store    *localStore
 	external labels.Labels
 	srv      *http.Server
 	listener net.Addr
 	done     chan error
 }
 
-// startHeadAPI listens on the configured endpoint and serves db until shutdown.
-func (e *objstoreExporter) startHeadAPI(ctx context.Context, host component.Host, db *tsdb.DB) (*headAPI, error) {
+// startHeadAPI listens on the configured endpoint and serves store until shutdown.
+func (e *objstoreExporter) startHeadAPI(ctx context.Context, host component.Host, store *localStore) (*headAPI, error) {
 	cfg := e.cfg.HeadAPI.Get()
 	if cfg == nil {
 		return nil, nil
 	}
-	h := &headAPI{db: db, external: labels.FromMap(e.cfg.ExternalLabels), done: make(chan error, 1)}
+	h := &headAPI{store: store, external: labels.FromMap(e.cfg.ExternalLabels), done: make(chan error, 1)}
 	ln, err := cfg.ToListener(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("head_api: listen on %s: %w", cfg.NetAddr.Endpoint, err)
@@ -96,7 +95,7 @@ func (h *headAPI) handler(e *objstoreExporter) http.Handler {
 	cfg := config.Config{GlobalConfig: config.GlobalConfig{ExternalLabels: h.external}}
 	// The read handler adds the external labels to every series and drops matchers on them, as
 	// Prometheus does: the sidecar expects exactly that.
-	mux.Handle("POST /api/v1/read", newBoundedRead(e.logger, h.db, cfg, e.cfg.HeadAPI.Get()))
+	mux.Handle("POST /api/v1/read", newBoundedRead(e.logger, h.store, cfg, e.cfg.HeadAPI.Get()))
 	mux.HandleFunc("GET /api/v1/status/config", h.statusConfig)
 	mux.HandleFunc("GET /api/v1/status/buildinfo", buildInfo)
 	mux.HandleFunc("GET /api/v1/series", h.series)
@@ -143,18 +142,9 @@ func (h *headAPI) metrics(w http.ResponseWriter, _ *http.Request) {
 		strconv.FormatFloat(float64(h.lowest())/1000, 'g', -1, 64))
 }
 
-// lowest is the oldest timestamp in the local TSDB, out-of-order head included (late samples
-// can be older than every block), or MaxInt64 when it is empty (as Prometheus reports it).
-func (h *headAPI) lowest() int64 {
-	lo, err := h.db.StartTime()
-	if err != nil {
-		lo = math.MaxInt64
-	}
-	if ooo := h.db.Head().MinOOOTime(); ooo < lo {
-		lo = ooo
-	}
-	return lo
-}
+// lowest is the oldest timestamp in the local TSDB (a head being replayed included), or
+// MaxInt64 when it is empty (as Prometheus reports it).
+func (h *headAPI) lowest() int64 { return h.store.lowest() }
 
 // metadataRequest is the parsed form of a /series, /labels or /label/<name>/values request.
 type metadataRequest struct {
@@ -220,7 +210,7 @@ func (h *headAPI) series(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, err)
 		return
 	}
-	q, err := h.db.Querier(req.mint, req.maxt)
+	q, err := h.store.Querier(req.mint, req.maxt)
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, err)
 		return
@@ -265,7 +255,7 @@ func (h *headAPI) labels(w http.ResponseWriter, r *http.Request, get func(contex
 		apiError(w, http.StatusBadRequest, err)
 		return
 	}
-	q, err := h.db.Querier(req.mint, req.maxt)
+	q, err := h.store.Querier(req.mint, req.maxt)
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, err)
 		return

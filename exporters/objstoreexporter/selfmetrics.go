@@ -21,13 +21,15 @@ type telemetry struct {
 	batchesRefused                            metric.Int64Counter
 	localBlocksDropped, localSamplesDropped   metric.Int64Counter
 
-	lagSince atomic.Int64 // unix ms of the oldest pending block's cut, 0 when none
+	lagSince      atomic.Int64 // unix ms of the oldest pending block's cut, 0 when none
+	replayPending atomic.Int64 // bytes of a previous run's head not yet written out as blocks
 
 	// The gauges are observed by a callback registered from Start to Shutdown, so a stopped
 	// exporter neither reports nor holds its closed TSDB head.
 	meter        metric.Meter
 	uploadLag    metric.Float64ObservableGauge
 	headSeries   metric.Int64ObservableGauge
+	replayBytes  metric.Int64ObservableGauge
 	registration metric.Registration
 	head         *tsdb.Head // the open head while registered, for tests
 }
@@ -53,6 +55,9 @@ const (
 	dropMaxAge   = "max_age"
 	dropDiskFull = "disk_full"
 )
+
+const replayPendingDesc = "Bytes on disk of a previous run's head (WAL and head chunks) not yet written out as blocks; " +
+	"above 0 while the replay runs in the background after a start."
 
 func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	m := mp.Meter(metadata.ScopeName)
@@ -91,6 +96,11 @@ func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.replayBytes, err = m.Int64ObservableGauge("otelcol_exporter_objstore_replay_pending",
+		metric.WithDescription(replayPendingDesc), metric.WithUnit("By"))
+	if err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -104,8 +114,9 @@ func (t *telemetry) observe(head *tsdb.Head) error {
 		}
 		o.ObserveFloat64(t.uploadLag, lag)
 		o.ObserveInt64(t.headSeries, int64(head.NumSeries()))
+		o.ObserveInt64(t.replayBytes, t.replayPending.Load())
 		return nil
-	}, t.uploadLag, t.headSeries)
+	}, t.uploadLag, t.headSeries, t.replayBytes)
 	if err != nil {
 		return fmt.Errorf("registering telemetry callbacks: %w", err)
 	}

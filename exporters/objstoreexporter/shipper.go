@@ -99,6 +99,8 @@ func (s *shipper) uploadedLocked(id ulidT) bool { return slices.Contains(s.state
 // ship uploads, oldest first, every local block not uploaded yet. A block that fails is
 // retried at the next attempt and does not hold up the blocks after it (as Thanos' shipper).
 func (s *shipper) ship(ctx context.Context, blocks []*tsdb.Block) error {
+	// A copy: DB.Blocks returns the TSDB's own slice, which others read meanwhile.
+	blocks = slices.Clone(blocks)
 	slices.SortFunc(blocks, func(a, b *tsdb.Block) int { return a.Meta().ULID.Compare(b.Meta().ULID) })
 	var oldestPending time.Time
 	var errs []error
