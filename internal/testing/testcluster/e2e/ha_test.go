@@ -239,7 +239,9 @@ func TestHAReplicasAndReshardAnswerEveryRoundOnce(t *testing.T) {
 	}
 	thanos := thanostest.Start(t, "query", true, targs...)
 
+	var events []haEvent
 	step := func(what string, d time.Duration) {
+		events = append(events, haEvent{what, time.Now()})
 		t.Logf("%s: %v (%s since the first collector started)", what, d, time.Since(first).Round(time.Second))
 		time.Sleep(d)
 	}
@@ -268,18 +270,22 @@ func TestHAReplicasAndReshardAnswerEveryRoundOnce(t *testing.T) {
 		}
 	}
 	step(fmt.Sprintf("3 shards (%d of %d nodes move)", moved, len(names)), 2*haInterval+haSteady+haSteady)
+	// edgesim stops serving (every scrape refused), so that what it served and what was stored
+	// can be compared exactly. The round it stops in is left out: replicas that had not scraped
+	// it yet were refused.
+	sim.Pause(true)
 	end := time.Now()
-	// Let the rounds in flight at `end` be appended before asking.
-	time.Sleep(2 * time.Second)
-
-	window := model.Duration(end.Sub(first).Truncate(time.Second) + time.Minute)
-	expr := fmt.Sprintf(`%s{job="kubeedge"}[%s]`, haMetric, window)
-	raw := haQuery(t, "http://"+thanos.HTTP, expr, end, url.Values{"dedup": {"false"}, "partial_response": {"false"}})
-	ours := haQuery(t, "http://"+query, expr, end, nil)
-	theirs := haQuery(t, "http://"+thanos.HTTP, expr, end, url.Values{"partial_response": {"false"}})
-
-	a := analyzeRounds(raw, map[string]model.Matrix{"edgetel-query": ours, "thanos-query": theirs})
+	time.Sleep(3 * time.Second)
 	_, served := sim.Served()
+	at := time.Now()
+
+	window := model.Duration(at.Sub(first).Truncate(time.Second) + time.Minute)
+	expr := fmt.Sprintf(`%s{job="kubeedge"}[%s]`, haMetric, window)
+	raw := haQuery(t, "http://"+thanos.HTTP, expr, at, url.Values{"dedup": {"false"}, "partial_response": {"false"}})
+	ours := haQuery(t, "http://"+query, expr, at, nil)
+	theirs := haQuery(t, "http://"+thanos.HTTP, expr, at, url.Values{"partial_response": {"false"}})
+
+	a := analyzeRounds(raw, map[string]model.Matrix{"edgetel-query": ours, "thanos-query": theirs}, end, events)
 	var servedBodies, storedBodies, lostAtKill int64
 	for _, n := range names {
 		perBody := untimedLines(sim.Expected(n, haResourcePath))
@@ -289,7 +295,7 @@ func TestHAReplicasAndReshardAnswerEveryRoundOnce(t *testing.T) {
 		storedBodies += int64(a.stored[n])
 		lostAtKill += bodies - int64(a.stored[n])
 		assert.LessOrEqual(t, int64(a.stored[n]), bodies, "%s: more samples stored than bodies served", n)
-		assert.LessOrEqual(t, bodies-int64(a.stored[n]), int64(2), "%s: bodies served but not stored (only a body in flight at each SIGKILL may be)", n)
+		assert.LessOrEqual(t, bodies-int64(a.stored[n]), int64(1), "%s: bodies served but not stored (only one in flight at a SIGKILL may be)", n)
 	}
 	t.Logf("edgesim served %d %s bodies; %d samples stored by the collectors (all replicas); %d served but not stored (in flight at a SIGKILL)",
 		servedBodies, haResourcePath, storedBodies, lostAtKill)
@@ -298,8 +304,16 @@ func TestHAReplicasAndReshardAnswerEveryRoundOnce(t *testing.T) {
 		res := a.readers[q]
 		t.Logf("%s: %d samples answered for %d rounds served: %d rounds missing (%d nodes), %d rounds answered more than once (%d nodes)",
 			q, res.answered, a.servedRounds, res.missing, len(res.missingNodes), res.doubled, len(res.doubledNodes))
+		for _, e := range events {
+			if c := res.byEvent[e.what]; c != [2]int{} {
+				t.Logf("  %s: after %q: %d missing, %d doubled", q, e.what, c[0], c[1])
+			}
+		}
 		for _, d := range head(res.details) {
 			t.Logf("  %s: %s", q, d)
+		}
+		if res.first != "" {
+			dumpNode(t, res.first, res.firstAt, raw, ours, theirs)
 		}
 	}
 	assert.Len(t, a.rounds, haNodes, "nodes with samples")
@@ -355,6 +369,26 @@ type readerRounds struct {
 	answered, missing, doubled, outside int
 	missingNodes, doubledNodes          map[string]bool
 	details                             []string
+	byEvent                             map[string][2]int // missing, doubled rounds after each event
+	first                               string            // a node with a missing or doubled round
+	firstAt                             time.Time
+}
+
+// haEvent is a step of the test: what was done, and when.
+type haEvent struct {
+	what string
+	at   time.Time
+}
+
+// eventOf is the last event at or before t.
+func eventOf(events []haEvent, t time.Time) string {
+	what := "start"
+	for _, e := range events {
+		if !e.at.After(t) {
+			what = e.what
+		}
+	}
+	return what
 }
 
 type roundAnalysis struct {
@@ -368,8 +402,10 @@ type roundAnalysis struct {
 
 // analyzeRounds counts, per node, the rounds served (raw: every replica's samples) against the
 // samples of each deduplicated answer.
-func analyzeRounds(raw model.Matrix, answers map[string]model.Matrix) roundAnalysis {
+func analyzeRounds(raw model.Matrix, answers map[string]model.Matrix, end time.Time, events []haEvent) roundAnalysis {
 	interval := haInterval.Milliseconds()
+	// complete: the round ended before edgesim stopped serving.
+	complete := func(k, b int64) bool { return (k+1)*interval+b <= end.UnixMilli() }
 	byNode := map[string][]model.SampleStream{}
 	for _, s := range raw {
 		n := string(s.Metric["node"])
@@ -392,6 +428,9 @@ func analyzeRounds(raw model.Matrix, answers map[string]model.Matrix) roundAnaly
 			for _, p := range s.Values {
 				a.stored[n]++
 				k := roundOf(int64(p.Timestamp), b, interval)
+				if !complete(k, b) {
+					continue
+				}
 				if seen[k] {
 					a.replicaTwice = append(a.replicaTwice, fmt.Sprintf("%s %s round %d", n, s.Metric[haReplicaLabel], k))
 				}
@@ -415,7 +454,7 @@ func analyzeRounds(raw model.Matrix, answers map[string]model.Matrix) roundAnaly
 		}
 	}
 	for q, m := range answers {
-		res := &readerRounds{missingNodes: map[string]bool{}, doubledNodes: map[string]bool{}}
+		res := &readerRounds{missingNodes: map[string]bool{}, doubledNodes: map[string]bool{}, byEvent: map[string][2]int{}}
 		a.readers[q] = res
 		got := map[string]map[int64][]model.Time{}
 		for _, s := range m {
@@ -424,8 +463,11 @@ func analyzeRounds(raw model.Matrix, answers map[string]model.Matrix) roundAnaly
 				got[n] = map[int64][]model.Time{}
 			}
 			for _, p := range s.Values {
-				res.answered++
 				k := roundOf(int64(p.Timestamp), bounds[n], interval)
+				if !complete(k, bounds[n]) {
+					continue
+				}
+				res.answered++
 				got[n][k] = append(got[n][k], p.Timestamp)
 			}
 		}
@@ -436,12 +478,21 @@ func analyzeRounds(raw model.Matrix, answers map[string]model.Matrix) roundAnaly
 		sort.Strings(names)
 		for _, n := range names {
 			for k := range a.rounds[n] {
+				start := time.UnixMilli(k*interval + bounds[n])
+				c := res.byEvent[eventOf(events, start)]
+				if len(got[n][k]) != 1 && (res.first == "" || start.Before(res.firstAt)) {
+					res.first, res.firstAt = n, start
+				}
 				switch ts := got[n][k]; {
 				case len(ts) == 0:
+					c[0]++
+					res.byEvent[eventOf(events, start)] = c
 					res.missing++
 					res.missingNodes[n] = true
 					res.details = append(res.details, fmt.Sprintf("%s: round at %s missing", n, time.UnixMilli(k*interval+bounds[n]).UTC().Format("15:04:05.000")))
 				case len(ts) > 1:
+					c[1]++
+					res.byEvent[eventOf(events, start)] = c
 					res.doubled++
 					res.doubledNodes[n] = true
 					res.details = append(res.details, fmt.Sprintf("%s: round at %s answered %d times %v", n, time.UnixMilli(k*interval+bounds[n]).UTC().Format("15:04:05.000"), len(ts), ts))
@@ -527,4 +578,31 @@ func diffMatrices(a, b model.Matrix) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// dumpNode logs node n's samples around `around`: every replica's, and both deduplicated answers.
+func dumpNode(t *testing.T, n string, around time.Time, raw, ours, theirs model.Matrix) {
+	t.Helper()
+	line := func(what string, s *model.SampleStream) {
+		var ts []string
+		for _, p := range s.Values {
+			if d := p.Timestamp.Time().Sub(around); d > -30*time.Second && d < 30*time.Second {
+				ts = append(ts, p.Timestamp.Time().UTC().Format("05.000"))
+			}
+		}
+		t.Logf("    %s %-22s %s", n, what, strings.Join(ts, " "))
+	}
+	t.Logf("  %s around %s (seconds of each sample's minute):", n, around.UTC().Format("15:04:05.000"))
+	for _, s := range raw {
+		if string(s.Metric["node"]) == n {
+			line("replica "+string(s.Metric[haReplicaLabel]), s)
+		}
+	}
+	for what, m := range map[string]model.Matrix{"edgetel-query": ours, "thanos-query": theirs} {
+		for _, s := range m {
+			if string(s.Metric["node"]) == n {
+				line(what, s)
+			}
+		}
+	}
 }
