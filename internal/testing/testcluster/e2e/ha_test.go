@@ -165,10 +165,16 @@ func (r *haRig) notReady(i int) {
 // stretch between them, and each sample belongs to the round its timestamp falls in. The rounds
 // served are those with a sample stored by any replica (Thanos Query with dedup=false), checked
 // against what edgesim counted as served.
+//
+// Behind EDGETEL_HA_E2E: it runs for about four minutes, and it does not pass yet. Both readers
+// deduplicate with Thanos' penalty algorithm, which skips the other replicas' samples for two
+// intervals after the replica it follows stops (a SIGKILL, the old shard letting go of a moved
+// node), and real Thanos Query also switches replicas at chunk boundaries (a round answered
+// twice); edgetel-query and Thanos Query differ at the reshard.
 func TestHAReplicasAndReshardAnswerEveryRoundOnce(t *testing.T) {
 	thanostest.Bin(t)
 	if os.Getenv("EDGETEL_HA_E2E") == "" {
-		t.Skip("runs for about six minutes: set EDGETEL_HA_E2E=1")
+		t.Skip("runs for about four minutes and fails until issue 32's deduplication keeps every round: set EDGETEL_HA_E2E=1")
 	}
 	outage := haDefaultOutage
 	if v := os.Getenv("EDGETEL_HA_OUTAGE"); v != "" {
@@ -286,19 +292,34 @@ func TestHAReplicasAndReshardAnswerEveryRoundOnce(t *testing.T) {
 	theirs := haQuery(t, "http://"+thanos.HTTP, expr, at, url.Values{"partial_response": {"false"}})
 
 	a := analyzeRounds(raw, map[string]model.Matrix{"edgetel-query": ours, "thanos-query": theirs}, end, events)
+	// edgesim counts a sample without a timestamp every time it serves a body, one with a
+	// timestamp once per step (the step does not move here: ManualStep).
 	var servedBodies, storedBodies, lostAtKill int64
 	for _, n := range names {
-		perBody := untimedLines(sim.Expected(n, haResourcePath))
-		require.Positive(t, perBody, n)
-		bodies := served[n] / perBody
+		timed, untimed := sampleLines(sim.Expected(n, haResourcePath))
+		require.Positive(t, untimed, n)
+		require.Zero(t, (served[n]-timed)%untimed, "%s: samples served are not whole bodies", n)
+		bodies := (served[n] - timed) / untimed
 		servedBodies += bodies
 		storedBodies += int64(a.stored[n])
 		lostAtKill += bodies - int64(a.stored[n])
 		assert.LessOrEqual(t, int64(a.stored[n]), bodies, "%s: more samples stored than bodies served", n)
 		assert.LessOrEqual(t, bodies-int64(a.stored[n]), int64(1), "%s: bodies served but not stored (only one in flight at a SIGKILL may be)", n)
 	}
-	t.Logf("edgesim served %d %s bodies; %d samples stored by the collectors (all replicas); %d served but not stored (in flight at a SIGKILL)",
-		servedBodies, haResourcePath, storedBodies, lostAtKill)
+	t.Logf("edgesim served %d %s bodies (its own count of all bodies: %d); %d samples of %s stored by the collectors (all replicas, Thanos Query dedup=false); %d served but not stored",
+		servedBodies, haResourcePath, sim.Stats().Bodies, storedBodies, haMetric, lostAtKill)
+	kill, restart := events[1].at, events[2].at
+	var unexpected []string
+	gaps := replicaGaps(raw, func(from, to time.Time) bool {
+		return !from.Before(kill.Add(-2*haInterval)) && !to.After(restart.Add(2*haInterval))
+	})
+	for _, g := range gaps {
+		if !g.expected {
+			unexpected = append(unexpected, g.String())
+		}
+	}
+	t.Logf("gaps of more than 1.5 intervals inside one replica's series: %d, %d of them outside the killed replicas' outage", len(gaps), len(unexpected))
+	assert.Empty(t, head(unexpected), "samples missing from a replica's series outside its outage")
 	t.Logf("%d nodes, %d rounds served in all (%d–%d per node)", len(a.rounds), a.servedRounds, a.minRounds, a.maxRounds)
 	for _, q := range []string{"edgetel-query", "thanos-query"} {
 		res := a.readers[q]
@@ -345,9 +366,9 @@ func haQuery(t *testing.T, base, expr string, at time.Time, extra url.Values) mo
 	return a.Matrix
 }
 
-// untimedLines counts the sample lines of a Prometheus text body without their own timestamp.
-func untimedLines(body []byte) int64 {
-	var n int64
+// sampleLines counts the sample lines of a Prometheus text body with and without their own
+// timestamp.
+func sampleLines(body []byte) (timed, untimed int64) {
 	for _, l := range strings.Split(string(body), "\n") {
 		if l == "" || l[0] == '#' {
 			continue
@@ -358,11 +379,13 @@ func untimedLines(body []byte) int64 {
 		} else if i := strings.IndexByte(l, ' '); i >= 0 {
 			rest = l[i:]
 		}
-		if len(strings.Fields(rest)) == 1 {
-			n++
+		if len(strings.Fields(rest)) == 2 {
+			timed++
+		} else {
+			untimed++
 		}
 	}
-	return n
+	return timed, untimed
 }
 
 type readerRounds struct {
@@ -605,4 +628,30 @@ func dumpNode(t *testing.T, n string, around time.Time, raw, ours, theirs model.
 			}
 		}
 	}
+}
+
+// haGap is a stretch of more than 1.5 intervals without a sample in one replica's series.
+type haGap struct {
+	node, replica string
+	from, to      time.Time
+	expected      bool
+}
+
+func (g haGap) String() string {
+	return fmt.Sprintf("%s replica %s: %s → %s", g.node, g.replica, g.from.UTC().Format("15:04:05.000"), g.to.UTC().Format("15:04:05.000"))
+}
+
+// replicaGaps lists the gaps inside each replica's series; expected tells the ones the test
+// caused (the replica was away).
+func replicaGaps(raw model.Matrix, expected func(from, to time.Time) bool) []haGap {
+	var out []haGap
+	for _, s := range raw {
+		for i := 1; i < len(s.Values); i++ {
+			a, b := s.Values[i-1].Timestamp.Time(), s.Values[i].Timestamp.Time()
+			if b.Sub(a) > haInterval*3/2 {
+				out = append(out, haGap{string(s.Metric["node"]), string(s.Metric[haReplicaLabel]), a, b, expected(a, b)})
+			}
+		}
+	}
+	return out
 }
