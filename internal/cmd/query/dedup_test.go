@@ -135,19 +135,62 @@ func TestPenaltyMergeFillsGapsWithoutDoubling(t *testing.T) {
 		}
 		return storage.NewListSeries(labels.FromStrings("__name__", "m"), samples)
 	}
-	d := &dedupSeries{replicas: []storage.Series{replica(0, 600_000, 1200_000), replica(4000, 1800_000, 2400_000)}}
-	it := d.Iterator(nil)
-	var got []int64
-	for it.Next() != chunkenc.ValNone {
-		got = append(got, it.AtT())
-	}
-	require.NoError(t, it.Err())
+	got := dedupTimes(t, replica(0, 600_000, 1200_000), replica(4000, 1800_000, 2400_000))
 	for i := 1; i < len(got); i++ {
 		gap := got[i] - got[i-1]
 		assert.Greater(t, gap, int64(step/2), "two samples in one step at %d", got[i])
 		assert.LessOrEqual(t, gap, int64(3*step), "a gap at %d", got[i-1])
 	}
 	assert.InDelta(t, 3600_000/step, len(got), 4, "one sample per step but at the two handovers")
+}
+
+// One replica stops and the other starts later, their chunks not overlapping (a reshard's
+// handover, or a collector replaced by another): as in Thanos, no penalty merge runs and every
+// sample of both is kept, even those within the penalty after the switch.
+func TestDedupKeepsEverySampleWhereChunksDoNotOverlap(t *testing.T) {
+	replica := func(from, to int64) storage.Series {
+		var samples []chunks.Sample
+		for ts := from; ts < to; ts += 15000 {
+			samples = append(samples, sample{t: ts, f: float64(ts)})
+		}
+		return storage.NewListSeries(labels.FromStrings("__name__", "m"), samples)
+	}
+	got := dedupTimes(t, replica(0, 3600_000), replica(3604_000, 7200_000))
+	var want []int64
+	for _, s := range []storage.Series{replica(0, 3600_000), replica(3604_000, 7200_000)} {
+		it := s.Iterator(nil)
+		for it.Next() != chunkenc.ValNone {
+			want = append(want, it.AtT())
+		}
+	}
+	assert.Equal(t, want, got)
+
+	// Where the chunks overlap (the second replica starts 10 minutes before the first stops), the
+	// penalty merge takes the first and then drops the second's samples within the penalty.
+	got = dedupTimes(t, replica(0, 3600_000), replica(3004_000, 7200_000))
+	assert.Equal(t, int64(3585_000), got[239], "the first replica's samples")
+	assert.Greater(t, got[240], int64(3604_000), "the second's first sample after the switch is skipped")
+}
+
+// dedupTimes deduplicates the replicas, each encoded as chunks, and lists the answer's times.
+func dedupTimes(t *testing.T, replicas ...storage.Series) []int64 {
+	t.Helper()
+	var all []chunks.Meta
+	for _, r := range replicas {
+		it := storage.NewSeriesToChunkEncoder(r).Iterator(nil)
+		for it.Next() {
+			all = append(all, it.At())
+		}
+		require.NoError(t, it.Err())
+	}
+	d := &dedupSeries{runs: overlapSplit(uniqueChunks(all)), mint: math.MinInt64, maxt: math.MaxInt64}
+	it := d.Iterator(nil)
+	var got []int64
+	for it.Next() != chunkenc.ValNone {
+		got = append(got, it.AtT())
+	}
+	require.NoError(t, it.Err())
+	return got
 }
 
 type sample struct {
