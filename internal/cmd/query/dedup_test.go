@@ -206,3 +206,31 @@ func (s sample) H() *histogram.Histogram       { return nil }
 func (s sample) FH() *histogram.FloatHistogram { return nil }
 func (s sample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 func (s sample) Copy() chunks.Sample           { return s }
+
+// Reading a deduplicated series whose replicas hand over without overlapping chunks allocates
+// per series and per chunk, never per sample.
+func BenchmarkDedupHandover(b *testing.B) {
+	var all []chunks.Meta
+	for _, span := range [][2]int64{{0, 43200_000}, {43204_000, 86400_000}} {
+		var samples []chunks.Sample
+		for ts := span[0]; ts < span[1]; ts += 15000 {
+			samples = append(samples, sample{t: ts, f: float64(ts)})
+		}
+		it := storage.NewSeriesToChunkEncoder(storage.NewListSeries(labels.FromStrings("__name__", "m"), samples)).Iterator(nil)
+		for it.Next() {
+			all = append(all, it.At())
+		}
+	}
+	d := &dedupSeries{runs: overlapSplit(uniqueChunks(all)), mint: math.MinInt64, maxt: math.MaxInt64}
+	b.ReportAllocs()
+	for b.Loop() {
+		it := d.Iterator(nil)
+		n := 0
+		for it.Next() != chunkenc.ValNone {
+			n++
+		}
+		if n != 5760 {
+			b.Fatalf("%d samples", n)
+		}
+	}
+}
