@@ -1,7 +1,10 @@
 package query
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"math"
 	"slices"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
@@ -22,59 +26,92 @@ import (
 
 // dedupQueryable wraps a queryable with deduplication over replicaLabels.
 type dedupQueryable struct {
-	storage.SampleAndChunkQueryable
+	chunkSource
 	replicaLabels []string
+}
+
+// chunkSource is what deduplication reads: besides the queryable itself, every series with
+// its chunks as they are stored (untrimmed, those of every block and head, overlapping or not),
+// because Thanos decides where to merge replicas by the chunks' time ranges.
+type chunkSource interface {
+	storage.SampleAndChunkQueryable
+	storedChunks(mint, maxt int64) (storage.ChunkQuerier, error)
 }
 
 // withDedup deduplicates q's series over replicaLabels; with none, q is returned as it is.
-func withDedup(q storage.SampleAndChunkQueryable, replicaLabels []string) storage.SampleAndChunkQueryable {
+func withDedup(q chunkSource, replicaLabels []string) storage.SampleAndChunkQueryable {
 	if len(replicaLabels) == 0 {
 		return q
 	}
-	return dedupQueryable{SampleAndChunkQueryable: q, replicaLabels: replicaLabels}
+	return dedupQueryable{chunkSource: q, replicaLabels: replicaLabels}
 }
 
 func (d dedupQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	q, err := d.SampleAndChunkQueryable.Querier(mint, maxt)
+	q, err := d.chunkSource.Querier(mint, maxt)
 	if err != nil {
 		return nil, err
 	}
-	return &dedupQuerier{Querier: q, replicaLabels: d.replicaLabels}, nil
+	cq, err := d.storedChunks(mint, maxt)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	return &dedupQuerier{Querier: q, chunks: cq, mint: mint, maxt: maxt, replicaLabels: d.replicaLabels}, nil
 }
 
+// dedupQuerier answers label queries from the queryable's querier and Select from the chunks.
 type dedupQuerier struct {
 	storage.Querier
+	chunks        storage.ChunkQuerier
+	mint, maxt    int64
 	replicaLabels []string
+}
+
+func (q *dedupQuerier) Close() error {
+	return errors.Join(q.Querier.Close(), q.chunks.Close())
 }
 
 // Select merges the series that are equal without the replica labels, sorted by what is left.
 func (q *dedupQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	set := q.Querier.Select(ctx, true, hints, ms...)
+	h := storage.SelectHints{Start: q.mint, End: q.maxt}
+	if hints != nil {
+		h = *hints
+	}
+	// Whole chunks, as a store gateway sends them: their time ranges decide what overlaps.
+	h.DisableTrimming = true
+	set := q.chunks.Select(ctx, true, &h, ms...)
 	type replica struct {
 		lset   labels.Labels
-		series storage.Series
+		chunks []chunks.Meta
 	}
 	var all []replica
+	var it chunks.Iterator
 	for set.Next() {
 		s := set.At()
-		all = append(all, replica{lset: stripLabels(s.Labels(), q.replicaLabels), series: s})
+		r := replica{lset: stripLabels(s.Labels(), q.replicaLabels)}
+		it = s.Iterator(it)
+		for it.Next() {
+			r.chunks = append(r.chunks, it.At())
+		}
+		if err := it.Err(); err != nil {
+			return storage.ErrSeriesSet(err)
+		}
+		all = append(all, r)
 	}
 	if err := set.Err(); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	// Stable: replicas of one series keep the order the merge of the blocks gave them.
 	slices.SortStableFunc(all, func(a, b replica) int { return labels.Compare(a.lset, b.lset) })
+	isCounter := isCounterFunc(h.Func)
 	var out []storage.Series
 	for i := 0; i < len(all); {
-		j := i + 1
-		for j < len(all) && labels.Equal(all[i].lset, all[j].lset) {
-			j++
+		var cs []chunks.Meta
+		j := i
+		for ; j < len(all) && labels.Equal(all[i].lset, all[j].lset); j++ {
+			cs = append(cs, all[j].chunks...)
 		}
-		group := make([]storage.Series, 0, j-i)
-		for _, r := range all[i:j] {
-			group = append(group, r.series)
-		}
-		out = append(out, &dedupSeries{lset: all[i].lset, replicas: group, isCounter: hints != nil && isCounterFunc(hints.Func)})
+		out = append(out, &dedupSeries{lset: all[i].lset, runs: overlapSplit(uniqueChunks(cs)),
+			mint: q.mint, maxt: q.maxt, isCounter: isCounter})
 		i = j
 	}
 	return &seriesSlice{series: out, warnings: set.Warnings()}
@@ -105,32 +142,185 @@ func (s *seriesSlice) At() storage.Series                { return s.series[s.i-1
 func (s *seriesSlice) Err() error                        { return nil }
 func (s *seriesSlice) Warnings() annotations.Annotations { return s.warnings }
 
-// dedupSeries is one series read from several replicas. From here on the code is Thanos'
-// (v0.42.4 pkg/dedup/iter.go, Apache-2.0, The Thanos Authors), kept as close to it as this
-// package allows so that answers match Thanos Query's: the penalty merge of two replicas, chained
-// for more, and for counter functions (rate, increase, irate, resets) the adjustment that keeps a
-// switch to a replica with a lower counter from looking like a reset.
+// From here on the code is Thanos' (v0.42.4 pkg/store/proxy_merge.go, pkg/dedup/iter.go,
+// pkg/query/iter.go; Apache-2.0, The Thanos Authors), kept as close to it as this package allows
+// so that answers match Thanos Query's: the chunks of all replicas of a series, identical ones
+// once, are split into runs that do not overlap; where runs overlap, the penalty merge of two
+// replicas, chained for more, and for counter functions (rate, increase, irate, resets) the
+// adjustment that keeps a switch to a replica with a lower counter from looking like a reset.
+// Where one replica ends and another begins without overlapping chunks, every sample is kept.
+
+// uniqueChunks sorts chunks as Thanos' proxy does (storepb.AggrChunk.Compare: by min time, then
+// max time, then encoding, then data, larger data first) and keeps one of identical ones.
+func uniqueChunks(cs []chunks.Meta) []chunks.Meta {
+	slices.SortFunc(cs, func(a, b chunks.Meta) int {
+		if c := cmp.Compare(a.MinTime, b.MinTime); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.MaxTime, b.MaxTime); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Chunk.Encoding(), b.Chunk.Encoding()); c != 0 {
+			return c
+		}
+		return bytes.Compare(b.Chunk.Bytes(), a.Chunk.Bytes())
+	})
+	return slices.CompactFunc(cs, func(a, b chunks.Meta) bool { return bytes.Equal(a.Chunk.Bytes(), b.Chunk.Bytes()) })
+}
+
+// overlapSplit is dedup.NewOverlapSplit: each chunk, in order, joins the first run whose last
+// chunk ends before it begins, or starts a run of its own.
+func overlapSplit(cs []chunks.Meta) [][]chunks.Meta {
+	var runs [][]chunks.Meta
+next:
+	for _, c := range cs {
+		for i, r := range runs {
+			if r[len(r)-1].MaxTime < c.MinTime {
+				runs[i] = append(r, c)
+				continue next
+			}
+		}
+		runs = append(runs, []chunks.Meta{c})
+	}
+	return runs
+}
+
+// dedupSeries is one series read from several runs of chunks.
 type dedupSeries struct {
-	lset      labels.Labels
-	replicas  []storage.Series
-	isCounter bool
+	lset       labels.Labels
+	runs       [][]chunks.Meta
+	mint, maxt int64
+	isCounter  bool
 }
 
 func (d *dedupSeries) Labels() labels.Labels { return d.lset }
 
 func (d *dedupSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
-	wrap := func(s storage.Series) adjustableIterator {
-		if d.isCounter {
-			return &counterAdjustIterator{Iterator: s.Iterator(nil)}
-		}
-		return noopAdjustIterator{Iterator: s.Iterator(nil)}
+	if len(d.runs) == 0 {
+		return chunkenc.NewNopIterator()
 	}
-	var it adjustableIterator = wrap(d.replicas[0])
-	for _, r := range d.replicas[1:] {
+	run := func(cs []chunks.Meta) chunkenc.Iterator {
+		return &boundedIterator{it: &runIterator{chunks: cs}, mint: d.mint, maxt: d.maxt}
+	}
+	if len(d.runs) == 1 {
+		return run(d.runs[0])
+	}
+	wrap := func(cs []chunks.Meta) adjustableIterator {
+		if d.isCounter {
+			return &counterAdjustIterator{Iterator: run(cs)}
+		}
+		return noopAdjustIterator{Iterator: run(cs)}
+	}
+	var it adjustableIterator = wrap(d.runs[0])
+	for _, r := range d.runs[1:] {
 		it = newPenaltyIterator(it, wrap(r))
 	}
 	return it
 }
+
+// runIterator reads a run of chunks, in time order and not overlapping, one after the other
+// (chunkSeriesIterator in Thanos), reusing one chunk iterator.
+type runIterator struct {
+	chunks []chunks.Meta
+	i      int               // the chunk cur reads; len(chunks) once done
+	cur    chunkenc.Iterator // nil until the first chunk is opened
+	err    error
+}
+
+func (it *runIterator) Next() chunkenc.ValueType {
+	if it.i >= len(it.chunks) {
+		return chunkenc.ValNone
+	}
+	if it.cur == nil {
+		it.cur = it.chunks[0].Chunk.Iterator(nil)
+	}
+	for {
+		if vt := it.cur.Next(); vt != chunkenc.ValNone {
+			return vt
+		}
+		if it.err = it.cur.Err(); it.err != nil || it.i+1 >= len(it.chunks) {
+			it.i = len(it.chunks)
+			return chunkenc.ValNone
+		}
+		it.i++
+		it.cur = it.chunks[it.i].Chunk.Iterator(it.cur)
+	}
+}
+
+// Seek skips the chunks that end before t without reading them.
+func (it *runIterator) Seek(t millis) chunkenc.ValueType {
+	if it.i >= len(it.chunks) {
+		return chunkenc.ValNone
+	}
+	if it.cur == nil || it.chunks[it.i].MaxTime < t {
+		j := it.i
+		for j < len(it.chunks) && it.chunks[j].MaxTime < t {
+			j++
+		}
+		if j >= len(it.chunks) {
+			it.i = j
+			return chunkenc.ValNone
+		}
+		if it.cur == nil || j != it.i {
+			it.i, it.cur = j, it.chunks[j].Chunk.Iterator(it.cur)
+		}
+	}
+	if vt := it.cur.Seek(t); vt != chunkenc.ValNone {
+		return vt
+	}
+	return it.Next()
+}
+
+func (it *runIterator) At() (int64, float64) { return it.cur.At() }
+func (it *runIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.cur.AtHistogram(h)
+}
+func (it *runIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return it.cur.AtFloatHistogram(fh)
+}
+func (it *runIterator) AtT() int64  { return it.cur.AtT() }
+func (it *runIterator) AtST() int64 { return it.cur.AtST() }
+func (it *runIterator) Err() error  { return it.err }
+
+// boundedIterator is dedup.NewBoundedSeriesIterator: only samples within [mint, maxt].
+type boundedIterator struct {
+	it         chunkenc.Iterator
+	mint, maxt int64
+}
+
+func (it *boundedIterator) Seek(t millis) chunkenc.ValueType {
+	if t > it.maxt {
+		return chunkenc.ValNone
+	}
+	return it.it.Seek(max(t, it.mint))
+}
+
+func (it *boundedIterator) Next() chunkenc.ValueType {
+	vt := it.it.Next()
+	if vt == chunkenc.ValNone {
+		return vt
+	}
+	if it.it.AtT() < it.mint {
+		if vt = it.Seek(it.mint); vt == chunkenc.ValNone {
+			return vt
+		}
+	}
+	if it.it.AtT() <= it.maxt {
+		return vt
+	}
+	return chunkenc.ValNone
+}
+
+func (it *boundedIterator) At() (int64, float64) { return it.it.At() }
+func (it *boundedIterator) AtHistogram(h *histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.it.AtHistogram(h)
+}
+func (it *boundedIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return it.it.AtFloatHistogram(fh)
+}
+func (it *boundedIterator) AtT() int64  { return it.it.AtT() }
+func (it *boundedIterator) AtST() int64 { return it.it.AtST() }
+func (it *boundedIterator) Err() error  { return it.it.Err() }
 
 // isCounterFunc is Thanos' guess of a counter from the function the series is selected for.
 func isCounterFunc(f string) bool {

@@ -357,17 +357,14 @@ func compactorDedup(t *testing.T, a, b writer) {
 	points, differ, first := diffPoints(theirsRawBefore, compacted)
 	t.Logf("raw samples: the compacted blocks' against Thanos Query's deduplicated answer before: %d of %d differ", differ, points)
 	assert.Zero(t, differ, "the compactor keeps what Thanos Query answered: %s", strings.Join(first, "; "))
-	// edgetel-query runs the penalty merge over each replica's whole series; Thanos Query first
-	// splits the replicas' chunks into runs that do not overlap (pkg/dedup NewOverlapSplit) and
-	// merges only where chunks overlap. Where one replica's chunks end and the other's begin
-	// without overlap (a handover after a gap), Thanos keeps every sample and edgetel-query skips
-	// those within the penalty (twice the last step): it lacks samples there, never has extra
-	// ones. The compactor merges per overlapping chunk as Thanos Query does, so after compaction
-	// both readers agree.
+	// Before compaction edgetel-query splits the replicas' chunks into runs that do not overlap
+	// and penalty-merges only where chunks overlap, as Thanos Query does (pkg/dedup
+	// NewOverlapSplit): where one replica's chunks end and the other's begin without overlap (a
+	// handover after a gap), both keep every sample.
 	lacking := missingFrom(t, theirsRawBefore, oursRawBefore)
-	t.Logf("raw samples before compaction: Thanos Query %d, edgetel-query %d (it lacks %d, %.1f per series, at the handovers)",
-		count(theirsRawBefore), count(oursRawBefore), lacking, float64(lacking)/float64(len(either)))
-	assert.Positive(t, lacking, "edgetel-query's dedup now keeps handover samples: update this test and its comment")
+	t.Logf("raw samples before compaction: Thanos Query %d, edgetel-query %d", count(theirsRawBefore), count(oursRawBefore))
+	assert.Zero(t, lacking, "raw samples before compaction that edgetel-query lacks")
+	assert.Equal(t, count(theirsRawBefore), count(oursRawBefore), "raw samples before compaction")
 
 	oursAfter, theirsAfter, _, _ := readers(t, bucketDir, conf, f, len(metas))
 	keys := slices.Sorted(maps.Keys(oursBefore))

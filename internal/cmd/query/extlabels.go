@@ -32,8 +32,12 @@ var anyName = labels.MustNewMatcher(labels.MatchNotEqual, model.MetricNameLabel,
 // split takes out the matchers on external labels; ok is false when one of them excludes the
 // block's value, so nothing in the block can match.
 func (q *extQuerier) split(ms []*labels.Matcher) (rest []*labels.Matcher, ok bool) {
+	return splitExternal(q.ext, ms)
+}
+
+func splitExternal(ext map[string]string, ms []*labels.Matcher) (rest []*labels.Matcher, ok bool) {
 	for _, m := range ms {
-		v, isExt := q.ext[m.Name]
+		v, isExt := ext[m.Name]
 		if !isExt {
 			rest = append(rest, m)
 			continue
@@ -56,6 +60,48 @@ func (q *extQuerier) Select(ctx context.Context, sortSeries bool, hints *storage
 	// Adding the same label pairs to every series keeps their sort order.
 	return &extSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, rest...), ext: q.ext}
 }
+
+// withExternalLabelsChunks is withExternalLabels for the chunks deduplication reads; its label
+// queries are not asked (they go to withExternalLabels').
+func withExternalLabelsChunks(q storage.ChunkQuerier, ext map[string]string) storage.ChunkQuerier {
+	if len(ext) == 0 {
+		return q
+	}
+	return &extChunkQuerier{ChunkQuerier: q, ext: ext}
+}
+
+type extChunkQuerier struct {
+	storage.ChunkQuerier
+	ext map[string]string
+}
+
+func (q *extChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	rest, ok := splitExternal(q.ext, ms)
+	if !ok {
+		return storage.EmptyChunkSeriesSet()
+	}
+	if len(rest) == 0 {
+		rest = []*labels.Matcher{anyName}
+	}
+	return &extChunkSeriesSet{ChunkSeriesSet: q.ChunkQuerier.Select(ctx, sortSeries, hints, rest...), ext: q.ext}
+}
+
+type extChunkSeriesSet struct {
+	storage.ChunkSeriesSet
+	ext map[string]string
+}
+
+func (s *extChunkSeriesSet) At() storage.ChunkSeries {
+	inner := s.ChunkSeriesSet.At()
+	return &extChunkSeries{ChunkSeries: inner, lset: addExternal(inner.Labels(), s.ext)}
+}
+
+type extChunkSeries struct {
+	storage.ChunkSeries
+	lset labels.Labels
+}
+
+func (s *extChunkSeries) Labels() labels.Labels { return s.lset }
 
 func (q *extQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	rest, ok := q.split(ms)
@@ -103,11 +149,15 @@ type extSeriesSet struct {
 
 func (s *extSeriesSet) At() storage.Series {
 	inner := s.SeriesSet.At()
-	b := labels.NewBuilder(inner.Labels())
-	for k, v := range s.ext {
+	return &extSeries{Series: inner, lset: addExternal(inner.Labels(), s.ext)}
+}
+
+func addExternal(ls labels.Labels, ext map[string]string) labels.Labels {
+	b := labels.NewBuilder(ls)
+	for k, v := range ext {
 		b.Set(k, v)
 	}
-	return &extSeries{Series: inner, lset: b.Labels()}
+	return b.Labels()
 }
 
 type extSeries struct {

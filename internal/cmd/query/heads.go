@@ -397,3 +397,18 @@ func (w withHeads) Querier(mint, maxt int64) (storage.Querier, error) {
 	}
 	return storage.NewMergeQuerier([]storage.Querier{bq}, hs, storage.ChainedSeriesMerge), nil
 }
+
+// storedChunks is the bucket's chunks and the heads' samples as chunks. A replica's series in a
+// block that is still in its head is merged first, one sample per timestamp as in Querier.
+func (w withHeads) storedChunks(mint, maxt int64) (storage.ChunkQuerier, error) {
+	bq, err := w.Store.storedChunks(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	var hs []storage.ChunkQuerier
+	for _, hd := range w.heads.list() {
+		hs = append(hs, sampleChunks{hd.querier(mint, maxt)})
+	}
+	return storage.NewMergeChunkQuerier([]storage.ChunkQuerier{bq}, hs,
+		storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge)), nil
+}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/grafana/regexp"
 	"github.com/prometheus/exporter-toolkit/web"
-	"github.com/prometheus/prometheus/storage"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/thanos-io/objstore"
 
@@ -127,15 +126,15 @@ func Run(ctx context.Context, c Config, logger *slog.Logger, ready func(addr net
 	}
 	defer store.Close()
 	m := newMetrics(store)
-	var queryable storage.SampleAndChunkQueryable = store
+	var source chunkSource = store
 	var heads *Heads
 	if c.Heads.enabled() {
 		if heads, err = NewHeads(c.Heads, logger); err != nil {
 			return err
 		}
-		queryable = withHeads{Store: store, heads: heads}
+		source = withHeads{Store: store, heads: heads}
 	}
-	queryable = withDedup(queryable, c.ReplicaLabels)
+	queryable := withDedup(source, c.ReplicaLabels)
 	if c.Rules.enabled() || len(c.Rules.Alertmanagers) > 0 {
 		// Refused before the bucket is read and the port taken.
 		if err := c.Rules.validate(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -485,6 +486,51 @@ func (cb *cachedBlock) querier(mint, maxt int64) (storage.Querier, error) {
 		return tsdb.NewBlockQuerier(cb.block, mint, maxt)
 	}
 	return newDownsampledQuerier(cb.block, mint, maxt, cb.serve)
+}
+
+// storedChunks reads every cached block's chunks as stored, for deduplication: whole, with the
+// blocks' external labels, and not merged across blocks (NewOverlapSplit sorts them out). A
+// downsampled block's series are read as Querier reads them and encoded into chunks again.
+func (s *Store) storedChunks(mint, maxt int64) (storage.ChunkQuerier, error) {
+	s.mtx.RLock()
+	defer s.mtx.RUnlock()
+	var qs []storage.ChunkQuerier
+	if s.missing > 0 && mint < s.missing {
+		qs = append(qs, sampleChunks{newIncompleteQuerier(s.missing,
+			"not in edgetel-query's cache: older than what fits in --cache-max-bytes")})
+	}
+	for _, cb := range s.blocks {
+		if !cb.block.OverlapsClosedInterval(mint, maxt) {
+			continue
+		}
+		var q storage.ChunkQuerier
+		var err error
+		if cb.resolution == 0 {
+			q, err = tsdb.NewBlockChunkQuerier(cb.block, mint, maxt)
+		} else {
+			var sq storage.Querier
+			sq, err = newDownsampledQuerier(cb.block, mint, maxt, cb.serve)
+			q = sampleChunks{sq}
+		}
+		if err != nil {
+			for _, q := range qs {
+				q.Close()
+			}
+			return nil, fmt.Errorf("open chunk querier on block %s: %w", cb.block.Meta().ULID, err)
+		}
+		qs = append(qs, withExternalLabelsChunks(q, cb.extLbl))
+	}
+	if len(qs) == 0 {
+		return storage.NoopChunkedQuerier(), nil
+	}
+	return storage.NewMergeChunkQuerier(qs, nil, storage.NewConcatenatingChunkSeriesMerger()), nil
+}
+
+// sampleChunks reads a querier's series as chunks of at most 120 samples.
+type sampleChunks struct{ storage.Querier }
+
+func (q sampleChunks) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(q.Querier.Select(ctx, sortSeries, hints, ms...))
 }
 
 // ChunkQuerier implements storage.ChunkQueryable; web/api/v1 requires it.
