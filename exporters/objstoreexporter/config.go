@@ -52,6 +52,10 @@ type Config struct {
 	LocalMaxAge time.Duration `mapstructure:"local_max_age"`
 	// UploadInterval is how often the exporter cuts due blocks and uploads pending ones.
 	UploadInterval time.Duration `mapstructure:"upload_interval"`
+	// FlushOnShutdown writes the whole head out as blocks when the exporter stops and uploads
+	// every pending block within the shutdown's time, as Thanos Receive does: a collector that
+	// goes away for good (a shard removed by a scale-down) leaves nothing behind on its volume.
+	FlushOnShutdown bool `mapstructure:"flush_on_shutdown"`
 	// UploadRetry is the backoff between failed upload attempts; max_elapsed_time is ignored
 	// (a block is retried until it is uploaded).
 	UploadRetry configretry.BackOffConfig `mapstructure:"upload_retry"`

@@ -195,7 +195,8 @@ func (e *objstoreExporter) tsdbOptions(sh *shipper) *tsdb.Options {
 }
 
 // Shutdown stops the head API and the loop, closes the TSDB (its head stays in the WAL for the
-// next start) and the bucket. Safe without Start.
+// next start, unless flush_on_shutdown writes it out and uploads it first) and the bucket. Safe
+// without Start.
 func (e *objstoreExporter) Shutdown(ctx context.Context) error {
 	headErr := e.head.shutdown(ctx)
 	e.head = nil
@@ -209,6 +210,9 @@ func (e *objstoreExporter) Shutdown(ctx context.Context) error {
 	defer unlock()
 	e.commits.Wait()
 	errs := []error{headErr, replayErr, e.tel.stop()}
+	if e.db != nil && e.cfg.FlushOnShutdown {
+		errs = append(errs, e.flush(ctx))
+	}
 	if e.db != nil {
 		errs = append(errs, e.db.Close())
 		e.db = nil
@@ -453,5 +457,27 @@ func (a *tsdbAppender) Append(ls labels.Labels, t int64, v float64) error {
 	if ref != 0 {
 		ent.ref = ref
 	}
+	return nil
+}
+
+// flush writes the head out as blocks and uploads every pending block, within ctx: what ctx
+// leaves undone stays on the local disk for the next start, as without the flush.
+func (e *objstoreExporter) flush(ctx context.Context) error {
+	start := time.Now()
+	maxt := e.db.Head().MaxTime()
+	if err := persistHead(ctx, e.db, math.MinInt64, e.cfg.BlockDuration.Milliseconds()); err != nil {
+		return fmt.Errorf("objstore exporter: writing the head out at shutdown: %w", err)
+	}
+	// Every sample the WAL still holds is in the blocks now: the next start's write-out skips
+	// them (see replay.go).
+	if maxt != math.MinInt64 {
+		if err := writeTime(filepath.Join(e.cfg.Directory, headMinValidFile), maxt+1); err != nil {
+			e.logger.Warn("objstore exporter: recording the head's end failed; the next start writes it out again (duplicates the compactor merges)", "err", err)
+		}
+	}
+	if err := e.shipper.ship(ctx, e.db.Blocks()); err != nil {
+		return fmt.Errorf("objstore exporter: uploading at shutdown (the rest is uploaded at the next start): %w", err)
+	}
+	e.logger.Info("objstore exporter: wrote the head out and uploaded every block at shutdown", "duration", time.Since(start).String())
 	return nil
 }

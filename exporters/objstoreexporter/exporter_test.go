@@ -369,3 +369,53 @@ func TestStartStopStartReleasesTelemetryAndHead(t *testing.T) {
 	assert.Len(t, e.db.Blocks(), 1, "the previous head, written out as a block")
 	require.NoError(t, e.Shutdown(ctx))
 }
+
+// TestFlushOnShutdownLeavesNothingBehind: with flush_on_shutdown a stopping exporter writes its
+// whole head out as blocks and uploads them, so the bucket holds every sample (a shard removed
+// for good leaves nothing on its volume), and the next start has no head to write out.
+func TestFlushOnShutdownLeavesNothingBehind(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.FlushOnShutdown = true
+	e := newTestExporter(t, cfg, nil, nil)
+	require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+	ds := newDataset(2, t0, t0+3*hour) // a block range and a half: one cut block would be due later
+	for _, md := range ds.batches {
+		require.NoError(t, e.push(ctx, md))
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, e.Shutdown(stopCtx))
+
+	bkt := openBucket(t, cfg)
+	bdir, _ := downloadAll(t, bkt)
+	assertSameSamples(t, ds.before(t0+3*hour), readSamples(t, openReadOnly(t, bdir), t0, t0+3*hour), "the bucket after a flushing shutdown")
+	before := bucketBlocks(t, bkt)
+
+	// The next start finds the WAL's samples all in blocks: it writes out and uploads nothing.
+	cfg.FlushOnShutdown = false
+	e2 := newTestExporter(t, cfg, nil, nil)
+	require.NoError(t, e2.Start(ctx, componenttest.NewNopHost()))
+	if e2.replayDone != nil {
+		select {
+		case <-e2.replayDone:
+		case <-time.After(time.Minute):
+			t.Fatal("the restart's write-out did not end")
+		}
+	}
+	require.NoError(t, e2.sync(ctx))
+	require.NoError(t, e2.Shutdown(ctx))
+	assert.Equal(t, before, bucketBlocks(t, bkt), "no block written out or uploaded twice")
+}
+
+// bucketBlocks lists the block directories in bkt.
+func bucketBlocks(t *testing.T, bkt objstore.Bucket) []string {
+	t.Helper()
+	var out []string
+	require.NoError(t, bkt.Iter(context.Background(), "", func(name string) error {
+		out = append(out, name)
+		return nil
+	}))
+	return out
+}
