@@ -9,10 +9,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/receiver/receivertest"
-
-	"github.com/edgetel/edgetel/receivers/kubeedgereceiver/internal/metadata"
 )
 
 func TestBodyBudgetBoundsReservations(t *testing.T) {
@@ -74,18 +70,7 @@ func TestTinyBodyBudgetScrapesEveryNode(t *testing.T) {
 	s, fleetFile := startSim(t, 8)
 	cfg := simConfig(s, fleetFile, 5*time.Second) // the nodes' first rounds within 5 s
 	cfg.MaxBodyBytesInFlight = 1
-	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
-	check := newCheckingSink(s, paths)
-	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, check, testRegistry)
-	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
-	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
-	require.Eventually(t, func() bool {
-		checked, _ := check.result()
-		return checked == 8
-	}, 2*time.Minute, 100*time.Millisecond, "nodes checked")
-	_, problems := check.result()
-	assert.Empty(t, problems)
+	r := scrapeEveryNodeIntact(t, s, cfg, 2*time.Minute)
 	assert.Equal(t, int64(1), r.budget.size)
 }
 

@@ -205,20 +205,27 @@ func TestEdgesimThousandNodesThroughOneEndpoint(t *testing.T) {
 	s, fleetFile := startSim(t, 1000)
 	// One round of scrapes per minute: the machine's cores go to scraping 1,000 nodes' 1.5 MB
 	// cadvisor bodies once and to checking every sample, not to scraping them again.
-	cfg := simConfig(s, fleetFile, time.Minute)
+	scrapeEveryNodeIntact(t, s, simConfig(s, fleetFile, time.Minute), 5*time.Minute)
+}
+
+// scrapeEveryNodeIntact runs a receiver with cfg over the fleet of s until every node's first
+// batch was checked against what s served, and fails on any difference.
+func scrapeEveryNodeIntact(t *testing.T, s *edgesim.Sim, cfg *Config, wait time.Duration) *kubeedgeReceiver {
+	t.Helper()
 	paths := []string{"/metrics", "/metrics/cadvisor", "/metrics/resource"}
 	check := newCheckingSink(s, paths)
 	r, err := newReceiver(receivertest.NewNopSettings(metadata.Type), cfg, check, testRegistry)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
-
+	nodes := len(s.Fleet().Nodes)
 	require.Eventually(t, func() bool {
 		checked, _ := check.result()
-		return checked == 1000
-	}, 5*time.Minute, time.Second, "nodes checked")
+		return checked == nodes
+	}, wait, 100*time.Millisecond, "nodes checked")
 	_, problems := check.result()
 	assert.Empty(t, problems[:min(len(problems), 20)])
+	return r
 }
 
 func TestEdgesimEveryEndpointIntact(t *testing.T) {
