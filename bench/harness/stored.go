@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb"
@@ -42,7 +43,7 @@ func countStored(ctx context.Context, dir string) (total int64, byNode map[strin
 	var it chunkenc.Iterator
 	for set.Next() {
 		ls := set.At().Labels()
-		if !Scraped(ls.Get(labels.MetricName)) {
+		if !Scraped(ls.Get(model.MetricNameLabel)) {
 			continue
 		}
 		series++
